@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from typing import TypeVar
 
@@ -90,7 +90,12 @@ def _string_like(values: tuple[str, ...]) -> Test:
 
 def _parse_number(text: str) -> Decimal | None:
     # A strict grammar, because Decimal alone also takes "NaN", "Infinity", "1_000", " 1 ".
-    return Decimal(text) if _NUMBER.fullmatch(text) else None
+    if _NUMBER.fullmatch(text) is None:
+        return None
+    try:
+        return Decimal(text)
+    except InvalidOperation:  # an exponent beyond what decimal can represent
+        return None
 
 
 def parse_date(text: str) -> datetime | None:
