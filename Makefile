@@ -13,7 +13,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	touch $@
 
 run: $(STAMP)
-	$(BIN)/vend local
+	$(BIN)/vend emulator --seed examples/seed.yaml
 
 emulator: $(STAMP)
 	$(BIN)/vend emulator --seed examples/seed.yaml

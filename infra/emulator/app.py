@@ -1,0 +1,273 @@
+"""The emulator as one WSGI application: STS, EIAM and KMS on one port, told apart by
+`x-acs-version`, plus a loopback-only admin API under /_emulator/."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+from pydantic import TypeAdapter, ValidationError
+
+from . import eiam, ids, kms, sts
+from .call import Call, Handler
+from .clock import Clock
+from .errors import ApiError
+from .faults import Faults
+from .iam import Account
+from .seed import Fault, Seed
+from .signature import Request
+
+log = logging.getLogger("vend.emulator")
+
+MAX_BODY_BYTES = 1 << 20
+_FAULTS = TypeAdapter(list[Fault])
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+Environ = dict[str, Any]
+
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Payload Too Large",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+class Emulator:
+    """All emulated state, and the WSGI callable that serves it."""
+
+    def __init__(self, seed: Seed, *, state_path: str | Path | None = None) -> None:
+        self.seed = seed
+        self.clock = Clock()
+        self.account = Account(seed, self.clock)
+        self.state_path = Path(state_path) if state_path else None
+        self._persist_lock = threading.Lock()
+        saved = self._load_state()
+        keys = kms.keys_from_json(saved["kms"]) if saved else kms.keys_from_seed(seed.kms_keys)
+        records = (
+            eiam.records_from_json(saved["eiam"])
+            if saved
+            else eiam.records_from_seed(seed.eiam_instances)
+        )
+        self.sts = sts.Sts(self.account)
+        self.kms = kms.Kms(self.account, keys)
+        self.eiam = eiam.Eiam(self.account, records, on_change=self._save_state)
+        self.faults = Faults(seed.faults)
+        self.services: dict[str, tuple[str, dict[str, Handler]]] = {
+            sts.VERSION: ("sts.aliyuncs.com", self.sts.actions),
+            eiam.VERSION: (f"eiam.{seed.region}.aliyuncs.com", self.eiam.actions),
+            kms.VERSION: (f"kms.{seed.region}.aliyuncs.com", self.kms.actions),
+        }
+        if saved is None:
+            self._save_state()
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def _load_state(self) -> dict[str, Any] | None:
+        if self.state_path is None or not self.state_path.exists():
+            return None
+        data: dict[str, Any] = json.loads(self.state_path.read_text(encoding="utf-8"))
+        return data
+
+    def _save_state(self) -> None:
+        if self.state_path is None:
+            return
+        data = {
+            "eiam": eiam.records_to_json(self.eiam.state),
+            "kms": kms.keys_to_json(self.kms.keys),
+        }
+        with self._persist_lock:
+            # Write then rename, so a crash never leaves half a state file behind.
+            fd, tmp = tempfile.mkstemp(dir=self.state_path.parent or ".", prefix=".state-")
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(data, handle)
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self.state_path)
+
+    # -- WSGI ---------------------------------------------------------------------------------
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        request_id = ids.request_id()
+        path = environ.get("PATH_INFO") or "/"
+        if path.startswith("/_emulator/"):
+            status, body, headers = self._admin(environ, path)
+        else:
+            status, body, headers = self._api(environ, request_id)
+        payload = json.dumps(body).encode()
+        start_response(
+            f"{status} {_REASONS.get(status, 'Error')}",
+            [
+                ("Content-Type", "application/json;charset=utf-8"),
+                ("Content-Length", str(len(payload))),
+                ("x-acs-request-id", request_id),
+                *headers.items(),
+            ],
+        )
+        return [payload]
+
+    def _api(self, environ: Environ, request_id: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+        started = time.monotonic()
+        action = environ.get("HTTP_X_ACS_ACTION", "")
+        host_id = "emulator"
+        who = "-"
+        try:
+            request = _read_request(environ)
+            version = request.headers.get("x-acs-version")
+            if not version:
+                raise ApiError(400, "MissingParameter", "The x-acs-version header is missing.")
+            if not action:
+                raise ApiError(400, "MissingParameter", "The x-acs-action header is missing.")
+            if version not in self.services:
+                raise ApiError(
+                    400, "InvalidVersion", f"The API version {version!r} is not served here."
+                )
+            host_id, actions = self.services[version]
+            handler = actions.get(action)
+            if handler is None:
+                raise ApiError(
+                    404, "InvalidAction.NotFound", f"The action {action!r} is not found."
+                )
+            fault = self.faults.pick(action)
+            if fault is not None and fault.phase == "before":
+                _apply(fault)
+            identity = self.account.authenticate(request)
+            who = identity.arn
+            params = dict(request.query)
+            if request.body and "form-urlencoded" in request.headers.get("content-type", ""):
+                params.update(parse_qsl(request.body.decode("utf-8"), keep_blank_values=True))
+            call = Call(action, params, identity, self._conditions(environ))
+            result = handler(call)
+            if fault is not None and fault.phase == "after":
+                _apply(fault)
+            status, body, headers = 200, {"RequestId": request_id, **result}, {}
+        except ApiError as err:
+            status, headers = err.status, err.headers
+            body = {
+                "RequestId": request_id,
+                "HostId": host_id,
+                "Code": err.code,
+                "Message": err.message,
+                "Recommend": f"https://api.aliyun.com/troubleshoot?q={err.code}",
+            }
+        except Exception:
+            log.exception("emulator: unhandled error in %s", action)
+            status, headers = 500, {}
+            body = {
+                "RequestId": request_id,
+                "HostId": host_id,
+                "Code": "InternalError",
+                "Message": "The request processing has failed due to some unknown error.",
+            }
+        log.info(
+            "%s %s by %s -> %d %s (%.1f ms)",
+            action or "-",
+            request_id,
+            who,
+            status,
+            body.get("Code", "OK"),
+            (time.monotonic() - started) * 1000,
+        )
+        return status, body, headers
+
+    def _conditions(self, environ: Environ) -> dict[str, str]:
+        return {
+            "acs:SourceIp": environ.get("REMOTE_ADDR", ""),
+            "acs:CurrentTime": self.clock.iso(),
+            "acs:SecureTransport": "true" if environ.get("wsgi.url_scheme") == "https" else "false",
+        }
+
+    # -- admin --------------------------------------------------------------------------------
+
+    def _admin(self, environ: Environ, path: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if not _is_loopback(environ.get("REMOTE_ADDR", "")):
+            return 403, {"Code": "Forbidden", "Message": "The admin API answers loopback only."}, {}
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == "/_emulator/health":
+            return 200, {"status": "ok"}, {}
+        if path == "/_emulator/faults":
+            if method == "GET":
+                return 200, {"faults": [f.model_dump() for f in self.faults.current()]}, {}
+            if method in ("PUT", "POST"):
+                try:
+                    raw = json.loads(_read_body(environ) or b"[]")
+                    self.faults.replace(
+                        _FAULTS.validate_python(
+                            raw.get("faults", raw) if isinstance(raw, dict) else raw
+                        )
+                    )
+                except (ValueError, ValidationError) as exc:
+                    return 400, {"Code": "InvalidParameter", "Message": str(exc)}, {}
+                return 200, {"faults": [f.model_dump() for f in self.faults.current()]}, {}
+            if method == "DELETE":
+                self.faults.replace(())
+                return 200, {"faults": []}, {}
+            return 405, {"Code": "MethodNotAllowed", "Message": method}, {}
+        if path == "/_emulator/clock" and method in ("PUT", "POST"):
+            try:
+                self.clock.offset_s += float(json.loads(_read_body(environ))["advance_s"])
+            except (ValueError, KeyError, TypeError) as exc:
+                return 400, {"Code": "InvalidParameter", "Message": str(exc)}, {}
+            return 200, {"offset_s": self.clock.offset_s}, {}
+        return 404, {"Code": "NotFound", "Message": path}, {}
+
+
+def _apply(fault: Fault) -> None:
+    if fault.latency_ms:
+        time.sleep(fault.latency_ms / 1000)
+    if fault.status is not None:
+        headers = {"x-acs-retry-after": str(fault.retry_after_s)} if fault.retry_after_s else {}
+        raise ApiError(
+            fault.status,
+            fault.code or "ServiceUnavailable",
+            fault.message or "Injected fault.",
+            headers=headers,
+        )
+
+
+def _read_body(environ: Environ) -> bytes:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise ApiError(400, "InvalidParameter", "Content-Length is not a number.") from None
+    if length > MAX_BODY_BYTES:
+        raise ApiError(413, "RequestEntityTooLarge", "The request body is too large.")
+    body: bytes = environ["wsgi.input"].read(length) if length else b""
+    return body
+
+
+def _read_request(environ: Environ) -> Request:
+    headers = {
+        key[5:].replace("_", "-").lower(): str(value)
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    }
+    if environ.get("CONTENT_TYPE"):
+        headers["content-type"] = environ["CONTENT_TYPE"]
+    # WSGI hands the path over decoded from latin-1; restore the bytes before re-encoding.
+    path = (environ.get("PATH_INFO") or "/").encode("latin-1").decode("utf-8", "replace")
+    query = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    return Request(environ.get("REQUEST_METHOD", "GET"), path, query, headers, _read_body(environ))
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False

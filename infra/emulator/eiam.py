@@ -1,0 +1,217 @@
+"""EIAM 2021-12-01: the client secrets of IDaaS applications."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import ids
+from .call import Call, Handler, not_found
+from .errors import ApiError
+from .iam import Account
+from .seed import Instance
+
+VERSION = "2021-12-01"
+MAX_SECRETS_PER_APPLICATION = 2
+DAY_MS = 24 * 3600 * 1000
+MIN_EXPIRATION_MS = DAY_MS
+MAX_EXPIRATION_MS = 3 * 365 * DAY_MS
+# A request computed "one day from now" by a client arrives a little later; real services
+# tolerate that, and so do we.
+EXPIRATION_SLACK_MS = 5 * 60 * 1000
+
+
+@dataclass
+class SecretRecord:
+    secret_id: str
+    client_secret: str
+    status: str = "enabled"
+    expiration_time: int | None = None
+    last_used_time: int | None = None
+
+
+@dataclass
+class ApplicationRecord:
+    application_id: str
+    client_id: str
+    secrets: dict[str, SecretRecord] = field(default_factory=dict)
+
+
+def records_from_seed(instances: tuple[Instance, ...]) -> dict[str, dict[str, ApplicationRecord]]:
+    state: dict[str, dict[str, ApplicationRecord]] = {}
+    for inst in instances:
+        apps = state.setdefault(inst.instance_id, {})
+        for app in inst.applications:
+            apps[app.application_id] = ApplicationRecord(
+                app.application_id,
+                app.client_id or app.application_id,
+                {s.secret_id: SecretRecord(**s.model_dump()) for s in app.secrets},
+            )
+    return state
+
+
+def records_to_json(state: dict[str, dict[str, ApplicationRecord]]) -> dict[str, Any]:
+    return {
+        inst: {app_id: asdict(app) for app_id, app in apps.items()} for inst, apps in state.items()
+    }
+
+
+def records_from_json(data: dict[str, Any]) -> dict[str, dict[str, ApplicationRecord]]:
+    return {
+        inst: {
+            app_id: ApplicationRecord(
+                app["application_id"],
+                app["client_id"],
+                {sid: SecretRecord(**sec) for sid, sec in app["secrets"].items()},
+            )
+            for app_id, app in apps.items()
+        }
+        for inst, apps in data.items()
+    }
+
+
+class Eiam:
+    def __init__(
+        self,
+        account: Account,
+        state: dict[str, dict[str, ApplicationRecord]],
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.account = account
+        self.state = state
+        self.on_change = on_change
+        self.lock = threading.Lock()
+        self.actions: dict[str, Handler] = {
+            "ObtainApplicationClientSecret": self.obtain,
+            "CreateApplicationClientSecret": self.create,
+            "ListApplicationClientSecrets": self.list,
+            "DeleteApplicationClientSecret": self.delete,
+            "EnableApplicationClientSecret": self.enable,
+            "DisableApplicationClientSecret": self.disable,
+        }
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _arn(self, instance_id: str, application_id: str, secret: str | None = None) -> str:
+        seed = self.account.seed
+        arn = (
+            f"acs:eiam:{seed.region}:{seed.account_id}"
+            f":instance/{instance_id}/application/{application_id}"
+        )
+        return arn if secret is None else f"{arn}/secret/{secret}"
+
+    def _app(self, call: Call, secret: str | None) -> tuple[str, ApplicationRecord, str]:
+        """Authorizes the call on its resource, then finds the application (RAM decides first,
+        as in the real service, so that existence does not leak to the unauthorized)."""
+        instance_id = call.required_id("InstanceId")
+        application_id = call.required_id("ApplicationId")
+        resource = self._arn(instance_id, application_id, secret)
+        self.account.authorize(call.identity, f"eiam:{call.action}", resource, call.conditions)
+        apps = self.state.get(instance_id)
+        if apps is None:
+            raise not_found("EntityNotExists.Instance", "instance")
+        app = apps.get(application_id)
+        if app is None:
+            raise not_found("EntityNotExists.Application", "application")
+        return instance_id, app, resource
+
+    def _secret(self, call: Call) -> tuple[str, ApplicationRecord, SecretRecord]:
+        secret_id = call.required_id("SecretId")
+        instance_id, app, _ = self._app(call, secret_id)
+        record = app.secrets.get(secret_id)
+        if record is None:
+            raise not_found("EntityNotExists.Secret", "client secret")
+        return instance_id, app, record
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def obtain(self, call: Call) -> dict[str, Any]:
+        with self.lock:
+            instance_id, app, secret = self._secret(call)
+            return {
+                "ApplicationClientSecret": {
+                    "InstanceId": instance_id,
+                    "ApplicationId": app.application_id,
+                    "ClientId": app.client_id,
+                    "SecretId": secret.secret_id,
+                    "ClientSecret": secret.client_secret,
+                    "Status": secret.status,
+                    "LastUsedTime": secret.last_used_time,
+                    "ExpirationTime": secret.expiration_time,
+                }
+            }
+
+    def create(self, call: Call) -> dict[str, Any]:
+        expiration = call.optional_int("ExpirationTime")
+        if expiration is not None:
+            now = self.account.clock.now_ms()
+            low = now + MIN_EXPIRATION_MS - EXPIRATION_SLACK_MS
+            high = now + MAX_EXPIRATION_MS + EXPIRATION_SLACK_MS
+            if not low <= expiration <= high:
+                raise ApiError(
+                    400,
+                    "InvalidParameter.ExpirationTime",
+                    "ExpirationTime must be 1 day to 3 years from now, in milliseconds.",
+                )
+        with self.lock:
+            _, app, _ = self._app(call, "*")
+            if len(app.secrets) >= MAX_SECRETS_PER_APPLICATION:
+                raise ApiError(
+                    400,
+                    "QuotaExceeded.ApplicationClientSecret",
+                    "The application already has 2 client secrets, the most it may have.",
+                )
+            record = SecretRecord(ids.secret_id(), ids.client_secret(), expiration_time=expiration)
+            app.secrets[record.secret_id] = record
+            self.on_change()
+            return {
+                "ApplicationClientSecret": {
+                    "ClientId": app.client_id,
+                    "SecretId": record.secret_id,
+                    "ClientSecret": record.client_secret,
+                }
+            }
+
+    def list(self, call: Call) -> dict[str, Any]:
+        with self.lock:
+            instance_id, app, _ = self._app(call, None)
+            items = [
+                {
+                    "InstanceId": instance_id,
+                    "ApplicationId": app.application_id,
+                    "ClientId": app.client_id,
+                    "SecretId": s.secret_id,
+                    "ClientSecret": _mask(s.client_secret),
+                    "Status": s.status,
+                    "LastUsedTime": s.last_used_time,
+                    "ExpirationTime": s.expiration_time,
+                }
+                for s in app.secrets.values()
+            ]
+            return {"ApplicationClientSecrets": items, "TotalCount": len(items)}
+
+    def delete(self, call: Call) -> dict[str, Any]:
+        with self.lock:
+            _, app, secret = self._secret(call)
+            del app.secrets[secret.secret_id]
+            self.on_change()
+            return {}
+
+    def enable(self, call: Call) -> dict[str, Any]:
+        return self._set_status(call, "enabled")
+
+    def disable(self, call: Call) -> dict[str, Any]:
+        return self._set_status(call, "disabled")
+
+    def _set_status(self, call: Call, status: str) -> dict[str, Any]:
+        with self.lock:
+            _, _, secret = self._secret(call)
+            secret.status = status
+            self.on_change()
+            return {}
+
+
+def _mask(secret: str) -> str:
+    return secret[:4] + "*" * 8 + secret[-4:] if len(secret) > 12 else "*" * len(secret)

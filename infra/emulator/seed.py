@@ -1,0 +1,113 @@
+"""The seed file (contract section 12): validated once at start, so a typo stops the emulator."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_NAME = r"^[A-Za-z0-9._@-]{1,64}$"
+_ID = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+PolicyDoc = dict[str, Any]
+
+
+class User(_Model):
+    name: str = Field(pattern=_NAME)
+    access_key_id: str = Field(pattern=r"^[A-Za-z0-9]{8,64}$")
+    access_key_secret: str = Field(min_length=8, max_length=128)
+    policies: tuple[PolicyDoc, ...] = ()
+
+    @field_validator("access_key_id")
+    @classmethod
+    def _not_sts(cls, value: str) -> str:
+        if value.startswith("STS"):
+            raise ValueError("the prefix STS is reserved for keys the emulator issues")
+        return value
+
+
+class Role(_Model):
+    name: str = Field(pattern=_NAME)
+    trust_policy: PolicyDoc
+    policies: tuple[PolicyDoc, ...] = ()
+    max_session_duration: int = Field(default=3600, ge=3600, le=43200)
+
+
+class KmsKey(_Model):
+    key_id: str = Field(pattern=_ID)
+    aliases: tuple[str, ...] = ()
+
+    @field_validator("aliases")
+    @classmethod
+    def _alias_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for alias in value:
+            if not re.fullmatch(r"alias/[A-Za-z0-9:/_-]{1,255}", alias):
+                raise ValueError(f"alias {alias!r} must look like alias/name")
+        return value
+
+
+class Secret(_Model):
+    secret_id: str = Field(pattern=_ID)
+    client_secret: str = Field(min_length=1, max_length=256)
+    status: Literal["enabled", "disabled"] = "enabled"
+    expiration_time: int | None = None
+    last_used_time: int | None = None
+
+
+class Application(_Model):
+    application_id: str = Field(pattern=_ID)
+    client_id: str | None = Field(default=None, pattern=_ID)
+    secrets: tuple[Secret, ...] = Field(default=(), max_length=2)
+
+
+class Instance(_Model):
+    instance_id: str = Field(pattern=_ID)
+    applications: tuple[Application, ...] = ()
+
+
+class Fault(_Model):
+    """One injected fault. `phase` is ours: "after" runs the action, then answers the error,
+    which is how a response lost after the upstream acted is simulated."""
+
+    action: str = Field(pattern=r"^(\*|[A-Za-z]{1,64})$")
+    latency_ms: int = Field(default=0, ge=0, le=120_000)
+    status: int | None = Field(default=None, ge=400, le=599)
+    code: str | None = Field(default=None, min_length=1, max_length=128)
+    message: str | None = Field(default=None, max_length=512)
+    rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    retry_after_s: int | None = Field(default=None, ge=1, le=3600)
+    phase: Literal["before", "after"] = "before"
+    times: int | None = Field(default=None, ge=1)
+
+
+class Seed(_Model):
+    account_id: str = Field(pattern=r"^[0-9]{16}$")
+    region: str = Field(default="cn-hangzhou", pattern=r"^[a-z]{2,}-[a-z0-9-]+$")
+    users: tuple[User, ...] = ()
+    roles: tuple[Role, ...] = ()
+    kms_keys: tuple[KmsKey, ...] = ()
+    eiam_instances: tuple[Instance, ...] = ()
+    faults: tuple[Fault, ...] = ()
+
+
+def load_seed(path: str | Path) -> Seed:
+    """Reads a seed from a JSON or YAML file (YAML is a superset, so one parser serves both)."""
+    text = Path(path).read_text(encoding="utf-8")
+    return parse_seed(text)
+
+
+def parse_seed(text: str | dict[str, Any]) -> Seed:
+    data = yaml.safe_load(text) if isinstance(text, str) else text
+    if not isinstance(data, dict):
+        raise ValueError("a seed must be a mapping at the top level")
+    # Normalise YAML-only types (dates) the JSON way before validating.
+    return Seed.model_validate(json.loads(json.dumps(data, default=str)))

@@ -1,0 +1,76 @@
+"""`vend emulator` as a user runs it: a separate process, reached by the real SDK."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import sdk_clients as sdk
+from conftest import DEMO_SEED
+
+VEND = [sys.executable, "-m", "shared.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _wait_for(port: int, proc: subprocess.Popen[str], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("the emulator did not start listening")
+
+
+def test_vend_emulator_serves_the_seeded_world(tmp_path: Path) -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [*VEND, "emulator", "--seed", str(DEMO_SEED), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_for(port, proc)
+        body = sdk.sts(f"127.0.0.1:{port}", sdk.BILLING).get_caller_identity().body
+        assert body.arn == f"acs:ram::{sdk.ACCOUNT}:user/billing"
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    assert f"http://127.0.0.1:{port}" in out
+    assert "demo-billing-secret" not in out
+
+
+def test_vend_emulator_refuses_a_bad_seed_naming_the_problem(tmp_path: Path) -> None:
+    seed = tmp_path / "seed.yaml"
+    seed.write_text('account_id: "1234567890123456"\nusers:\n  - name: x\n    acces_key_id: typo\n')
+    done = subprocess.run(
+        [*VEND, "emulator", "--seed", str(seed)], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 2
+    assert "acces_key_id" in done.stderr
+
+
+def test_vend_emulator_refuses_a_bad_policy_in_the_seed(tmp_path: Path) -> None:
+    seed = tmp_path / "seed.json"
+    seed.write_text(
+        '{"account_id": "1234567890123456", "users": [{"name": "x", "access_key_id": "LTAIabcdefgh",'
+        ' "access_key_secret": "secretsecret", "policies": [{"Version": "1", "Statement":'
+        ' [{"Sid": "s1", "Effect": "Allow", "Action": "kms:Decrypt", "Resources": "*"}]}]}]}'
+    )
+    done = subprocess.run(
+        [*VEND, "emulator", "--seed", str(seed)], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 2
+    assert "user x policy 0" in done.stderr and "Resources" in done.stderr
