@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 from types import TracebackType
 
+from waitress import wasyncore
 from waitress.server import TcpWSGIServer, create_server
 
 from .app import Emulator
@@ -53,8 +54,13 @@ class EmulatorServer:
         return self
 
     def stop(self) -> None:
-        self._server.close()
-        self._server.task_dispatcher.shutdown(timeout=5)
+        server = self._server
+        server.task_dispatcher.shutdown(timeout=5)
+        # Clients keep pooled connections open, and the loop runs while any is open: close them
+        # all from inside the loop's own thread, which ends it at once.
+        server_map = server._map  # type: ignore[attr-defined]
+        trigger = server.trigger  # the stubs type it as int; it is a waitress trigger
+        trigger.pull_trigger(lambda: wasyncore.close_all(server_map))  # type: ignore[attr-defined]
         if self._thread is not None:
             self._thread.join(timeout=5)
 
