@@ -1,0 +1,536 @@
+"""RAM proofs (contract section 3, `RAM <proof>`): proof of a RAM identity without a shared secret.
+
+The caller signs an STS `GetCallerIdentity` request with its own credentials (ACS3-HMAC-SHA256,
+with the `x-acs-vend-audience` header signed in) and hands it over unsent; the service checks it,
+sends it to an allow-listed STS endpoint and takes the `Arn` STS answers with as the principal.
+STS accepts a signature nonce once, so a proof is single-use, and the audience header binds it to
+one service: another service that receives our proof cannot replay it to us.
+
+Caller side: `build_proof`, signed by the official SDK's signer (imported when first called, so
+the service side does not pay the SDK's import time at cold start). Service side: `ProofPolicy`,
+`allowed_sts_targets` and `RamProofVerifier`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import ipaddress
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from shared.caller import Caller
+from shared.errors import unauthenticated, upstream_error, upstream_timeout
+
+__all__ = [
+    "AUDIENCE_HEADER",
+    "ProofPolicy",
+    "RamProofVerifier",
+    "allowed_sts_targets",
+    "build_proof",
+]
+
+AUDIENCE_HEADER = "x-acs-vend-audience"
+STS_ACTION = "GetCallerIdentity"
+STS_VERSION = "2015-04-01"
+DEFAULT_STS_HOST = "sts.aliyuncs.com"
+SIGNATURE_ALGORITHM = "ACS3-HMAC-SHA256"
+MAX_PROOF_BYTES = 16 * 1024
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+# The headers the checks below act on: each must be present and signed, or an attacker holding a
+# proof could add or change it without breaking the signature.
+REQUIRED_SIGNED = frozenset(
+    {
+        "host",
+        "x-acs-action",
+        "x-acs-version",
+        "x-acs-date",
+        "x-acs-signature-nonce",
+        "x-acs-content-sha256",
+        AUDIENCE_HEADER,
+    }
+)
+# Besides `x-acs-*`, the only headers a proof may carry: what the SDKs send for an RPC call with
+# an empty body. Framing and hop-by-hop headers (content-length, transfer-encoding, connection,
+# expect...) and anything else the service would be forwarding blindly are refused.
+_PLAIN_HEADERS = frozenset({"host", "authorization", "accept", "user-agent", "content-type"})
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}")
+_HEADER_VALUE = re.compile(r"(?:[\x21-\x7e][\x20-\x7e]*)?")  # visible ASCII, no leading space
+_B64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
+_AUTHORIZATION = re.compile(
+    r"ACS3-HMAC-SHA256 Credential=[A-Za-z0-9._-]{1,128},"
+    r"SignedHeaders=(?P<signed>[a-z0-9._-]+(?:;[a-z0-9._-]+)*),"
+    r"Signature=[0-9a-f]{64}"
+)
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+_STS_CODE = re.compile(r"[A-Za-z0-9._-]{1,100}")
+
+_ACCOUNT = re.compile(r"[0-9]{1,32}")
+_USER_ARN = re.compile(r"acs:ram::(?P<account>[0-9]{1,32}):user/[A-Za-z0-9._@-]{1,64}")
+_ASSUMED_ROLE_ARN = re.compile(
+    r"acs:ram::(?P<account>[0-9]{1,32}):assumed-role/(?P<role>[A-Za-z0-9._-]{1,64})"
+    r"/[A-Za-z0-9._@-]{1,64}"
+)
+_ROOT_ARN = re.compile(r"acs:ram::(?P<account>[0-9]{1,32}):root")
+
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+_HOST_PORT = re.compile(r"(?P<host>\[[0-9a-f:.]+\]|[^:\[\]]+)(?::(?P<port>[0-9]{1,5}))?")
+_REGION = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+# -- caller side ---------------------------------------------------------------------------------
+
+
+def build_proof(
+    *,
+    audience: str,
+    sts_endpoint: str = DEFAULT_STS_HOST,
+    protocol: str = "https",
+    access_key_id: str | None = None,
+    access_key_secret: str | None = None,
+    security_token: str | None = None,
+    credential: object | None = None,
+) -> str:
+    """A RAM proof for the service whose audience is `audience`: base64url (no padding) of the JSON
+    of an STS `GetCallerIdentity` request signed with the caller's credentials but not sent.
+
+    Credentials: explicit keys (with `security_token` for STS credentials), or `credential`, an
+    `alibabacloud_credentials.client.Client`, or else the credentials library's default chain
+    (ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET / _SECURITY_TOKEN, profiles, instance roles...).
+    The request is built as `alibabacloud_tea_openapi`'s `Client.do_request` builds it, and
+    signed with that package's own signer. Raises ValueError for bad arguments or credentials
+    that cannot sign (a bearer token); the credentials library's own errors pass through."""
+    # Imported here: the SDK takes about 0.25 s to import, which the service side never needs.
+    from alibabacloud_credentials.client import Client as CredentialClient  # noqa: PLC0415
+    from alibabacloud_credentials.models import Config as CredentialConfig  # noqa: PLC0415
+    from alibabacloud_tea_openapi.utils import Utils  # noqa: PLC0415
+    from darabonba.request import DaraRequest  # noqa: PLC0415
+
+    if not audience or not _HEADER_VALUE.fullmatch(audience):
+        raise ValueError("audience must be a non-empty string of printable ASCII")
+    scheme = protocol.lower()
+    if scheme not in ("http", "https"):
+        raise ValueError("protocol must be 'http' or 'https'")
+    try:
+        host = _host_port(sts_endpoint)
+    except ValueError as exc:
+        raise ValueError(f"invalid sts_endpoint {sts_endpoint!r}: {exc}") from None
+
+    keys_given = (access_key_id, access_key_secret, security_token) != (None, None, None)
+    if keys_given:
+        if credential is not None:
+            raise ValueError("give either access keys or a credential client, not both")
+        if not access_key_id or not access_key_secret:
+            raise ValueError("access_key_id and access_key_secret must be given together")
+        credential = CredentialClient(
+            CredentialConfig(
+                type="sts" if security_token else "access_key",
+                access_key_id=access_key_id,
+                access_key_secret=access_key_secret,
+                security_token=security_token or None,
+            )
+        )
+    elif credential is None:
+        credential = CredentialClient()
+    client: Any = credential
+    model: Any = client.get_credential()
+    if model.type in ("bearer", "id_token") or not model.access_key_id:
+        raise ValueError("a RAM proof must be signed with an access key and its secret")
+    key_id, secret, token = model.access_key_id, model.access_key_secret, model.security_token
+    if not secret:
+        raise ValueError("a RAM proof must be signed with an access key and its secret")
+
+    # What `Client.do_request` (tea-openapi 0.4.6) sets for an RPC call, plus our audience.
+    # GetCallerIdentity has no parameters: the SDK sends `POST /` with no query and no body.
+    headers: dict[str, str] = {
+        "host": host,
+        "x-acs-version": STS_VERSION,
+        "x-acs-action": STS_ACTION,
+        "user-agent": Utils.get_user_agent(os.environ.get("ALIBABA_CLOUD_USER_AGENT")),
+        "x-acs-date": Utils.get_timestamp(),
+        "x-acs-signature-nonce": Utils.get_nonce(),
+        "accept": "application/json",
+        AUDIENCE_HEADER: audience,
+    }
+    payload_hash: str = Utils.hash(b"", SIGNATURE_ALGORITHM).hex()
+    headers["x-acs-content-sha256"] = payload_hash
+    if model.provider_name:
+        headers["x-acs-credentials-provider"] = model.provider_name
+    if token:
+        headers["x-acs-accesskey-id"] = key_id
+        headers["x-acs-security-token"] = token
+    request = DaraRequest()
+    request.protocol = scheme
+    request.method = "POST"
+    request.pathname = "/"
+    request.query = {}
+    request.headers = headers
+    authorization: str = Utils.get_authorization(
+        request, SIGNATURE_ALGORITHM, payload_hash, key_id, secret
+    )
+    headers["authorization"] = authorization
+
+    document = {"method": "POST", "url": f"{scheme}://{host}/", "headers": headers, "body": ""}
+    raw = json.dumps(document, separators=(",", ":")).encode("utf-8")
+    if len(raw) > MAX_PROOF_BYTES:
+        raise ValueError("the proof would be longer than 16 KiB, which services refuse")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+# -- service side: configuration -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProofPolicy:
+    """What the service accepts: the audience a proof must name, the (scheme, host[:port]) STS
+    targets it will send a proof to, and how far `x-acs-date` may be from now."""
+
+    audience: str
+    allowed: frozenset[tuple[str, str]]
+    max_skew_s: int = 300
+
+    def __post_init__(self) -> None:
+        if not self.audience:
+            raise ValueError("the RAM proof audience must not be empty")
+        if self.max_skew_s <= 0:
+            raise ValueError("max_skew_s must be positive")
+        for scheme, _host in self.allowed:
+            if scheme not in ("http", "https"):
+                raise ValueError(f"STS target scheme must be http or https, not {scheme!r}")
+
+
+def allowed_sts_targets(
+    region: str, sts_endpoint: str | None, extra_hosts: Sequence[str]
+) -> frozenset[tuple[str, str]]:
+    """The STS targets a proof may name (contract section 10): `sts.aliyuncs.com` and the
+    region's public and VPC hosts over https, the configured `VEND_STS_ENDPOINT` (with its scheme;
+    a bare host means https) and each extra `host[:port]` of `VEND_STS_PROOF_HOSTS` over https.
+    Host names are lower-cased. Raises ValueError naming the first bad entry."""
+    if not _REGION.fullmatch(region):
+        raise ValueError(f"invalid region {region!r}")
+    targets = {
+        ("https", DEFAULT_STS_HOST),
+        ("https", f"sts.{region}.aliyuncs.com"),
+        ("https", f"sts-vpc.{region}.aliyuncs.com"),
+    }
+    if sts_endpoint:
+        targets.add(_endpoint_target(sts_endpoint))
+    for entry in extra_hosts:
+        item = entry.strip()
+        if not item:
+            continue  # "a,b," splits into an empty last entry
+        try:
+            targets.add(("https", _host_port(item)))
+        except ValueError as exc:
+            raise ValueError(f"invalid STS proof host {entry!r}: {exc}") from None
+    return frozenset(targets)
+
+
+def _endpoint_target(value: str) -> tuple[str, str]:
+    text = value.strip()
+    scheme = "https"
+    if "://" in text:
+        scheme, _, text = text.partition("://")
+        scheme = scheme.lower()
+        if text.endswith("/"):
+            text = text[:-1]
+    try:
+        if scheme not in ("http", "https"):
+            raise ValueError("the scheme must be http or https")
+        return scheme, _host_port(text)
+    except ValueError as exc:
+        raise ValueError(f"invalid STS endpoint {value!r}: {exc}") from None
+
+
+def _host_port(value: str) -> str:
+    """`host[:port]`, lower-cased; ValueError says what is wrong."""
+    text = value.lower()
+    match = _HOST_PORT.fullmatch(text)
+    if match is None:
+        raise ValueError("expected host[:port]")
+    host, port = match["host"], match["port"]
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise ValueError("not an IPv6 address in brackets") from None
+    elif len(host) > 253 or not _HOSTNAME.fullmatch(host):
+        raise ValueError("not a valid host name")
+    elif host.replace(".", "").isdigit():
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ValueError("not a valid IPv4 address") from None
+    if port is not None and (port.startswith("0") or not 1 <= int(port) <= 65535):
+        raise ValueError("the port must be 1 to 65535")
+    return text
+
+
+# -- service side: verification ------------------------------------------------------------------
+
+
+class _Proof(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: str
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey
+        result[key] = value
+    return result
+
+
+_SESSION = requests.Session()
+
+
+class RamProofVerifier:
+    """Checks a RAM proof, then has STS verify it. Thread-safe; keep one per process, so the
+    HTTP session (and its pooled connections to STS) is reused."""
+
+    def __init__(
+        self,
+        policy: ProofPolicy,
+        *,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._policy = policy
+        self._session = session if session is not None else _SESSION
+        self._clock = clock
+        self._urls = frozenset(f"{scheme}://{host}/" for scheme, host in policy.allowed)
+
+    def authenticate(self, proof: str, *, timeout_s: float) -> Caller:
+        """The caller the proof proves, or VendError: 401 for a bad or refused proof, 502 when STS
+        fails or answers strangely, 504 when it does not answer within `timeout_s`. Every check
+        is made before the proof is sent; it is sent once (STS accepts its nonce once)."""
+        url, headers = self._check(proof)
+        return self._send(url, headers, timeout_s)
+
+    # -- the checks, in order, all before anything is sent --------------------------------------
+
+    def _check(self, proof: str) -> tuple[str, dict[str, str]]:
+        parsed = _decode(proof)
+        headers = _headers(parsed)
+        if parsed.method != "POST":
+            raise unauthenticated("The RAM proof's method must be POST.")
+        if parsed.body != "":
+            raise unauthenticated("The RAM proof's body must be empty.")
+        netloc = self._check_url(parsed.url)
+        if headers.get("host") != netloc:
+            raise unauthenticated("The RAM proof's host header must equal the host of its URL.")
+        if headers.get("x-acs-action") != STS_ACTION:
+            raise unauthenticated("The RAM proof's x-acs-action must be GetCallerIdentity.")
+        if headers.get("x-acs-version") != STS_VERSION:
+            raise unauthenticated("The RAM proof's x-acs-version must be 2015-04-01.")
+        _check_signed_headers(headers)
+        audience = headers[AUDIENCE_HEADER]  # present: checked with the signed headers
+        if not hmac.compare_digest(audience.encode(), self._policy.audience.encode()):
+            raise unauthenticated("The RAM proof was made for another audience.")
+        self._check_date(headers["x-acs-date"])
+        return parsed.url, headers
+
+    def _check_url(self, url: str) -> str:
+        """The URL's netloc, if the URL is exactly `scheme://host[:port]/` of an allowed target."""
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            raise unauthenticated("The RAM proof's URL is not a valid URL.") from None
+        if "@" in parts.netloc:
+            raise unauthenticated("The RAM proof's URL must not contain user information.")
+        if (parts.scheme, parts.netloc) not in self._policy.allowed:
+            raise unauthenticated("The RAM proof's STS endpoint is not in the allow-list.")
+        if parts.fragment or "#" in url:
+            raise unauthenticated("The RAM proof's URL must not have a fragment.")
+        if parts.path != "/":
+            raise unauthenticated("The RAM proof's URL path must be /.")
+        if parts.query or "?" in url:
+            raise unauthenticated(
+                "The RAM proof's URL must have no query: GetCallerIdentity has none."
+            )
+        if url not in self._urls:
+            raise unauthenticated("The RAM proof's URL is not in canonical form.")
+        return parts.netloc
+
+    def _check_date(self, value: str) -> None:
+        try:
+            if not _DATE.fullmatch(value):
+                raise ValueError
+            sent = datetime.strptime(value, DATE_FORMAT).replace(tzinfo=timezone.utc).timestamp()
+        except ValueError:
+            raise unauthenticated(
+                "The RAM proof's x-acs-date must look like 2026-01-01T00:00:00Z."
+            ) from None
+        if abs(self._clock() - sent) > self._policy.max_skew_s:
+            raise unauthenticated(
+                f"The RAM proof's x-acs-date is more than {self._policy.max_skew_s} s from now."
+            )
+
+    # -- sending it ---------------------------------------------------------------------------
+
+    def _send(self, url: str, headers: dict[str, str], timeout_s: float) -> Caller:
+        if not timeout_s > 0:
+            raise upstream_timeout("No time was left to have STS verify the RAM proof.")
+        # Prepared outside the session, so exactly the proof's headers go (requests adds only
+        # Content-Length: 0): no session defaults, and no ~/.netrc credentials over ours.
+        try:
+            prepared = requests.Request("POST", url, headers=headers, data=b"").prepare()
+            response = self._session.send(prepared, timeout=timeout_s, allow_redirects=False)
+        except requests.Timeout as exc:
+            raise upstream_timeout("STS did not answer in time to verify the RAM proof.") from exc
+        except requests.RequestException as exc:
+            raise upstream_error("STS could not be reached to verify the RAM proof.") from exc
+        with response:
+            return _caller_from(response)
+
+
+def _decode(proof: str) -> _Proof:
+    text = proof.strip()
+    if len(text) > (MAX_PROOF_BYTES * 4 + 2) // 3 + 2:
+        raise unauthenticated("The RAM proof is longer than 16 KiB.")
+    if not text or not _B64URL.fullmatch(text):
+        raise unauthenticated("The RAM proof is not base64url.")
+    text = text.rstrip("=")
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise unauthenticated("The RAM proof is not base64url.") from None
+    if len(raw) > MAX_PROOF_BYTES:
+        raise unauthenticated("The RAM proof is longer than 16 KiB.")
+    try:
+        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
+    except _DuplicateKey:
+        raise unauthenticated("The RAM proof's JSON has a duplicate key.") from None
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise unauthenticated("The RAM proof is not UTF-8 JSON.") from None
+    if not isinstance(data, dict):
+        raise unauthenticated("The RAM proof is not a JSON object.")
+    try:
+        return _Proof.model_validate(data)
+    except ValidationError:
+        raise unauthenticated(
+            "The RAM proof must have exactly the keys method, url, headers and body: strings, "
+            "and headers an object of strings."
+        ) from None
+
+
+def _headers(proof: _Proof) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, value in proof.headers.items():
+        if not _TOKEN.fullmatch(name):
+            raise unauthenticated("The RAM proof has a header name that is not an HTTP token.")
+        lower = name.lower()
+        if lower in headers:
+            raise unauthenticated(
+                "The RAM proof has the same header twice (header names are case-insensitive)."
+            )
+        if lower not in _PLAIN_HEADERS and not lower.startswith("x-acs-"):
+            raise unauthenticated(
+                "The RAM proof may carry only host, authorization, accept, user-agent, "
+                "content-type and x-acs-* headers."
+            )
+        if not _HEADER_VALUE.fullmatch(value):
+            raise unauthenticated("The RAM proof has a header value with forbidden characters.")
+        headers[lower] = value
+    return headers
+
+
+def _check_signed_headers(headers: dict[str, str]) -> None:
+    match = _AUTHORIZATION.fullmatch(headers.get("authorization", ""))
+    if match is None:
+        raise unauthenticated(
+            "The RAM proof's authorization header is not an ACS3-HMAC-SHA256 signature."
+        )
+    signed = match["signed"].split(";")
+    if signed != sorted(set(signed)):
+        raise unauthenticated("The RAM proof's SignedHeaders must be sorted and unique.")
+    required = set(REQUIRED_SIGNED)
+    if "x-acs-security-token" in headers:
+        required.add("x-acs-security-token")
+    missing = sorted(required - set(signed))
+    if missing:
+        raise unauthenticated(f"The RAM proof's SignedHeaders must include {', '.join(missing)}.")
+    if any(name not in headers for name in signed):
+        raise unauthenticated("The RAM proof's SignedHeaders name a header it does not carry.")
+    if any(name not in signed for name in headers if name != "authorization"):
+        raise unauthenticated("Every header of the RAM proof but authorization must be signed.")
+    if headers["x-acs-content-sha256"] != EMPTY_SHA256:
+        raise unauthenticated("The RAM proof's x-acs-content-sha256 is not that of an empty body.")
+
+
+def _caller_from(response: requests.Response) -> Caller:
+    status = response.status_code
+    if status == 200:
+        return _identity(response)
+    if 400 <= status < 500:
+        code = _sts_code(response)
+        if code is None:
+            raise unauthenticated(f"STS rejected the proof (HTTP {status}).")
+        raise unauthenticated(f"STS rejected the proof: {code}")
+    if status >= 500:
+        raise upstream_error(f"STS failed to verify the RAM proof (HTTP {status}).")
+    raise upstream_error(f"STS answered the RAM proof with an unexpected HTTP {status}.")
+
+
+def _sts_code(response: requests.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    code = body.get("Code") if isinstance(body, dict) else None
+    return code if isinstance(code, str) and _STS_CODE.fullmatch(code) else None
+
+
+def _identity(response: requests.Response) -> Caller:
+    try:
+        body = response.json()
+    except ValueError:
+        raise upstream_error("STS answered the RAM proof with a body that is not JSON.") from None
+    arn = body.get("Arn") if isinstance(body, dict) else None
+    account = body.get("AccountId") if isinstance(body, dict) else None
+    if not isinstance(arn, str) or not isinstance(account, str) or not _ACCOUNT.fullmatch(account):
+        raise upstream_error("STS answered the RAM proof without a valid Arn and AccountId.")
+    principal = _principal_arn(arn, account)
+    if principal is None:
+        raise upstream_error("STS answered the RAM proof with an identity of an unexpected form.")
+    return Caller.ram(principal, account)
+
+
+def _principal_arn(arn: str, account_id: str) -> str | None:
+    """The principal of an STS identity ARN of account `account_id`: users and the account's root
+    as they are, an assumed role `.../assumed-role/{Role}/{session}` as `...:role/{Role}`; None
+    for any other form or another account."""
+    for pattern in (_USER_ARN, _ROOT_ARN):
+        match = pattern.fullmatch(arn)
+        if match is not None:
+            return arn if match["account"] == account_id else None
+    match = _ASSUMED_ROLE_ARN.fullmatch(arn)
+    if match is None or match["account"] != account_id:
+        return None
+    return f"acs:ram::{account_id}:role/{match['role']}"
