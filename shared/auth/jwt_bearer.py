@@ -1,0 +1,498 @@
+"""`Bearer <JWT>` authentication (contract section 3; configuration in section 10).
+
+An access token is accepted when it names a configured issuer (`iss`, exact), uses an asymmetric
+algorithm that issuer is configured for (RS256 or ES256; never `none`, never HS*), verifies against
+a key of the matching type from the issuer's JWKS, names the audience, has `exp` in the future (no
+leeway) and `nbf`/`iat` not more than 60 s in the future, and has a sensible `sub`.
+
+The JWKS of each issuer is fetched over HTTP(S) with a timeout and cached. An unknown `kid` (or a
+cache older than `max_key_age_s`) causes a refetch, but at most one fetch attempt per issuer per
+`min_refetch_interval_s`, successful or not, so a flood of tokens with random `kid`s costs one
+request a minute. Header-supplied keys (`jwk`, `jku`, `x5u`, `x5c`) are never used.
+
+Error messages say which check failed and never contain the token or anything taken from it
+beyond a well-known algorithm name.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeGuard, get_args
+from urllib.parse import urlsplit
+
+import jwt
+import pydantic
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from shared.caller import Caller
+from shared.errors import unauthenticated
+
+log = logging.getLogger(__name__)
+
+Algorithm = Literal["RS256", "ES256"]
+# The only algorithms ever accepted, whatever an IssuerConfig says (even one built without
+# validation): asymmetric, and each bound to one key type.
+_ACCEPTABLE: frozenset[str] = frozenset(get_args(Algorithm))
+
+NBF_IAT_LEEWAY_S = 60.0
+MAX_TOKEN_CHARS = 16 * 1024
+MAX_SUBJECT_CHARS = 256
+MAX_JWKS_BYTES = 1024 * 1024
+MIN_RSA_BITS = 2048
+
+# Algorithm names that may be repeated in an error message. Anything else the token's header says
+# is not echoed: the message never carries attacker-chosen text.
+_KNOWN_ALGORITHMS = frozenset(
+    {"none", "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+    | {"ES256", "ES384", "ES512", "ES256K", "EdDSA", "Ed25519", "Ed448"}
+)
+_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class IssuerConfig(pydantic.BaseModel):
+    """One entry of `VEND_JWT_ISSUERS`."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    issuer: str
+    jwks_url: str
+    audience: str | None = None
+    algorithms: tuple[Algorithm, ...] = ("RS256", "ES256")
+
+    @pydantic.field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _NAME_RE.fullmatch(value):
+            raise ValueError("must be 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-'")
+        return value
+
+    @pydantic.field_validator("issuer")
+    @classmethod
+    def _check_issuer(cls, value: str) -> str:
+        if not value:
+            raise ValueError("must not be empty")
+        return value
+
+    @pydantic.field_validator("jwks_url")
+    @classmethod
+    def _check_jwks_url(cls, value: str) -> str:
+        try:
+            parts = urlsplit(value)
+            host = parts.hostname
+        except ValueError:
+            host = None
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not host:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value
+
+    @pydantic.field_validator("audience")
+    @classmethod
+    def _check_audience(cls, value: str | None) -> str | None:
+        if value is not None and not value:
+            raise ValueError("must not be empty (leave it out to use VEND_AUDIENCE)")
+        return value
+
+    @pydantic.field_validator("algorithms")
+    @classmethod
+    def _check_algorithms(cls, value: tuple[Algorithm, ...]) -> tuple[Algorithm, ...]:
+        if not value:
+            raise ValueError("must name at least one of RS256, ES256")
+        return tuple(dict.fromkeys(value))
+
+
+def _check_unique(issuers: Sequence[IssuerConfig], where: str) -> None:
+    names: set[str] = set()
+    iss_values: set[str] = set()
+    for config in issuers:
+        if config.name in names:
+            raise ValueError(f"{where}: issuer name {config.name!r} appears more than once")
+        if config.issuer in iss_values:
+            raise ValueError(f"{where}: issuer {config.issuer!r} appears more than once")
+        names.add(config.name)
+        iss_values.add(config.issuer)
+
+
+def parse_issuers(raw: str) -> tuple[IssuerConfig, ...]:
+    """Parse the JSON list of `VEND_JWT_ISSUERS`. Raises ValueError naming the variable."""
+    try:
+        data = json.loads(raw)
+    except ValueError as error:
+        raise ValueError(f"VEND_JWT_ISSUERS is not valid JSON: {error}") from None
+    if not isinstance(data, list):
+        raise ValueError("VEND_JWT_ISSUERS must be a JSON list of issuer objects")
+    issuers: list[IssuerConfig] = []
+    for index, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise ValueError(f"VEND_JWT_ISSUERS[{index}] must be a JSON object")
+        try:
+            issuers.append(IssuerConfig.model_validate(item))
+        except pydantic.ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in e['loc']) or '(entry)'}: {e['msg']}"
+                for e in error.errors(include_url=False)
+            )
+            raise ValueError(f"VEND_JWT_ISSUERS[{index}]: {problems}") from None
+    _check_unique(issuers, "VEND_JWT_ISSUERS")
+    return tuple(issuers)
+
+
+# --- the keys of one issuer ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Jwk:
+    """One key of a JWKS as we understood it: the one algorithm it can verify, or why none."""
+
+    kid: str | None
+    alg: Algorithm | None
+    key: jwt.PyJWK | None
+    problem: str  # why it is unusable, when `alg` is None
+    kind: str  # "RSA", "EC P-256", ...: for messages
+
+
+def _describe(jwk: dict[str, Any]) -> str:
+    kty = jwk.get("kty")
+    if kty == "EC":
+        crv = jwk.get("crv")
+        return f"EC {crv}" if crv in ("P-256", "P-384", "P-521", "secp256k1") else "EC"
+    if kty in ("RSA", "oct", "OKP"):
+        return str(kty)
+    return "unknown type"
+
+
+def _load_jwk(jwk: dict[str, Any]) -> _Jwk:
+    raw_kid = jwk.get("kid")
+    kid = raw_kid if isinstance(raw_kid, str) else None
+    kind = _describe(jwk)
+
+    def unusable(problem: str) -> _Jwk:
+        return _Jwk(kid, None, None, problem, kind)
+
+    kty = jwk.get("kty")
+    alg: Algorithm
+    if kty == "RSA":
+        alg = "RS256"
+    elif kty == "EC" and jwk.get("crv") == "P-256":
+        alg = "ES256"
+    else:
+        return unusable(f"the key is {kind}, which is neither RSA nor EC P-256")
+    declared = jwk.get("alg")
+    if declared is not None and declared != alg:
+        shown = declared if declared in _KNOWN_ALGORITHMS else "another algorithm"
+        return unusable(f"the key is for {shown}")
+    if jwk.get("use", "sig") != "sig":
+        return unusable("the key is not a signing key")
+    if "d" in jwk:
+        return unusable("the key set publishes a private key")
+    try:
+        key = jwt.PyJWK(jwk, algorithm=alg)
+    except (jwt.PyJWTError, ValueError, TypeError):
+        return unusable("the key cannot be loaded")
+    public = key.key
+    if alg == "RS256":
+        if not isinstance(public, rsa.RSAPublicKey):
+            return unusable("the key is not an RSA public key")
+        if public.key_size < MIN_RSA_BITS:
+            return unusable(f"the RSA key is shorter than {MIN_RSA_BITS} bits")
+    elif not (
+        isinstance(public, ec.EllipticCurvePublicKey) and isinstance(public.curve, ec.SECP256R1)
+    ):
+        return unusable("the key is not an EC P-256 public key")
+    return _Jwk(kid, alg, key, "", kind)
+
+
+@dataclass(frozen=True)
+class _KeySet:
+    fetched_at: float
+    # (kid, alg) -> the key, or the message why that kid cannot verify that algorithm
+    by_kid_alg: dict[tuple[str, str], jwt.PyJWK | str]
+    by_kid: dict[str, tuple[_Jwk, ...]]
+    # alg -> the key for tokens without `kid`, or the message why there is none to pick
+    single: dict[str, jwt.PyJWK | str]
+
+    @classmethod
+    def build(cls, keys: list[Any], fetched_at: float) -> _KeySet:
+        loaded = [_load_jwk(k) for k in keys if isinstance(k, dict)]
+        by_kid: dict[str, list[_Jwk]] = {}
+        for jwk in loaded:
+            if jwk.kid is not None:
+                by_kid.setdefault(jwk.kid, []).append(jwk)
+        by_kid_alg: dict[tuple[str, str], jwt.PyJWK | str] = {}
+        for kid, jwks in by_kid.items():
+            for alg in ("RS256", "ES256"):
+                usable = [j.key for j in jwks if j.alg == alg and j.key is not None]
+                if len(usable) == 1:
+                    by_kid_alg[kid, alg] = usable[0]
+                elif len(usable) > 1:
+                    by_kid_alg[kid, alg] = (
+                        f"the issuer's key set has more than one {alg} key with the token's kid"
+                    )
+                else:
+                    problems = [j.problem for j in jwks if j.alg is None]
+                    kinds = sorted({j.kind for j in jwks})
+                    by_kid_alg[kid, alg] = (
+                        f"the issuer's key with the token's kid cannot verify {alg}: "
+                        + (problems[0] if problems else f"the key is {', '.join(kinds)}")
+                    )
+        single: dict[str, jwt.PyJWK | str] = {}
+        for alg in ("RS256", "ES256"):
+            usable = [j.key for j in loaded if j.alg == alg and j.key is not None]
+            if len(usable) == 1:
+                single[alg] = usable[0]
+            elif len(usable) > 1:
+                single[alg] = (
+                    f"the token has no kid and the issuer's key set has more than one {alg} key"
+                )
+        return cls(fetched_at, by_kid_alg, {k: tuple(v) for k, v in by_kid.items()}, single)
+
+    def find(self, alg: str, kid: str | None) -> jwt.PyJWK | str | None:
+        """The key, or a message why the token cannot be verified, or None: not in this set."""
+        if kid is None:
+            return self.single.get(alg)
+        return self.by_kid_alg.get((kid, alg))
+
+
+class _FetchError(Exception):
+    pass
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """The JWKS comes from the configured URL, never from wherever a redirect points."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
+
+
+def _fetch_jwks(url: str, timeout_s: float) -> list[Any]:
+    request = urllib.request.Request(  # noqa: S310 - the scheme is checked by IssuerConfig
+        url, headers={"Accept": "application/json", "User-Agent": "secret-vending"}
+    )
+    deadline = time.monotonic() + timeout_s
+    try:
+        with _opener.open(request, timeout=timeout_s) as response:
+            if response.status != 200:
+                raise _FetchError(f"HTTP {response.status}")
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                if time.monotonic() > deadline:
+                    raise _FetchError("timed out reading the response")
+                chunk = response.read(65536)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > MAX_JWKS_BYTES:
+                    raise _FetchError(f"response larger than {MAX_JWKS_BYTES} bytes")
+                chunks.append(chunk)
+        document = json.loads(b"".join(chunks))
+    except _FetchError:
+        raise
+    except Exception as error:  # any failure to fetch is reported the same way
+        raise _FetchError(f"{type(error).__name__}: {error}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise _FetchError("the response is not a JWKS (no 'keys' list)")
+    keys: list[Any] = document["keys"]
+    return keys
+
+
+class _IssuerState:
+    def __init__(self, config: IssuerConfig, audience: str) -> None:
+        self.config = config
+        self.audience = config.audience if config.audience is not None else audience
+        self.lock = threading.Lock()
+        self.keys: _KeySet | None = None
+        self.last_attempt: float | None = None
+
+
+# --- the authenticator --------------------------------------------------------------------------
+
+
+def _is_number(value: object) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def _valid_subject(sub: object) -> TypeGuard[str]:
+    return (
+        isinstance(sub, str)
+        and 0 < len(sub) <= MAX_SUBJECT_CHARS
+        and sub.isprintable()
+        and not any(c.isspace() for c in sub)
+    )
+
+
+class JwtAuthenticator:
+    """Verifies bearer JWTs from the configured issuers. Thread-safe; one instance per process."""
+
+    def __init__(
+        self,
+        issuers: Sequence[IssuerConfig],
+        audience: str,
+        *,
+        http_timeout_s: float = 3.0,
+        min_refetch_interval_s: float = 60.0,
+        max_key_age_s: float = 3600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not audience:
+            raise ValueError("VEND_AUDIENCE must not be empty")
+        _check_unique(issuers, "JWT issuers")
+        self._by_iss = {c.issuer: _IssuerState(c, audience) for c in issuers}
+        self._timeout = http_timeout_s
+        self._interval = min_refetch_interval_s
+        self._max_age = max_key_age_s
+        self._clock = clock
+
+    def authenticate(self, token: str) -> Caller:
+        """The caller a bearer token (without the `Bearer ` prefix) proves, or 401."""
+        if not isinstance(token, str) or not token:
+            raise unauthenticated("malformed bearer token")
+        if len(token) > MAX_TOKEN_CHARS:
+            raise unauthenticated("malformed bearer token: too long")
+        try:
+            # Unverified, only to pick the issuer and the key; everything is checked below.
+            parts = jwt.decode_complete(token, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            raise unauthenticated("malformed bearer token") from None
+        header: dict[str, Any] = parts["header"]
+        unverified: dict[str, Any] = parts["payload"]
+
+        iss = unverified.get("iss")
+        state = self._by_iss.get(iss) if isinstance(iss, str) else None
+        if state is None:
+            raise unauthenticated("unknown issuer")
+        config = state.config
+
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in _ACCEPTABLE or alg not in config.algorithms:
+            shown = alg if isinstance(alg, str) and alg in _KNOWN_ALGORITHMS else "(unnamed)"
+            raise unauthenticated(f"algorithm {shown} not allowed for issuer {config.name}")
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise unauthenticated("malformed bearer token: kid is not a string")
+
+        now = self._clock()
+        key = self._key(state, alg, kid, now)
+
+        try:
+            claims = jwt.decode(
+                token,
+                key=key,
+                algorithms=[alg],
+                audience=state.audience,
+                issuer=config.issuer,
+                options={
+                    "verify_exp": False,  # checked below, against our clock and with no leeway
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                    "verify_jti": False,
+                    "verify_sub": False,  # checked below, with our own rules
+                    "enforce_minimum_key_length": True,
+                },
+            )
+        except jwt.InvalidSignatureError:
+            raise unauthenticated("signature does not verify") from None
+        except (jwt.InvalidAudienceError, jwt.MissingRequiredClaimError):
+            raise unauthenticated("audience mismatch") from None
+        except jwt.InvalidIssuerError:
+            raise unauthenticated("unknown issuer") from None
+        except jwt.InvalidAlgorithmError:
+            raise unauthenticated(f"algorithm not allowed for issuer {config.name}") from None
+        except jwt.DecodeError:
+            raise unauthenticated("malformed bearer token") from None
+        except jwt.PyJWTError:
+            raise unauthenticated("invalid bearer token") from None
+
+        self._check_times(claims, now)
+        sub = claims.get("sub")
+        if sub is None:
+            raise unauthenticated("token has no subject (sub)")
+        if not _valid_subject(sub):
+            raise unauthenticated(
+                f"subject (sub) must be 1 to {MAX_SUBJECT_CHARS} printable characters "
+                "without whitespace"
+            )
+        return Caller.jwt(sub, config.name)
+
+    @staticmethod
+    def _check_times(claims: dict[str, Any], now: float) -> None:
+        exp = claims.get("exp")
+        if exp is None:
+            raise unauthenticated("token has no expiry (exp)")
+        if not _is_number(exp):
+            raise unauthenticated("token expiry (exp) is not a number")
+        if not exp > now:
+            raise unauthenticated("token expired")
+        for claim, what in (("nbf", "not yet valid (nbf)"), ("iat", "issued in the future (iat)")):
+            value = claims.get(claim)
+            if value is None:
+                continue
+            if not _is_number(value):
+                raise unauthenticated(f"token {claim} is not a number")
+            if value > now + NBF_IAT_LEEWAY_S:
+                raise unauthenticated(f"token {what}")
+
+    def _key(self, state: _IssuerState, alg: str, kid: str | None, now: float) -> jwt.PyJWK:
+        keys = state.keys
+        if keys is not None and now - keys.fetched_at < self._max_age:
+            found = keys.find(alg, kid)
+            if isinstance(found, jwt.PyJWK):
+                return found
+            if isinstance(found, str):
+                raise unauthenticated(found)
+        with state.lock:
+            keys = state.keys
+            if keys is not None and now - keys.fetched_at < self._max_age:
+                # Another thread may have refreshed the set while this one waited.
+                found = keys.find(alg, kid)
+                if isinstance(found, jwt.PyJWK):
+                    return found
+            fetch_failed = False
+            if state.last_attempt is None or now - state.last_attempt >= self._interval:
+                state.last_attempt = now
+                try:
+                    raw = _fetch_jwks(state.config.jwks_url, self._timeout)
+                    keys = state.keys = _KeySet.build(raw, now)
+                except _FetchError as error:
+                    fetch_failed = True
+                    log.warning(
+                        "could not fetch the JWKS of issuer %s from %s: %s",
+                        state.config.name,
+                        state.config.jwks_url,
+                        error,
+                    )
+            if keys is None:
+                raise unauthenticated(self._cannot_fetch(state))
+            found = keys.find(alg, kid)
+        if isinstance(found, jwt.PyJWK):
+            return found
+        if isinstance(found, str):
+            raise unauthenticated(found)
+        if fetch_failed:
+            raise unauthenticated(self._cannot_fetch(state))
+        if kid is None:
+            raise unauthenticated(f"the issuer's key set has no {alg} key")
+        raise unauthenticated("no key in the issuer's key set has the token's kid")
+
+    @staticmethod
+    def _cannot_fetch(state: _IssuerState) -> str:
+        return f"could not fetch the issuer's keys (issuer {state.config.name})"
+
+
+__all__ = ["IssuerConfig", "JwtAuthenticator", "parse_issuers"]
