@@ -1,0 +1,812 @@
+"""`Bearer <JWT>` authentication (shared/auth/jwt_bearer.py) against a real JWKS served over HTTP."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from pytest_httpserver import HTTPServer
+from werkzeug.wrappers import Request, Response
+
+from shared.auth.jwt_bearer import IssuerConfig, JwtAuthenticator, parse_issuers
+from shared.errors import VendError
+
+ISS = "https://idaas.example.com/api/v2/app_x/oidc"
+PARTNER_ISS = "https://partner.example.org/oidc"
+AUD = "secret-vending"
+PARTNER_AUD = "vend-for-partner"
+NOW = 1_800_000_000
+INTERVAL = 60.0
+DROP = object()  # a claim override that removes the claim
+
+
+# --- keys ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Keys:
+    rsa1: rsa.RSAPrivateKey
+    rsa2: rsa.RSAPrivateKey
+    rsa_stranger: rsa.RSAPrivateKey  # never published
+    rsa_weak: rsa.RSAPrivateKey  # 1024 bits
+    ec1: ec.EllipticCurvePrivateKey
+    ec_p384: ec.EllipticCurvePrivateKey
+
+
+@pytest.fixture(scope="module")
+def keys() -> Keys:
+    def new_rsa(bits: int = 2048) -> rsa.RSAPrivateKey:
+        return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+
+    return Keys(
+        rsa1=new_rsa(),
+        rsa2=new_rsa(),
+        rsa_stranger=new_rsa(),
+        rsa_weak=new_rsa(1024),
+        ec1=ec.generate_private_key(ec.SECP256R1()),
+        ec_p384=ec.generate_private_key(ec.SECP384R1()),
+    )
+
+
+def public_jwk(private: Any, kid: str | None, **extra: Any) -> dict[str, Any]:
+    if isinstance(private, rsa.RSAPrivateKey):
+        jwk = RSAAlgorithm.to_jwk(private.public_key(), as_dict=True)
+    else:
+        jwk = ECAlgorithm.to_jwk(private.public_key(), as_dict=True)
+    if kid is not None:
+        jwk["kid"] = kid
+    jwk.update(extra)
+    return jwk
+
+
+def standard_jwks(k: Keys) -> list[dict[str, Any]]:
+    return [public_jwk(k.rsa1, "rsa1", use="sig", alg="RS256"), public_jwk(k.ec1, "ec1")]
+
+
+# --- a JWKS endpoint whose content and behaviour a test can change --------------------------------
+
+
+@dataclass
+class JwksServer:
+    server: HTTPServer
+    keys: list[Any]
+    status: int = 200
+    body: bytes | None = None  # served instead of the key set when set
+    gate: threading.Event | None = None  # when set, the handler waits for it (a slow server)
+    served: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return self.server.url_for("/jwks")
+
+    def handle(self, request: Request) -> Response:
+        with self.lock:
+            self.served += 1
+        if self.gate is not None:
+            self.gate.wait(5)
+        body = self.body if self.body is not None else json.dumps({"keys": self.keys}).encode()
+        return Response(body, status=self.status, content_type="application/json")
+
+
+@pytest.fixture
+def jwks(httpserver: HTTPServer, keys: Keys) -> Iterator[JwksServer]:
+    served = JwksServer(httpserver, standard_jwks(keys))
+    httpserver.expect_request("/jwks").respond_with_handler(served.handle)
+    yield served
+    if served.gate is not None:
+        served.gate.set()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = float(NOW)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def issuer(url: str, **overrides: Any) -> IssuerConfig:
+    return IssuerConfig(**{"name": "idaas", "issuer": ISS, "jwks_url": url, **overrides})
+
+
+@pytest.fixture
+def make_auth(jwks: JwksServer, clock: Clock) -> Callable[..., JwtAuthenticator]:
+    def make(*configs: IssuerConfig, **kwargs: Any) -> JwtAuthenticator:
+        kwargs.setdefault("clock", clock)
+        kwargs.setdefault("http_timeout_s", 2.0)
+        kwargs.setdefault("min_refetch_interval_s", INTERVAL)
+        return JwtAuthenticator(configs or (issuer(jwks.url),), AUD, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def auth(make_auth: Callable[..., JwtAuthenticator]) -> JwtAuthenticator:
+    return make_auth()
+
+
+# --- tokens -------------------------------------------------------------------------------------
+
+
+def claims(**overrides: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "iss": ISS,
+        "aud": AUD,
+        "sub": "svc-1",
+        "iat": NOW - 10,
+        "nbf": NOW - 10,
+        "exp": NOW + 300,
+    }
+    for name, value in overrides.items():
+        if value is DROP:
+            payload.pop(name, None)
+        else:
+            payload[name] = value
+    return payload
+
+
+def sign(private: Any, alg: str = "RS256", kid: str | None = "rsa1", **overrides: Any) -> str:
+    headers = {"kid": kid} if kid is not None else {}
+    return jwt.encode(claims(**overrides), private, algorithm=alg, headers=headers)
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unsigned(header: dict[str, Any], payload: Any) -> str:
+    """A token with the given parts and a signature nothing will verify."""
+    return f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}.c2lnbmF0dXJl"
+
+
+def hs256_with_public_pem(k: Keys) -> str:
+    """The classic confusion attack: HMAC keyed with the RSA public key, which the verifier has."""
+    pem = k.rsa1.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    signing_input = (
+        b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "rsa1"}).encode())
+        + "."
+        + b64(json.dumps(claims()).encode())
+    )
+    signature = hmac.new(pem, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(signature)}"
+
+
+def tampered(k: Keys) -> str:
+    header, _, signature = sign(k.rsa1).split(".")
+    return ".".join([header, b64(json.dumps(claims(sub="admin")).encode()), signature])
+
+
+def refused(auth: JwtAuthenticator, token: str) -> VendError:
+    with pytest.raises(VendError) as caught:
+        auth.authenticate(token)
+    error = caught.value
+    assert error.status == 401
+    assert error.code == "Unauthenticated"
+    assert error.headers == {"WWW-Authenticate": "Bearer, RAM"}
+    # Neither the token nor any of its parts is ever repeated back.
+    for text in (error.message, str(error)):
+        assert not token or token not in text
+        for part in token.split("."):
+            if len(part) >= 8:
+                assert part not in text
+    return error
+
+
+# --- accepted -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make_token", "caller"),
+    [
+        pytest.param(lambda k: sign(k.rsa1), "jwt:svc-1@idaas", id="rs256"),
+        pytest.param(lambda k: sign(k.ec1, "ES256", "ec1"), "jwt:svc-1@idaas", id="es256"),
+        pytest.param(lambda k: sign(k.rsa1, aud=["other", AUD]), "jwt:svc-1@idaas", id="aud-list"),
+        pytest.param(lambda k: sign(k.rsa1, iat=NOW + 30), "jwt:svc-1@idaas", id="iat-30s-ahead"),
+        pytest.param(lambda k: sign(k.rsa1, nbf=NOW + 30), "jwt:svc-1@idaas", id="nbf-30s-ahead"),
+        pytest.param(lambda k: sign(k.rsa1, nbf=NOW + 60), "jwt:svc-1@idaas", id="nbf-60s-ahead"),
+        pytest.param(
+            lambda k: sign(k.rsa1, iat=DROP, nbf=DROP), "jwt:svc-1@idaas", id="no-iat-nbf"
+        ),
+        pytest.param(lambda k: sign(k.rsa1, exp=NOW + 1), "jwt:svc-1@idaas", id="exp-1s-ahead"),
+        pytest.param(
+            lambda k: sign(k.rsa1, sub="x" * 256), "jwt:" + "x" * 256 + "@idaas", id="sub-256"
+        ),
+        pytest.param(
+            lambda k: sign(k.rsa1, sub="client|Ünïcode@x"),
+            "jwt:client|Ünïcode@x@idaas",
+            id="sub-printable",
+        ),
+        pytest.param(lambda k: sign(k.rsa1, kid=None), "jwt:svc-1@idaas", id="rs256-no-kid"),
+        pytest.param(lambda k: sign(k.ec1, "ES256", None), "jwt:svc-1@idaas", id="es256-no-kid"),
+    ],
+)
+def test_accepted(
+    auth: JwtAuthenticator, keys: Keys, make_token: Callable[[Keys], str], caller: str
+) -> None:
+    result = auth.authenticate(make_token(keys))
+    assert result.name == caller
+    assert result.policy_principal.type == "JWT"
+    assert result.policy_principal.id == caller.removeprefix("jwt:")
+
+
+def test_keys_are_cached(auth: JwtAuthenticator, jwks: JwksServer, keys: Keys) -> None:
+    for _ in range(5):
+        auth.authenticate(sign(keys.rsa1))
+        auth.authenticate(sign(keys.ec1, "ES256", "ec1"))
+    assert jwks.served == 1
+
+
+# --- refused ------------------------------------------------------------------------------------
+
+
+REFUSALS = [
+    # not a JWT at all
+    pytest.param(lambda k: "", "malformed bearer token", id="empty"),
+    pytest.param(lambda k: "not-a-jwt", "malformed bearer token", id="no-dots"),
+    pytest.param(lambda k: "aaaaaaaa.bbbbbbbb.cccccccc", "malformed bearer token", id="junk"),
+    pytest.param(lambda k: sign(k.rsa1) + "x" * 20000, "malformed bearer token", id="huge"),
+    pytest.param(
+        lambda k: unsigned({"alg": "RS256", "kid": 7}, claims()),
+        "malformed bearer token",
+        id="kid-not-string",
+    ),
+    pytest.param(
+        lambda k: unsigned({"alg": "RS256"}, [1, 2]),
+        "malformed bearer token",
+        id="payload-not-object",
+    ),
+    # issuer
+    pytest.param(lambda k: sign(k.rsa1, iss="https://evil.example"), "unknown issuer", id="iss"),
+    pytest.param(lambda k: sign(k.rsa1, iss=ISS + "/"), "unknown issuer", id="iss-not-exact"),
+    pytest.param(lambda k: sign(k.rsa1, iss=DROP), "unknown issuer", id="no-iss"),
+    pytest.param(
+        lambda k: unsigned({"alg": "RS256", "kid": "rsa1"}, claims(iss=[ISS])),
+        "unknown issuer",
+        id="iss-list",
+    ),
+    # algorithm
+    pytest.param(
+        lambda k: sign(k.rsa1, "RS512"),
+        "algorithm RS512 not allowed for issuer idaas",
+        id="rs512",
+    ),
+    pytest.param(
+        lambda k: sign(k.rsa1, "PS256"), "algorithm PS256 not allowed for issuer idaas", id="ps256"
+    ),
+    pytest.param(
+        lambda k: unsigned({"alg": "none", "kid": "rsa1"}, claims()).rsplit(".", 1)[0] + ".",
+        "algorithm none not allowed for issuer idaas",
+        id="alg-none",
+    ),
+    pytest.param(
+        hs256_with_public_pem, "algorithm HS256 not allowed for issuer idaas", id="hs256-confusion"
+    ),
+    pytest.param(
+        lambda k: unsigned({"alg": "<script>", "kid": "rsa1"}, claims()),
+        "algorithm (unnamed) not allowed for issuer idaas",
+        id="alg-garbage-not-echoed",
+    ),
+    # key choice: type confusion, unknown kid
+    pytest.param(
+        lambda k: sign(k.rsa1, "RS256", "ec1"),
+        "the issuer's key with the token's kid cannot verify RS256",
+        id="rs256-with-ec-kid",
+    ),
+    pytest.param(
+        lambda k: sign(k.ec1, "ES256", "rsa1"),
+        "the issuer's key with the token's kid cannot verify ES256",
+        id="es256-with-rsa-kid",
+    ),
+    pytest.param(
+        lambda k: sign(k.rsa1, kid="nobody"),
+        "no key in the issuer's key set has the token's kid",
+        id="unknown-kid",
+    ),
+    # signature
+    pytest.param(
+        lambda k: sign(k.rsa_stranger, kid="rsa1"), "signature does not verify", id="wrong-key"
+    ),
+    pytest.param(tampered, "signature does not verify", id="tampered-payload"),
+    # audience
+    pytest.param(lambda k: sign(k.rsa1, aud="someone-else"), "audience mismatch", id="aud"),
+    pytest.param(lambda k: sign(k.rsa1, aud=["a", "b"]), "audience mismatch", id="aud-list"),
+    pytest.param(lambda k: sign(k.rsa1, aud=DROP), "audience mismatch", id="no-aud"),
+    pytest.param(lambda k: sign(k.rsa1, aud=PARTNER_AUD), "audience mismatch", id="aud-other-iss"),
+    # time
+    pytest.param(lambda k: sign(k.rsa1, exp=NOW - 1), "token expired", id="expired"),
+    pytest.param(lambda k: sign(k.rsa1, exp=NOW), "token expired", id="exp-now-no-leeway"),
+    pytest.param(lambda k: sign(k.rsa1, exp=DROP), "token has no expiry (exp)", id="no-exp"),
+    pytest.param(lambda k: sign(k.rsa1, exp="never"), "exp) is not a number", id="exp-string"),
+    pytest.param(lambda k: sign(k.rsa1, exp=True), "exp) is not a number", id="exp-bool"),
+    pytest.param(
+        lambda k: sign(k.rsa1, nbf=NOW + 120), "token not yet valid (nbf)", id="nbf-120s-ahead"
+    ),
+    pytest.param(
+        lambda k: sign(k.rsa1, nbf=NOW + 61), "token not yet valid (nbf)", id="nbf-61s-ahead"
+    ),
+    pytest.param(
+        lambda k: sign(k.rsa1, iat=NOW + 120),
+        "token issued in the future (iat)",
+        id="iat-120s-ahead",
+    ),
+    pytest.param(lambda k: sign(k.rsa1, iat="yesterday"), "iat is not a number", id="iat-str"),
+    # subject
+    pytest.param(lambda k: sign(k.rsa1, sub=DROP), "token has no subject (sub)", id="no-sub"),
+    pytest.param(lambda k: sign(k.rsa1, sub=""), "subject (sub) must be", id="sub-empty"),
+    pytest.param(lambda k: sign(k.rsa1, sub="x" * 257), "subject (sub) must be", id="sub-257"),
+    pytest.param(lambda k: sign(k.rsa1, sub="a b"), "subject (sub) must be", id="sub-space"),
+    pytest.param(lambda k: sign(k.rsa1, sub="a\nb"), "subject (sub) must be", id="sub-newline"),
+    pytest.param(lambda k: sign(k.rsa1, sub="a\u3000b"), "subject (sub) must be", id="sub-wide"),
+    pytest.param(lambda k: sign(k.rsa1, sub="a\x00b"), "subject (sub) must be", id="sub-nul"),
+    pytest.param(lambda k: sign(k.rsa1, sub=42), "subject (sub) must be", id="sub-number"),
+]
+
+
+@pytest.mark.parametrize(("make_token", "message"), REFUSALS)
+def test_refused(
+    auth: JwtAuthenticator, keys: Keys, make_token: Callable[[Keys], str], message: str
+) -> None:
+    error = refused(auth, make_token(keys))
+    assert message in error.message
+
+
+def test_algorithms_are_pinned_per_issuer(
+    make_auth: Callable[..., JwtAuthenticator], jwks: JwksServer, keys: Keys
+) -> None:
+    auth = make_auth(issuer(jwks.url, algorithms=["RS256"]))
+    assert auth.authenticate(sign(keys.rsa1)).name == "jwt:svc-1@idaas"
+    error = refused(auth, sign(keys.ec1, "ES256", "ec1"))
+    assert error.message == "algorithm ES256 not allowed for issuer idaas"
+
+
+def test_hs256_refused_even_if_configured_behind_validation(
+    make_auth: Callable[..., JwtAuthenticator], jwks: JwksServer, keys: Keys
+) -> None:
+    # model_construct skips validation: the authenticator itself still never accepts HS*.
+    sneaky = IssuerConfig.model_construct(
+        name="idaas", issuer=ISS, jwks_url=jwks.url, audience=None, algorithms=("HS256", "RS256")
+    )
+    auth = make_auth(sneaky)
+    error = refused(auth, hs256_with_public_pem(keys))
+    assert error.message == "algorithm HS256 not allowed for issuer idaas"
+
+
+def test_issuer_specific_audience(
+    make_auth: Callable[..., JwtAuthenticator], jwks: JwksServer, keys: Keys
+) -> None:
+    auth = make_auth(
+        issuer(jwks.url),
+        issuer(jwks.url, name="partner", issuer=PARTNER_ISS, audience=PARTNER_AUD),
+    )
+    partner = auth.authenticate(sign(keys.rsa1, iss=PARTNER_ISS, aud=PARTNER_AUD))
+    assert partner.name == "jwt:svc-1@partner"
+    assert "audience mismatch" in refused(auth, sign(keys.rsa1, iss=PARTNER_ISS)).message
+    # the service audience still applies to the issuer without its own
+    assert auth.authenticate(sign(keys.rsa1)).name == "jwt:svc-1@idaas"
+    assert "audience mismatch" in refused(auth, sign(keys.rsa1, aud=PARTNER_AUD)).message
+
+
+# --- what the JWKS holds ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("published", "make_token", "message"),
+    [
+        pytest.param(
+            lambda k: [public_jwk(k.rsa1, "rsa1", alg="PS256")],
+            lambda k: sign(k.rsa1),
+            "the key is for PS256",
+            id="jwk-alg-differs-from-token-alg",
+        ),
+        pytest.param(
+            lambda k: [public_jwk(k.ec_p384, "ec1")],
+            lambda k: sign(k.ec1, "ES256", "ec1"),
+            "the key is EC P-384, which is neither RSA nor EC P-256",
+            id="ec-wrong-curve",
+        ),
+        pytest.param(
+            lambda k: [public_jwk(k.ec1, "ec1", alg="ES384")],
+            lambda k: sign(k.ec1, "ES256", "ec1"),
+            "the key is for ES384",
+            id="ec-jwk-alg-mismatch",
+        ),
+        pytest.param(
+            lambda k: [public_jwk(k.rsa1, "rsa1", use="enc")],
+            lambda k: sign(k.rsa1),
+            "not a signing key",
+            id="encryption-key",
+        ),
+        pytest.param(
+            lambda k: [RSAAlgorithm.to_jwk(k.rsa1, as_dict=True) | {"kid": "rsa1"}],
+            lambda k: sign(k.rsa1),
+            "publishes a private key",
+            id="private-key-published",
+        ),
+        pytest.param(
+            lambda k: [public_jwk(k.rsa_weak, "rsa1")],
+            lambda k: sign(k.rsa_weak),
+            "shorter than 2048 bits",
+            id="weak-rsa-key",
+            marks=pytest.mark.filterwarnings("ignore::jwt.InsecureKeyLengthWarning"),
+        ),
+        pytest.param(
+            lambda k: [public_jwk(k.rsa1, "rsa1"), public_jwk(k.rsa2, "rsa1")],
+            lambda k: sign(k.rsa1),
+            "more than one RS256 key with the token's kid",
+            id="duplicate-kid",
+        ),
+        pytest.param(
+            lambda k: [public_jwk(k.rsa1, "rsa1"), public_jwk(k.rsa2, "rsa2")],
+            lambda k: sign(k.rsa1, kid=None),
+            "the token has no kid and the issuer's key set has more than one RS256 key",
+            id="no-kid-two-rsa-keys",
+        ),
+        pytest.param(
+            lambda k: [public_jwk(k.rsa1, "rsa1")],
+            lambda k: sign(k.ec1, "ES256", None),
+            "the issuer's key set has no ES256 key",
+            id="no-kid-no-key-of-that-type",
+        ),
+    ],
+)
+def test_refused_by_key_set(
+    auth: JwtAuthenticator,
+    jwks: JwksServer,
+    keys: Keys,
+    published: Callable[[Keys], list[dict[str, Any]]],
+    make_token: Callable[[Keys], str],
+    message: str,
+) -> None:
+    jwks.keys = published(keys)
+    error = refused(auth, make_token(keys))
+    assert message in error.message
+
+
+def test_ec_and_rsa_keys_may_share_a_kid(
+    auth: JwtAuthenticator, jwks: JwksServer, keys: Keys
+) -> None:
+    jwks.keys = [public_jwk(keys.rsa1, "k"), public_jwk(keys.ec1, "k")]
+    assert auth.authenticate(sign(keys.rsa1, kid="k")).name == "jwt:svc-1@idaas"
+    assert auth.authenticate(sign(keys.ec1, "ES256", "k")).name == "jwt:svc-1@idaas"
+
+
+def test_unusable_keys_do_not_spoil_the_set(
+    auth: JwtAuthenticator, jwks: JwksServer, keys: Keys
+) -> None:
+    jwks.keys = [
+        {"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"},
+        {"kty": "RSA", "kid": "broken", "n": "!!", "e": "AQAB"},
+        "not an object",
+        public_jwk(keys.rsa1, "rsa1"),
+    ]
+    assert auth.authenticate(sign(keys.rsa1)).name == "jwt:svc-1@idaas"
+    assert "neither RSA nor EC P-256" in refused(auth, sign(keys.rsa1, kid="hmac")).message
+    assert "cannot be loaded" in refused(auth, sign(keys.rsa1, kid="broken")).message
+
+
+# --- refetching ---------------------------------------------------------------------------------
+
+
+def test_rotation_unknown_kid_refetches_once_and_succeeds(
+    auth: JwtAuthenticator, jwks: JwksServer, keys: Keys, clock: Clock
+) -> None:
+    assert auth.authenticate(sign(keys.rsa1)).name == "jwt:svc-1@idaas"
+    assert jwks.served == 1
+    jwks.keys = [*jwks.keys, public_jwk(keys.rsa2, "rsa2")]
+    clock.advance(INTERVAL)
+    assert auth.authenticate(sign(keys.rsa2, kid="rsa2")).name == "jwt:svc-1@idaas"
+    assert jwks.served == 2
+    assert auth.authenticate(sign(keys.rsa2, kid="rsa2")).name == "jwt:svc-1@idaas"
+    assert jwks.served == 2
+
+
+def test_first_sight_of_a_rotated_key_fetches_the_set(
+    make_auth: Callable[..., JwtAuthenticator], jwks: JwksServer, keys: Keys
+) -> None:
+    jwks.keys = [public_jwk(keys.rsa2, "rsa2")]
+    auth = make_auth()
+    assert auth.authenticate(sign(keys.rsa2, kid="rsa2")).name == "jwt:svc-1@idaas"
+    assert jwks.served == 1
+
+
+def test_unknown_kid_within_interval_is_not_refetched(
+    auth: JwtAuthenticator, jwks: JwksServer, keys: Keys, clock: Clock
+) -> None:
+    auth.authenticate(sign(keys.rsa1))
+    jwks.keys = [*jwks.keys, public_jwk(keys.rsa2, "rsa2")]
+    clock.advance(INTERVAL - 1)
+    error = refused(auth, sign(keys.rsa2, kid="rsa2"))
+    assert error.message == "no key in the issuer's key set has the token's kid"
+    assert jwks.served == 1
+    clock.advance(1)
+    assert auth.authenticate(sign(keys.rsa2, kid="rsa2")).name == "jwt:svc-1@idaas"
+    assert jwks.served == 2
+
+
+def test_refetch_rate_limit_under_a_flood_of_random_kids(
+    auth: JwtAuthenticator, jwks: JwksServer, keys: Keys, clock: Clock
+) -> None:
+    auth.authenticate(sign(keys.rsa1))
+    assert jwks.served == 1
+    clock.advance(INTERVAL + 1)
+    for i in range(10):
+        refused(auth, sign(keys.rsa_stranger, kid=f"random-{i}"))
+        clock.advance(1)
+    assert jwks.served == 2
+    clock.advance(INTERVAL)
+    for i in range(10):
+        refused(auth, sign(keys.rsa_stranger, kid=f"again-{i}"))
+    assert jwks.served == 3
+    # known keys keep working from the cache throughout
+    assert auth.authenticate(sign(keys.rsa1)).name == "jwt:svc-1@idaas"
+    assert jwks.served == 3
+
+
+def test_rate_limit_is_per_issuer(
+    make_auth: Callable[..., JwtAuthenticator], jwks: JwksServer, keys: Keys
+) -> None:
+    auth = make_auth(
+        issuer(jwks.url), issuer(jwks.url, name="partner", issuer=PARTNER_ISS, audience=AUD)
+    )
+    auth.authenticate(sign(keys.rsa1))
+    auth.authenticate(sign(keys.rsa1, iss=PARTNER_ISS))
+    assert jwks.served == 2
+
+
+def test_concurrent_first_calls_fetch_once(
+    auth: JwtAuthenticator, jwks: JwksServer, keys: Keys
+) -> None:
+    token = sign(keys.rsa1)
+    jwks.gate = threading.Event()  # hold the first fetch until every thread is waiting
+    start = threading.Barrier(16)
+    results: list[str] = []
+
+    def call() -> None:
+        start.wait()
+        results.append(auth.authenticate(token).name)
+
+    threads = [threading.Thread(target=call) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    threading.Timer(0.2, jwks.gate.set).start()
+    for thread in threads:
+        thread.join(5)
+    assert results == ["jwt:svc-1@idaas"] * 16
+    assert jwks.served == 1
+
+
+def test_stale_key_set_is_refreshed_and_removed_keys_stop_working(
+    make_auth: Callable[..., JwtAuthenticator], jwks: JwksServer, keys: Keys, clock: Clock
+) -> None:
+    auth = make_auth(max_key_age_s=600)
+    auth.authenticate(sign(keys.rsa1))
+    clock.advance(599)
+    auth.authenticate(sign(keys.rsa1, exp=NOW + 3600))
+    assert jwks.served == 1
+    jwks.keys = [public_jwk(keys.ec1, "ec1")]  # rsa1 revoked
+    clock.advance(1)
+    error = refused(auth, sign(keys.rsa1, exp=NOW + 3600))
+    assert error.message == "no key in the issuer's key set has the token's kid"
+    assert jwks.served == 2
+
+
+def test_stale_key_set_survives_a_failed_refresh(
+    make_auth: Callable[..., JwtAuthenticator], jwks: JwksServer, keys: Keys, clock: Clock
+) -> None:
+    auth = make_auth(max_key_age_s=600)
+    auth.authenticate(sign(keys.rsa1))
+    jwks.status = 503
+    clock.advance(600)
+    assert auth.authenticate(sign(keys.rsa1, exp=NOW + 3600)).name == "jwt:svc-1@idaas"
+    assert jwks.served == 2
+    clock.advance(10)  # no new attempt within the interval
+    assert auth.authenticate(sign(keys.rsa1, exp=NOW + 3600)).name == "jwt:svc-1@idaas"
+    assert jwks.served == 2
+
+
+# --- fetch failures -----------------------------------------------------------------------------
+
+
+def break_with_status(jwks: JwksServer) -> None:
+    jwks.status = 500
+
+
+def break_with_garbage(jwks: JwksServer) -> None:
+    jwks.body = b"<html>not json</html>"
+
+
+def break_with_non_jwks(jwks: JwksServer) -> None:
+    jwks.body = b'{"issuer": "x"}'
+
+
+def break_with_empty_key_list(jwks: JwksServer) -> None:
+    jwks.body = b'{"keys": []}'
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [break_with_status, break_with_garbage, break_with_non_jwks, break_with_empty_key_list],
+    ids=["http-500", "garbage", "not-a-jwks", "no-keys"],
+)
+def test_fetch_failure_then_recovery_after_interval(
+    auth: JwtAuthenticator,
+    jwks: JwksServer,
+    keys: Keys,
+    clock: Clock,
+    breakage: Callable[[JwksServer], None],
+) -> None:
+    breakage(jwks)
+    error = refused(auth, sign(keys.rsa1))
+    if breakage is break_with_empty_key_list:
+        assert error.message == "no key in the issuer's key set has the token's kid"
+    else:
+        assert error.message == "could not fetch the issuer's keys (issuer idaas)"
+    assert jwks.served == 1
+    jwks.status, jwks.body = 200, None
+    clock.advance(INTERVAL - 1)
+    refused(auth, sign(keys.rsa1))
+    assert jwks.served == 1  # no hammering of a failing endpoint
+    clock.advance(1)
+    assert auth.authenticate(sign(keys.rsa1)).name == "jwt:svc-1@idaas"
+    assert jwks.served == 2
+
+
+def test_connection_refused(make_auth: Callable[..., JwtAuthenticator], keys: Keys) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    auth = make_auth(issuer(f"http://127.0.0.1:{port}/jwks"))
+    error = refused(auth, sign(keys.rsa1))
+    assert error.message == "could not fetch the issuer's keys (issuer idaas)"
+
+
+def test_fetch_timeout(
+    make_auth: Callable[..., JwtAuthenticator], jwks: JwksServer, keys: Keys, clock: Clock
+) -> None:
+    jwks.gate = threading.Event()
+    auth = make_auth(http_timeout_s=0.3)
+    started = time.monotonic()
+    error = refused(auth, sign(keys.rsa1))
+    assert time.monotonic() - started < 2
+    assert error.message == "could not fetch the issuer's keys (issuer idaas)"
+    jwks.gate.set()
+    clock.advance(INTERVAL)
+    assert auth.authenticate(sign(keys.rsa1)).name == "jwt:svc-1@idaas"
+
+
+def test_redirects_are_not_followed(
+    make_auth: Callable[..., JwtAuthenticator], httpserver: HTTPServer, jwks: JwksServer, keys: Keys
+) -> None:
+    httpserver.expect_request("/moved").respond_with_data(
+        "", status=302, headers={"Location": jwks.url}
+    )
+    auth = make_auth(issuer(httpserver.url_for("/moved")))
+    error = refused(auth, sign(keys.rsa1))
+    assert error.message == "could not fetch the issuer's keys (issuer idaas)"
+    assert jwks.served == 0
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+
+def test_parse_issuers() -> None:
+    raw = json.dumps(
+        [
+            {"name": "idaas", "issuer": ISS, "jwks_url": "https://idaas.example.com/jwks"},
+            {
+                "name": "partner_2",
+                "issuer": PARTNER_ISS,
+                "jwks_url": "http://127.0.0.1:8080/jwks",
+                "audience": PARTNER_AUD,
+                "algorithms": ["ES256"],
+            },
+        ]
+    )
+    first, second = parse_issuers(raw)
+    assert first == IssuerConfig(
+        name="idaas", issuer=ISS, jwks_url="https://idaas.example.com/jwks"
+    )
+    assert first.audience is None
+    assert first.algorithms == ("RS256", "ES256")
+    assert second.audience == PARTNER_AUD
+    assert second.algorithms == ("ES256",)
+    assert parse_issuers("[]") == ()
+
+
+def entry(**overrides: Any) -> dict[str, Any]:
+    base = {"name": "idaas", "issuer": ISS, "jwks_url": "https://idaas.example.com/jwks"}
+    return {**base, **overrides}
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        pytest.param("[{", "VEND_JWT_ISSUERS is not valid JSON", id="bad-json"),
+        pytest.param('{"name": "x"}', "must be a JSON list", id="not-a-list"),
+        pytest.param('["idaas"]', "VEND_JWT_ISSUERS[0] must be a JSON object", id="not-an-object"),
+        pytest.param(
+            json.dumps([entry(), entry(issuer=PARTNER_ISS)]),
+            "issuer name 'idaas' appears more than once",
+            id="duplicate-name",
+        ),
+        pytest.param(
+            json.dumps([entry(), entry(name="other")]),
+            f"issuer {ISS!r} appears more than once",
+            id="duplicate-issuer",
+        ),
+        pytest.param(
+            json.dumps([entry(jwks_uri="https://x")]),
+            "VEND_JWT_ISSUERS[0]: jwks_uri: Extra inputs are not permitted",
+            id="unknown-field",
+        ),
+        pytest.param(
+            json.dumps([entry(algorithms=["RS256", "HS256"])]),
+            "VEND_JWT_ISSUERS[0]: algorithms.1",
+            id="hs256",
+        ),
+        pytest.param(
+            json.dumps([entry(algorithms=["none"])]), "algorithms.0", id="alg-none-configured"
+        ),
+        pytest.param(
+            json.dumps([entry(algorithms=[])]), "must name at least one", id="no-algorithms"
+        ),
+        pytest.param(
+            json.dumps([entry(algorithms="RS256")]), "algorithms", id="algorithms-not-a-list"
+        ),
+        pytest.param(json.dumps([entry(name="has space")]), "name", id="bad-name"),
+        pytest.param(json.dumps([entry(name="x" * 65)]), "name", id="long-name"),
+        pytest.param(json.dumps([entry(name="")]), "name", id="empty-name"),
+        pytest.param(json.dumps([entry(issuer="")]), "issuer: ", id="empty-issuer"),
+        pytest.param(
+            json.dumps([entry(jwks_url="ftp://x/jwks")]), "jwks_url", id="jwks-url-scheme"
+        ),
+        pytest.param(json.dumps([entry(jwks_url="https://")]), "jwks_url", id="jwks-url-no-host"),
+        pytest.param(json.dumps([entry(audience="")]), "audience", id="empty-audience"),
+        pytest.param(json.dumps([{"name": "idaas", "issuer": ISS}]), "jwks_url", id="missing"),
+        pytest.param(json.dumps([entry(name=5)]), "name", id="name-not-a-string"),
+    ],
+)
+def test_parse_issuers_errors(raw: str, message: str) -> None:
+    with pytest.raises(ValueError, match="VEND_JWT_ISSUERS") as caught:
+        parse_issuers(raw)
+    assert message in str(caught.value)
+
+
+def test_issuer_config_is_frozen() -> None:
+    config = issuer("https://idaas.example.com/jwks")
+    with pytest.raises(ValueError, match="frozen"):
+        config.name = "other"
+
+
+def test_authenticator_refuses_duplicate_issuers() -> None:
+    a = issuer("https://a.example/jwks")
+    with pytest.raises(ValueError, match="more than once"):
+        JwtAuthenticator([a, issuer("https://b.example/jwks", name="b")], AUD)
+    with pytest.raises(ValueError, match="more than once"):
+        JwtAuthenticator([a, issuer("https://b.example/jwks", issuer="https://b")], AUD)
+    with pytest.raises(ValueError, match="VEND_AUDIENCE"):
+        JwtAuthenticator([a], "")
