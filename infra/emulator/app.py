@@ -10,6 +10,7 @@ import os
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,9 @@ class Emulator:
         self.kms = kms.Kms(self.account, keys)
         self.eiam = eiam.Eiam(self.account, records, on_change=self._save_state)
         self.faults = Faults(seed.faults)
+        # What was called, by whom, with what outcome: tests read it to prove a call was (or
+        # was not) made.
+        self.history: deque[tuple[str, str, str]] = deque(maxlen=10_000)
         self.services: dict[str, tuple[str, dict[str, Handler]]] = {
             sts.VERSION: ("sts.aliyuncs.com", self.sts.actions),
             eiam.VERSION: (f"eiam.{seed.region}.aliyuncs.com", self.eiam.actions),
@@ -175,6 +179,7 @@ class Emulator:
                 "Code": "InternalError",
                 "Message": "The request processing has failed due to some unknown error.",
             }
+        self.history.append((action, who, str(body.get("Code", "OK"))))
         log.info(
             "%s %s by %s -> %d %s (%.1f ms)",
             action or "-",
@@ -185,6 +190,10 @@ class Emulator:
             (time.monotonic() - started) * 1000,
         )
         return status, body, headers
+
+    def calls(self, action: str | None = None) -> list[tuple[str, str, str]]:
+        """The history, optionally of one action: (action, caller ARN, "OK" or error code)."""
+        return [h for h in list(self.history) if action is None or h[0] == action]
 
     def _conditions(self, environ: Environ) -> dict[str, str]:
         return {

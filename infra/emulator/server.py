@@ -1,19 +1,16 @@
-"""Serving the emulator over real HTTP with waitress, in the foreground or on a thread."""
+"""Serving the emulator over real HTTP, in the foreground or on a thread."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
-from types import TracebackType
 
-from waitress import wasyncore
-from waitress.server import TcpWSGIServer, create_server
+from shared.wsgi_server import WsgiServer
 
 from .app import Emulator
 from .seed import Seed
 
 
-class EmulatorServer:
+class EmulatorServer(WsgiServer):
     """The emulator on a local port, for tests and `vend local`: use it as a context manager."""
 
     def __init__(
@@ -26,51 +23,13 @@ class EmulatorServer:
         threads: int = 8,
     ) -> None:
         self.emulator = Emulator(seed, state_path=state_path)
-        server = create_server(
+        super().__init__(
             self.emulator, host=host, port=port, threads=threads, ident="vend-emulator"
         )
-        assert isinstance(server, TcpWSGIServer)  # one host and port give one TCP server
-        self._server = server
-        self.host = host
-        # The stubs miss the attribute; it holds the port the OS chose for port 0.
-        self.port: int = server.effective_port  # type: ignore[attr-defined]
-        self._thread: threading.Thread | None = None
-
-    @property
-    def endpoint(self) -> str:
-        """What an SDK `Config(endpoint=...)` takes (with protocol="http")."""
-        return f"{self.host}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.endpoint}"
-
-    def serve_forever(self) -> None:
-        self._server.run()
 
     def start(self) -> EmulatorServer:
-        self._thread = threading.Thread(target=self._server.run, name="vend-emulator", daemon=True)
-        self._thread.start()
+        super().start()
         return self
-
-    def stop(self) -> None:
-        server = self._server
-        server.task_dispatcher.shutdown(timeout=5)
-        # Clients keep pooled connections open, and the loop runs while any is open: close them
-        # all from inside the loop's own thread, which ends it at once.
-        server_map = server._map  # type: ignore[attr-defined]
-        trigger = server.trigger  # the stubs type it as int; it is a waitress trigger
-        trigger.pull_trigger(lambda: wasyncore.close_all(server_map))  # type: ignore[attr-defined]
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
     def __enter__(self) -> EmulatorServer:
         return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

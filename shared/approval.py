@@ -1,0 +1,117 @@
+"""The approval policy (contract section 5): may this caller get this secret, and with which KMS
+key is the answer sealed. Loaded and validated once, at start; evaluated per request, no I/O."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.caller import Caller
+from shared.ram_policy import Decision, Policy, PolicyError, RequestContext, evaluate, parse_policy
+
+
+class _Recipient(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    Principal: str = Field(min_length=1)
+    KeyId: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9:/_.-]+$")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    decision: Decision
+    statement: str | None  # the deciding statement's Sid or Statement[i]
+    recipient_key_id: str | None  # the caller's own KMS key, if the policy names one
+
+
+@dataclass(frozen=True)
+class ApprovalPolicy:
+    policy: Policy
+    recipients: tuple[tuple[str, str], ...]  # (principal, key id), first match wins
+
+    def decide(
+        self, caller: Caller, action: str, resource: str, *, source_ip: str | None = None
+    ) -> Verdict:
+        conditions = {"acs:CurrentTime": _now_iso()}
+        if source_ip:
+            conditions["acs:SourceIp"] = source_ip
+        result = evaluate(
+            [self.policy],
+            RequestContext(
+                action=action,
+                resource=resource,
+                principal=caller.policy_principal,
+                conditions=conditions,
+            ),
+        )
+        return Verdict(
+            allowed=result.allowed,
+            decision=result.decision,
+            statement=result.statement.label if result.statement else None,
+            recipient_key_id=self.recipient_key(caller),
+        )
+
+    def recipient_key(self, caller: Caller) -> str | None:
+        # A JWT caller may be named as in the policy ({sub}@{issuer}) or as its principal string.
+        names = {caller.name, caller.policy_principal.id}
+        return next((key for who, key in self.recipients if who in names), None)
+
+
+def parse_approval_policy(document: str | bytes | Mapping[str, Any]) -> ApprovalPolicy:
+    """Parses a policy document (JSON text or a decoded mapping). Raises PolicyError naming the
+    statement and element at fault."""
+    data: Any = document
+    if isinstance(document, (str, bytes)):
+        try:
+            data = json.loads(document)
+        except ValueError as exc:
+            raise PolicyError(f"approval policy: not valid JSON: {exc}") from None
+    policy = parse_policy(
+        data, kind="resource", extra_top_level=frozenset({"Recipients"}), name="approval"
+    )
+    raw = data.get("Recipients", []) if isinstance(data, Mapping) else []
+    if not isinstance(raw, list):
+        raise PolicyError("approval policy: Recipients must be a list")
+    recipients = []
+    for i, entry in enumerate(raw):
+        try:
+            item = _Recipient.model_validate(entry)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "entry"
+            raise PolicyError(f"approval policy: Recipients[{i}] {where}: {first['msg']}") from None
+        recipients.append((item.Principal, item.KeyId))
+    return ApprovalPolicy(policy, tuple(recipients))
+
+
+def load_approval_policy(value: str) -> ApprovalPolicy:
+    """`VEND_POLICY`: the JSON itself, or a path to a JSON or YAML file."""
+    text = value.strip()
+    if text.startswith("{"):
+        return parse_approval_policy(text)
+    path = Path(value)
+    try:
+        content = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"approval policy: cannot read {value}: {exc.strerror}") from None
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            loaded = yaml.safe_load(content)
+        except yaml.YAMLError as exc:
+            raise PolicyError(f"approval policy: {value} is not valid YAML: {exc}") from None
+        if not isinstance(loaded, Mapping):
+            raise PolicyError(f"approval policy: {value} must hold a mapping")
+        return parse_approval_policy(loaded)
+    return parse_approval_policy(content)
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,110 @@
+"""Configuration from the environment (contract section 10), read and checked once at start.
+A bad value stops the service with a message that names the variable."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from shared.approval import ApprovalPolicy, load_approval_policy
+from shared.ram_policy import PolicyError
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    protocol: str  # "https" or "http"
+    host: str  # host[:port], what an SDK Config's `endpoint` takes
+
+    @property
+    def url(self) -> str:
+        return f"{self.protocol}://{self.host}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    region: str
+    account_id: str
+    role_arn: str
+    kms_key_id: str
+    policy: ApprovalPolicy
+    audience: str
+    jwt_issuers_json: str | None
+    sts: Endpoint
+    eiam: Endpoint
+    kms: Endpoint
+    proof_hosts: tuple[str, ...]
+    idempotency_url: str
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str],
+        *,
+        region: str | None = None,
+        account_id: str | None = None,
+    ) -> Settings:
+        """`region` and `account_id` are the FC context's, used when the variables are unset."""
+        region = _get(env, "VEND_REGION", region, r"[a-z]{2,}-[a-z0-9-]+")
+        account = _get(env, "VEND_ACCOUNT_ID", account_id, r"[0-9]{16}")
+        role_arn = _get(
+            env, "VEND_ROLE_ARN", None, r"acs:ram::[0-9]{16}:role/[A-Za-z0-9.@_-]{1,64}"
+        )
+        key = _get(env, "VEND_KMS_KEY_ID", None, r"[A-Za-z0-9:/_.-]{1,256}")
+        audience = _get(env, "VEND_AUDIENCE", None, r"[\x21-\x7e]{1,256}")
+        raw_policy = _get(env, "VEND_POLICY", None, None)
+        try:
+            policy = load_approval_policy(raw_policy)
+        except PolicyError as exc:
+            raise ConfigError(f"VEND_POLICY: {exc}") from None
+        hosts = tuple(
+            h.strip() for h in env.get("VEND_STS_PROOF_HOSTS", "").split(",") if h.strip()
+        )
+        for host in hosts:
+            if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?", host):
+                raise ConfigError(f"VEND_STS_PROOF_HOSTS: {host!r} is not host[:port]")
+        idem = env.get("VEND_IDEMPOTENCY_URL", "").strip() or "memory://"
+        if not re.fullmatch(r"memory://|rediss?://\S+", idem):
+            raise ConfigError("VEND_IDEMPOTENCY_URL: must be memory:// or redis://host:port/db")
+        return cls(
+            region=region,
+            account_id=account,
+            role_arn=role_arn,
+            kms_key_id=key,
+            policy=policy,
+            audience=audience,
+            jwt_issuers_json=env.get("VEND_JWT_ISSUERS") or None,
+            sts=_endpoint(env, "VEND_STS_ENDPOINT", f"sts.{region}.aliyuncs.com"),
+            eiam=_endpoint(env, "VEND_EIAM_ENDPOINT", f"eiam.{region}.aliyuncs.com"),
+            kms=_endpoint(env, "VEND_KMS_ENDPOINT", f"kms.{region}.aliyuncs.com"),
+            proof_hosts=hosts,
+            idempotency_url=idem,
+        )
+
+
+def _get(env: Mapping[str, str], name: str, default: str | None, pattern: str | None) -> str:
+    value = (env.get(name) or "").strip() or default
+    if not value:
+        raise ConfigError(f"{name}: must be set")
+    if pattern and not re.fullmatch(pattern, value):
+        raise ConfigError(f"{name}: {value!r} is not valid")
+    return value
+
+
+def _endpoint(env: Mapping[str, str], name: str, default: str) -> Endpoint:
+    value = (env.get(name) or "").strip() or default
+    parts = urlsplit(value if "://" in value else f"https://{value}")
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or parts.path not in ("", "/")
+        or parts.query
+        or "@" in parts.netloc
+    ):
+        raise ConfigError(f"{name}: {value!r} must be host[:port] or http(s)://host[:port]")
+    return Endpoint(parts.scheme, parts.netloc)

@@ -1,0 +1,90 @@
+"""What FC 3.0's built-in Python runtime hands a handler: the HTTP trigger's event and the
+context object, read defensively (the 3.9/3.10 and 3.12 contexts differ)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.http_api import HttpRequest, HttpResponse
+
+DEFAULT_DEADLINE_S = 10.0
+
+
+class _FcModel(BaseModel):
+    # FC may add fields to its events; ours are the ones we read.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class HttpInfo(_FcModel):
+    method: str = "GET"
+    path: str | None = None
+    sourceIp: str | None = None
+
+
+class HttpRequestContext(_FcModel):
+    requestId: str | None = None
+    http: HttpInfo = Field(default_factory=HttpInfo)
+
+
+class HttpTriggerEvent(_FcModel):
+    version: str | None = None
+    rawPath: str = "/"
+    headers: dict[str, str] = Field(default_factory=dict)
+    queryParameters: dict[str, str] = Field(default_factory=dict)
+    body: str | None = None
+    isBase64Encoded: bool = False
+    requestContext: HttpRequestContext = Field(default_factory=HttpRequestContext)
+
+
+class BadEvent(ValueError):
+    pass
+
+
+def parse_http_event(event: bytes | str | dict[str, Any], request_id: str) -> HttpRequest:
+    try:
+        data = json.loads(event) if isinstance(event, (bytes, str)) else event
+        ev = HttpTriggerEvent.model_validate(data)
+        body = (
+            base64.b64decode(ev.body or "", validate=True)
+            if ev.isBase64Encoded
+            else (ev.body or "").encode("utf-8")
+        )
+    except (ValueError, ValidationError, binascii.Error) as exc:
+        raise BadEvent(f"not an HTTP trigger event: {type(exc).__name__}") from None
+    return HttpRequest(
+        method=ev.requestContext.http.method,
+        path=ev.requestContext.http.path or ev.rawPath,
+        headers={k.lower(): v for k, v in ev.headers.items()},
+        body=body,
+        request_id=ev.requestContext.requestId or request_id,
+        source_ip=ev.requestContext.http.sourceIp,
+    )
+
+
+def to_http_result(response: HttpResponse) -> dict[str, Any]:
+    response.headers.setdefault("Content-Type", "application/json")
+    return {
+        "statusCode": response.status,
+        "headers": response.headers,
+        "isBase64Encoded": False,
+        "body": response.encoded().decode("utf-8"),
+    }
+
+
+def request_id_of(context: object) -> str:
+    return str(getattr(context, "request_id", "") or "local")
+
+
+def deadline_of(context: object) -> float:
+    """The request deadline: well inside the function's timeout, and at most 10 s."""
+    timeout = getattr(getattr(context, "function", None), "timeout", None)
+    try:
+        seconds = float(timeout) if timeout else 0.0
+    except (TypeError, ValueError):
+        seconds = 0.0
+    return min(DEFAULT_DEADLINE_S, seconds * 0.8) if seconds > 0 else DEFAULT_DEADLINE_S

@@ -1,0 +1,106 @@
+"""The HTTP API of contract section 2, independent of how requests arrive (FC's HTTP trigger or
+`vend serve`): a request in, a response out."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.arns import Action
+from shared.errors import VendError, internal, invalid, malformed, not_found
+from shared.models import openapi_document
+from shared.upstream.deadline import Deadline
+from shared.vend import RequestMeta, Vendor
+
+log = logging.getLogger("vend")
+
+MAX_BODY_BYTES = 64 * 1024
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    path: str
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+    request_id: str
+    source_ip: str | None = None
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def encoded(self) -> bytes:
+        return json.dumps(self.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+_ROUTES: dict[str, tuple[str, str]] = {
+    "/v1/secrets/obtain": ("POST", "obtain"),
+    "/v1/secrets/create": ("POST", "create"),
+    "/v1/health": ("GET", "health"),
+    "/v1/openapi.json": ("GET", "openapi"),
+}
+
+
+class HttpApi:
+    def __init__(self, vendor: Callable[[], Vendor], deadline_s: float) -> None:
+        # The vendor is built on first use (or by FC's initializer), so that health checks
+        # answer even before the configuration is needed.
+        self._vendor = vendor
+        self._deadline_s = deadline_s
+        self._openapi: bytes | None = None
+
+    def handle(self, request: HttpRequest) -> HttpResponse:
+        try:
+            response = self._route(request)
+        except VendError as err:
+            response = HttpResponse(err.status, err.body(request.request_id), dict(err.headers))
+        except Exception:
+            log.exception("http: unexpected error in request %s", request.request_id)
+            bug = internal()
+            response = HttpResponse(bug.status, bug.body(request.request_id))
+        response.headers["X-Request-Id"] = request.request_id
+        response.headers["Content-Type"] = "application/json"
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def _route(self, request: HttpRequest) -> HttpResponse:
+        path = request.path.rstrip("/") or "/"
+        route = _ROUTES.get(path)
+        if route is None:
+            raise not_found(f"no route for {path}")
+        method, name = route
+        if request.method.upper() != method:
+            raise VendError(405, "MethodNotAllowed", f"{path} takes {method}", {"Allow": method})
+        if name == "health":
+            return HttpResponse(200, {"status": "ok"})
+        if name == "openapi":
+            return HttpResponse(200, openapi_document())
+        action: Action = "obtain" if name == "obtain" else "create"
+        data = parse_json_body(request.body)
+        key = request.headers.get("idempotency-key")
+        if key is not None and (action != "create" or not IDEMPOTENCY_KEY.fullmatch(key)):
+            raise invalid("Idempotency-Key must be 1 to 128 of A-Z a-z 0-9 _ . : - (create only)")
+        meta = RequestMeta(request.request_id, Deadline(self._deadline_s), request.source_ip)
+        result = self._vendor().vend(action, data, request.headers.get("authorization"), meta)
+        return HttpResponse(200, result.model_dump(mode="json"))
+
+
+def parse_json_body(body: bytes) -> dict[str, Any]:
+    if len(body) > MAX_BODY_BYTES:
+        raise VendError(413, "PayloadTooLarge", "the body is over 64 KiB")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise malformed("the body is not JSON") from None
+    if not isinstance(data, dict):
+        raise malformed("the body must be a JSON object")
+    return data

@@ -1,0 +1,62 @@
+"""Builds the service from its configuration, once per instance (FC's initializer, or
+`vend serve` at start), so that a bad configuration fails the start, not a caller's request."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from shared import audit
+from shared.auth.header import Authenticator
+from shared.config import ConfigError, Settings
+from shared.upstream.eiam import Eiam
+from shared.upstream.identity import FunctionIdentity
+from shared.upstream.kms import Kms
+from shared.upstream.rpc import ClientPool, Credentials
+from shared.upstream.sts import ScopedSessions
+from shared.vend import Vendor
+
+
+def build_vendor(settings: Settings, identity: FunctionIdentity) -> Vendor:
+    from shared.auth.ram_proof import ProofPolicy, RamProofVerifier, allowed_sts_targets
+
+    try:
+        targets = allowed_sts_targets(settings.region, settings.sts.url, settings.proof_hosts)
+    except ValueError as exc:
+        raise ConfigError(f"VEND_STS_PROOF_HOSTS: {exc}") from None
+    ram = RamProofVerifier(ProofPolicy(audience=settings.audience, allowed=targets))
+    jwt = None
+    if settings.jwt_issuers_json:
+        from shared.auth.jwt_bearer import JwtAuthenticator, parse_issuers
+
+        try:
+            issuers = parse_issuers(settings.jwt_issuers_json)
+        except ValueError as exc:
+            raise ConfigError(f"VEND_JWT_ISSUERS: {exc}") from None
+        jwt = JwtAuthenticator(issuers, settings.audience)
+    pool = ClientPool(settings.region)
+    audit.configure()
+    return Vendor(
+        region=settings.region,
+        account_id=settings.account_id,
+        default_key_id=settings.kms_key_id,
+        policy=settings.policy,
+        authenticator=Authenticator(ram, jwt),
+        identity=identity,
+        sessions=ScopedSessions(pool, settings.sts, identity, settings.role_arn),
+        eiam=Eiam(pool, settings.eiam),
+        kms=Kms(pool, settings.kms),
+    )
+
+
+def from_environment(
+    env: Mapping[str, str] | None = None,
+    *,
+    region: str | None = None,
+    account_id: str | None = None,
+    credentials: Credentials | None = None,
+) -> Vendor:
+    settings = Settings.from_env(
+        os.environ if env is None else env, region=region, account_id=account_id
+    )
+    return build_vendor(settings, FunctionIdentity(credentials))

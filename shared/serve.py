@@ -1,0 +1,129 @@
+"""`vend serve`: the very FC handler, served on localhost. Each WSGI request becomes the event
+FC's HTTP trigger would send, and the handler's result becomes the HTTP response, so what runs
+locally is what runs in FC."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+
+_REASONS = {
+    200: "OK",
+    202: "Accepted",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Payload Too Large",
+    422: "Unprocessable Entity",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+MAX_READ = 64 * 1024 + 1
+
+
+@dataclass
+class FunctionInfo:
+    name: str
+    handler: str
+    memory: int = 512
+    timeout: int = 15
+
+
+@dataclass
+class LocalContext:
+    """The parts of FC's context the handlers read (python3.12 shape: no credentials)."""
+
+    request_id: str
+    function: FunctionInfo
+    region: str | None = None
+    account_id: str | None = None
+    credentials: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class LocalFc:
+    """A WSGI app that invokes FC handlers as FC would."""
+
+    def __init__(
+        self,
+        http_handler: Callable[[Any, Any], dict[str, Any]],
+        *,
+        region: str | None,
+        account_id: str | None,
+        timeout_s: int = 15,
+    ) -> None:
+        self.http_handler = http_handler
+        self.region = region
+        self.account_id = account_id
+        self.timeout_s = timeout_s  # the function's timeout, as s.yaml sets it
+
+    def context(self, name: str, handler: str) -> LocalContext:
+        return LocalContext(
+            str(uuid.uuid4()),
+            FunctionInfo(name, handler, timeout=self.timeout_s),
+            self.region,
+            self.account_id,
+        )
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        ctx = self.context("vend-http", "functions.http.handler")
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        # Reading one byte past the API's limit is enough for the handler to refuse the body.
+        body = environ["wsgi.input"].read(min(length, MAX_READ)) if length else b""
+        event = http_event(environ, body, ctx.request_id)
+        result = self.http_handler(json.dumps(event).encode(), ctx)
+        status = int(result.get("statusCode", 200))
+        payload = str(result.get("body", "")).encode("utf-8")
+        headers = [(k, str(v)) for k, v in (result.get("headers") or {}).items()]
+        headers.append(("Content-Length", str(len(payload))))
+        start_response(f"{status} {_REASONS.get(status, 'Status')}", headers)
+        return [payload]
+
+
+def http_event(environ: dict[str, Any], body: bytes, request_id: str) -> dict[str, Any]:
+    """The FC 3.0 HTTP trigger event for a WSGI request (see ../shared/reference/fc.md)."""
+    headers: dict[str, str] = {}
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            headers[key[5:].replace("_", "-").title()] = value
+    if environ.get("CONTENT_TYPE"):
+        headers["Content-Type"] = environ["CONTENT_TYPE"]
+    path = (environ.get("PATH_INFO") or "/").encode("latin-1").decode("utf-8", "replace")
+    try:
+        text, encoded = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, encoded = base64.b64encode(body).decode(), True
+    return {
+        "version": "v1",
+        "rawPath": path,
+        "headers": headers,
+        "queryParameters": {},
+        "body": text,
+        "isBase64Encoded": encoded,
+        "requestContext": {
+            "requestId": request_id,
+            "http": {
+                "method": environ.get("REQUEST_METHOD", "GET"),
+                "path": path,
+                "protocol": environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
+                "sourceIp": environ.get("REMOTE_ADDR", ""),
+                "userAgent": environ.get("HTTP_USER_AGENT", ""),
+            },
+        },
+    }

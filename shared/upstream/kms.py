@@ -1,0 +1,74 @@
+"""KMS GenerateDataKey (the service) and Decrypt (callers opening an envelope)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from alibabacloud_tea_openapi.exceptions import ClientException
+
+from shared.config import Endpoint
+from shared.errors import VendError, access_denied, upstream_error
+from shared.upstream.deadline import Deadline
+from shared.upstream.rpc import KMS_VERSION, ClientPool, Credentials
+
+
+@dataclass(frozen=True)
+class DataKey:
+    key_id: str
+    encrypted_data_key: str
+    plaintext: bytes = field(repr=False)
+
+
+class Kms:
+    def __init__(self, pool: ClientPool, endpoint: Endpoint) -> None:
+        self._pool = pool
+        self._endpoint = endpoint
+
+    def _call(
+        self, action: str, creds: Credentials, query: dict[str, Any], deadline: Deadline
+    ) -> dict[str, Any]:
+        try:
+            return self._pool.get(self._endpoint, creds).call(
+                action, KMS_VERSION, query, deadline, service="KMS"
+            )
+        except ClientException as exc:
+            raise kms_error(exc) from None
+
+    def generate_data_key(
+        self, creds: Credentials, key_id: str, context: dict[str, str], deadline: Deadline
+    ) -> DataKey:
+        body = self._call(
+            "GenerateDataKey",
+            creds,
+            {"KeyId": key_id, "KeySpec": "AES_256", "EncryptionContext": json.dumps(context)},
+            deadline,
+        )
+        try:
+            plaintext = base64.b64decode(body["Plaintext"], validate=True)
+            return DataKey(str(body["KeyId"]), str(body["CiphertextBlob"]), plaintext)
+        except (KeyError, binascii.Error, ValueError):
+            raise upstream_error("KMS answered GenerateDataKey without a data key") from None
+
+    def decrypt(
+        self, creds: Credentials, blob: str, context: dict[str, str], deadline: Deadline
+    ) -> bytes:
+        body = self._call(
+            "Decrypt",
+            creds,
+            {"CiphertextBlob": blob, "EncryptionContext": json.dumps(context)},
+            deadline,
+        )
+        try:
+            return base64.b64decode(body["Plaintext"], validate=True)
+        except (KeyError, binascii.Error, ValueError):
+            raise upstream_error("KMS answered Decrypt without a plaintext") from None
+
+
+def kms_error(exc: ClientException) -> VendError:
+    if exc.status_code == 403:
+        return access_denied("KMS denied the use of the key")
+    return upstream_error(f"KMS refused the call: {exc.code}")

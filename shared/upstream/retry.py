@@ -1,0 +1,103 @@
+"""The one retry policy of every upstream call: throttling, 5xx and connection errors only, with
+capped exponential backoff and full jitter, inside the request's deadline.
+
+tea-openapi 0.4.6 ignores `RuntimeOptions.autoretry`; a client is tried once, and this module
+decides whether to try again."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+import requests
+from alibabacloud_tea_openapi.exceptions import (
+    ClientException,
+    ServerException,
+    ThrottlingException,
+)
+from darabonba.exceptions import UnretryableException
+
+from shared.errors import VendError, throttled, upstream_error, upstream_timeout
+from shared.upstream.deadline import Deadline
+
+T = TypeVar("T")
+Kind = Literal["throttle", "server", "connection", "timeout", "client", "other"]
+
+# Never start an attempt with less than this left: it could not finish anyway.
+MIN_ATTEMPT_S = 0.05
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 4
+    base_s: float = 0.05
+    cap_s: float = 1.0
+
+    def backoff(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
+        """Full jitter: uniform in [0, min(cap, base * 2**attempt))."""
+        return rand() * min(self.cap_s, self.base_s * 2.0**attempt)
+
+
+DEFAULT = RetryPolicy()
+
+
+def classify(exc: BaseException) -> Kind:
+    if isinstance(exc, ThrottlingException):
+        return "throttle"
+    if isinstance(exc, (ClientException, ServerException)):
+        code = str(getattr(exc, "code", "") or "")
+        if exc.status_code == 429 or "throttl" in code.lower():
+            return "throttle"
+        return "server" if exc.status_code >= 500 else "client"
+    inner = exc.inner_exception if isinstance(exc, UnretryableException) else exc
+    # A read timeout may come after the upstream acted (a create!), so it is not retried.
+    if isinstance(inner, requests.exceptions.ReadTimeout):
+        return "timeout"
+    if isinstance(inner, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
+        return "connection"
+    return "other"
+
+
+def call(
+    attempt: Callable[[int], T],
+    deadline: Deadline,
+    *,
+    service: str,
+    policy: RetryPolicy = DEFAULT,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Runs `attempt(read_timeout_ms)` until it succeeds, fails for good, or the deadline ends.
+    Client errors (4xx) are raised as they are, for the caller to map; the rest become
+    VendErrors (429, 502 or 504)."""
+    last: Kind = "timeout"
+    for n in range(policy.max_attempts):
+        if deadline.remaining() < MIN_ATTEMPT_S:
+            break
+        try:
+            return attempt(max(1, deadline.remaining_ms()))
+        except (ClientException, ServerException, ThrottlingException, UnretryableException) as exc:
+            last = classify(exc)
+            if last == "client":
+                raise
+            if last not in ("throttle", "server", "connection"):
+                break
+            pause = policy.backoff(n)
+            retry_after = getattr(exc, "retry_after", None)
+            if last == "throttle" and retry_after:
+                pause = max(pause, float(retry_after))
+            if n + 1 < policy.max_attempts and pause + MIN_ATTEMPT_S < deadline.remaining():
+                sleep(pause)
+            else:
+                break
+    raise exhausted(last, service, deadline)
+
+
+def exhausted(kind: Kind, service: str, deadline: Deadline) -> VendError:
+    if kind == "throttle":
+        return throttled(f"{service} kept throttling the request")
+    if kind == "timeout" or deadline.expired():
+        return upstream_timeout(f"the request's deadline ran out waiting for {service}")
+    return upstream_error(f"{service} failed and retries did not cure it")

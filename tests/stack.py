@@ -1,0 +1,91 @@
+"""The whole service on localhost, as `vend local` runs it: the emulator, and the FC HTTP
+handler behind the local FC bridge, configured through the environment."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sdk_clients as sdk
+
+from functions import http
+from infra.emulator import EmulatorServer, Seed
+from shared.cli import local_environment
+from shared.client import VendClient, endpoint
+from shared.serve import LocalFc
+from shared.upstream.rpc import Credentials
+from shared.wsgi_server import WsgiServer
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_POLICY = ROOT / "examples" / "policy.json"
+DEMO_SEED = ROOT / "examples" / "seed.yaml"
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def text(self) -> str:
+        return "\n".join(r.getMessage() for r in self.records)
+
+
+@dataclass
+class Stack:
+    emulator: EmulatorServer
+    api: WsgiServer
+    audit: Records
+    logs: Records
+
+    def client(self, key: tuple[str, str] = sdk.BILLING, **kw: object) -> VendClient:
+        fields: dict[str, object] = {
+            "url": self.api.url,
+            "audience": "vend-local",
+            "credentials": Credentials(*key),
+            "sts": endpoint(self.emulator.url),
+            "kms": endpoint(self.emulator.url),
+        }
+        fields.update(kw)
+        return VendClient(**fields)  # type: ignore[arg-type]
+
+    def calls(self, action: str) -> list[tuple[str, str, str]]:
+        return self.emulator.emulator.calls(action)
+
+
+@contextmanager
+def running_stack(
+    monkeypatch: pytest.MonkeyPatch,
+    seed: Seed,
+    *,
+    timeout_s: int = 15,
+    env: dict[str, str] | None = None,
+) -> Iterator[Stack]:
+    with EmulatorServer(seed) as emulator:
+        for name, value in {
+            **local_environment(emulator.url, DEMO_SEED, DEMO_POLICY),
+            **(env or {}),
+        }.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setattr(http, "_vendor", None)  # a fresh instance, as after a cold start
+        audit, logs = Records(), Records()
+        audit_logger = logging.getLogger("vend.audit")
+        root = logging.getLogger()
+        root.addHandler(logs)
+        old_level = root.level
+        root.setLevel(logging.DEBUG)
+        audit_logger.addHandler(audit)
+        app = LocalFc(http.handler, region=None, account_id=None, timeout_s=timeout_s)
+        try:
+            with WsgiServer(app) as api:
+                yield Stack(emulator, api, audit, logs)
+        finally:
+            audit_logger.removeHandler(audit)
+            root.removeHandler(logs)
+            root.setLevel(old_level)

@@ -1,0 +1,406 @@
+"""The vending path end to end: the FC HTTP handler, behind the local FC bridge, against the
+emulator, called with the shipped client library and RAM proofs over real HTTP."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import requests
+import sdk_clients as sdk
+from stack import Stack, running_stack
+
+from infra.emulator import Seed
+from shared.client import VendApiError
+from shared.envelope import EnvelopeError
+from shared.errors import VendError
+
+BILLING_ARN = f"acs:ram::{sdk.ACCOUNT}:user/billing"
+REPORTS_ARN = f"acs:ram::{sdk.ACCOUNT}:user/reports"
+BILLING_SECRET = "CSdemoBillingSecretValue0000000000000001"
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch, demo_seed: Seed) -> Iterator[Stack]:
+    with running_stack(monkeypatch, demo_seed) as running:
+        yield running
+
+
+def _post(
+    stack: Stack,
+    path: str,
+    body: object,
+    headers: dict[str, str] | None = None,
+    key: tuple[str, str] = sdk.BILLING,
+) -> requests.Response:
+    auth = {"Authorization": stack.client(key).authorization()}
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    return requests.post(
+        stack.api.url + path, data=data, headers={**auth, **(headers or {})}, timeout=20
+    )
+
+
+def _error(resp: requests.Response) -> tuple[int, str]:
+    body = resp.json()
+    assert set(body) == {"error"}
+    assert body["error"]["request_id"] == resp.headers["X-Request-Id"]
+    return resp.status_code, body["error"]["code"]
+
+
+OBTAIN = {
+    "instance_id": "idaas_demo",
+    "application_id": "app_billing",
+    "secret_id": "sct_billing_1",
+}
+
+
+def test_obtain_returns_an_envelope_only_the_caller_can_open(stack: Stack) -> None:
+    client = stack.client()
+    response = client.obtain("idaas_demo", "app_billing", "sct_billing_1")
+    assert (response.client_id, response.secret_id, response.status) == (
+        "app_billing",
+        "sct_billing_1",
+        "enabled",
+    )
+    assert response.upstream_request_id
+    env = response.envelope
+    assert (env.format, env.alg, env.key_id) == ("vend-envelope/1", "AES-256-GCM", "key-billing")
+    assert env.encryption_context == {
+        "vend:arn": sdk.secret_arn("app_billing", "sct_billing_1"),
+        "vend:principal": BILLING_ARN,
+        "vend:request_id": response.request_id,
+    }
+    assert BILLING_SECRET not in response.model_dump_json()
+    assert (
+        client.open(
+            response,
+            instance_id="idaas_demo",
+            application_id="app_billing",
+            secret_id="sct_billing_1",
+        )
+        == BILLING_SECRET
+    )
+    # Another caller can neither have KMS open it nor pass the client's own check.
+    reports = stack.client(sdk.REPORTS)
+    with pytest.raises(EnvelopeError):
+        reports.open(
+            response,
+            instance_id="idaas_demo",
+            application_id="app_billing",
+            secret_id="sct_billing_1",
+        )
+    with pytest.raises(VendError) as info:
+        reports.open(
+            response,
+            instance_id="idaas_demo",
+            application_id="app_billing",
+            secret_id="sct_billing_1",
+            expected_principal=BILLING_ARN,
+        )
+    assert (info.value.status, info.value.code) == (403, "AccessDenied")  # KMS: not its key
+
+
+def test_each_response_has_a_fresh_data_key_and_request_id(stack: Stack) -> None:
+    a = stack.client().obtain("idaas_demo", "app_billing", "sct_billing_1")
+    b = stack.client().obtain("idaas_demo", "app_billing", "sct_billing_1")
+    assert a.request_id != b.request_id
+    assert a.envelope.encrypted_data_key != b.envelope.encrypted_data_key
+    assert a.envelope.iv != b.envelope.iv
+
+
+def test_response_headers(stack: Stack) -> None:
+    resp = _post(stack, "/v1/secrets/obtain", OBTAIN)
+    assert resp.status_code == 200
+    assert resp.headers["X-Request-Id"] == resp.json()["request_id"]
+    assert resp.headers["Content-Type"] == "application/json"
+
+
+def test_create_makes_a_secret_and_seals_it(stack: Stack) -> None:
+    client = stack.client()
+    response = client.create("idaas_demo", "app_empty")
+    assert response.secret_id.startswith("sci_")
+    assert response.envelope.encryption_context["vend:arn"] == sdk.secret_arn("app_empty", "*")
+    secret = client.open(
+        response, instance_id="idaas_demo", application_id="app_empty", secret_id=None
+    )
+    assert secret.startswith("CS") and len(secret) > 30
+    # The secret really exists in EIAM, as made.
+    got = stack.client().obtain("idaas_demo", "app_empty", response.secret_id)
+    assert (
+        client.open(
+            got, instance_id="idaas_demo", application_id="app_empty", secret_id=response.secret_id
+        )
+        == secret
+    )
+
+
+def test_create_past_the_quota_is_409(stack: Stack) -> None:
+    stack.client().create("idaas_demo", "app_billing")  # the second and last slot
+    with pytest.raises(VendApiError) as info:
+        stack.client().create("idaas_demo", "app_billing")
+    assert (info.value.status, info.value.code) == (409, "QuotaExceeded")
+
+
+def test_not_approved_is_403_and_nothing_upstream(stack: Stack) -> None:
+    before = len(stack.emulator.emulator.history)
+    with pytest.raises(VendApiError) as info:
+        stack.client(sdk.REPORTS).obtain("idaas_demo", "app_billing", "sct_billing_1")
+    assert (info.value.status, info.value.code) == (403, "AccessDenied")
+    # Only the proof's GetCallerIdentity reached the cloud: no STS AssumeRole, EIAM or KMS.
+    assert [c[0] for c in list(stack.emulator.emulator.history)[before:]] == ["GetCallerIdentity"]
+
+
+def test_explicit_deny_wins(stack: Stack) -> None:
+    with pytest.raises(VendApiError) as info:
+        stack.client().obtain("idaas_other", "app_other", "sct_other_1")
+    assert info.value.code == "AccessDenied"
+
+
+def test_unknown_secret_is_404(stack: Stack) -> None:
+    with pytest.raises(VendApiError) as info:
+        stack.client().obtain("idaas_demo", "app_billing", "sct_nope")
+    assert (info.value.status, info.value.code) == (404, "NotFound")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "expected"),
+    [
+        pytest.param(
+            "/v1/secrets/obtain", {**OBTAIN, "secret_id": "*"}, (400, "InvalidParameter"), id="star"
+        ),
+        pytest.param(
+            "/v1/secrets/obtain",
+            {**OBTAIN, "secret_id": "a/b"},
+            (400, "InvalidParameter"),
+            id="slash",
+        ),
+        pytest.param(
+            "/v1/secrets/obtain",
+            {**OBTAIN, "instance_id": "a:b"},
+            (400, "InvalidParameter"),
+            id="colon",
+        ),
+        pytest.param(
+            "/v1/secrets/obtain",
+            {**OBTAIN, "application_id": "?"},
+            (400, "InvalidParameter"),
+            id="question",
+        ),
+        pytest.param(
+            "/v1/secrets/obtain", {**OBTAIN, "secret_id": ""}, (400, "InvalidParameter"), id="empty"
+        ),
+        pytest.param(
+            "/v1/secrets/obtain",
+            {**OBTAIN, "secret_id": "a b"},
+            (400, "InvalidParameter"),
+            id="space",
+        ),
+        pytest.param(
+            "/v1/secrets/obtain",
+            {**OBTAIN, "secret_id": "x" * 65},
+            (400, "InvalidParameter"),
+            id="65",
+        ),
+        pytest.param(
+            "/v1/secrets/obtain", {**OBTAIN, "secret_id": 7}, (400, "InvalidParameter"), id="number"
+        ),
+        pytest.param(
+            "/v1/secrets/obtain",
+            {**OBTAIN, "extra": 1},
+            (400, "InvalidParameter"),
+            id="unknown-field",
+        ),
+        pytest.param(
+            "/v1/secrets/obtain",
+            {"instance_id": "idaas_demo"},
+            (400, "InvalidParameter"),
+            id="missing",
+        ),
+        pytest.param("/v1/secrets/obtain", "[1]", (400, "MalformedRequest"), id="not-object"),
+        pytest.param("/v1/secrets/obtain", "{not json", (400, "MalformedRequest"), id="not-json"),
+        pytest.param(
+            "/v1/secrets/obtain", "x" * (64 * 1024 + 1), (413, "PayloadTooLarge"), id="too-large"
+        ),
+        pytest.param(
+            "/v1/secrets/create",
+            {"instance_id": "idaas_demo", "application_id": "app_empty", "expiration_time": 1},
+            (400, "InvalidParameter.ExpirationTime"),
+            id="past",
+        ),
+        pytest.param(
+            "/v1/secrets/create",
+            {"instance_id": "idaas_demo", "application_id": "app_empty", "expiration_time": "soon"},
+            (400, "InvalidParameter.ExpirationTime"),
+            id="string",
+        ),
+        pytest.param(
+            "/v1/secrets/create",
+            {"instance_id": "idaas_demo", "application_id": "app_empty", "expiration_time": 10**15},
+            (400, "InvalidParameter.ExpirationTime"),
+            id="far",
+        ),
+        pytest.param("/v1/nope", {}, (404, "NotFound"), id="unknown-route"),
+    ],
+)
+def test_bad_input_is_refused_before_any_upstream_call(
+    stack: Stack, path: str, body: object, expected: tuple[int, str]
+) -> None:
+    resp = requests.post(
+        stack.api.url + path,
+        data=body if isinstance(body, str) else json.dumps(body),
+        headers={"Authorization": "RAM not-even-looked-at"},
+        timeout=10,
+    )
+    assert _error(resp) == expected
+    assert list(stack.emulator.emulator.history) == []
+
+
+def test_wrong_method_is_405(stack: Stack) -> None:
+    resp = requests.get(stack.api.url + "/v1/secrets/obtain", timeout=10)
+    assert _error(resp) == (405, "MethodNotAllowed")
+    assert resp.headers["Allow"] == "POST"
+
+
+def test_bad_idempotency_key_is_400(stack: Stack) -> None:
+    resp = _post(
+        stack,
+        "/v1/secrets/create",
+        {"instance_id": "idaas_demo", "application_id": "app_empty"},
+        {"Idempotency-Key": "has space"},
+    )
+    assert _error(resp) == (400, "InvalidParameter")
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "",
+        "Basic dXNlcjpwYXNz",
+        "RAM",
+        "RAM !!!not-base64!!!",
+        "Bearer a.b.c",
+        "RAM " + "A" * 20000,
+    ],
+    ids=[
+        "missing",
+        "empty",
+        "basic",
+        "no-credential",
+        "garbage-proof",
+        "bearer-without-issuers",
+        "huge",
+    ],
+)
+def test_unauthenticated(stack: Stack, authorization: str | None) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    resp = requests.post(
+        stack.api.url + "/v1/secrets/obtain", json=OBTAIN, headers=headers, timeout=10
+    )
+    assert _error(resp) == (401, "Unauthenticated")
+    assert resp.headers["WWW-Authenticate"] == "Bearer, RAM"
+    credential = (authorization or "").partition(" ")[2]
+    if len(credential) >= 8:
+        assert credential[:64] not in resp.text
+
+
+def test_a_proof_is_single_use(stack: Stack) -> None:
+    auth = stack.client().authorization()
+    first = requests.post(
+        stack.api.url + "/v1/secrets/obtain",
+        json=OBTAIN,
+        headers={"Authorization": auth},
+        timeout=10,
+    )
+    assert first.status_code == 200
+    again = requests.post(
+        stack.api.url + "/v1/secrets/obtain",
+        json=OBTAIN,
+        headers={"Authorization": auth},
+        timeout=10,
+    )
+    assert _error(again) == (401, "Unauthenticated")
+    assert "SignatureNonceUsed" in again.json()["error"]["message"]
+
+
+def test_a_proof_for_another_audience_is_refused(stack: Stack) -> None:
+    with pytest.raises(VendApiError) as info:
+        stack.client(audience="another-service").obtain(
+            "idaas_demo", "app_billing", "sct_billing_1"
+        )
+    assert info.value.code == "Unauthenticated"
+    assert [c[0] for c in stack.calls("GetCallerIdentity")] == []  # refused before sending
+
+
+def test_scoped_credentials_are_cached_per_secret(stack: Stack) -> None:
+    client = stack.client()
+    for _ in range(3):
+        client.obtain("idaas_demo", "app_billing", "sct_billing_1")
+    assert len(stack.calls("AssumeRole")) == 1
+    client.create("idaas_demo", "app_billing")
+    assert len(stack.calls("AssumeRole")) == 2
+    # EIAM saw only scoped sessions of the vending role: one for the secret, one for create.
+    obtainers = {who for _, who, _ in stack.calls("ObtainApplicationClientSecret")}
+    creators = {who for _, who, _ in stack.calls("CreateApplicationClientSecret")}
+    assert len(obtainers) == len(creators) == 1
+    assert obtainers != creators
+    prefix = f"acs:ram::{sdk.ACCOUNT}:assumed-role/vend-eiam/"
+    assert all(who.startswith(prefix) for who in obtainers | creators)
+
+
+def test_health_and_openapi(stack: Stack) -> None:
+    health = requests.get(stack.api.url + "/v1/health", timeout=10)
+    assert (health.status_code, health.json()) == (200, {"status": "ok"})
+    assert health.headers["X-Request-Id"]
+    doc = requests.get(stack.api.url + "/v1/openapi.json", timeout=10).json()
+    assert doc["openapi"].startswith("3.1")
+    assert set(doc["paths"]) == {
+        "/v1/secrets/obtain",
+        "/v1/secrets/create",
+        "/v1/health",
+        "/v1/openapi.json",
+    }
+    schema = doc["components"]["schemas"]["ObtainRequest"]
+    assert schema["additionalProperties"] is False
+    assert schema["properties"]["secret_id"]["pattern"] == "^[A-Za-z0-9_-]+$"
+
+
+def test_one_audit_record_per_request_and_no_secret_in_any_log(stack: Stack) -> None:
+    client = stack.client()
+    auth = client.authorization()
+    ok = requests.post(
+        stack.api.url + "/v1/secrets/obtain",
+        json=OBTAIN,
+        headers={"Authorization": auth},
+        timeout=10,
+    )
+    assert ok.status_code == 200
+    with pytest.raises(VendApiError):
+        stack.client(sdk.REPORTS).obtain("idaas_demo", "app_billing", "sct_billing_1")
+    records = [json.loads(r.getMessage()) for r in stack.audit.records]
+    assert len(records) == 2
+    allow, deny = records
+    assert set(allow) == {
+        "ts",
+        "request_id",
+        "principal",
+        "action",
+        "resource",
+        "decision",
+        "outcome",
+        "upstream_request_id",
+        "duration_ms",
+    }
+    assert (allow["principal"], allow["decision"], allow["outcome"]) == (BILLING_ARN, "allow", "ok")
+    assert allow["request_id"] == ok.json()["request_id"]
+    assert allow["upstream_request_id"] == ok.json()["upstream_request_id"]
+    assert allow["resource"] == sdk.secret_arn("app_billing", "sct_billing_1")
+    assert (deny["principal"], deny["decision"], deny["outcome"]) == (
+        REPORTS_ARN,
+        "deny",
+        "AccessDenied",
+    )
+    everything = stack.audit.text() + stack.logs.text()
+    for secret in (BILLING_SECRET, auth.partition(" ")[2], sdk.BILLING[1], sdk.FUNCTION[1]):
+        assert secret not in everything
