@@ -111,8 +111,9 @@ def build_proof(
     of an STS `GetCallerIdentity` request signed with the caller's credentials but not sent.
 
     Credentials: explicit keys (with `security_token` for STS credentials), or `credential`, an
-    `alibabacloud_credentials.client.Client`, or else the credentials library's default chain
-    (ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET / _SECURITY_TOKEN, profiles, instance roles...).
+    `alibabacloud_credentials.client.Client`, or else the environment variables
+    ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET / _SECURITY_TOKEN as they are at the call, or else the
+    credentials library's default chain (profiles, instance roles...).
     The request is built as `alibabacloud_tea_openapi`'s `Client.do_request` builds it, and
     signed with that package's own signer. Raises ValueError for bad arguments or credentials
     that cannot sign (a bearer token); the credentials library's own errors pass through."""
@@ -133,9 +134,16 @@ def build_proof(
         raise ValueError(f"invalid sts_endpoint {sts_endpoint!r}: {exc}") from None
 
     keys_given = (access_key_id, access_key_secret, security_token) != (None, None, None)
+    if keys_given and credential is not None:
+        raise ValueError("give either access keys or a credential client, not both")
+    if not keys_given and credential is None:
+        # The default chain starts with these variables, but alibabacloud-credentials 1.0.12 reads
+        # them once, when it is imported: read them now, so that setting them later works too.
+        access_key_id = os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID") or None
+        access_key_secret = os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET") or None
+        security_token = os.environ.get("ALIBABA_CLOUD_SECURITY_TOKEN") or None
+        keys_given = access_key_id is not None and access_key_secret is not None
     if keys_given:
-        if credential is not None:
-            raise ValueError("give either access keys or a credential client, not both")
         if not access_key_id or not access_key_secret:
             raise ValueError("access_key_id and access_key_secret must be given together")
         credential = CredentialClient(
@@ -462,6 +470,9 @@ def _headers(proof: _Proof) -> dict[str, str]:
 
 
 def _check_signed_headers(headers: dict[str, str]) -> None:
+    absent = sorted(REQUIRED_SIGNED - headers.keys())
+    if absent:
+        raise unauthenticated(f"The RAM proof lacks the headers {', '.join(absent)}.")
     match = _AUTHORIZATION.fullmatch(headers.get("authorization", ""))
     if match is None:
         raise unauthenticated(
@@ -516,6 +527,12 @@ def _identity(response: requests.Response) -> Caller:
     account = body.get("AccountId") if isinstance(body, dict) else None
     if not isinstance(arn, str) or not isinstance(account, str) or not _ACCOUNT.fullmatch(account):
         raise upstream_error("STS answered the RAM proof without a valid Arn and AccountId.")
+    root = _ROOT_ARN.fullmatch(arn)
+    if root is not None and root["account"] == account:
+        # Root keys are not meant for workloads: policies name RAM users and roles.
+        raise unauthenticated(
+            "The RAM proof was signed by the account's root credentials: use a RAM user or role."
+        )
     principal = _principal_arn(arn, account)
     if principal is None:
         raise upstream_error("STS answered the RAM proof with an identity of an unexpected form.")
@@ -523,13 +540,12 @@ def _identity(response: requests.Response) -> Caller:
 
 
 def _principal_arn(arn: str, account_id: str) -> str | None:
-    """The principal of an STS identity ARN of account `account_id`: users and the account's root
-    as they are, an assumed role `.../assumed-role/{Role}/{session}` as `...:role/{Role}`; None
-    for any other form or another account."""
-    for pattern in (_USER_ARN, _ROOT_ARN):
-        match = pattern.fullmatch(arn)
-        if match is not None:
-            return arn if match["account"] == account_id else None
+    """The principal of an STS identity ARN of account `account_id`: a user as it is, an assumed
+    role `.../assumed-role/{Role}/{session}` as `...:role/{Role}`; None for any other form (the
+    root account included) or another account."""
+    match = _USER_ARN.fullmatch(arn)
+    if match is not None:
+        return arn if match["account"] == account_id else None
     match = _ASSUMED_ROLE_ARN.fullmatch(arn)
     if match is None or match["account"] != account_id:
         return None
