@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from shared.ram_policy import Principal
@@ -26,19 +25,3 @@ class Caller:
         return cls(
             f"jwt:{subject}@{issuer_name}", Principal(type="JWT", id=f"{subject}@{issuer_name}")
         )
-
-
-_ASSUMED = re.compile(r"acs:ram::([0-9]{16}):assumed-role/([A-Za-z0-9.@_-]{1,64})/[^/]+")
-_RAM_ARN = re.compile(r"acs:ram::([0-9]{16}):(user|role)/[A-Za-z0-9.@_-]{1,64}")
-
-
-def normalize_ram_arn(arn: str) -> tuple[str, str]:
-    """(principal ARN, account) for an ARN that STS GetCallerIdentity reported: an assumed-role
-    session becomes its role, so that policies name roles, not sessions."""
-    match = _ASSUMED.fullmatch(arn)
-    if match:
-        return f"acs:ram::{match[1]}:role/{match[2]}", match[1]
-    match = _RAM_ARN.fullmatch(arn)
-    if match:
-        return arn, match[1]
-    raise ValueError("not a RAM user, role or assumed-role ARN")

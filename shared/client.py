@@ -10,8 +10,7 @@ from typing import Any
 import requests
 
 from shared import envelope as env
-from shared.auth.ram_proof import build_proof
-from shared.caller import normalize_ram_arn
+from shared.auth.ram_proof import build_proof, principal_arn
 from shared.config import Endpoint
 from shared.models import Envelope, VendResponse
 from shared.upstream.deadline import Deadline
@@ -134,7 +133,10 @@ class VendClient:
         body = self._pool.get(self.sts, self._identity.current()).call(
             "GetCallerIdentity", STS_VERSION, {}, Deadline(self.timeout_s), service="STS"
         )
-        return normalize_ram_arn(str(body.get("Arn", "")))[0]
+        principal = principal_arn(str(body.get("Arn", "")), str(body.get("AccountId", "")))
+        if principal is None:
+            raise ValueError("STS reported an identity that is neither a RAM user nor a role")
+        return principal
 
     def open_envelope(
         self, envelope: Envelope, *, expected_arn: str, expected_principal: str | None

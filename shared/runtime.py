@@ -23,7 +23,10 @@ def build_vendor(settings: Settings, identity: FunctionIdentity) -> Vendor:
     try:
         targets = allowed_sts_targets(settings.region, settings.sts.url, settings.proof_hosts)
     except ValueError as exc:
-        raise ConfigError(f"VEND_STS_PROOF_HOSTS: {exc}") from None
+        # Settings checked each variable alone; this is what remains: how they combine.
+        raise ConfigError(
+            f"VEND_STS_ENDPOINT / VEND_STS_PROOF_HOSTS / VEND_REGION: {exc}"
+        ) from None
     ram = RamProofVerifier(ProofPolicy(audience=settings.audience, allowed=targets))
     jwt = None
     if settings.jwt_issuers_json:

@@ -533,13 +533,13 @@ def _identity(response: requests.Response) -> Caller:
         raise unauthenticated(
             "The RAM proof was signed by the account's root credentials: use a RAM user or role."
         )
-    principal = _principal_arn(arn, account)
+    principal = principal_arn(arn, account)
     if principal is None:
         raise upstream_error("STS answered the RAM proof with an identity of an unexpected form.")
     return Caller.ram(principal, account)
 
 
-def _principal_arn(arn: str, account_id: str) -> str | None:
+def principal_arn(arn: str, account_id: str) -> str | None:
     """The principal of an STS identity ARN of account `account_id`: a user as it is, an assumed
     role `.../assumed-role/{Role}/{session}` as `...:role/{Role}`; None for any other form (the
     root account included) or another account."""

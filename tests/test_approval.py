@@ -1,0 +1,276 @@
+"""The approval policy: parsed and checked at start, evaluated per request, and `vend policy check`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shared.approval import load_approval_policy, parse_approval_policy
+from shared.caller import Caller
+from shared.ram_policy import PolicyError
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY = ROOT / "examples" / "policy.json"
+ACCT = "1234567890123456"
+OBTAIN = "eiam:ObtainApplicationClientSecret"
+BILLING = Caller.ram(f"acs:ram::{ACCT}:user/billing", ACCT)
+REPORTS = Caller.ram(f"acs:ram::{ACCT}:user/reports", ACCT)
+
+
+def _arn(app: str, secret: str = "s1", instance: str = "idaas_demo") -> str:
+    return f"acs:eiam:cn-hangzhou:{ACCT}:instance/{instance}/application/{app}/secret/{secret}"
+
+
+@pytest.mark.parametrize(
+    ("caller", "action", "resource", "allowed", "statement", "key"),
+    [
+        (
+            BILLING,
+            OBTAIN,
+            _arn("app_billing"),
+            True,
+            "billing-reads-and-rotates-its-secrets",
+            "key-billing",
+        ),
+        (
+            BILLING,
+            "EIAM:obtainapplicationclientsecret",
+            _arn("app_billing"),
+            True,
+            "billing-reads-and-rotates-its-secrets",
+            "key-billing",
+        ),
+        (BILLING, OBTAIN, _arn("app_reports"), False, None, "key-billing"),
+        (REPORTS, OBTAIN, _arn("app_reports"), True, "reports-reads-its-secret", "key-reports"),
+        (
+            REPORTS,
+            "eiam:CreateApplicationClientSecret",
+            _arn("app_reports", "*"),
+            False,
+            None,
+            "key-reports",
+        ),
+        (
+            Caller.jwt("app_reports", "demo"),
+            OBTAIN,
+            _arn("app_reports"),
+            True,
+            "reports-reads-its-secret",
+            "key-reports",
+        ),
+        (Caller.jwt("app_reports", "other"), OBTAIN, _arn("app_reports"), False, None, None),
+        (
+            BILLING,
+            OBTAIN,
+            _arn("app_billing", instance="idaas_other"),
+            False,
+            "nobody-touches-the-other-instance",
+            "key-billing",
+        ),
+        (
+            Caller.ram(f"acs:ram::{ACCT}:user/Billing", ACCT),
+            OBTAIN,
+            _arn("app_billing"),
+            False,
+            None,
+            None,
+        ),
+    ],
+    ids=[
+        "allowed",
+        "action-case",
+        "other-app",
+        "reports",
+        "not-create",
+        "jwt",
+        "jwt-other-issuer",
+        "explicit-deny",
+        "principal-case",
+    ],
+)
+def test_decisions_of_the_demo_policy(
+    caller: Caller,
+    action: str,
+    resource: str,
+    allowed: bool,
+    statement: str | None,
+    key: str | None,
+) -> None:
+    verdict = load_approval_policy(str(POLICY)).decide(
+        caller, action, resource, source_ip="10.0.0.1"
+    )
+    assert (verdict.allowed, verdict.statement, verdict.recipient_key_id) == (
+        allowed,
+        statement,
+        key,
+    )
+
+
+def test_conditions_on_source_ip() -> None:
+    policy = parse_approval_policy(
+        json.dumps(
+            {
+                "Version": "1",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"RAM": "*"},
+                        "Action": OBTAIN,
+                        "Resource": "*",
+                        "Condition": {"IpAddress": {"acs:SourceIp": "10.0.0.0/8"}},
+                    }
+                ],
+            }
+        )
+    )
+    assert policy.decide(BILLING, OBTAIN, _arn("a"), source_ip="10.1.2.3").allowed
+    assert not policy.decide(BILLING, OBTAIN, _arn("a"), source_ip="192.168.1.1").allowed
+    assert not policy.decide(BILLING, OBTAIN, _arn("a"), source_ip=None).allowed
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (
+            {
+                "Version": "1",
+                "Statement": [{"Sid": "s1", "Effect": "Allow", "Action": OBTAIN, "Resource": "*"}],
+            },
+            "Principal",
+        ),
+        (
+            {
+                "Version": "1",
+                "Statement": [
+                    {
+                        "Sid": "s2",
+                        "Effect": "Allow",
+                        "Principal": "*",
+                        "Action": OBTAIN,
+                        "Resource": "*",
+                        "Conditions": {},
+                    }
+                ],
+            },
+            "Conditions",
+        ),
+        (
+            {
+                "Version": "1",
+                "Statement": [
+                    {"Effect": "Allow", "Principal": "*", "Action": OBTAIN, "Resource": "*"}
+                ],
+                "Recipients": [{"Principal": "x"}],
+            },
+            "KeyId",
+        ),
+        ({"Version": "1", "Statement": [], "Recipient": []}, "Recipient"),
+        ({"Version": "2", "Statement": []}, "Version"),
+    ],
+    ids=[
+        "no-principal",
+        "unknown-element",
+        "recipient-without-key",
+        "unknown-top-level",
+        "version",
+    ],
+)
+def test_bad_policies_are_refused_naming_the_problem(
+    document: dict[str, object], message: str
+) -> None:
+    with pytest.raises(PolicyError, match=message):
+        parse_approval_policy(json.dumps(document))
+
+
+def test_policy_from_yaml_file(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        "Version: '1'\nStatement:\n  - Effect: Allow\n    Principal: {RAM: '*'}\n"
+        f"    Action: {OBTAIN}\n    Resource: '*'\n"
+    )
+    assert load_approval_policy(str(path)).decide(BILLING, OBTAIN, _arn("a")).allowed
+
+
+def _check(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shared.cli", "policy", "check", "--policy", str(POLICY), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_vend_policy_check_prints_the_decision_and_statement() -> None:
+    done = _check(
+        "--principal",
+        f"acs:ram::{ACCT}:user/billing",
+        "--action",
+        OBTAIN,
+        "--resource",
+        _arn("app_billing"),
+    )
+    assert done.returncode == 0
+    assert "decision: allow" in done.stdout
+    assert "statement: billing-reads-and-rotates-its-secrets" in done.stdout
+    assert "recipient key: key-billing" in done.stdout
+    denied = _check(
+        "--principal",
+        f"acs:ram::{ACCT}:user/billing",
+        "--action",
+        OBTAIN,
+        "--resource",
+        _arn("app_billing", instance="idaas_other"),
+    )
+    assert denied.returncode == 3
+    assert "decision: deny (explicit_deny)" in denied.stdout
+    assert "statement: nobody-touches-the-other-instance" in denied.stdout
+    jwt = _check(
+        "--principal", "jwt:app_reports@demo", "--action", OBTAIN, "--resource", _arn("app_reports")
+    )
+    assert "decision: allow" in jwt.stdout and "reports-reads-its-secret" in jwt.stdout
+
+
+def test_vend_policy_check_refuses_a_bad_policy(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps(
+            {
+                "Version": "1",
+                "Statement": [
+                    {
+                        "Sid": "oops",
+                        "Effect": "Allow",
+                        "Principal": "*",
+                        "Action": OBTAIN,
+                        "Resources": "*",
+                    }
+                ],
+            }
+        )
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shared.cli",
+            "policy",
+            "check",
+            "--policy",
+            str(bad),
+            "--principal",
+            "x",
+            "--action",
+            OBTAIN,
+            "--resource",
+            "y",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert "oops" in done.stderr and "Resources" in done.stderr

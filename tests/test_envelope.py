@@ -1,0 +1,140 @@
+"""The envelope format of contract section 4, as pure functions."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+
+import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import ValidationError
+
+from shared.envelope import (
+    EnvelopeError,
+    associated_data,
+    check_context,
+    encryption_context,
+    open_sealed,
+    seal,
+)
+from shared.models import Envelope
+
+ARN = "acs:eiam:cn-hangzhou:1234567890123456:instance/i/application/a/secret/s"
+CONTEXT = encryption_context(ARN, "acs:ram::1234567890123456:user/billing", "req-1")
+
+
+def _sealed(key: bytes, plaintext: bytes = b"s3cret-\xc3\xbc") -> Envelope:
+    return seal(plaintext, key, key_id="key-billing", encrypted_data_key="blob==", context=CONTEXT)
+
+
+def test_seal_has_the_contract_fields_and_opens() -> None:
+    key = os.urandom(32)
+    env = _sealed(key)
+    assert (env.format, env.alg, env.key_id, env.encrypted_data_key) == (
+        "vend-envelope/1",
+        "AES-256-GCM",
+        "key-billing",
+        "blob==",
+    )
+    assert len(base64.b64decode(env.iv)) == 12
+    assert len(base64.b64decode(env.ciphertext)) == len(b"s3cret-\xc3\xbc") + 16
+    assert env.encryption_context == {
+        "vend:arn": ARN,
+        "vend:principal": CONTEXT["vend:principal"],
+        "vend:request_id": "req-1",
+    }
+    assert open_sealed(env, key) == b"s3cret-\xc3\xbc"
+
+
+def test_interoperates_with_a_plain_aes_gcm_implementation() -> None:
+    """A caller in another language needs only AES-GCM and the documented associated data."""
+    key = os.urandom(32)
+    env = _sealed(key)
+    aad = json.dumps(CONTEXT, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert associated_data(CONTEXT) == aad
+    plain = AESGCM(key).decrypt(base64.b64decode(env.iv), base64.b64decode(env.ciphertext), aad)
+    assert plain == b"s3cret-\xc3\xbc"
+
+
+def test_every_seal_uses_a_fresh_iv() -> None:
+    key = os.urandom(32)
+    assert _sealed(key).iv != _sealed(key).iv
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(
+            lambda e: e.model_copy(
+                update={"encryption_context": {**CONTEXT, "vend:request_id": "req-2"}}
+            ),
+            id="context",
+        ),
+        pytest.param(
+            lambda e: e.model_copy(
+                update={
+                    "ciphertext": base64.b64encode(
+                        bytes([base64.b64decode(e.ciphertext)[0] ^ 1])
+                        + base64.b64decode(e.ciphertext)[1:]
+                    ).decode()
+                }
+            ),
+            id="ciphertext",
+        ),
+        pytest.param(
+            lambda e: e.model_copy(update={"iv": base64.b64encode(b"\0" * 12).decode()}), id="iv"
+        ),
+        pytest.param(lambda e: e.model_copy(update={"iv": "not base64!"}), id="iv-not-base64"),
+        pytest.param(
+            lambda e: e.model_copy(update={"iv": base64.b64encode(b"\0" * 8).decode()}),
+            id="iv-short",
+        ),
+    ],
+)
+def test_tampering_is_detected(change: object) -> None:
+    key = os.urandom(32)
+    with pytest.raises(EnvelopeError):
+        open_sealed(change(_sealed(key)), key)  # type: ignore[operator]
+
+
+def test_another_key_does_not_open_it() -> None:
+    with pytest.raises(EnvelopeError):
+        open_sealed(_sealed(os.urandom(32)), os.urandom(32))
+
+
+def test_only_256_bit_data_keys() -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        _sealed(os.urandom(16))
+
+
+@pytest.mark.parametrize(
+    ("arn", "principal", "ok"),
+    [
+        (ARN, CONTEXT["vend:principal"], True),
+        (None, None, True),
+        (ARN.replace("secret/s", "secret/t"), None, False),
+        (None, "acs:ram::1234567890123456:user/reports", False),
+    ],
+)
+def test_check_context(arn: str | None, principal: str | None, ok: bool) -> None:
+    env = _sealed(os.urandom(32))
+    if ok:
+        check_context(env, expected_arn=arn, expected_principal=principal)
+    else:
+        with pytest.raises(EnvelopeError):
+            check_context(env, expected_arn=arn, expected_principal=principal)
+
+
+def test_check_context_refuses_foreign_keys() -> None:
+    env = _sealed(os.urandom(32)).model_copy(update={"encryption_context": {**CONTEXT, "x": "y"}})
+    with pytest.raises(EnvelopeError):
+        check_context(env, expected_arn=None, expected_principal=None)
+
+
+def test_envelope_model_refuses_unknown_fields_and_formats() -> None:
+    data = _sealed(os.urandom(32)).model_dump()
+    with pytest.raises(ValidationError, match="extra"):
+        Envelope.model_validate({**data, "extra": 1})
+    with pytest.raises(ValidationError, match="format"):
+        Envelope.model_validate({**data, "format": "vend-envelope/2"})

@@ -1,0 +1,115 @@
+"""The FC HTTP handler called as FC calls it: an event of JSON bytes and a context object."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import sdk_clients as sdk
+from stack import Stack, running_stack
+
+from functions import http
+from infra.emulator import Seed
+from shared.config import ConfigError
+
+BILLING_SECRET = "CSdemoBillingSecretValue0000000000000001"
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch, demo_seed: Seed) -> Iterator[Stack]:
+    with running_stack(monkeypatch, demo_seed) as running:
+        yield running
+
+
+def _context(credentials: Any = None, request_id: str = "fc-req-1") -> SimpleNamespace:
+    return SimpleNamespace(
+        request_id=request_id,
+        function=SimpleNamespace(
+            name="vend-http", handler="functions.http.handler", memory=512, timeout=15
+        ),
+        region="cn-hangzhou",
+        account_id=sdk.ACCOUNT,
+        credentials=credentials,
+    )
+
+
+def _event(
+    stack: Stack, body: bytes, *, b64: bool = False, request_id: str | None = "1-abc-def"
+) -> bytes:
+    auth = stack.client().authorization()
+    event = {
+        "version": "v1",
+        "rawPath": "/v1/secrets/obtain",
+        "headers": {"Authorization": auth, "Content-Type": "application/json"},
+        "queryParameters": {},
+        "body": base64.b64encode(body).decode() if b64 else body.decode(),
+        "isBase64Encoded": b64,
+        "requestContext": {
+            "accountId": sdk.ACCOUNT,
+            "http": {
+                "method": "POST",
+                "path": "/v1/secrets/obtain",
+                "protocol": "HTTP/1.1",
+                "sourceIp": "10.0.0.1",
+                "userAgent": "test",
+            },
+            "requestId": request_id,
+        },
+    }
+    return json.dumps(event).encode()
+
+
+BODY = json.dumps(
+    {"instance_id": "idaas_demo", "application_id": "app_billing", "secret_id": "sct_billing_1"}
+).encode()
+
+
+@pytest.mark.parametrize("b64", [False, True], ids=["text-body", "base64-body"])
+def test_handler_answers_in_the_shape_fc_expects(stack: Stack, b64: bool) -> None:
+    result = http.handler(_event(stack, BODY, b64=b64), _context())
+    assert set(result) == {"statusCode", "headers", "isBase64Encoded", "body"}
+    assert (result["statusCode"], result["isBase64Encoded"]) == (200, False)
+    body = json.loads(result["body"])
+    assert body["request_id"] == "1-abc-def" == result["headers"]["X-Request-Id"]
+    assert BILLING_SECRET not in result["body"]
+
+
+def test_request_id_falls_back_to_the_context(stack: Stack) -> None:
+    result = http.handler(_event(stack, BODY, request_id=None), _context(request_id="ctx-42"))
+    assert json.loads(result["body"])["request_id"] == "ctx-42"
+
+
+def test_an_event_that_is_not_an_http_event_is_400(stack: Stack) -> None:
+    result = http.handler(b"\x00not json", _context())
+    assert result["statusCode"] == 400
+    assert json.loads(result["body"])["error"]["code"] == "MalformedRequest"
+
+
+def test_python310_context_credentials_are_the_functions_identity(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The environment holds a caller that may not assume the vending role; the context (as on
+    # FC's python3.9/3.10 runtimes) holds the function's own keys, and those must be used.
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", sdk.REPORTS[0])
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", sdk.REPORTS[1])
+    creds = SimpleNamespace(
+        access_key_id=sdk.FUNCTION[0], access_key_secret=sdk.FUNCTION[1], security_token=""
+    )
+    result = http.handler(_event(stack, BODY), _context(credentials=creds))
+    assert result["statusCode"] == 200, result["body"]
+    assert {who for _, who, _ in stack.calls("AssumeRole")} == {
+        f"acs:ram::{sdk.ACCOUNT}:user/vend-function"
+    }
+
+
+def test_initializer_fails_the_instance_on_bad_configuration(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(http, "_vendor", None)
+    monkeypatch.setenv("VEND_ROLE_ARN", "not-an-arn")
+    with pytest.raises(ConfigError, match="VEND_ROLE_ARN"):
+        http.initializer(_context())
