@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit emulator clean
+.PHONY: run test lint typecheck unit emulator bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	touch $@
 
 run: $(STAMP)
-	$(BIN)/vend emulator --seed examples/seed.yaml
+	$(BIN)/vend local
 
 emulator: $(STAMP)
 	$(BIN)/vend emulator --seed examples/seed.yaml
@@ -29,6 +29,11 @@ unit: $(STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck unit
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/cold_start.py
+	$(BIN)/python benchmarks/vend_latency.py
+	$(BIN)/python benchmarks/vend_latency.py --upstream-ms 20
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -2,39 +2,16 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import sdk_clients as sdk
 from conftest import DEMO_SEED
-
-VEND = [sys.executable, "-m", "shared.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _wait_for(port: int, proc: subprocess.Popen[str], seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("the emulator did not start listening")
+from processes import VEND, free_port, wait_for_port
 
 
 def test_vend_emulator_serves_the_seeded_world(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [*VEND, "emulator", "--seed", str(DEMO_SEED), "--port", str(port)],
         stdout=subprocess.PIPE,
@@ -42,7 +19,7 @@ def test_vend_emulator_serves_the_seeded_world(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        _wait_for(port, proc)
+        wait_for_port(port, proc)
         body = sdk.sts(f"127.0.0.1:{port}", sdk.BILLING).get_caller_identity().body
         assert body.arn == f"acs:ram::{sdk.ACCOUNT}:user/billing"
     finally:

@@ -5,42 +5,20 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sdk_clients as sdk
+from processes import VEND, free_port, wait_for_port
 
-VEND = [sys.executable, "-m", "shared.cli"]
 BILLING_SECRET = "CSdemoBillingSecretValue0000000000000001"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _wait_for(port: int, proc: subprocess.Popen[str], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing listens on {port}")
 
 
 @pytest.fixture(scope="module")
 def local() -> Iterator[tuple[dict[str, str], list[str]]]:
-    port, emulator_port = _free_port(), _free_port()
+    port, emulator_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VEND_", "ALIBABA_CLOUD_"))}
     proc = subprocess.Popen(
         [*VEND, "local", "--port", str(port), "--emulator-port", str(emulator_port)],
@@ -51,8 +29,8 @@ def local() -> Iterator[tuple[dict[str, str], list[str]]]:
     )
     output: list[str] = []
     try:
-        _wait_for(port, proc)
-        _wait_for(emulator_port, proc)
+        wait_for_port(port, proc)
+        wait_for_port(emulator_port, proc)
         caller = {
             **env,
             "ALIBABA_CLOUD_ACCESS_KEY_ID": sdk.BILLING[0],
