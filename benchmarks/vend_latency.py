@@ -20,16 +20,18 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-import sdk_clients as sdk  # noqa: E402
+import sdk_clients as sdk
 
-from functions import http  # noqa: E402
-from infra.emulator import EmulatorServer, load_seed  # noqa: E402
-from shared.cli import local_environment  # noqa: E402
-from shared.client import endpoint  # noqa: E402
-from shared.serve import LocalFc  # noqa: E402
-from shared.upstream.rpc import Credentials  # noqa: E402
-from shared.wsgi_server import WsgiServer  # noqa: E402
-from shared.client import VendClient  # noqa: E402
+from functions import http
+from infra.emulator import EmulatorServer, load_seed
+from shared.cli import local_environment
+from shared.client import (
+    VendClient,
+    endpoint,
+)
+from shared.serve import LocalFc
+from shared.upstream.rpc import Credentials
+from shared.wsgi_server import WsgiServer
 
 
 def timed(fn: object, runs: int) -> float:

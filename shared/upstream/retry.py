@@ -52,13 +52,30 @@ def classify(exc: BaseException) -> Kind:
         if exc.status_code == 429 or "throttl" in code.lower():
             return "throttle"
         return "server" if exc.status_code >= 500 else "client"
-    inner = exc.inner_exception if isinstance(exc, UnretryableException) else exc
+    inner = _transport_error(exc)
     # A read timeout may come after the upstream acted (a create!), so it is not retried.
     if isinstance(inner, requests.exceptions.ReadTimeout):
         return "timeout"
     if isinstance(inner, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
         return "connection"
     return "other"
+
+
+def _transport_error(exc: BaseException) -> BaseException | None:
+    """The requests exception behind an SDK failure. tea-openapi wraps what an attempt raised in
+    UnretryableException, and darabonba's `do_action` replaces requests' exception with its own
+    RetryError (raised inside `except IOError`), so the original is that one's __context__."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, requests.exceptions.RequestException):
+            return current
+        if isinstance(current, UnretryableException):
+            current = current.inner_exception
+        else:
+            current = current.__cause__ or current.__context__
+    return None
 
 
 def call(
