@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,3 +22,34 @@ def emulator(demo_seed: Seed) -> Iterator[EmulatorServer]:
     """A fresh emulator per test, on its own port, so no test sees another's state."""
     with EmulatorServer(demo_seed) as server:
         yield server
+
+
+class _Collector(logging.Handler):
+    """Every log record of the whole test session, service and emulator alike."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception:  # a record that cannot format is kept by name
+            self.lines.append(record.name)
+
+
+SESSION_LOG = _Collector()
+SESSION_LOG.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _collect_all_logs() -> Iterator[None]:
+    root, audit = logging.getLogger(), logging.getLogger("vend.audit")
+    level = root.level
+    root.setLevel(logging.DEBUG)
+    root.addHandler(SESSION_LOG)
+    audit.addHandler(SESSION_LOG)  # audit records do not propagate to the root
+    yield
+    root.removeHandler(SESSION_LOG)
+    audit.removeHandler(SESSION_LOG)
+    root.setLevel(level)

@@ -4,17 +4,20 @@ emulator, called with the shipped client library and RAM proofs over real HTTP."
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
 import requests
 import sdk_clients as sdk
+from pytest_httpserver import HTTPServer
 from stack import Stack, running_stack
 
 from infra.emulator import Seed
-from shared.client import VendApiError
+from shared.client import VendApiError, endpoint
 from shared.envelope import EnvelopeError
 from shared.errors import VendError
+from shared.upstream.rpc import Credentials
 
 BILLING_ARN = f"acs:ram::{sdk.ACCOUNT}:user/billing"
 REPORTS_ARN = f"acs:ram::{sdk.ACCOUNT}:user/reports"
@@ -404,3 +407,49 @@ def test_one_audit_record_per_request_and_no_secret_in_any_log(stack: Stack) -> 
     everything = stack.audit.text() + stack.logs.text()
     for secret in (BILLING_SECRET, auth.partition(" ")[2], sdk.BILLING[1], sdk.FUNCTION[1]):
         assert secret not in everything
+
+
+def test_the_session_policy_sent_names_one_action_and_one_arn(stack: Stack) -> None:
+    stack.client().obtain("idaas_demo", "app_billing", "sct_billing_1")
+    stack.client().create("idaas_demo", "app_empty")
+    sent = stack.emulator.emulator.params("AssumeRole")
+    assert [p["RoleArn"] for p in sent] == [sdk.ROLE_ARN] * 2
+    assert [p["DurationSeconds"] for p in sent] == ["900", "900"]
+    policies = [json.loads(p["Policy"]) for p in sent]
+    assert policies == [
+        {"Version": "1", "Statement": [{"Effect": "Allow", "Action": [action], "Resource": [arn]}]}
+        for action, arn in (
+            ("eiam:ObtainApplicationClientSecret", sdk.secret_arn("app_billing", "sct_billing_1")),
+            ("eiam:CreateApplicationClientSecret", sdk.secret_arn("app_empty", "*")),
+        )
+    ]
+
+
+def test_create_with_an_expiration_time(stack: Stack) -> None:
+    expiration = int(time.time() * 1000) + 30 * 86_400_000
+    response = stack.client().create("idaas_demo", "app_empty", expiration_time=expiration)
+    assert response.expiration_time == expiration
+    sent = stack.emulator.emulator.params("CreateApplicationClientSecret")
+    assert sent[-1]["ExpirationTime"] == str(expiration)
+    got = stack.client().obtain("idaas_demo", "app_empty", response.secret_id)
+    assert got.expiration_time == expiration
+
+
+def test_forged_proof_is_refused_by_sts(stack: Stack) -> None:
+    bad = stack.client(credentials=Credentials(sdk.BILLING[0], "not-billings-secret"))
+    with pytest.raises(VendApiError) as info:
+        bad.obtain("idaas_demo", "app_billing", "sct_billing_1")
+    assert info.value.code == "Unauthenticated"
+    assert "SignatureDoesNotMatch" in info.value.message
+
+
+def test_proof_for_a_host_off_the_allow_list_is_never_sent(
+    stack: Stack, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/").respond_with_json({"Arn": BILLING_ARN, "AccountId": sdk.ACCOUNT})
+    rogue = stack.client(sts=endpoint(f"http://127.0.0.1:{httpserver.port}"))
+    with pytest.raises(VendApiError) as info:
+        rogue.obtain("idaas_demo", "app_billing", "sct_billing_1")
+    assert info.value.code == "Unauthenticated"
+    assert "allow-list" in info.value.message
+    assert httpserver.log == []

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import jwt
 import pytest
 import sdk_clients as sdk
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from jwt.algorithms import RSAAlgorithm
 from pytest_httpserver import HTTPServer
 from stack import Stack, running_stack
@@ -21,6 +25,7 @@ from shared.upstream.rpc import Credentials
 ISSUER = "https://idaas.example.com/api/v2/app/oauth2"
 REPORTS_SECRET = "CSdemoReportsSecretValue000000000000001"
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 @pytest.fixture
@@ -45,17 +50,33 @@ def stack(
         yield running
 
 
-def _token(sub: str = "app_reports", **claims: object) -> str:
+def _claims(sub: str = "app_reports", **claims: object) -> dict[str, object]:
     now = int(time.time())
-    payload = {
-        "iss": ISSUER,
-        "sub": sub,
-        "aud": "vend-local",
-        "iat": now,
-        "exp": now + 300,
-        **claims,
-    }
-    return jwt.encode(payload, KEY, algorithm="RS256", headers={"kid": "k1"})
+    return {"iss": ISSUER, "sub": sub, "aud": "vend-local", "iat": now, "exp": now + 300, **claims}
+
+
+def _token(
+    sub: str = "app_reports", *, kid: str = "k1", key: rsa.RSAPrivateKey = KEY, **claims: object
+) -> str:
+    return jwt.encode(_claims(sub, **claims), key, algorithm="RS256", headers={"kid": kid})
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unsigned() -> str:
+    header = _b64(json.dumps({"alg": "none", "typ": "JWT", "kid": "k1"}).encode())
+    return f"{header}.{_b64(json.dumps(_claims()).encode())}."
+
+
+def _hs256_with_the_public_key() -> str:
+    """The classic confusion: HMAC keyed with the issuer's public key, which anyone has."""
+    pem = KEY.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    header = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "k1"}).encode())
+    body = _b64(json.dumps(_claims()).encode())
+    signature = hmac.new(pem, f"{header}.{body}".encode(), hashlib.sha256).digest()
+    return f"{header}.{body}.{_b64(signature)}"
 
 
 def test_bearer_caller_gets_a_secret_sealed_with_its_recipient_key(stack: Stack) -> None:
@@ -71,23 +92,29 @@ def test_bearer_caller_gets_a_secret_sealed_with_its_recipient_key(stack: Stack)
         expected_principal="jwt:app_reports@demo",
     )
     assert secret == REPORTS_SECRET
-    assert {who for _, who, _ in stack.calls("GetCallerIdentity")} == set()  # no RAM proof involved
+    assert stack.calls("GetCallerIdentity") == []  # no RAM proof involved
 
 
 @pytest.mark.parametrize(
     ("token", "code"),
     [
         pytest.param(lambda: _token(sub="app_billing"), "AccessDenied", id="not-approved"),
-        pytest.param(lambda: _token(aud="someone-else"), "Unauthenticated", id="audience"),
+        pytest.param(lambda: _token(aud="someone-else"), "Unauthenticated", id="wrong-aud"),
         pytest.param(lambda: _token(exp=int(time.time()) - 1), "Unauthenticated", id="expired"),
         pytest.param(
-            lambda: _token(iss="https://evil.example.com"), "Unauthenticated", id="issuer"
+            lambda: _token(iss="https://evil.example.com"), "Unauthenticated", id="wrong-iss"
         ),
+        pytest.param(_unsigned, "Unauthenticated", id="alg-none"),
+        pytest.param(_hs256_with_the_public_key, "Unauthenticated", id="hs256-public-key"),
+        pytest.param(lambda: _token(kid="k-unknown"), "Unauthenticated", id="unknown-kid"),
+        pytest.param(lambda: _token(key=OTHER_KEY), "Unauthenticated", id="forged"),
     ],
 )
-def test_bearer_refusals(stack: Stack, token: object, code: str) -> None:
-    client = stack.client(sdk.REPORTS, token=token())  # type: ignore[operator]
+def test_bearer_refusals(stack: Stack, token: Callable[[], str], code: str) -> None:
+    value = token()
+    client = stack.client(sdk.REPORTS, token=value)
     with pytest.raises(VendApiError) as info:
         client.obtain("idaas_demo", "app_reports", "sct_reports_1")
     assert info.value.code == code
+    assert value not in info.value.message
     assert stack.calls("ObtainApplicationClientSecret") == []

@@ -74,6 +74,8 @@ class Emulator:
         # What was called, by whom, with what outcome: tests read it to prove a call was (or
         # was not) made.
         self.history: deque[tuple[str, str, str]] = deque(maxlen=10_000)
+        # The parameters of each authenticated call, in the same spirit (kept in memory only).
+        self.received: deque[tuple[str, dict[str, str]]] = deque(maxlen=10_000)
         self.services: dict[str, tuple[str, dict[str, Handler]]] = {
             sts.VERSION: ("sts.aliyuncs.com", self.sts.actions),
             eiam.VERSION: (f"eiam.{seed.region}.aliyuncs.com", self.eiam.actions),
@@ -157,6 +159,7 @@ class Emulator:
             if request.body and "form-urlencoded" in request.headers.get("content-type", ""):
                 params.update(parse_qsl(request.body.decode("utf-8"), keep_blank_values=True))
             call = Call(action, params, identity, self._conditions(environ))
+            self.received.append((action, params))
             result = handler(call)
             if fault is not None and fault.phase == "after":
                 _apply(fault)
@@ -194,6 +197,10 @@ class Emulator:
     def calls(self, action: str | None = None) -> list[tuple[str, str, str]]:
         """The history, optionally of one action: (action, caller ARN, "OK" or error code)."""
         return [h for h in list(self.history) if action is None or h[0] == action]
+
+    def params(self, action: str) -> list[dict[str, str]]:
+        """The parameters each authenticated call of `action` was made with, in order."""
+        return [p for a, p in list(self.received) if a == action]
 
     def _conditions(self, environ: Environ) -> dict[str, str]:
         return {
