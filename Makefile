@@ -33,7 +33,6 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python benchmarks/cold_start.py
 	$(BIN)/python benchmarks/vend_latency.py
-	$(BIN)/python benchmarks/vend_latency.py --upstream-ms 20
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -178,6 +178,14 @@ def test_admin_api_lists_replaces_and_clears_faults(emulator: EmulatorServer) ->
     assert requests.get(f"{emulator.url}/_emulator/health", timeout=5).json() == {"status": "ok"}
 
 
+def test_admin_api_counts_calls_per_action(emulator: EmulatorServer) -> None:
+    for _ in range(2):
+        _generic(emulator.endpoint, "GetCallerIdentity", "2015-04-01")
+    _obtain(emulator.endpoint)
+    counts = requests.get(f"{emulator.url}/_emulator/calls", timeout=5).json()["calls"]
+    assert counts == {"GetCallerIdentity": 2, "ObtainApplicationClientSecret": 1}
+
+
 def test_admin_api_refuses_callers_off_loopback(emulator: EmulatorServer) -> None:
     seen: list[str] = []
     environ = {

@@ -235,6 +235,11 @@ class Emulator:
                 self.faults.replace(())
                 return 200, {"faults": []}, {}
             return 405, {"Code": "MethodNotAllowed", "Message": method}, {}
+        if path == "/_emulator/calls" and method == "GET":
+            counts: dict[str, int] = {}
+            for action, _, _ in list(self.history):
+                counts[action] = counts.get(action, 0) + 1
+            return 200, {"calls": counts}, {}
         if path == "/_emulator/clock" and method in ("PUT", "POST"):
             try:
                 self.clock.offset_s += float(json.loads(_read_body(environ))["advance_s"])
