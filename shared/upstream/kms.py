@@ -15,6 +15,8 @@ from shared.errors import VendError, access_denied, upstream_error
 from shared.upstream.deadline import Deadline
 from shared.upstream.rpc import KMS_VERSION, ClientPool, Credentials
 
+DATA_KEY_BYTES = 32  # KeySpec AES_256
+
 
 @dataclass(frozen=True)
 class DataKey:
@@ -49,9 +51,15 @@ class Kms:
         )
         try:
             plaintext = base64.b64decode(body["Plaintext"], validate=True)
-            return DataKey(str(body["KeyId"]), str(body["CiphertextBlob"]), plaintext)
-        except (KeyError, binascii.Error, ValueError):
+            key_id, blob = body["KeyId"], body["CiphertextBlob"]
+        except (KeyError, TypeError, binascii.Error, ValueError):
             raise upstream_error("KMS answered GenerateDataKey without a data key") from None
+        # KeySpec AES_256: anything but 32 bytes, or no blob to name it by, cannot seal an envelope.
+        if len(plaintext) != DATA_KEY_BYTES or not all(
+            isinstance(v, str) and v for v in (key_id, blob)
+        ):
+            raise upstream_error("KMS answered GenerateDataKey without a usable data key")
+        return DataKey(key_id, blob, plaintext)
 
     def decrypt(
         self, creds: Credentials, blob: str, context: dict[str, str], deadline: Deadline
@@ -64,7 +72,7 @@ class Kms:
         )
         try:
             return base64.b64decode(body["Plaintext"], validate=True)
-        except (KeyError, binascii.Error, ValueError):
+        except (KeyError, TypeError, binascii.Error, ValueError):
             raise upstream_error("KMS answered Decrypt without a plaintext") from None
 
 

@@ -15,6 +15,7 @@ from alibabacloud_tea_openapi.client import Client as OpenApiClient
 from darabonba.runtime import RuntimeOptions
 
 from shared.config import Endpoint
+from shared.errors import upstream_error
 from shared.upstream import retry
 from shared.upstream.deadline import Deadline
 
@@ -74,7 +75,7 @@ class RpcClient:
             body_type="json",
         )
 
-        def attempt(read_timeout_ms: int) -> dict[str, Any]:
+        def attempt(read_timeout_ms: int) -> object:
             runtime = RuntimeOptions(
                 connect_timeout=min(CONNECT_TIMEOUT_MS, read_timeout_ms),
                 read_timeout=read_timeout_ms,
@@ -83,10 +84,14 @@ class RpcClient:
                 query={k: v for k, v in query.items() if v is not None}
             )
             result: dict[str, Any] = self._client.call_api(params, request, runtime)
-            body: dict[str, Any] = result["body"]
-            return body
+            return result["body"]
 
-        return retry.call(attempt, deadline, service=service)
+        body = retry.call(attempt, deadline, service=service)
+        # Every answer of these APIs is a JSON object; anything else (null, a list) is a broken
+        # upstream, not a bug of ours.
+        if not isinstance(body, dict):
+            raise upstream_error(f"{service} answered {action} with something other than an object")
+        return body
 
 
 class ClientPool:
