@@ -1,0 +1,530 @@
+"""The one retry policy and the request deadline (shared/upstream/retry.py, deadline.py), as units.
+
+The failures are the SDK's own exception classes, built with their own constructors; transport
+failures are wrapped the way tea-openapi 0.4.6 and darabonba really wrap them (checked below
+against the real SDK client and a real socket). The attempt function, the clock and `sleep` are
+the test's own: they script what an upstream does and record what the policy does about it."""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+import requests
+from alibabacloud_tea_openapi import models as openapi
+from alibabacloud_tea_openapi.client import Client as OpenApiClient
+from alibabacloud_tea_openapi.exceptions import (
+    ClientException,
+    ServerException,
+    ThrottlingException,
+)
+from darabonba.exceptions import RetryError, UnretryableException
+from darabonba.policy.retry import RetryPolicyContext
+from darabonba.runtime import RuntimeOptions
+
+from shared.errors import VendError
+from shared.upstream import retry
+from shared.upstream.deadline import Deadline
+from shared.upstream.retry import MIN_ATTEMPT_S, RetryPolicy
+
+# -- the SDK's exceptions, as its client raises them -----------------------------------------------
+
+
+def server_error(status: int = 503, code: str = "ServiceUnavailable") -> ServerException:
+    body = {"RequestId": "req-5xx", "HostId": "eiam", "Code": code, "Message": "try later"}
+    return ServerException(
+        status_code=status,
+        code=code,
+        message=f"code: {status}, try later request id: req-5xx",
+        data=body,
+        request_id="req-5xx",
+    )
+
+
+def client_error(status: int = 400, code: str = "InvalidParameter") -> ClientException:
+    body = {"RequestId": "req-4xx", "HostId": "eiam", "Code": code, "Message": "no"}
+    return ClientException(
+        status_code=status,
+        code=code,
+        message=f"code: {status}, no request id: req-4xx",
+        data=body,
+        request_id="req-4xx",
+    )
+
+
+def throttling(retry_after: int | None = 1, status: int = 429) -> ThrottlingException:
+    body = {"RequestId": "req-th", "Code": "Throttling.User", "Message": "slow down"}
+    return ThrottlingException(
+        status_code=status,
+        code="Throttling.User",
+        message=f"code: {status}, slow down request id: req-th",
+        data=body,
+        request_id="req-th",
+        retry_after=retry_after,
+    )
+
+
+def unretryable(inner: Exception) -> UnretryableException:
+    """What tea-openapi raises when an attempt failed with `inner` (not an HTTP error)."""
+    return UnretryableException(RetryPolicyContext(retries_attempted=1, exception=inner))
+
+
+def via_darabonba(transport: OSError) -> UnretryableException:
+    """A transport failure as the SDK really delivers it: darabonba's `do_action` catches the
+    requests exception (an IOError) and raises its own RetryError in its place, and tea-openapi
+    wraps that in UnretryableException."""
+    try:
+        try:
+            raise transport
+        except OSError as e:
+            raise RetryError(str(e))  # noqa: B904 - exactly what darabonba/core.py does
+    except RetryError as wrapped:
+        return unretryable(wrapped)
+
+
+def read_timeout() -> requests.exceptions.ReadTimeout:
+    return requests.exceptions.ReadTimeout("HTTPConnectionPool: Read timed out. (read timeout=1)")
+
+
+def connect_timeout() -> requests.exceptions.ConnectTimeout:
+    return requests.exceptions.ConnectTimeout("HTTPConnectionPool: Max retries exceeded (connect)")
+
+
+def connection_error() -> requests.exceptions.ConnectionError:
+    return requests.exceptions.ConnectionError("Connection refused")
+
+
+# -- the test's own upstream, clock and sleep ------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Upstream:
+    """Answers attempt n with script[n]: an exception to raise, or a value to return. Each attempt
+    costs `cost_s` of the fake clock. Records the read timeout each attempt was given and what
+    the deadline had left when it started."""
+
+    clock: FakeClock
+    script: list[BaseException | str]
+    cost_s: float = 0.0
+    read_timeouts_ms: list[int] = field(default_factory=list)
+    remaining_at_start: list[float] = field(default_factory=list)
+    deadline: Deadline | None = None
+
+    def __call__(self, read_timeout_ms: int) -> str:
+        n = len(self.read_timeouts_ms)
+        self.read_timeouts_ms.append(read_timeout_ms)
+        if self.deadline is not None:
+            self.remaining_at_start.append(self.deadline.remaining())
+        self.clock.now += self.cost_s
+        outcome = self.script[min(n, len(self.script) - 1)]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    @property
+    def attempts(self) -> int:
+        return len(self.read_timeouts_ms)
+
+
+@dataclass
+class Sleeper:
+    clock: FakeClock
+    pauses: list[float] = field(default_factory=list)
+
+    def __call__(self, seconds: float) -> None:
+        assert seconds >= 0
+        self.pauses.append(seconds)
+        self.clock.now += seconds
+
+
+@dataclass
+class Run:
+    clock: FakeClock
+    deadline: Deadline
+    upstream: Upstream
+    sleeper: Sleeper
+
+    def call(self, policy: RetryPolicy = retry.DEFAULT, service: str = "EIAM") -> str:
+        return retry.call(
+            self.upstream, self.deadline, service=service, policy=policy, sleep=self.sleeper
+        )
+
+    def fails(self, policy: RetryPolicy = retry.DEFAULT) -> VendError:
+        with pytest.raises(VendError) as info:
+            self.call(policy)
+        return info.value
+
+
+def run(script: list[BaseException | str], deadline_s: float = 10.0, cost_s: float = 0.0) -> Run:
+    clock = FakeClock()
+    deadline = Deadline(deadline_s, clock=clock)
+    upstream = Upstream(clock, script, cost_s, deadline=deadline)
+    return Run(clock, deadline, upstream, Sleeper(clock))
+
+
+# -- the deadline ---------------------------------------------------------------------------------
+
+
+def test_deadline_counts_down_on_its_clock_and_never_goes_negative() -> None:
+    clock = FakeClock()
+    deadline = Deadline(2.0, clock=clock)
+    assert deadline.remaining() == 2.0
+    assert deadline.remaining_ms() == 2000
+    assert not deadline.expired()
+    clock.now += 1.5
+    assert deadline.remaining() == pytest.approx(0.5)
+    assert deadline.remaining_ms() == 500
+    clock.now += 1.0
+    assert deadline.remaining() == 0.0
+    assert deadline.remaining_ms() == 0
+    assert deadline.expired()
+
+
+# -- success after transient failures --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        pytest.param(server_error(500, "InternalError"), id="500"),
+        pytest.param(server_error(502, "BadGateway"), id="502"),
+        pytest.param(server_error(503), id="503"),
+        pytest.param(server_error(504, "GatewayTimeout"), id="504"),
+    ],
+)
+def test_success_after_5xx(failure: ServerException) -> None:
+    r = run([failure, failure, "ok"])
+    assert r.call() == "ok"
+    assert r.upstream.attempts == 3
+    assert len(r.sleeper.pauses) == 2
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        pytest.param(throttling(retry_after=None), id="throttling-exception"),
+        pytest.param(client_error(429, "Throttling"), id="429"),
+        pytest.param(client_error(400, "Throttling.User"), id="400-throttling-code"),
+        pytest.param(client_error(429, "Rejected.Throttling"), id="kms-429"),
+        pytest.param(server_error(503, "Throttling.Api"), id="503-throttling-code"),
+    ],
+)
+def test_success_after_throttling(failure: Exception) -> None:
+    r = run([failure, "ok"])
+    assert r.call() == "ok"
+    assert r.upstream.attempts == 2
+    assert len(r.sleeper.pauses) == 1
+
+
+@pytest.mark.parametrize("retry_after", [1, 2])
+def test_retry_after_is_a_lower_bound_on_the_pause(retry_after: int) -> None:
+    r = run([throttling(retry_after), throttling(retry_after), "ok"])
+    assert r.call() == "ok"
+    assert len(r.sleeper.pauses) == 2
+    assert all(p >= retry_after for p in r.sleeper.pauses)
+    # ...and only a lower bound: not stretched beyond the longer of it and the backoff.
+    assert all(p <= max(retry_after, retry.DEFAULT.cap_s) for p in r.sleeper.pauses)
+
+
+def test_retry_after_that_does_not_fit_the_deadline_is_throttled_at_once() -> None:
+    r = run([throttling(retry_after=5), "ok"], deadline_s=2.0)
+    err = r.fails()
+    assert (err.status, err.code) == (429, "Throttled")
+    assert r.upstream.attempts == 1
+    assert r.sleeper.pauses == []  # it did not sleep past the deadline, nor up to it
+
+
+# -- client errors --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (400, "InvalidParameter"),
+        (400, "SignatureDoesNotMatch"),
+        (403, "Forbidden.RAM"),
+        (403, "NoPermission"),
+        (404, "EntityNotExists.Secret"),
+        (409, "QuotaExceeded.ClientSecret"),
+    ],
+)
+def test_client_errors_are_raised_unchanged_and_not_retried(status: int, code: str) -> None:
+    exc = client_error(status, code)
+    r = run([exc, "ok"])
+    with pytest.raises(ClientException) as info:
+        r.call()
+    assert info.value is exc
+    assert r.upstream.attempts == 1
+    assert r.sleeper.pauses == []
+
+
+# -- transport failures ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("wrap", [unretryable, via_darabonba], ids=["wrapped", "as-the-sdk-does"])
+def test_read_timeout_is_not_retried_and_is_504(wrap: Callable[[OSError], Exception]) -> None:
+    # Time has not run out on the deadline: it is the kind of failure that decides, since the
+    # upstream may have acted (a create!) before the answer was lost.
+    r = run([wrap(read_timeout()), "ok"])
+    err = r.fails()
+    assert (err.status, err.code) == (504, "UpstreamTimeout")
+    assert r.upstream.attempts == 1
+    assert r.sleeper.pauses == []
+
+
+@pytest.mark.parametrize("wrap", [unretryable, via_darabonba], ids=["wrapped", "as-the-sdk-does"])
+@pytest.mark.parametrize(
+    "transport", [connect_timeout, connection_error], ids=["connect-timeout", "connection-error"]
+)
+def test_connect_errors_are_retried(
+    wrap: Callable[[OSError], Exception], transport: Callable[[], OSError]
+) -> None:
+    r = run([wrap(transport()), wrap(transport()), "ok"])
+    assert r.call() == "ok"
+    assert r.upstream.attempts == 3
+
+
+@pytest.mark.parametrize("wrap", [unretryable, via_darabonba], ids=["wrapped", "as-the-sdk-does"])
+def test_connect_errors_that_persist_are_502(wrap: Callable[[OSError], Exception]) -> None:
+    r = run([wrap(connection_error())])
+    err = r.fails()
+    assert (err.status, err.code) == (502, "UpstreamError")
+    assert r.upstream.attempts == retry.DEFAULT.max_attempts
+
+
+def test_an_unreadable_answer_is_not_retried_and_is_502() -> None:
+    # tea-openapi wraps a body it could not parse (a RuntimeError from darabonba) the same way.
+    r = run(
+        [unretryable(RuntimeError('Failed to parse the value as json format, Value: "<"')), "ok"]
+    )
+    err = r.fails()
+    assert (err.status, err.code) == (502, "UpstreamError")
+    assert r.upstream.attempts == 1
+
+
+# -- the SDK's real exceptions, from a real socket ------------------------------------------------
+
+
+def _generic_call(host: str, timeout_ms: int) -> Exception:
+    client = OpenApiClient(
+        openapi.Config(
+            access_key_id="LTAI5tTestOnly000001",
+            access_key_secret="test-only-secret",
+            endpoint=host,
+            protocol="http",
+            region_id="cn-hangzhou",
+        )
+    )
+    params = openapi.Params(
+        action="ObtainApplicationClientSecret",
+        version="2021-12-01",
+        protocol="HTTPS",
+        pathname="/",
+        method="POST",
+        auth_type="AK",
+        style="RPC",
+        req_body_type="formData",
+        body_type="json",
+    )
+    runtime = RuntimeOptions(connect_timeout=timeout_ms, read_timeout=timeout_ms)
+    try:
+        client.call_api(params, openapi.OpenApiRequest(query={"InstanceId": "i"}), runtime)
+    except Exception as exc:
+        return exc
+    raise AssertionError("the call was expected to fail")
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """Accepts connections and never answers."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        yield server.getsockname()[1]
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_the_sdks_own_read_timeout_is_classified_as_a_timeout(silent_port: int) -> None:
+    exc = _generic_call(f"127.0.0.1:{silent_port}", timeout_ms=100)
+    assert isinstance(exc, UnretryableException)
+    assert retry.classify(exc) == "timeout"
+    r = run([exc, "ok"])
+    assert (r.fails().status, r.upstream.attempts) == (504, 1)
+
+
+def test_the_sdks_own_connection_refused_is_retried() -> None:
+    exc = _generic_call(f"127.0.0.1:{_closed_port()}", timeout_ms=500)
+    assert isinstance(exc, UnretryableException)
+    assert retry.classify(exc) == "connection"
+    r = run([exc, exc, "ok"])
+    assert r.call() == "ok"
+    assert r.upstream.attempts == 3
+
+
+def test_the_sdks_own_connection_reset_is_retried() -> None:
+    """A server that drops the connection without answering (a pooled connection gone stale)."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+
+        def drop() -> None:
+            conn, _ = server.accept()
+            conn.recv(65536)
+            conn.close()
+
+        dropper = threading.Thread(target=drop, daemon=True)
+        dropper.start()
+        exc = _generic_call(f"127.0.0.1:{server.getsockname()[1]}", timeout_ms=2000)
+        dropper.join(5)
+    assert isinstance(exc, UnretryableException)
+    assert retry.classify(exc) == "connection"
+
+
+# -- limits ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_attempts", [1, 2, 4, 6])
+def test_attempts_are_capped(max_attempts: int) -> None:
+    r = run([server_error()], deadline_s=100.0)
+    err = r.fails(RetryPolicy(max_attempts=max_attempts))
+    assert (err.status, err.code) == (502, "UpstreamError")
+    assert r.upstream.attempts == max_attempts
+    assert len(r.sleeper.pauses) == max_attempts - 1  # no pause after the last attempt
+
+
+def test_backoff_is_capped_exponential_with_full_jitter() -> None:
+    policy = RetryPolicy(max_attempts=10, base_s=0.05, cap_s=0.3)
+    for n in range(10):
+        ceiling = min(policy.cap_s, policy.base_s * 2**n)
+        assert policy.backoff(n, rand=lambda: 0.0) == 0.0
+        assert policy.backoff(n, rand=lambda: 0.5) == pytest.approx(ceiling / 2)
+        assert policy.backoff(n, rand=lambda: 0.999999) == pytest.approx(ceiling, rel=1e-5)
+    assert policy.backoff(9, rand=lambda: 0.999999) <= policy.cap_s
+
+
+def test_pauses_stay_within_the_jittered_capped_bounds_and_vary() -> None:
+    policy = RetryPolicy(max_attempts=8, base_s=0.05, cap_s=0.4)
+    by_attempt: dict[int, list[float]] = {n: [] for n in range(policy.max_attempts - 1)}
+    for _ in range(100):
+        r = run([server_error()], deadline_s=1000.0)
+        r.fails(policy)
+        assert len(r.sleeper.pauses) == policy.max_attempts - 1
+        for n, pause in enumerate(r.sleeper.pauses):
+            assert 0.0 <= pause <= min(policy.cap_s, policy.base_s * 2**n)
+            by_attempt[n].append(pause)
+    for n, pauses in by_attempt.items():
+        ceiling = min(policy.cap_s, policy.base_s * 2**n)
+        assert len(set(pauses)) > 50, f"attempt {n}: no jitter"
+        # Full jitter spreads over the whole range, not a sliver of it.
+        assert min(pauses) < ceiling * 0.25 < ceiling * 0.75 < max(pauses)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_nothing_sleeps_past_the_deadline(seed: int) -> None:
+    rng = random.Random(seed)
+    deadline_s = rng.uniform(0.1, 1.5)
+    cost_s = rng.uniform(0.0, 0.3)
+    script: list[BaseException | str] = [
+        rng.choice([server_error(), throttling(None), unretryable(connection_error())])
+        for _ in range(20)
+    ]
+    r = run(script, deadline_s=deadline_s, cost_s=cost_s)
+    end = r.clock.now + deadline_s
+    slept_at: list[float] = []
+    sleeper = r.sleeper
+
+    def recording_sleep(seconds: float) -> None:
+        # Every pause leaves room for one more attempt before the deadline.
+        assert r.clock.now + seconds + MIN_ATTEMPT_S < end
+        slept_at.append(r.clock.now)
+        sleeper(seconds)
+
+    with pytest.raises(VendError):
+        retry.call(
+            r.upstream,
+            r.deadline,
+            service="EIAM",
+            policy=RetryPolicy(max_attempts=20, base_s=0.05, cap_s=1.0),
+            sleep=recording_sleep,
+        )
+    assert all(remaining >= MIN_ATTEMPT_S for remaining in r.upstream.remaining_at_start)
+    assert len(slept_at) == len(r.sleeper.pauses)
+    assert r.clock.now <= end + cost_s  # only an attempt already started may run past it
+
+
+def test_throttling_that_persists_is_429() -> None:
+    r = run([throttling(None)])
+    err = r.fails()
+    assert (err.status, err.code) == (429, "Throttled")
+    assert "EIAM" in err.message
+    assert r.upstream.attempts == retry.DEFAULT.max_attempts
+
+
+def test_5xx_that_persists_is_502() -> None:
+    r = run([server_error()])
+    err = r.fails()
+    assert (err.status, err.code) == (502, "UpstreamError")
+    assert "EIAM" in err.message
+    assert r.upstream.attempts == retry.DEFAULT.max_attempts
+
+
+def test_the_last_failure_decides_the_error() -> None:
+    r = run([throttling(None), throttling(None), throttling(None), server_error()])
+    assert r.fails().status == 502
+    r = run([server_error(), server_error(), server_error(), throttling(None)])
+    assert r.fails().status == 429
+
+
+def test_a_deadline_already_spent_makes_no_attempt_and_is_504() -> None:
+    r = run(["ok"], deadline_s=0.0)
+    err = r.fails()
+    assert (err.status, err.code) == (504, "UpstreamTimeout")
+    assert r.upstream.attempts == 0
+    r = run(["ok"], deadline_s=MIN_ATTEMPT_S / 2)
+    assert r.fails().status == 504
+    assert r.upstream.attempts == 0
+
+
+def test_5xx_until_the_deadline_runs_out_is_504() -> None:
+    r = run([server_error()], deadline_s=0.5, cost_s=0.3)
+    err = r.fails(RetryPolicy(max_attempts=10))
+    assert (err.status, err.code) == (504, "UpstreamTimeout")
+    assert 1 <= r.upstream.attempts < 10
+    assert r.deadline.expired()
+
+
+@pytest.mark.parametrize("cost_s", [0.0, 0.05, 0.4, 1.3])
+def test_each_attempts_read_timeout_fits_the_remaining_deadline(cost_s: float) -> None:
+    r = run(
+        [server_error(), throttling(None), unretryable(connect_timeout()), server_error()],
+        deadline_s=3.0,
+        cost_s=cost_s,
+    )
+    with pytest.raises(VendError):
+        r.call(RetryPolicy(max_attempts=8))
+    assert r.upstream.attempts >= 1
+    for given_ms, remaining_s in zip(
+        r.upstream.read_timeouts_ms, r.upstream.remaining_at_start, strict=True
+    ):
+        assert 1 <= given_ms <= remaining_s * 1000
+    # The first attempt has the whole deadline to itself.
+    assert r.upstream.read_timeouts_ms[0] == 3000
+    # Later ones get less, as time goes by.
+    assert r.upstream.read_timeouts_ms == sorted(r.upstream.read_timeouts_ms, reverse=True)
