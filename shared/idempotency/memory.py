@@ -1,0 +1,85 @@
+"""The memory store: one process only (`memory://`, the local default). A dict under a lock, so
+every primitive is atomic across threads; a record is absent once its lifetime is over."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from shared.idempotency.record import IdempotencyRecord
+from shared.idempotency.store import DEFAULT_TTL_S, check_ttl
+
+_SWEEP_EVERY = 1024  # writes between sweeps of expired records, so the dict stays bounded
+
+
+class MemoryStore:
+    """`clock` returns seconds (monotonic by default); tests inject their own."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._records: dict[str, tuple[IdempotencyRecord, float]] = {}  # key: (record, expires)
+        self._writes = 0
+
+    def _live(self, key: str, now: float) -> IdempotencyRecord | None:
+        entry = self._records.get(key)
+        if entry is None:
+            return None
+        record, expires = entry
+        if now >= expires:
+            del self._records[key]
+            return None
+        return record
+
+    def _write(self, key: str, record: IdempotencyRecord, ttl_s: int, now: float) -> None:
+        self._records[key] = (record, now + ttl_s)
+        self._writes += 1
+        if self._writes % _SWEEP_EVERY == 0:
+            for k in [k for k, (_, expires) in self._records.items() if now >= expires]:
+                del self._records[k]
+
+    def put_if_absent(
+        self, key: str, record: IdempotencyRecord, ttl_s: int = DEFAULT_TTL_S
+    ) -> IdempotencyRecord | None:
+        check_ttl(ttl_s)
+        with self._lock:
+            now = self._clock()
+            existing = self._live(key, now)
+            if existing is not None and existing != record:
+                return existing
+            if existing is None:
+                self._write(key, record, ttl_s, now)
+            return None
+
+    def get(self, key: str) -> IdempotencyRecord | None:
+        with self._lock:
+            return self._live(key, self._clock())
+
+    def replace_if_token(
+        self, key: str, expected_token: str, record: IdempotencyRecord, ttl_s: int = DEFAULT_TTL_S
+    ) -> bool:
+        check_ttl(ttl_s)
+        with self._lock:
+            now = self._clock()
+            existing = self._live(key, now)
+            if existing is None or (existing.token != expected_token and existing != record):
+                return False
+            self._write(key, record, ttl_s, now)
+            return True
+
+    def delete_if_token(self, key: str, expected_token: str) -> bool:
+        with self._lock:
+            existing = self._live(key, self._clock())
+            if existing is None or existing.token != expected_token:
+                return False
+            del self._records[key]
+            return True
+
+
+_PROCESS_STORE = MemoryStore()
+
+
+def process_memory_store() -> MemoryStore:
+    """The one memory store of this process: what `memory://` opens, every time."""
+    return _PROCESS_STORE

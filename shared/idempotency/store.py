@@ -1,0 +1,75 @@
+"""The idempotency store: a few atomic primitives over records, shared by every instance.
+
+The decision logic (in progress, lapsed, reused key, recovery) lives in the pipeline; a store only
+guarantees that each primitive is atomic, and that a record is absent once its lifetime is over.
+`open_store` picks the backend from `VEND_IDEMPOTENCY_URL` (contract section 10)."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from shared.idempotency.record import IdempotencyRecord
+
+DEFAULT_TTL_S = 24 * 60 * 60  # records expire after 24 hours (contract section 8)
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached or did not answer in time. The message names the store by
+    scheme, host, port and database only: never a password."""
+
+
+def check_ttl(ttl_s: int) -> None:
+    """Both backends refuse a lifetime Redis's SET EX would refuse."""
+    if isinstance(ttl_s, bool) or not isinstance(ttl_s, int) or ttl_s < 1:
+        raise ValueError(f"ttl_s must be a whole number of seconds, at least 1; got {ttl_s!r}")
+
+
+@runtime_checkable
+class IdempotencyStore(Protocol):
+    """Keys are opaque strings the caller builds. `ttl_s` is the record's lifetime in whole
+    seconds (at least 1), counted from the write."""
+
+    def put_if_absent(
+        self, key: str, record: IdempotencyRecord, ttl_s: int = DEFAULT_TTL_S
+    ) -> IdempotencyRecord | None:
+        """Atomically: store `record` if no record exists and return None; else return the
+        existing record, unchanged (its lifetime too). Storing a record equal to the stored
+        one (same token) counts as stored, so a retried put is safe."""
+        ...
+
+    def get(self, key: str) -> IdempotencyRecord | None:
+        """The record, or None if there is none or it expired."""
+        ...
+
+    def replace_if_token(
+        self, key: str, expected_token: str, record: IdempotencyRecord, ttl_s: int = DEFAULT_TTL_S
+    ) -> bool:
+        """Atomically: replace the record (and restart its lifetime at `ttl_s`) only if the
+        stored record's token is `expected_token`; True if replaced. Absent: False."""
+        ...
+
+    def delete_if_token(self, key: str, expected_token: str) -> bool:
+        """Atomically: delete the record only if its token is `expected_token`; True if
+        deleted. Absent: False."""
+        ...
+
+
+def open_store(url: str) -> IdempotencyStore:
+    """`memory://`: the process-wide memory store (the same object on every call).
+    `redis://[[user]:password@]host[:port][/db]` or `rediss://...` (TLS): a new Redis store with
+    its own connection pool; it connects on first use. Anything else: ValueError."""
+    if url == "memory://":
+        from shared.idempotency.memory import process_memory_store  # noqa: PLC0415
+
+        return process_memory_store()
+    if url.startswith(("redis://", "rediss://")):
+        # imported on use: a service on memory:// does not load redis-py at cold start
+        from shared.idempotency.redis_store import RedisStore  # noqa: PLC0415
+
+        return RedisStore(url)
+    scheme, sep, _ = url.partition("://")
+    shown = f"scheme {scheme!r}" if sep and scheme.isascii() and scheme.isalnum() else "no scheme"
+    raise ValueError(
+        "idempotency store URL must be memory:// or redis://host:port/db "
+        f"(rediss:// for TLS); got {shown}"
+    )
