@@ -1,0 +1,96 @@
+"""A real `redis-server` for the tests: on a free loopback port, in a temporary directory, with no
+persistence; started once per session by the `redis_url` fixture and stopped at its end.
+
+Without `redis-server` on PATH the Redis-backed tests are skipped, except under CI (the
+environment variable `CI` set), where they fail: CI must test Redis."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from processes import free_port
+
+
+def _answers_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class RedisServer:
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+        self.port = 0
+        self._dir: Path | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, seconds: float = 10) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix="vend-redis-"))
+        for _ in range(3):  # another process may take the free port first: try another
+            self.port = free_port()
+            log = self._dir / "redis.log"
+            self._proc = subprocess.Popen(
+                [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+                 "--save", "", "--appendonly", "no", "--dir", str(self._dir),
+                 "--logfile", str(log), "--daemonize", "no"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline and self._proc.poll() is None:
+                if _answers_ping(self.port):
+                    return
+                time.sleep(0.02)
+            self._stop_process()
+        text = log.read_text(errors="replace") if log.exists() else "(no log)"
+        self.stop()
+        raise RuntimeError(f"redis-server did not answer PING; its log:\n{text}")
+
+    def _stop_process(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+
+    def stop(self) -> None:
+        self._stop_process()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    def __enter__(self) -> RedisServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """`redis://127.0.0.1:PORT/0` of a redis-server of this session's own."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if "CI" in os.environ:
+            pytest.fail("redis-server is not on PATH, and CI must test the Redis store")
+        pytest.skip("redis-server is not on PATH (apt-get install redis-server); Redis not tested")
+    with RedisServer(binary) as server:
+        yield server.url

@@ -1,0 +1,523 @@
+"""The idempotency store (contract section 8): one behavioural suite, run against the memory
+store and against a real redis-server; then the record, `open_store`, and an unreachable Redis."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from processes import free_port
+from pydantic import ValidationError
+
+from shared.idempotency import (
+    DEFAULT_TTL_S,
+    IdempotencyRecord,
+    IdempotencyStore,
+    StoreUnavailable,
+    open_store,
+)
+from shared.idempotency.memory import MemoryStore, process_memory_store
+from shared.idempotency.redis_store import KEY_PREFIX, RedisStore
+
+pytest_plugins = ["redis_server"]  # the fixture `redis_url`: the session's own redis-server
+
+HASH = hashlib.sha256(b"create idaas_demo app_demo").hexdigest()
+OTHER_HASH = hashlib.sha256(b"create idaas_demo app_other").hexdigest()
+NOW_MS = 1_767_225_600_000
+
+
+def rec(token: str = "tok-1", **fields: Any) -> IdempotencyRecord:
+    values: dict[str, Any] = {
+        "status": "in_progress",
+        "request_hash": HASH,
+        "token": token,
+        "lapse_at_ms": NOW_MS + 30_000,
+        "created_at_ms": NOW_MS,
+    }
+    values.update(fields)
+    return IdempotencyRecord(**values)
+
+
+def created(token: str = "tok-1", secret_id: str = "sec_new", **fields: Any) -> IdempotencyRecord:
+    return rec(token, status="created", secret_id=secret_id, **fields)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 5_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def admin(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store(request: pytest.FixtureRequest, clock: FakeClock) -> Iterator[IdempotencyStore]:
+    """A fresh, empty store of each backend."""
+    if request.param == "memory":
+        yield MemoryStore(clock)
+        return
+    admin: redis.Redis = request.getfixturevalue("admin")
+    admin.flushdb()
+    redis_store = RedisStore(request.getfixturevalue("redis_url"))
+    yield redis_store
+    redis_store.close()
+
+
+Elapse = Callable[[str, float], None]
+
+
+@pytest.fixture
+def elapse(store: IdempotencyStore, clock: FakeClock, request: pytest.FixtureRequest) -> Elapse:
+    """`elapse(key, seconds)`: let that much of the record's lifetime pass. Memory: the clock
+    moves. Redis: the key's TTL, which must be set, is shortened by as much (gone at zero)."""
+    if isinstance(store, MemoryStore):
+
+        def advance(key: str, seconds: float) -> None:
+            clock.now += seconds
+
+        return advance
+    admin: redis.Redis = request.getfixturevalue("admin")
+
+    def shorten(key: str, seconds: float) -> None:
+        pttl = admin.pttl(KEY_PREFIX + key)
+        if pttl == -2:
+            return  # absent stays absent
+        assert pttl > 0, f"{key} has no TTL"
+        left = pttl - int(seconds * 1000)
+        if left > 0:
+            admin.pexpire(KEY_PREFIX + key, left)
+        else:
+            admin.delete(KEY_PREFIX + key)
+
+    return shorten
+
+
+def race(n: int, work: Callable[[int], Any]) -> list[Any]:
+    """`work(i)` in n threads released at once, with a tiny switch interval to provoke races."""
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        results[i] = work(i)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+    finally:
+        sys.setswitchinterval(interval)
+    assert not any(t.is_alive() for t in threads)
+    return results
+
+
+# --- put_if_absent and get ---------------------------------------------------------------
+
+
+def test_put_if_absent_stores_when_absent(store: IdempotencyStore) -> None:
+    assert store.get("k") is None
+    assert store.put_if_absent("k", rec()) is None
+    assert store.get("k") == rec()
+
+
+def test_put_if_absent_returns_the_existing_record_and_keeps_it(store: IdempotencyStore) -> None:
+    first = rec("tok-1")
+    assert store.put_if_absent("k", first) is None
+    existing = store.put_if_absent("k", rec("tok-2", request_hash=OTHER_HASH))
+    assert existing == first
+    assert store.get("k") == first
+
+
+def test_put_of_the_stored_record_again_counts_as_stored(store: IdempotencyStore) -> None:
+    # a put retried after a lost answer finds its own record: stored, not a conflict
+    assert store.put_if_absent("k", rec("tok-1")) is None
+    assert store.put_if_absent("k", rec("tok-1")) is None
+    assert store.put_if_absent("k", rec("tok-1", lapse_at_ms=NOW_MS + 1)) == rec("tok-1")
+
+
+def test_keys_are_separate(store: IdempotencyStore) -> None:
+    assert store.put_if_absent("principal-a:key-1", rec("a")) is None
+    assert store.get("principal-b:key-1") is None
+    assert store.put_if_absent("principal-b:key-1", rec("b")) is None
+    assert store.get("principal-a:key-1") == rec("a")
+    assert store.get("principal-b:key-1") == rec("b")
+
+
+# --- replace_if_token -----------------------------------------------------------------------
+
+
+def test_replace_with_the_owners_token(store: IdempotencyStore) -> None:
+    store.put_if_absent("k", rec("tok-1"))
+    assert store.replace_if_token("k", "tok-1", created("tok-1")) is True
+    assert store.get("k") == created("tok-1")
+    # ownership can move to another token (an attempt taking over a lapsed mark)
+    assert store.replace_if_token("k", "tok-1", rec("tok-2")) is True
+    assert store.get("k") == rec("tok-2")
+
+
+def test_replace_with_another_token_changes_nothing(store: IdempotencyStore) -> None:
+    store.put_if_absent("k", rec("tok-1"))
+    assert store.replace_if_token("k", "tok-2", created("tok-2")) is False
+    assert store.replace_if_token("k", "", created("tok-2")) is False
+    assert store.get("k") == rec("tok-1")
+
+
+def test_replace_of_an_absent_record_creates_nothing(store: IdempotencyStore) -> None:
+    assert store.replace_if_token("k", "tok-1", created("tok-1")) is False
+    assert store.get("k") is None
+
+
+def test_replace_retried_after_success_is_true(store: IdempotencyStore) -> None:
+    store.put_if_absent("k", rec("tok-1"))
+    assert store.replace_if_token("k", "tok-1", rec("tok-2")) is True
+    assert store.replace_if_token("k", "tok-1", rec("tok-2")) is True  # the same replacement
+    assert store.replace_if_token("k", "tok-1", rec("tok-3")) is False  # not the same: refused
+    assert store.get("k") == rec("tok-2")
+
+
+# --- delete_if_token ------------------------------------------------------------------------
+
+
+def test_delete_with_the_owners_token(store: IdempotencyStore) -> None:
+    store.put_if_absent("k", rec("tok-1"))
+    assert store.delete_if_token("k", "tok-1") is True
+    assert store.get("k") is None
+    assert store.delete_if_token("k", "tok-1") is False
+    assert store.put_if_absent("k", rec("tok-2")) is None  # the key is free again
+
+
+def test_delete_with_another_token_keeps_the_record(store: IdempotencyStore) -> None:
+    store.put_if_absent("k", rec("tok-1"))
+    assert store.delete_if_token("k", "tok-2") is False
+    assert store.get("k") == rec("tok-1")
+    assert store.delete_if_token("absent", "tok-1") is False
+
+
+# --- lifetime -------------------------------------------------------------------------------
+
+
+def test_a_record_is_absent_once_its_lifetime_is_over(
+    store: IdempotencyStore, elapse: Elapse
+) -> None:
+    assert store.put_if_absent("k", rec("tok-1"), ttl_s=100) is None
+    elapse("k", 99)
+    assert store.get("k") == rec("tok-1")
+    elapse("k", 1.5)
+    assert store.get("k") is None
+    assert store.replace_if_token("k", "tok-1", created("tok-1")) is False
+    assert store.delete_if_token("k", "tok-1") is False
+    assert store.put_if_absent("k", rec("tok-2"), ttl_s=100) is None
+    assert store.get("k") == rec("tok-2")
+
+
+def test_the_default_lifetime_is_24_hours(store: IdempotencyStore, elapse: Elapse) -> None:
+    assert DEFAULT_TTL_S == 24 * 3600
+    store.put_if_absent("k", rec())
+    elapse("k", DEFAULT_TTL_S - 1)
+    assert store.get("k") == rec()
+    elapse("k", 1.5)
+    assert store.get("k") is None
+
+
+def test_replace_restarts_the_lifetime(store: IdempotencyStore, elapse: Elapse) -> None:
+    store.put_if_absent("k", rec("tok-1"), ttl_s=100)
+    elapse("k", 90)
+    assert store.replace_if_token("k", "tok-1", created("tok-1"), ttl_s=100)
+    elapse("k", 99)
+    assert store.get("k") == created("tok-1")
+    elapse("k", 1.5)
+    assert store.get("k") is None
+
+
+def test_failed_put_and_replace_leave_the_lifetime_alone(
+    store: IdempotencyStore, elapse: Elapse
+) -> None:
+    store.put_if_absent("k", rec("tok-1"), ttl_s=100)
+    elapse("k", 90)
+    assert store.put_if_absent("k", rec("tok-2"), ttl_s=100) == rec("tok-1")
+    assert store.put_if_absent("k", rec("tok-1"), ttl_s=100) is None  # own record: not rewritten
+    assert store.replace_if_token("k", "tok-2", rec("tok-2"), ttl_s=100) is False
+    elapse("k", 9)
+    assert store.get("k") == rec("tok-1")
+    elapse("k", 1.5)
+    assert store.get("k") is None
+
+
+@pytest.mark.parametrize("ttl_s", [0, -1, 1.5, True])
+def test_a_lifetime_under_one_second_or_not_whole_is_refused(
+    store: IdempotencyStore, ttl_s: Any
+) -> None:
+    with pytest.raises(ValueError, match="ttl_s"):
+        store.put_if_absent("k", rec(), ttl_s=ttl_s)
+    assert store.get("k") is None
+    store.put_if_absent("k", rec())
+    with pytest.raises(ValueError, match="ttl_s"):
+        store.replace_if_token("k", "tok-1", created(), ttl_s=ttl_s)
+    assert store.get("k") == rec()
+
+
+# --- concurrency ----------------------------------------------------------------------------
+
+
+ROUNDS = 40  # keys raced in turn, for more chances to catch a race
+
+
+def test_racing_puts_store_exactly_one(store: IdempotencyStore) -> None:
+    results = race(
+        16, lambda i: [store.put_if_absent(f"k{j}", rec(f"tok-{i}")) for j in range(ROUNDS)]
+    )
+    for j in range(ROUNDS):
+        got = [results[i][j] for i in range(16)]
+        winners = [i for i, r in enumerate(got) if r is None]
+        assert len(winners) == 1, (j, got)
+        winner = rec(f"tok-{winners[0]}")
+        assert all(r == winner for r in got if r is not None)
+        assert store.get(f"k{j}") == winner
+
+
+def test_racing_replaces_with_one_token_succeed_exactly_once(store: IdempotencyStore) -> None:
+    for j in range(ROUNDS):
+        store.put_if_absent(f"k{j}", rec("tok-0"))
+    results = race(
+        16,
+        lambda i: [
+            store.replace_if_token(f"k{j}", "tok-0", rec(f"tok-{i + 1}")) for j in range(ROUNDS)
+        ],
+    )
+    for j in range(ROUNDS):
+        got = [results[i][j] for i in range(16)]
+        assert got.count(True) == 1, (j, got)
+        assert store.get(f"k{j}") == rec(f"tok-{got.index(True) + 1}")
+
+
+def test_racing_deletes_succeed_exactly_once(store: IdempotencyStore) -> None:
+    for j in range(ROUNDS):
+        store.put_if_absent(f"k{j}", rec("tok-0"))
+    results = race(16, lambda i: [store.delete_if_token(f"k{j}", "tok-0") for j in range(ROUNDS)])
+    for j in range(ROUNDS):
+        got = [results[i][j] for i in range(16)]
+        assert got.count(True) == 1, (j, got)
+        assert store.get(f"k{j}") is None
+
+
+# --- records round-trip -----------------------------------------------------------------------
+
+ROUND_TRIP = [
+    rec("tok-a"),
+    rec("tok-b", before_secret_ids=()),
+    rec("tok-c", before_secret_ids=("sec_1", "sec_2", 'sec_ü"\\')),
+    created("tok-d", secret_id="sec_9", before_secret_ids=("sec_1",), lapse_at_ms=0),
+    created("tok-e", secret_id="sec_9", before_secret_ids=None, created_at_ms=2**53 + 1),
+]
+
+
+@pytest.mark.parametrize("record", ROUND_TRIP, ids=lambda r: r.token)
+def test_records_round_trip_exactly(store: IdempotencyStore, record: IdempotencyRecord) -> None:
+    assert store.put_if_absent("k", record) is None
+    got = store.get("k")
+    assert got == record
+    assert got is not None and got.model_dump() == record.model_dump()
+    assert type(got.before_secret_ids) is type(record.before_secret_ids)
+    assert store.put_if_absent("k", rec("other")) == record
+    assert store.replace_if_token("k", record.token, record.model_copy(update={"token": "t2"}))
+    assert store.get("k") == record.model_copy(update={"token": "t2"})
+
+
+# --- the Redis layout -------------------------------------------------------------------------
+
+
+def test_redis_keeps_the_record_json_under_the_prefix(redis_url: str, admin: redis.Redis) -> None:
+    admin.flushdb()
+    store = RedisStore(redis_url)
+    try:
+        store.put_if_absent("p:k", created("tok-1"), ttl_s=1234)
+        assert admin.keys("*") == [KEY_PREFIX + "p:k"]
+        assert admin.get(KEY_PREFIX + "p:k") == created("tok-1").to_json()
+        assert 1230 <= admin.ttl(KEY_PREFIX + "p:k") <= 1234
+        store.replace_if_token("p:k", "tok-1", created("tok-2"), ttl_s=4321)
+        assert 4317 <= admin.ttl(KEY_PREFIX + "p:k") <= 4321
+    finally:
+        store.close()
+
+
+def test_redis_value_that_is_no_record(redis_url: str, admin: redis.Redis) -> None:
+    admin.flushdb()
+    store = RedisStore(redis_url)
+    try:
+        for junk in ("not json", "[1, 2]", '{"token": 7}'):
+            admin.set(KEY_PREFIX + "k", junk)
+            assert store.replace_if_token("k", "7", rec()) is False
+            assert store.delete_if_token("k", "7") is False
+            assert admin.get(KEY_PREFIX + "k") == junk
+            with pytest.raises(ValueError, match="validation error"):
+                store.get("k")
+    finally:
+        store.close()
+
+
+# --- the record -------------------------------------------------------------------------------
+
+
+def test_record_json_is_compact_and_complete() -> None:
+    record = rec(before_secret_ids=("a", "b"))
+    text = record.to_json()
+    assert ", " not in text and ": " not in text
+    assert text.startswith('{"status":"in_progress","request_hash":"')
+    assert '"before_secret_ids":["a","b"],"secret_id":null' in text
+    assert IdempotencyRecord.from_json(text) == record
+    assert IdempotencyRecord.from_json(text.encode()) == record
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"extra": 1},
+        {"status": "done"},
+        {"request_hash": "abc"},
+        {"request_hash": HASH.upper()},
+        {"token": ""},
+        {"lapse_at_ms": -1},
+        {"lapse_at_ms": "1"},
+        {"created_at_ms": 1.5},
+        {"before_secret_ids": "sec_1"},
+        {"secret_id": "sec_1"},  # in progress, yet a secret
+        {"status": "created"},  # created, yet no secret
+    ],
+    ids=str,
+)
+def test_record_refuses_what_it_cannot_be(change: dict[str, Any]) -> None:
+    values = rec().model_dump() | change
+    with pytest.raises(ValidationError):
+        IdempotencyRecord(**values)
+    with pytest.raises(ValidationError):
+        IdempotencyRecord.from_json(json.dumps(values))
+
+
+def test_record_is_frozen() -> None:
+    with pytest.raises(ValidationError):
+        rec().token = "other"  # type: ignore[misc]
+
+
+# --- open_store -------------------------------------------------------------------------------
+
+
+def test_memory_url_opens_the_process_memory_store() -> None:
+    first = open_store("memory://")
+    assert first is open_store("memory://") is process_memory_store()
+    assert isinstance(first, MemoryStore)
+    assert isinstance(first, IdempotencyStore)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6379/0",
+        "redis://localhost",
+        "redis://:s3cretpw@r-bp1.redis.rds.aliyuncs.com:6379/3",
+        "redis://user:s3cretpw@[::1]:6380/1",
+        "rediss://:s3cretpw@r-bp1.redis.rds.aliyuncs.com:6380/0",
+        "redis://host:6379?db=2",
+    ],
+)
+def test_redis_urls_open_a_redis_store_without_connecting(url: str) -> None:
+    store = open_store(url)
+    try:
+        assert isinstance(store, RedisStore)
+        assert isinstance(store, IdempotencyStore)
+        assert "s3cretpw" not in repr(store)
+        assert repr(store).startswith("RedisStore(redis")
+    finally:
+        store.close()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("mysql://u:s3cretpw@db:3306/x", "scheme 'mysql'"),
+        ("", "no scheme"),
+        ("garbage", "no scheme"),
+        ("memory:", "no scheme"),
+        ("memory:///", "scheme 'memory'"),
+        ("unix:///run/redis.sock", "scheme 'unix'"),
+        ("REDIS://h:1/0", "scheme 'REDIS'"),
+        ("redis://", "no host"),
+        ("redis://:s3cretpw@h:notaport/0", "port"),
+        ("redis://:s3cretpw@h:6379/zero", "database"),
+    ],
+)
+def test_other_urls_are_refused(url: str, says: str) -> None:
+    with pytest.raises(ValueError, match="idempotency store URL") as caught:
+        open_store(url)
+    assert says in str(caught.value)
+    assert "s3cretpw" not in str(caught.value)
+
+
+# --- Redis out of reach -----------------------------------------------------------------------
+
+
+def _assert_unavailable_fast(url: str, where: str) -> None:
+    store = open_store(url)
+    calls: list[Callable[[], object]] = [
+        lambda: store.get("k"),
+        lambda: store.put_if_absent("k", rec()),
+        lambda: store.replace_if_token("k", "tok-1", rec()),
+        lambda: store.delete_if_token("k", "tok-1"),
+    ]
+    try:
+        for call in calls:
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable) as caught:
+                call()
+            assert time.monotonic() - started < 3
+            error: BaseException | None = caught.value
+            assert where in str(caught.value)
+            while error is not None:  # nor in anything chained to it
+                assert "s3cretpw" not in str(error) and "s3cretpw" not in repr(error)
+                error = error.__cause__ or error.__context__
+    finally:
+        store.close()  # type: ignore[attr-defined]
+
+
+def test_redis_at_a_closed_port_is_unavailable_fast() -> None:
+    port = free_port()  # bound, then closed: nothing listens
+    _assert_unavailable_fast(f"redis://:s3cretpw@127.0.0.1:{port}/0", f"127.0.0.1:{port}/0")
+
+
+def test_redis_that_never_answers_is_unavailable_after_the_timeout() -> None:
+    with socket.socket() as silent:  # accepts connections (the backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        store = open_store(f"redis://:s3cretpw@127.0.0.1:{port}/0")
+        try:
+            with pytest.raises(StoreUnavailable, match="Timeout") as caught:
+                store.get("k")
+        finally:
+            store.close()  # type: ignore[attr-defined]
+        assert 0.9 < time.monotonic() - started < 3
+        assert "s3cretpw" not in str(caught.value)
