@@ -43,6 +43,14 @@ def emit(record: AuditRecord) -> None:
     logger.info(record.to_json())
 
 
+def refused(request_id: str, outcome: str, action: str | None = None) -> None:
+    """The record of a request refused before the pipeline saw it (bad route, body or event)."""
+    record = start(request_id)
+    record.action = action
+    record.outcome = outcome
+    emit(record)
+
+
 def configure(stream: object = None) -> None:
     """Sends audit records to stdout (FC ships stdout to Log Service), one JSON per line."""
     if any(getattr(h, "_vend_audit", False) for h in logger.handlers):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from shared.fc_invoke import KeyLookup
     from shared.wsgi_server import WsgiServer
 
 DEFAULT_EMULATOR_PORT = 9100
@@ -49,15 +50,18 @@ def _emulator(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_api(host: str, port: int) -> WsgiServer:
+def _start_api(host: str, port: int, keys: KeyLookup | None = None) -> WsgiServer:
     """Builds the service from the environment (failing here, not later) and returns the
-    waitress server of the HTTP API."""
-    from functions import http
+    server of the HTTP API and of FC's invoke API for `vend-events`. `keys` verifies fc2
+    signatures (None: `vend serve` knows no caller's keys, and does not check them)."""
+    from functions import events, http
     from shared.config import ConfigError
     from shared.serve import LocalFc
     from shared.wsgi_server import WsgiServer
 
-    app = LocalFc(http.handler, region=None, account_id=None)
+    app = LocalFc(
+        http.handler, region=None, account_id=None, events_handler=events.handler, keys=keys
+    )
     try:
         http.initializer(app.context("vend-http", "functions.http.initializer"))
     except ConfigError as exc:
@@ -111,7 +115,7 @@ def _local(args: argparse.Namespace) -> int:
     emulator = EmulatorServer(seed, host=args.host, port=emulator_port).start()
     env = local_environment(emulator.url, seed_path, Path(args.policy))
     os.environ.update(env)
-    server = _start_api(args.host, args.port)
+    server = _start_api(args.host, args.port, emulator.emulator.account.key_secret)
     print(_local_banner(f"http://{args.host}:{args.port}", emulator.url, seed))
     sys.stdout.flush()
     try:

@@ -54,7 +54,7 @@ from urllib.parse import parse_qs
 
 from fc2.auth import Auth
 
-from shared.serve import FunctionInfo, LocalContext, StartResponse
+from shared.fc_context import FunctionInfo, LocalContext, StartResponse
 
 log = logging.getLogger("vend.fc")
 

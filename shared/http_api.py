@@ -90,7 +90,9 @@ class HttpApi:
         if key is not None and (action != "create" or not IDEMPOTENCY_KEY.fullmatch(key)):
             raise invalid("Idempotency-Key must be 1 to 128 of A-Z a-z 0-9 _ . : - (create only)")
         meta = RequestMeta(request.request_id, Deadline(self._deadline_s), request.source_ip)
-        result = self._vendor().vend(action, data, request.headers.get("authorization"), meta)
+        result = self._vendor().vend(
+            action, data, request.headers.get("authorization"), meta, idempotency_key=key
+        )
         return HttpResponse(200, result.model_dump(mode="json"))
 
 

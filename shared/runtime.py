@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 
 from shared import audit
 from shared.auth.header import Authenticator
 from shared.config import ConfigError, Settings
+from shared.idempotency import open_store
 from shared.upstream.eiam import Eiam
 from shared.upstream.identity import FunctionIdentity
 from shared.upstream.kms import Kms
@@ -37,6 +39,10 @@ def build_vendor(settings: Settings, identity: FunctionIdentity) -> Vendor:
         except ValueError as exc:
             raise ConfigError(f"VEND_JWT_ISSUERS: {exc}") from None
         jwt = JwtAuthenticator(issuers, settings.audience)
+    try:
+        store = open_store(settings.idempotency_url)
+    except ValueError as exc:
+        raise ConfigError(f"VEND_IDEMPOTENCY_URL: {exc}") from None
     pool = ClientPool(settings.region)
     audit.configure()
     return Vendor(
@@ -49,6 +55,7 @@ def build_vendor(settings: Settings, identity: FunctionIdentity) -> Vendor:
         sessions=ScopedSessions(pool, settings.sts, identity, settings.role_arn),
         eiam=Eiam(pool, settings.eiam),
         kms=Kms(pool, settings.kms),
+        store=store,
     )
 
 
@@ -63,3 +70,30 @@ def from_environment(
         os.environ if env is None else env, region=region, account_id=account_id
     )
     return build_vendor(settings, FunctionIdentity(credentials))
+
+
+_instance: Vendor | None = None
+_instance_lock = threading.Lock()
+
+
+def instance_vendor(context: object) -> Vendor:
+    """The service of this FC instance, built on first use (or by the initializer) from the
+    environment and the context, and reused by every invocation after it. Both functions of the
+    code package use it; each FC function has instances of its own."""
+    global _instance  # noqa: PLW0603 - one service per FC instance
+    if _instance is None:
+        with _instance_lock:
+            if _instance is None:
+                _instance = from_environment(
+                    region=getattr(context, "region", None),
+                    account_id=getattr(context, "account_id", None),
+                )
+    _instance.identity.update_from_context(context)
+    return _instance
+
+
+def reset_instance() -> None:
+    """Forgets the instance's service, as a new FC instance would start without it."""
+    global _instance  # noqa: PLW0603
+    with _instance_lock:
+        _instance = None

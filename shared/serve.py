@@ -8,10 +8,10 @@ import base64
 import json
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
-StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+from shared.fc_context import FunctionInfo, LocalContext, StartResponse
+from shared.fc_invoke import FcInvokeApi, KeyLookup
 
 _REASONS = {
     200: "OK",
@@ -34,26 +34,6 @@ _REASONS = {
 MAX_READ = 64 * 1024 + 1
 
 
-@dataclass
-class FunctionInfo:
-    name: str
-    handler: str
-    memory: int = 512
-    timeout: int = 15
-
-
-@dataclass
-class LocalContext:
-    """The parts of FC's context the handlers read (python3.12 shape: no credentials)."""
-
-    request_id: str
-    function: FunctionInfo
-    region: str | None = None
-    account_id: str | None = None
-    credentials: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 class LocalFc:
     """A WSGI app that invokes FC handlers as FC would."""
 
@@ -64,8 +44,23 @@ class LocalFc:
         region: str | None,
         account_id: str | None,
         timeout_s: int = 15,
+        events_handler: Callable[[Any, Any], Any] | None = None,
+        keys: KeyLookup | None = None,
     ) -> None:
+        """`events_handler` is served on FC's invoke API (2016-08-15) as `vend-events`; `keys`
+        tells the callers' secrets, to verify their fc2 signatures (None: not verified)."""
         self.http_handler = http_handler
+        self.invoke = (
+            FcInvokeApi(
+                events_handler,
+                keys=keys,
+                region=region,
+                account_id=account_id,
+                timeout_s=timeout_s,
+            )
+            if events_handler is not None
+            else None
+        )
         self.region = region
         self.account_id = account_id
         self.timeout_s = timeout_s  # the function's timeout, as s.yaml sets it
@@ -79,6 +74,8 @@ class LocalFc:
         )
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if self.invoke is not None and self.invoke.matches(environ.get("PATH_INFO") or "/"):
+            return self.invoke(environ, start_response)
         ctx = self.context("vend-http", "functions.http.handler")
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)

@@ -4,6 +4,7 @@ authorize, then scoped STS and EIAM alongside KMS, seal, respond, audit."""
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -11,8 +12,9 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from shared import audit, envelope
+from shared import idempotent_create as once
 from shared.approval import ApprovalPolicy
-from shared.arns import EIAM_ACTIONS, Action, secret_arn
+from shared.arns import EIAM_ACTIONS, EIAM_LIST, Action, application_arn, secret_arn
 from shared.auth.header import Authenticator
 from shared.errors import (
     VendError,
@@ -22,6 +24,7 @@ from shared.errors import (
     invalid_expiration,
     upstream_timeout,
 )
+from shared.idempotency import IdempotencyStore
 from shared.models import CreateRequest, ObtainRequest, VendResponse
 from shared.upstream.deadline import Deadline
 from shared.upstream.eiam import Eiam, SecretInfo
@@ -72,6 +75,7 @@ class Vendor:
         sessions: ScopedSessions,
         eiam: Eiam,
         kms: Kms,
+        store: IdempotencyStore,
     ) -> None:
         self.region = region
         self.account_id = account_id
@@ -82,16 +86,23 @@ class Vendor:
         self.sessions = sessions
         self.eiam = eiam
         self.kms = kms
+        self.store = store
         # KMS runs beside STS and EIAM; threads live as long as the instance.
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="vend-kms")
 
     def vend(
-        self, action: Action, data: object, authorization: str | None, meta: RequestMeta
+        self,
+        action: Action,
+        data: object,
+        authorization: str | None,
+        meta: RequestMeta,
+        idempotency_key: str | None = None,
     ) -> VendResponse:
+        """One request, audited whatever its outcome. `idempotency_key` applies to create."""
         record = audit.start(meta.request_id)
         record.action = action
         try:
-            response = self._vend(action, data, authorization, meta, record)
+            response = self._vend(action, data, authorization, meta, record, idempotency_key)
             record.upstream_request_id = response.upstream_request_id
             return response
         except VendError as err:
@@ -111,6 +122,7 @@ class Vendor:
         authorization: str | None,
         meta: RequestMeta,
         record: audit.AuditRecord,
+        idempotency_key: str | None,
     ) -> VendResponse:
         request = parse_request(action, data)
         secret_id = request.secret_id if isinstance(request, ObtainRequest) else None
@@ -120,42 +132,113 @@ class Vendor:
         record.resource = resource
         caller = self.authenticator.authenticate(authorization, meta.deadline)
         record.principal = caller.name
-        eiam_action = EIAM_ACTIONS[action]
-        verdict = self.policy.decide(caller, eiam_action, resource, source_ip=meta.source_ip)
+        verdict = self.policy.decide(
+            caller, EIAM_ACTIONS[action], resource, source_ip=meta.source_ip
+        )
         record.decision = "allow" if verdict.allowed else "deny"
         if not verdict.allowed:
             raise access_denied(
                 f"the approval policy does not allow {caller.name} to {action} this secret"
             )
         context = envelope.encryption_context(resource, caller.name, meta.request_id)
-        key_id = verdict.recipient_key_id or self.default_key_id
         data_key = self._pool.submit(
-            self.kms.generate_data_key, self.identity.current(), key_id, context, meta.deadline
+            self.kms.generate_data_key,
+            self.identity.current(),
+            verdict.recipient_key_id or self.default_key_id,
+            context,
+            meta.deadline,
         )
         try:
-            creds = self.sessions.get(eiam_action, resource, meta.deadline)
             if isinstance(request, ObtainRequest):
-                info = self.eiam.obtain(
-                    creds,
-                    request.instance_id,
-                    request.application_id,
-                    request.secret_id,
-                    meta.deadline,
+                info = self._obtain(
+                    request.instance_id, request.application_id, request.secret_id, meta
                 )
+                return self.seal(info, _result(data_key, meta.deadline), context, meta.request_id)
+            if idempotency_key is None:
+                # The data key first: a secret made but never delivered would burn one of the
+                # application's two slots.
                 key = _result(data_key, meta.deadline)
-            else:
-                # Create only once the data key is in hand: a secret made but never delivered
-                # would burn one of the application's two slots.
-                key = _result(data_key, meta.deadline)
-                info = self.eiam.create(
-                    creds,
-                    request.instance_id,
-                    request.application_id,
-                    request.expiration_time,
-                    meta.deadline,
-                )
+                info = self._create(request, resource, meta)
+                return self.seal(info, key, context, meta.request_id)
+            return self._create_once(
+                request, resource, caller.name, idempotency_key, data_key, context, meta
+            )
         finally:
             data_key.cancel()
+
+    def _obtain(
+        self, instance_id: str, application_id: str, secret_id: str, meta: RequestMeta
+    ) -> SecretInfo:
+        arn = secret_arn(self.region, self.account_id, instance_id, application_id, secret_id)
+        creds = self.sessions.get(EIAM_ACTIONS["obtain"], arn, meta.deadline)
+        return self.eiam.obtain(creds, instance_id, application_id, secret_id, meta.deadline)
+
+    def _create(self, request: CreateRequest, resource: str, meta: RequestMeta) -> SecretInfo:
+        creds = self.sessions.get(EIAM_ACTIONS["create"], resource, meta.deadline)
+        return self.eiam.create(
+            creds,
+            request.instance_id,
+            request.application_id,
+            request.expiration_time,
+            meta.deadline,
+        )
+
+    def _create_once(
+        self,
+        request: CreateRequest,
+        resource: str,
+        principal: str,
+        idempotency_key: str,
+        data_key: Future[DataKey],
+        context: dict[str, str],
+        meta: RequestMeta,
+    ) -> VendResponse:
+        """Create under an idempotency key (contract section 8; see shared.idempotent_create)."""
+        lapse_at_ms = int(time.time() * 1000) + meta.deadline.remaining_ms()
+        held, done = once.claim(
+            self.store,
+            once.store_key(principal, idempotency_key),
+            once.request_hash(request),
+            lapse_at_ms,
+        )
+        if held is None:
+            assert done is not None
+            info = self._obtain(request.instance_id, request.application_id, done, meta)
+            return self.seal(info, _result(data_key, meta.deadline), context, meta.request_id)
+        sent = False
+        try:
+            key = _result(data_key, meta.deadline)
+            app = application_arn(
+                self.region, self.account_id, request.instance_id, request.application_id
+            )
+            listing = self.sessions.get(EIAM_LIST, app, meta.deadline)
+            present = self.eiam.list_secret_ids(
+                listing, request.instance_id, request.application_id, meta.deadline
+            )
+            before = held.record.before_secret_ids
+            if held.recovering and before is not None:
+                made = [s for s in present if s not in before]
+                if len(made) > 1:
+                    raise VendError(
+                        409,
+                        "IdempotencyInProgress",
+                        "an earlier attempt may have created a secret, but more than one is new:"
+                        " it cannot be told which; see ListApplicationClientSecrets",
+                    )
+                if made:  # the crashed attempt created it: adopt it
+                    held.note_created(made[0])
+                    info = self._obtain(request.instance_id, request.application_id, made[0], meta)
+                    return self.seal(info, key, context, meta.request_id)
+            held.note_before(present)
+            sent = True
+            info = self._create(request, resource, meta)
+        except VendError as err:
+            # A definite refusal (EIAM answered 4xx, or nothing was sent) created nothing: free
+            # the key. After a timeout or a 5xx the outcome is unknown: the mark lapses instead.
+            if not sent or err.status < 500:
+                held.release()
+            raise
+        held.note_created(info.secret_id)
         return self.seal(info, key, context, meta.request_id)
 
     @staticmethod

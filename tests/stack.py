@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import sdk_clients as sdk
 
-from functions import http
+from functions import events, http
 from infra.emulator import EmulatorServer, Seed
+from shared import runtime
 from shared.cli import local_environment
 from shared.client import VendClient, endpoint
 from shared.serve import LocalFc
@@ -73,7 +74,7 @@ def running_stack(
             **(env or {}),
         }.items():
             monkeypatch.setenv(name, value)
-        monkeypatch.setattr(http, "_vendor", None)  # a fresh instance, as after a cold start
+        monkeypatch.setattr(runtime, "_instance", None)  # a fresh instance, as after a cold start
         audit, logs = Records(), Records()
         audit_logger = logging.getLogger("vend.audit")
         root = logging.getLogger()
@@ -81,7 +82,14 @@ def running_stack(
         old_level = root.level
         root.setLevel(logging.DEBUG)
         audit_logger.addHandler(audit)
-        app = LocalFc(http.handler, region=None, account_id=None, timeout_s=timeout_s)
+        app = LocalFc(
+            http.handler,
+            region=None,
+            account_id=None,
+            timeout_s=timeout_s,
+            events_handler=events.handler,
+            keys=emulator.emulator.account.key_secret,
+        )
         try:
             with WsgiServer(app) as api:
                 yield Stack(emulator, api, audit, logs)

@@ -153,6 +153,18 @@ class Account:
             )
         return static
 
+    def key_secret(self, access_key_id: str) -> tuple[str, str | None] | None:
+        """(secret, security token or None) of a key this emulator knows, for local services
+        that verify their own signatures (the local FC invoke API); None if unknown or expired."""
+        with self._lock:
+            session = self._sessions.get(access_key_id)
+            static = self._keys.get(access_key_id)
+        if session is not None:
+            if self.clock.now() >= session.expires_at:
+                return None
+            return session.access_key_secret, session.security_token
+        return (static.secret, None) if static is not None else None
+
     def _check_date(self, value: str) -> None:
         try:
             sent = (

@@ -33,11 +33,17 @@ class Eiam:
         self._endpoint = endpoint
 
     def _call(
-        self, action: str, creds: Credentials, query: dict[str, Any], deadline: Deadline
+        self,
+        action: str,
+        creds: Credentials,
+        query: dict[str, Any],
+        deadline: Deadline,
+        *,
+        idempotent: bool = True,
     ) -> dict[str, Any]:
         try:
             return self._pool.get(self._endpoint, creds).call(
-                action, EIAM_VERSION, query, deadline, service="EIAM"
+                action, EIAM_VERSION, query, deadline, service="EIAM", idempotent=idempotent
             )
         except ClientException as exc:
             raise eiam_error(exc) from None
@@ -81,7 +87,8 @@ class Eiam:
         query: dict[str, Any] = {"InstanceId": instance_id, "ApplicationId": application_id}
         if expiration_time is not None:
             query["ExpirationTime"] = str(expiration_time)
-        body = self._call("CreateApplicationClientSecret", creds, query, deadline)
+        # Not retried on a 5xx: EIAM may have created the secret before failing to answer.
+        body = self._call("CreateApplicationClientSecret", creds, query, deadline, idempotent=False)
         s = _secret_of(body)
         if not s.get("SecretId"):
             raise upstream_error("EIAM answered without a SecretId")
@@ -96,6 +103,25 @@ class Eiam:
             expiration_time=expiration_time,
             last_used_time=None,
             client_secret=str(s["ClientSecret"]),
+        )
+
+    def list_secret_ids(
+        self, creds: Credentials, instance_id: str, application_id: str, deadline: Deadline
+    ) -> tuple[str, ...]:
+        """The application's secret IDs (ListApplicationClientSecrets), to recover a create."""
+        body = self._call(
+            "ListApplicationClientSecrets",
+            creds,
+            {"InstanceId": instance_id, "ApplicationId": application_id},
+            deadline,
+        )
+        items = body.get("ApplicationClientSecrets")
+        if not isinstance(items, list):
+            raise upstream_error("EIAM answered ListApplicationClientSecrets without a list")
+        return tuple(
+            str(item["SecretId"]).strip()
+            for item in items
+            if isinstance(item, dict) and item.get("SecretId")
         )
 
 

@@ -85,10 +85,13 @@ def call(
     service: str,
     policy: RetryPolicy = DEFAULT,
     sleep: Callable[[float], None] = time.sleep,
+    retry_server_errors: bool = True,
 ) -> T:
     """Runs `attempt(read_timeout_ms)` until it succeeds, fails for good, or the deadline ends.
     Client errors (4xx) are raised as they are, for the caller to map; the rest become
-    VendErrors (429, 502 or 504)."""
+    VendErrors (429, 502 or 504). A call that is not idempotent (EIAM's create) passes
+    `retry_server_errors=False`: after a 5xx the upstream may have acted, as after a read
+    timeout."""
     last: Kind = "timeout"
     for n in range(policy.max_attempts):
         if deadline.remaining() < MIN_ATTEMPT_S:
@@ -99,6 +102,8 @@ def call(
             last = classify(exc)
             if last == "client":
                 raise
+            if last == "server" and not retry_server_errors:
+                break
             if last not in ("throttle", "server", "connection"):
                 break
             pause = policy.backoff(n)

@@ -61,8 +61,10 @@ class RpcClient:
         deadline: Deadline,
         *,
         service: str,
+        idempotent: bool = True,
     ) -> dict[str, Any]:
-        """The response body; retried per `shared.upstream.retry`, within `deadline`."""
+        """The response body; retried per `shared.upstream.retry`, within `deadline` (not on a
+        5xx when the call is not `idempotent`)."""
         params = openapi.Params(
             action=action,
             version=version,
@@ -86,7 +88,7 @@ class RpcClient:
             result: dict[str, Any] = self._client.call_api(params, request, runtime)
             return result["body"]
 
-        body = retry.call(attempt, deadline, service=service)
+        body = retry.call(attempt, deadline, service=service, retry_server_errors=idempotent)
         # Every answer of these APIs is a JSON object; anything else (null, a list) is a broken
         # upstream, not a bug of ours.
         if not isinstance(body, dict):

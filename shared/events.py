@@ -1,0 +1,69 @@
+"""The event of contract section 6, as other functions send it, read before anything else."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from shared.arns import Action
+from shared.errors import VendError, invalid, malformed
+
+MAX_EVENT_BYTES = 64 * 1024
+_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+# What the event carries besides the request body; the body's own fields are checked by the
+# same models as HTTP's (unknown ones refused there).
+_ENVELOPE_FIELDS = ("action", "authorization", "idempotency_key")
+# Errors FC should retry (it does, for async invocations, when the handler raises).
+RETRYABLE = frozenset({502, 503, 504})
+
+
+@dataclass(frozen=True)
+class Event:
+    action: Action
+    body: dict[str, Any]
+    authorization: str | None
+    idempotency_key: str | None
+
+
+def parse_event(raw: bytes | str | dict[str, Any]) -> Event:
+    if isinstance(raw, dict):
+        data: object = raw
+    else:
+        if len(raw) > MAX_EVENT_BYTES:
+            raise VendError(413, "PayloadTooLarge", "the event is over 64 KiB")
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise malformed("the event is not JSON") from None
+    if not isinstance(data, dict):
+        raise malformed("the event must be a JSON object")
+    action = data.get("action")
+    if action not in ("obtain", "create"):
+        raise invalid("action must be obtain or create")
+    authorization = data.get("authorization")
+    if authorization is not None and not isinstance(authorization, str):
+        raise invalid("authorization must be a string")
+    key = data.get("idempotency_key")
+    if key is not None and (
+        action != "create" or not isinstance(key, str) or not _KEY.fullmatch(key)
+    ):
+        raise invalid("idempotency_key must be 1 to 128 of A-Z a-z 0-9 _ . : - (create only)")
+    body = {k: v for k, v in data.items() if k not in _ENVELOPE_FIELDS}
+    return Event(action, body, authorization, key)
+
+
+def error_result(err: VendError, request_id: str) -> bytes:
+    """A client error, returned (not raised) so FC does not retry it."""
+    return json.dumps({**err.body(request_id), "status": err.status}).encode()
+
+
+class RetryableError(Exception):
+    """Raised for 502/503/504 so FC's async retries and on-failure destination apply. FC shows
+    the message (and a stack trace) to the invoker: it carries codes, never a secret."""
+
+    def __init__(self, err: VendError, request_id: str) -> None:
+        super().__init__(f"{err.status} {err.code}: {err.message} (request {request_id})")
+        self.status = err.status
+        self.code = err.code

@@ -1,0 +1,154 @@
+"""Idempotent create (contract section 8): the same key and request give the same secret, and a
+retry never makes a second one, even after an attempt died halfway.
+
+An attempt puts an in-progress record (lapsing at its deadline), lists the application's secrets
+and writes their IDs into the record, creates, then records the new SecretId before sealing.
+A retry that finds the SecretId re-obtains that secret and seals it afresh. One that finds a
+lapsed in-progress record takes it over and lists the secrets again: a secret that was not there
+before is the crashed attempt's, and is adopted rather than created twice."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from enum import Enum
+
+from shared.errors import VendError
+from shared.idempotency import IdempotencyRecord, IdempotencyStore, StoreUnavailable
+from shared.models import CreateRequest
+
+log = logging.getLogger("vend")
+
+
+class Outcome(Enum):
+    NEW = "new"  # no record: this attempt owns a fresh one
+    DONE = "done"  # a secret was created under this key: obtain it again
+    BUSY = "busy"  # another attempt is in flight
+    REUSED = "reused"  # the key was used for another request
+    TAKE_OVER = "take_over"  # an attempt died: recover its work
+
+
+def decide(existing: IdempotencyRecord | None, request_hash: str, now_ms: int) -> Outcome:
+    """What to do about the record found under a key (pure)."""
+    if existing is None:
+        return Outcome.NEW
+    if existing.request_hash != request_hash:
+        return Outcome.REUSED
+    if existing.status == "created":
+        return Outcome.DONE
+    return Outcome.BUSY if existing.lapse_at_ms > now_ms else Outcome.TAKE_OVER
+
+
+def request_hash(request: CreateRequest) -> str:
+    canonical = json.dumps(
+        {
+            "action": "create",
+            "instance_id": request.instance_id,
+            "application_id": request.application_id,
+            "expiration_time": request.expiration_time,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def store_key(principal: str, key: str) -> str:
+    """Scoped to the principal: two callers never share a record, whatever keys they pick."""
+    return f"{hashlib.sha256(principal.encode()).hexdigest()[:32]}:{key}"
+
+
+def reused() -> VendError:
+    return VendError(
+        422, "IdempotencyKeyReused", "this Idempotency-Key was used for another request"
+    )
+
+
+def in_progress() -> VendError:
+    return VendError(
+        409, "IdempotencyInProgress", "a request with this Idempotency-Key is still being served"
+    )
+
+
+def store_down() -> VendError:
+    return VendError(502, "UpstreamError", "the idempotency store is unavailable")
+
+
+@dataclass
+class Claim:
+    """This attempt's hold on a key."""
+
+    store: IdempotencyStore
+    key: str
+    record: IdempotencyRecord
+    recovering: bool  # took over a lapsed attempt's record
+
+    def _replace(self, record: IdempotencyRecord) -> bool:
+        try:
+            ok = self.store.replace_if_token(self.key, self.record.token, record)
+        except StoreUnavailable:
+            raise store_down() from None
+        if ok:
+            self.record = record
+        return ok
+
+    def note_before(self, secret_ids: tuple[str, ...]) -> None:
+        """Records the secrets that existed before this attempt creates one."""
+        if not self._replace(self.record.model_copy(update={"before_secret_ids": secret_ids})):
+            raise in_progress()  # our mark lapsed and another attempt took the key over
+
+    def note_created(self, secret_id: str) -> None:
+        record = self.record.model_copy(
+            update={"status": "created", "secret_id": secret_id, "before_secret_ids": None}
+        )
+        if not self._replace(record):
+            # Too slow: another attempt took over; it will find this secret by listing.
+            log.warning("idempotency: record of a created secret was taken over (key %s)", self.key)
+
+    def release(self) -> None:
+        """Nothing was created: let a retry start at once rather than wait for the lapse."""
+        try:
+            self.store.delete_if_token(self.key, self.record.token)
+        except StoreUnavailable:
+            log.warning("idempotency: could not release key %s; it lapses by itself", self.key)
+
+
+def claim(
+    store: IdempotencyStore, key: str, request_hash_: str, lapse_at_ms: int
+) -> tuple[Claim | None, str | None]:
+    """Takes the key for this attempt. Returns (claim, None) to go on creating, or (None,
+    secret_id) when a secret was already created under the key; raises 409 or 422 otherwise."""
+    now = int(time.time() * 1000)
+    mine = IdempotencyRecord(
+        status="in_progress",
+        request_hash=request_hash_,
+        token=secrets.token_hex(16),
+        lapse_at_ms=lapse_at_ms,
+        created_at_ms=now,
+    )
+    try:
+        existing = store.put_if_absent(key, mine)
+    except StoreUnavailable:
+        raise store_down() from None
+    outcome = decide(existing, request_hash_, now)
+    if outcome is Outcome.NEW:
+        return Claim(store, key, mine, recovering=False), None
+    assert existing is not None
+    if outcome is Outcome.REUSED:
+        raise reused()
+    if outcome is Outcome.DONE:
+        return None, existing.secret_id
+    if outcome is Outcome.BUSY:
+        raise in_progress()
+    taken = existing.model_copy(update={"token": mine.token, "lapse_at_ms": lapse_at_ms})
+    try:
+        won = store.replace_if_token(key, existing.token, taken)
+    except StoreUnavailable:
+        raise store_down() from None
+    if not won:
+        raise in_progress()  # another retry took it over first
+    return Claim(store, key, taken, recovering=True), None
