@@ -32,7 +32,9 @@ def handler(event: Any, context: Any) -> bytes:
         meta = RequestMeta(request_id, Deadline(deadline_of(context)))
         # For create, FC's request id is the default key: FC keeps it across its async retries.
         key = parsed.idempotency_key or (request_id if parsed.action == "create" else None)
-        response = vendor.vend(parsed.action, parsed.body, parsed.authorization, meta, key)
+        response = vendor.vend(
+            parsed.action, parsed.body, parsed.authorization, meta, key, retry_of=request_id
+        )
     except VendError as err:
         if err.status in RETRYABLE:
             raise RetryableError(err, request_id) from None

@@ -3,11 +3,13 @@ bearer token), and open the envelope with the caller's own KMS permission."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
+from fc2.fc_exceptions import FcError
 
 from shared import envelope as env
 from shared.auth.ram_proof import build_proof, principal_arn
@@ -189,3 +191,111 @@ def open_envelope(
         credentials, envelope.encrypted_data_key, dict(envelope.encryption_context), deadline
     )
     return env.open_sealed(envelope, data_key).decode("utf-8")
+
+
+@dataclass
+class EventsClient:
+    """Another function's way in: invoke `vend-events` with the fc2 SDK (sync or async), with
+    the same authorization as over HTTP, and open the answer with `VendClient.open`.
+
+        fc = fc2.Client(endpoint=..., accessKeyID=..., accessKeySecret=..., securityToken=...)
+        events = EventsClient(VendClient(url="", audience="vend-prod", ...), fc, service="vend")
+        response = events.obtain("idaas_x", "app_y", "sct_z")
+    """
+
+    vend: VendClient
+    fc: Any  # an fc2.Client
+    service: str = "vend"
+    function: str = "vend-events"
+
+    def _event(self, action: str, body: dict[str, Any]) -> bytes:
+        event = {"action": action, **body, "authorization": self.vend.authorization()}
+        return json.dumps(event).encode()
+
+    def _sync(self, payload: bytes) -> VendResponse:
+        try:
+            reply = self.fc.invoke_function(
+                self.service,
+                self.function,
+                payload=payload,
+                headers={"x-fc-invocation-type": "Sync"},
+            )
+        except FcError as exc:
+            raise _unhandled(exc) from None
+        data = json.loads(reply.data)
+        if isinstance(data, dict) and "error" in data:
+            err = data["error"]
+            raise VendApiError(
+                int(data.get("status", 500)),
+                str(err.get("code")),
+                str(err.get("message")),
+                err.get("request_id"),
+            )
+        return VendResponse.model_validate(data)
+
+    def obtain(self, instance_id: str, application_id: str, secret_id: str) -> VendResponse:
+        return self._sync(
+            self._event(
+                "obtain",
+                {
+                    "instance_id": instance_id,
+                    "application_id": application_id,
+                    "secret_id": secret_id,
+                },
+            )
+        )
+
+    def create(
+        self,
+        instance_id: str,
+        application_id: str,
+        expiration_time: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> VendResponse:
+        return self._sync(
+            self._event(
+                "create",
+                _create_body(instance_id, application_id, expiration_time, idempotency_key),
+            )
+        )
+
+    def create_async(
+        self,
+        instance_id: str,
+        application_id: str,
+        expiration_time: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Queues a create; FC retries it if it fails. Returns FC's request id, which is also the
+        idempotency key when none is given: a later `create(..., idempotency_key=<it>)` returns
+        the same secret."""
+        reply = self.fc.invoke_function(
+            self.service,
+            self.function,
+            payload=self._event(
+                "create",
+                _create_body(instance_id, application_id, expiration_time, idempotency_key),
+            ),
+            headers={"x-fc-invocation-type": "Async"},
+        )
+        return str(reply.headers.get("x-fc-request-id") or reply.headers.get("X-Fc-Request-Id"))
+
+
+def _create_body(
+    instance_id: str, application_id: str, expiration_time: int | None, idempotency_key: str | None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"instance_id": instance_id, "application_id": application_id}
+    if expiration_time is not None:
+        body["expiration_time"] = expiration_time
+    if idempotency_key is not None:
+        body["idempotency_key"] = idempotency_key
+    return body
+
+
+def _unhandled(exc: Exception) -> VendApiError:
+    """The function raised (a retryable 502/503/504): FC reports it as an unhandled error."""
+    text = str(getattr(exc, "message", "") or exc)
+    match = re.search(r"(50[234]) ([A-Za-z.]+): ([^\"]*)", text)
+    if match:
+        return VendApiError(int(match[1]), match[2], match[3].strip(), None)
+    return VendApiError(502, "UpstreamError", "the function failed", None)

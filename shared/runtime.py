@@ -50,7 +50,7 @@ def build_vendor(settings: Settings, identity: FunctionIdentity) -> Vendor:
         account_id=settings.account_id,
         default_key_id=settings.kms_key_id,
         policy=settings.policy,
-        authenticator=Authenticator(ram, jwt),
+        authenticator=Authenticator(ram, jwt, notes=store),
         identity=identity,
         sessions=ScopedSessions(pool, settings.sts, identity, settings.role_arn),
         eiam=Eiam(pool, settings.eiam),

@@ -97,12 +97,16 @@ class Vendor:
         authorization: str | None,
         meta: RequestMeta,
         idempotency_key: str | None = None,
+        retry_of: str | None = None,
     ) -> VendResponse:
-        """One request, audited whatever its outcome. `idempotency_key` applies to create."""
+        """One request, audited whatever its outcome. `idempotency_key` applies to create;
+        `retry_of` is the FC request id of an event (see Authenticator.authenticate)."""
         record = audit.start(meta.request_id)
         record.action = action
         try:
-            response = self._vend(action, data, authorization, meta, record, idempotency_key)
+            response = self._vend(
+                action, data, authorization, meta, record, idempotency_key, retry_of
+            )
             record.upstream_request_id = response.upstream_request_id
             return response
         except VendError as err:
@@ -123,6 +127,7 @@ class Vendor:
         meta: RequestMeta,
         record: audit.AuditRecord,
         idempotency_key: str | None,
+        retry_of: str | None,
     ) -> VendResponse:
         request = parse_request(action, data)
         secret_id = request.secret_id if isinstance(request, ObtainRequest) else None
@@ -130,7 +135,7 @@ class Vendor:
             self.region, self.account_id, request.instance_id, request.application_id, secret_id
         )
         record.resource = resource
-        caller = self.authenticator.authenticate(authorization, meta.deadline)
+        caller = self.authenticator.authenticate(authorization, meta.deadline, retry_of=retry_of)
         record.principal = caller.name
         verdict = self.policy.decide(
             caller, EIAM_ACTIONS[action], resource, source_ip=meta.source_ip

@@ -9,14 +9,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import fc2
 import pytest
 import sdk_clients as sdk
+from alibabacloud_eiam20211201 import models as eiam_models
 
 from functions import events, http
 from infra.emulator import EmulatorServer, Seed
 from shared import runtime
 from shared.cli import local_environment
-from shared.client import VendClient, endpoint
+from shared.client import EventsClient, VendClient, endpoint
 from shared.serve import LocalFc
 from shared.upstream.rpc import Credentials
 from shared.wsgi_server import WsgiServer
@@ -42,6 +44,7 @@ class Records(logging.Handler):
 class Stack:
     emulator: EmulatorServer
     api: WsgiServer
+    app: LocalFc
     audit: Records
     logs: Records
 
@@ -55,6 +58,36 @@ class Stack:
         }
         fields.update(kw)
         return VendClient(**fields)  # type: ignore[arg-type]
+
+    def fc(self, key: tuple[str, str] = sdk.BILLING, token: str | None = None) -> fc2.Client:
+        """An unchanged fc2 client, pointed at the local FC invoke API."""
+        return fc2.Client(
+            endpoint=self.api.url,
+            accessKeyID=key[0],
+            accessKeySecret=key[1],
+            securityToken=token or "",
+        )
+
+    def events(self, key: tuple[str, str] = sdk.BILLING, **kw: object) -> EventsClient:
+        return EventsClient(self.client(key, **kw), self.fc(key), service="vend")
+
+    def secret_ids(self, app: str) -> list[str]:
+        """What EIAM holds for an application, asked as the operator, straight from the SDK."""
+        request = eiam_models.ListApplicationClientSecretsRequest(
+            instance_id=sdk.INSTANCE, application_id=app
+        )
+        body = (
+            sdk.eiam(self.emulator.endpoint, sdk.OPERATOR)
+            .list_application_client_secrets(request)
+            .body
+        )
+        return [s.secret_id for s in body.application_client_secrets]
+
+    def invoke_idle(self, seconds: float) -> bool:
+        """Waits until no async invocation is pending (or retrying)."""
+        invoke = self.app.invoke
+        assert invoke is not None
+        return invoke.wait_idle(seconds)
 
     def calls(self, action: str) -> list[tuple[str, str, str]]:
         return self.emulator.emulator.calls(action)
@@ -92,7 +125,7 @@ def running_stack(
         )
         try:
             with WsgiServer(app) as api:
-                yield Stack(emulator, api, audit, logs)
+                yield Stack(emulator, api, app, audit, logs)
         finally:
             audit_logger.removeHandler(audit)
             root.removeHandler(logs)

@@ -21,6 +21,7 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._records: dict[str, tuple[IdempotencyRecord, float]] = {}  # key: (record, expires)
         self._writes = 0
+        self._notes: dict[str, tuple[str, float]] = {}
 
     def _live(self, key: str, now: float) -> IdempotencyRecord | None:
         entry = self._records.get(key)
@@ -75,6 +76,19 @@ class MemoryStore:
                 return False
             del self._records[key]
             return True
+
+    def remember(self, key: str, value: str, ttl_s: int) -> None:
+        check_ttl(ttl_s)
+        with self._lock:
+            now = self._clock()
+            if len(self._notes) > 10_000:
+                self._notes = {k: v for k, v in self._notes.items() if v[1] > now}
+            self._notes[key] = (value, now + ttl_s)
+
+    def recall(self, key: str) -> str | None:
+        with self._lock:
+            entry = self._notes.get(key)
+            return entry[0] if entry is not None and entry[1] > self._clock() else None
 
 
 _PROCESS_STORE = MemoryStore()

@@ -29,6 +29,7 @@ from shared.idempotency.record import IdempotencyRecord
 from shared.idempotency.store import DEFAULT_TTL_S, StoreUnavailable, check_ttl
 
 KEY_PREFIX = "vend:idem:"
+NOTE_PREFIX = "vend:note:"
 
 _PUT_IF_ABSENT = """
 local current = redis.call('GET', KEYS[1])
@@ -162,3 +163,11 @@ class RedisStore:
             "delete_if_token", lambda: self._delete(keys=[KEY_PREFIX + key], args=[expected_token])
         )
         return bool(deleted == 1)
+
+    def remember(self, key: str, value: str, ttl_s: int) -> None:
+        check_ttl(ttl_s)
+        self._call("remember", lambda: self._client.set(NOTE_PREFIX + key, value, ex=ttl_s))
+
+    def recall(self, key: str) -> str | None:
+        value = self._call("recall", lambda: self._client.get(NOTE_PREFIX + key))
+        return None if value is None else str(value)

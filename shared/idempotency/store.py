@@ -53,6 +53,15 @@ class IdempotencyStore(Protocol):
         deleted. Absent: False."""
         ...
 
+    def remember(self, key: str, value: str, ttl_s: int) -> None:
+        """A short-lived note beside the records (its own key space): the principal a RAM
+        proof proved, so that FC's retry of the same invocation need not spend it again."""
+        ...
+
+    def recall(self, key: str) -> str | None:
+        """The note under `key`, or None if there is none or it expired."""
+        ...
+
 
 def open_store(url: str) -> IdempotencyStore:
     """`memory://`: the process-wide memory store (the same object on every call).

@@ -1,0 +1,198 @@
+"""Other functions invoke `vend-events` with the unchanged fc2 SDK, sync and async, through the
+local FC invoke API of `vend local`."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import fc2
+import pytest
+import requests
+import sdk_clients as sdk
+from fc2.fc_exceptions import FcError
+from stack import Stack, running_stack
+
+from infra.emulator import Seed
+from shared.client import VendApiError
+
+BILLING_SECRET = "CSdemoBillingSecretValue0000000000000001"
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch, demo_seed: Seed) -> Iterator[Stack]:
+    with running_stack(monkeypatch, demo_seed) as running:
+        yield running
+
+
+def _invoke(
+    stack: Stack, event: dict[str, object], kind: str = "Sync", fc: fc2.Client | None = None
+) -> object:
+    client = fc or stack.fc()
+    return client.invoke_function(
+        "any-service",
+        "vend-events",
+        payload=json.dumps(event).encode(),
+        headers={"x-fc-invocation-type": kind},
+    )
+
+
+def _wait_until(predicate: object, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError("the condition never held")
+
+
+def test_sync_obtain_whose_envelope_the_caller_opens(stack: Stack) -> None:
+    events = stack.events()
+    response = events.obtain("idaas_demo", "app_billing", "sct_billing_1")
+    assert response.envelope.key_id == "key-billing"
+    secret = events.vend.open(
+        response, instance_id="idaas_demo", application_id="app_billing", secret_id="sct_billing_1"
+    )
+    assert secret == BILLING_SECRET
+
+
+def test_a_403_is_returned_not_raised(stack: Stack) -> None:
+    event = {
+        "action": "obtain",
+        "instance_id": "idaas_demo",
+        "application_id": "app_reports",
+        "secret_id": "sct_reports_1",
+        "authorization": stack.client().authorization(),
+    }
+    reply = _invoke(stack, event)
+    body = json.loads(reply.data)  # type: ignore[attr-defined]
+    assert body["status"] == 403 and body["error"]["code"] == "AccessDenied"
+    assert body["error"]["request_id"]
+    with pytest.raises(VendApiError) as info:
+        stack.events().obtain("idaas_demo", "app_reports", "sct_reports_1")
+    assert (info.value.status, info.value.code) == (403, "AccessDenied")
+
+
+@pytest.mark.parametrize(
+    ("event", "code"),
+    [
+        pytest.param({"action": "delete"}, "InvalidParameter", id="bad-action"),
+        pytest.param(
+            {
+                "action": "obtain",
+                "instance_id": "idaas_demo",
+                "application_id": "app_billing",
+                "secret_id": "*",
+            },
+            "InvalidParameter",
+            id="bad-id",
+        ),
+        pytest.param(
+            {
+                "action": "obtain",
+                "instance_id": "idaas_demo",
+                "application_id": "app_billing",
+                "secret_id": "sct_billing_1",
+                "idempotency_key": "k",
+            },
+            "InvalidParameter",
+            id="key-on-obtain",
+        ),
+        pytest.param(
+            {
+                "action": "obtain",
+                "instance_id": "idaas_demo",
+                "application_id": "app_billing",
+                "secret_id": "sct_billing_1",
+                "extra": 1,
+            },
+            "InvalidParameter",
+            id="unknown-field",
+        ),
+        pytest.param(
+            {
+                "action": "obtain",
+                "instance_id": "idaas_demo",
+                "application_id": "app_billing",
+                "secret_id": "sct_billing_1",
+            },
+            "Unauthenticated",
+            id="no-authorization",
+        ),
+    ],
+)
+def test_client_errors_are_returned(stack: Stack, event: dict[str, object], code: str) -> None:
+    body = json.loads(_invoke(stack, event).data)  # type: ignore[attr-defined]
+    assert body["error"]["code"] == code and body["status"] in (400, 401)
+
+
+def test_malformed_event_is_returned_as_400(stack: Stack) -> None:
+    reply = stack.fc().invoke_function(
+        "svc", "vend-events", payload=b"[not json", headers={"x-fc-invocation-type": "Sync"}
+    )
+    assert json.loads(reply.data)["error"]["code"] == "MalformedRequest"
+
+
+def test_a_retryable_failure_is_raised_for_fc(stack: Stack) -> None:
+    requests.put(
+        f"{stack.emulator.url}/_emulator/faults",
+        timeout=5,
+        json=[{"action": "GenerateDataKey", "status": 503, "code": "ServiceUnavailable"}],
+    )
+    with pytest.raises(FcError) as info:
+        _invoke(
+            stack,
+            {
+                "action": "obtain",
+                "instance_id": "idaas_demo",
+                "application_id": "app_billing",
+                "secret_id": "sct_billing_1",
+                "authorization": stack.client().authorization(),
+            },
+        )
+    assert "502 UpstreamError" in str(info.value)
+    assert BILLING_SECRET not in str(info.value)
+
+
+def test_fc_signature_is_checked_against_the_emulators_keys(stack: Stack) -> None:
+    forged = fc2.Client(
+        endpoint=stack.api.url, accessKeyID=sdk.BILLING[0], accessKeySecret="wrong-secret"
+    )
+    with pytest.raises(FcError) as info:
+        _invoke(stack, {"action": "obtain"}, fc=forged)
+    assert info.value.status_code == 403
+    unknown = fc2.Client(
+        endpoint=stack.api.url, accessKeyID="LTAI5tNobody000001", accessKeySecret="x" * 20
+    )
+    with pytest.raises(FcError):
+        _invoke(stack, {"action": "obtain"}, fc=unknown)
+
+
+def test_async_create_lands_exactly_once_even_when_the_first_attempt_raises(stack: Stack) -> None:
+    # The first GenerateDataKey fails: the first attempt raises 502, FC retries with the same
+    # request id (so the same idempotency key), and the retry creates the secret.
+    requests.put(
+        f"{stack.emulator.url}/_emulator/faults",
+        timeout=5,
+        json=[
+            {"action": "GenerateDataKey", "status": 503, "code": "ServiceUnavailable", "times": 4}
+        ],
+    )
+    before = stack.secret_ids("app_empty")
+    request_id = stack.events().create_async("idaas_demo", "app_empty")
+    assert request_id
+    _wait_until(lambda: len(stack.secret_ids("app_empty")) > len(before))
+    assert stack.invoke_idle(10)
+    made = [s for s in stack.secret_ids("app_empty") if s not in before]
+    assert len(made) == 1
+    outcomes = [
+        json.loads(r.getMessage())["outcome"]
+        for r in stack.audit.records
+        if json.loads(r.getMessage())["action"] == "create"
+    ]
+    assert outcomes[0] == "UpstreamError" and outcomes[-1] == "ok"
+    # A later sync create with the FC request id as key returns that very secret.
+    again = stack.events().create("idaas_demo", "app_empty", idempotency_key=request_id)
+    assert again.secret_id == made[0]
+    assert len(stack.secret_ids("app_empty")) == len(before) + 1
