@@ -1,0 +1,258 @@
+"""Idempotent create, over both stores (the process's memory, and a real redis-server): the same
+key and request give the same secret, and no failure, retry or race makes a second one."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import sdk_clients as sdk
+from alibabacloud_eiam20211201 import models as eiam_models
+from stack import DEMO_POLICY, Stack, running_stack
+
+from infra.emulator import Seed
+from shared import idempotent_create as once
+from shared.client import VendApiError
+from shared.idempotency import IdempotencyRecord, open_store
+from shared.models import CreateRequest
+
+pytest_plugins = ["redis_server"]
+
+BILLING_ARN = f"acs:ram::{sdk.ACCOUNT}:user/billing"
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "memory":
+        return "memory://"
+    url: str = request.getfixturevalue("redis_url")
+    return url
+
+
+@pytest.fixture
+def stack(
+    monkeypatch: pytest.MonkeyPatch, demo_seed: Seed, store_url: str, tmp_path: Path
+) -> Iterator[Stack]:
+    # The demo policy, plus "reports" may create in app_empty too (for the scoping test).
+    policy = json.loads(DEMO_POLICY.read_text())
+    policy["Statement"].append(
+        {
+            "Sid": "reports-creates-in-app-empty",
+            "Effect": "Allow",
+            "Principal": {"RAM": [f"acs:ram::{sdk.ACCOUNT}:user/reports"]},
+            "Action": "eiam:CreateApplicationClientSecret",
+            "Resource": sdk.secret_arn("app_empty", "*"),
+        }
+    )
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(policy))
+    env = {"VEND_IDEMPOTENCY_URL": store_url, "VEND_POLICY": str(path)}
+    with running_stack(monkeypatch, demo_seed, env=env, timeout_s=2) as running:  # deadline 1.6 s
+        yield running
+
+
+def _key() -> str:
+    return f"test-{uuid.uuid4().hex}"
+
+
+def _faults(stack: Stack, *faults: dict[str, object]) -> None:
+    requests.put(
+        f"{stack.emulator.url}/_emulator/faults", json=list(faults), timeout=5
+    ).raise_for_status()
+
+
+def _open(stack: Stack, response: object, key: tuple[str, str] = sdk.BILLING) -> str:
+    return stack.client(key).open(
+        response,
+        instance_id="idaas_demo",
+        application_id="app_empty",  # type: ignore[arg-type]
+        secret_id=None,
+    )
+
+
+def test_same_key_same_secret_fresh_envelope(stack: Stack) -> None:
+    key = _key()
+    first = stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
+    second = stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
+    assert first.secret_id == second.secret_id
+    assert stack.secret_ids("app_empty") == [first.secret_id]
+    assert first.envelope.encrypted_data_key != second.envelope.encrypted_data_key
+    assert _open(stack, first) == _open(stack, second)
+    assert len(stack.calls("CreateApplicationClientSecret")) == 1
+
+
+def test_a_retry_does_not_hit_the_quota(stack: Stack) -> None:
+    key = _key()
+    made = stack.client().create("idaas_demo", "app_billing", idempotency_key=key)  # the 2nd slot
+    again = stack.client().create("idaas_demo", "app_billing", idempotency_key=key)
+    assert again.secret_id == made.secret_id
+    with pytest.raises(VendApiError) as info:
+        stack.client().create("idaas_demo", "app_billing", idempotency_key=_key())
+    assert info.value.code == "QuotaExceeded"
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"application_id": "app_billing"},
+        {"expiration_time": int(time.time() * 1000) + 2 * 86_400_000},
+    ],
+    ids=["other-application", "other-expiration"],
+)
+def test_same_key_other_request_is_422(stack: Stack, other: dict[str, object]) -> None:
+    key = _key()
+    stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
+    body = {"instance_id": "idaas_demo", "application_id": "app_empty", **other}
+    reply = requests.post(
+        stack.api.url + "/v1/secrets/create",
+        json=body,
+        timeout=10,
+        headers={"Authorization": stack.client().authorization(), "Idempotency-Key": key},
+    )
+    assert (reply.status_code, reply.json()["error"]["code"]) == (422, "IdempotencyKeyReused")
+
+
+def test_keys_are_scoped_per_principal(stack: Stack) -> None:
+    key = _key()
+    mine = stack.client(sdk.BILLING).create("idaas_demo", "app_empty", idempotency_key=key)
+    theirs = stack.client(sdk.REPORTS).create("idaas_demo", "app_empty", idempotency_key=key)
+    assert mine.secret_id != theirs.secret_id
+    assert _open(stack, theirs, sdk.REPORTS) != _open(stack, mine)
+
+
+def test_concurrent_duplicates_never_make_a_second_secret(stack: Stack) -> None:
+    _faults(stack, {"action": "CreateApplicationClientSecret", "latency_ms": 300})
+    key, results = _key(), []
+    auths = [stack.client().authorization() for _ in range(4)]  # proofs are single-use
+
+    def create(auth: str) -> None:
+        reply = requests.post(
+            stack.api.url + "/v1/secrets/create",
+            timeout=10,
+            json={"instance_id": "idaas_demo", "application_id": "app_empty"},
+            headers={"Authorization": auth, "Idempotency-Key": key},
+        )
+        results.append((reply.status_code, reply.json()))
+
+    threads = [threading.Thread(target=create, args=(a,)) for a in auths]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(stack.secret_ids("app_empty")) == 1
+    made = stack.secret_ids("app_empty")[0]
+    for status, body in results:
+        assert (status, body.get("secret_id")) == (200, made) or (
+            status,
+            body["error"]["code"],
+        ) == (409, "IdempotencyInProgress")
+    assert any(status == 200 for status, _ in results)
+
+
+def test_kms_failing_first_creates_nothing_and_the_retry_creates_once(stack: Stack) -> None:
+    _faults(
+        stack,
+        {"action": "GenerateDataKey", "status": 503, "code": "ServiceUnavailable", "times": 4},
+    )
+    key = _key()
+    with pytest.raises(VendApiError) as info:
+        stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
+    assert info.value.code == "UpstreamError"
+    assert stack.secret_ids("app_empty") == []
+    made = stack.client().create(
+        "idaas_demo", "app_empty", idempotency_key=key
+    )  # released: at once
+    assert stack.secret_ids("app_empty") == [made.secret_id]
+
+
+@pytest.mark.parametrize(
+    ("fault", "code", "busy_first"),
+    [
+        ({"status": 503, "code": "ServiceUnavailable"}, "UpstreamError", True),
+        ({"latency_ms": 2500}, "UpstreamTimeout", False),
+    ],
+    ids=["answer-lost-5xx", "timeout-after-creating"],
+)
+def test_eiam_created_but_the_answer_was_lost(
+    stack: Stack, fault: dict[str, object], code: str, busy_first: bool
+) -> None:
+    _faults(
+        stack, {"action": "CreateApplicationClientSecret", "phase": "after", "times": 1, **fault}
+    )
+    key = _key()
+    with pytest.raises(VendApiError) as info:
+        stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
+    assert info.value.code == code
+    (made,) = stack.secret_ids("app_empty")  # EIAM did create it
+    if busy_first:
+        # The 5xx came back fast: until that attempt's deadline, the key is in progress ...
+        with pytest.raises(VendApiError) as busy:
+            stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
+        assert (busy.value.status, busy.value.code) == (409, "IdempotencyInProgress")
+        time.sleep(1.7)
+    # ... then (at once, after a timeout, which ran to the deadline) a retry lists the secrets,
+    # finds the one the lost attempt made, and adopts it.
+    recovered = stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
+    assert recovered.secret_id == made
+    assert stack.secret_ids("app_empty") == [made]
+    # Counted as they arrive (the slow one has not answered yet): one create, ever.
+    assert len(stack.emulator.emulator.params("CreateApplicationClientSecret")) == 1
+
+
+def test_killed_between_the_eiam_answer_and_the_store_write(stack: Stack, store_url: str) -> None:
+    """The state a process leaves when it dies right after EIAM created: an in-progress record
+    that knows the secrets from before, a secret it never recorded, and its deadline past."""
+    key = _key()
+    before = stack.secret_ids("app_empty")
+    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+    store = open_store(store_url)
+    store.put_if_absent(
+        once.store_key(BILLING_ARN, key),
+        IdempotencyRecord(
+            status="in_progress",
+            request_hash=once.request_hash(request),
+            token="dead-attempt",
+            lapse_at_ms=int(time.time() * 1000) - 1,
+            before_secret_ids=tuple(before),
+            created_at_ms=int(time.time() * 1000) - 5000,
+        ),
+    )
+    orphan = (
+        sdk.eiam(stack.emulator.endpoint, sdk.OPERATOR)
+        .create_application_client_secret(
+            eiam_models.CreateApplicationClientSecretRequest(
+                instance_id="idaas_demo", application_id="app_empty"
+            )
+        )
+        .body.application_client_secret
+    )
+    recovered = stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
+    assert recovered.secret_id == orphan.secret_id
+    assert _open(stack, recovered) == orphan.client_secret
+    assert stack.secret_ids("app_empty") == [orphan.secret_id]
+    # And from now on the key answers with it at once.
+    again = stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
+    assert again.secret_id == orphan.secret_id
+
+
+def test_an_attempt_that_died_before_creating_is_taken_over(stack: Stack, store_url: str) -> None:
+    key = _key()
+    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+    open_store(store_url).put_if_absent(
+        once.store_key(BILLING_ARN, key),
+        IdempotencyRecord(
+            status="in_progress",
+            request_hash=once.request_hash(request),
+            token="dead-early",
+            lapse_at_ms=int(time.time() * 1000) - 1,
+            created_at_ms=int(time.time() * 1000) - 5000,
+        ),
+    )
+    made = stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
+    assert stack.secret_ids("app_empty") == [made.secret_id]
