@@ -1,14 +1,16 @@
-"""The SDK's generic RPC call (`Client.call_api`), one client per endpoint and credential.
+"""SDK clients, one per endpoint and credential, and the one place their calls are retried.
 
-The generic call is the SDK's supported way to call any RPC API, and it spares the cold start the
-product modules (EIAM's alone imports in about half a second)."""
+EIAM and KMS go through the SDK's generic RPC call (`Client.call_api`), its supported way to call
+any RPC API, which spares the cold start their product modules (EIAM's alone imports in about
+half a second); STS goes through its product client, which costs about 1 ms more."""
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from alibabacloud_tea_openapi import models as openapi
 from alibabacloud_tea_openapi.client import Client as OpenApiClient
@@ -24,6 +26,7 @@ EIAM_VERSION = "2021-12-01"
 KMS_VERSION = "2016-01-20"
 
 CONNECT_TIMEOUT_MS = 1000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -39,8 +42,15 @@ class Credentials:
 class RpcClient:
     """One endpoint, one credential; safe to share across threads and invocations."""
 
-    def __init__(self, endpoint: Endpoint, credentials: Credentials, region: str) -> None:
-        self._client = OpenApiClient(
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        credentials: Credentials,
+        region: str,
+        client_class: type[OpenApiClient] = OpenApiClient,
+    ) -> None:
+        # Product clients (STS's) are tea-openapi clients too, so one wrapper serves both.
+        self.client: Any = client_class(
             openapi.Config(
                 access_key_id=credentials.access_key_id,
                 access_key_secret=credentials.access_key_secret,
@@ -85,7 +95,7 @@ class RpcClient:
             request = openapi.OpenApiRequest(
                 query={k: v for k, v in query.items() if v is not None}
             )
-            result: dict[str, Any] = self._client.call_api(params, request, runtime)
+            result: dict[str, Any] = self.client.call_api(params, request, runtime)
             return result["body"]
 
         body = retry.call(attempt, deadline, service=service, retry_server_errors=idempotent)
@@ -95,6 +105,21 @@ class RpcClient:
             raise upstream_error(f"{service} answered {action} with something other than an object")
         return body
 
+    def invoke(
+        self, call: Callable[[Any, RuntimeOptions], T], deadline: Deadline, *, service: str
+    ) -> T:
+        """`call(sdk_client, runtime)` (a product client's `..._with_options`), retried per
+        `shared.upstream.retry` within `deadline`."""
+
+        def attempt(read_timeout_ms: int) -> T:
+            runtime = RuntimeOptions(
+                connect_timeout=min(CONNECT_TIMEOUT_MS, read_timeout_ms),
+                read_timeout=read_timeout_ms,
+            )
+            return call(self.client, runtime)
+
+        return retry.call(attempt, deadline, service=service)
+
 
 class ClientPool:
     """Clients by (endpoint, credential), kept across invocations; bounded, since scoped STS
@@ -103,17 +128,22 @@ class ClientPool:
     def __init__(self, region: str, max_clients: int = 128) -> None:
         self._region = region
         self._max = max_clients
-        self._clients: OrderedDict[tuple[Endpoint, Credentials], RpcClient] = OrderedDict()
+        self._clients: OrderedDict[tuple[Endpoint, Credentials, type], RpcClient] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, endpoint: Endpoint, credentials: Credentials) -> RpcClient:
-        key = (endpoint, credentials)
+    def get(
+        self,
+        endpoint: Endpoint,
+        credentials: Credentials,
+        client_class: type[OpenApiClient] = OpenApiClient,
+    ) -> RpcClient:
+        key = (endpoint, credentials, client_class)
         with self._lock:
             client = self._clients.get(key)
             if client is not None:
                 self._clients.move_to_end(key)
                 return client
-        client = RpcClient(endpoint, credentials, self._region)
+        client = RpcClient(endpoint, credentials, self._region, client_class)
         with self._lock:
             self._clients[key] = client
             while len(self._clients) > self._max:

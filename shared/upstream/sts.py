@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+from alibabacloud_sts20150401.client import Client as StsClient
+from alibabacloud_sts20150401.models import AssumeRoleRequest
 from alibabacloud_tea_openapi.exceptions import ClientException
 
 from shared.arns import session_policy
@@ -17,7 +19,7 @@ from shared.config import Endpoint
 from shared.errors import VendError, access_denied, upstream_error
 from shared.upstream.deadline import Deadline
 from shared.upstream.identity import FunctionIdentity
-from shared.upstream.rpc import STS_VERSION, ClientPool, Credentials
+from shared.upstream.rpc import ClientPool, Credentials
 
 DURATION_S = 900
 REFRESH_BEFORE_S = 60
@@ -67,28 +69,29 @@ class ScopedSessions:
         return None
 
     def _assume(self, action: str, resource: str, deadline: Deadline) -> tuple[Credentials, float]:
-        client = self._pool.get(self._endpoint, self._identity.current())
-        name = "vend-" + hashlib.sha256(f"{action}\n{resource}".encode()).hexdigest()[:24]
+        client = self._pool.get(self._endpoint, self._identity.current(), StsClient)
+        request = AssumeRoleRequest(
+            role_arn=self._role_arn,
+            role_session_name="vend-"
+            + hashlib.sha256(f"{action}\n{resource}".encode()).hexdigest()[:24],
+            duration_seconds=DURATION_S,
+            policy=session_policy(action, resource),
+        )
         try:
-            body = client.call(
-                "AssumeRole",
-                STS_VERSION,
-                {
-                    "RoleArn": self._role_arn,
-                    "RoleSessionName": name,
-                    "DurationSeconds": str(DURATION_S),
-                    "Policy": session_policy(action, resource),
-                },
+            response = client.invoke(
+                lambda sts, runtime: sts.assume_role_with_options(request, runtime),
                 deadline,
                 service="STS",
             )
         except ClientException as exc:
             raise _sts_error(exc) from None
         try:
-            raw = body["Credentials"]
-            creds = Credentials(raw["AccessKeyId"], raw["AccessKeySecret"], raw["SecurityToken"])
-            expires = datetime.fromisoformat(raw["Expiration"].replace("Z", "+00:00")).timestamp()
-        except (KeyError, TypeError, ValueError):
+            raw = response.body.credentials
+            creds = Credentials(raw.access_key_id, raw.access_key_secret, raw.security_token)
+            expires = datetime.fromisoformat(raw.expiration.replace("Z", "+00:00")).timestamp()
+            if not (creds.access_key_id and creds.access_key_secret and creds.security_token):
+                raise ValueError
+        except (AttributeError, TypeError, ValueError):
             raise upstream_error("STS answered AssumeRole without usable credentials") from None
         return creds, expires
 
