@@ -99,15 +99,7 @@ class VendClient:
             raise VendApiError(
                 reply.status_code, "BadResponse", "the answer is not JSON", None
             ) from None
-        if reply.status_code != 200:
-            err = data.get("error", {}) if isinstance(data, dict) else {}
-            raise VendApiError(
-                reply.status_code,
-                str(err.get("code")),
-                str(err.get("message")),
-                err.get("request_id"),
-            )
-        return VendResponse.model_validate(data)
+        return _response(reply.status_code, data)
 
     def obtain(self, instance_id: str, application_id: str, secret_id: str) -> VendResponse:
         return self._post(
@@ -223,15 +215,9 @@ class EventsClient:
         except FcError as exc:
             raise _unhandled(exc) from None
         data = json.loads(reply.data)
-        if isinstance(data, dict) and "error" in data:
-            err = data["error"]
-            raise VendApiError(
-                int(data.get("status", 500)),
-                str(err.get("code")),
-                str(err.get("message")),
-                err.get("request_id"),
-            )
-        return VendResponse.model_validate(data)
+        # An error is {"error": ..., "status": N}; a vend response's own "status" is the secret's.
+        failed = isinstance(data, dict) and "error" in data
+        return _response(int(data.get("status", 500)) if failed else 200, data)
 
     def obtain(self, instance_id: str, application_id: str, secret_id: str) -> VendResponse:
         return self._sync(
@@ -279,6 +265,18 @@ class EventsClient:
             headers={"x-fc-invocation-type": "Async"},
         )
         return str(reply.headers.get("x-fc-request-id") or reply.headers.get("X-Fc-Request-Id"))
+
+
+def _response(status: int, data: object) -> VendResponse:
+    """The vend response in an answer, or the VendApiError its error body describes."""
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        err = data["error"]
+        raise VendApiError(
+            status, str(err.get("code")), str(err.get("message")), err.get("request_id")
+        )
+    if status != 200:
+        raise VendApiError(status, "BadResponse", "an error without an error body", None)
+    return VendResponse.model_validate(data)
 
 
 def _create_body(

@@ -11,7 +11,7 @@ from alibabacloud_tea_openapi.exceptions import ClientException
 from shared.config import Endpoint
 from shared.errors import VendError, access_denied, invalid_expiration, not_found, upstream_error
 from shared.upstream.deadline import Deadline
-from shared.upstream.rpc import EIAM_VERSION, ClientPool, Credentials
+from shared.upstream.rpc import EIAM_VERSION, ClientPool, Credentials, Service
 
 
 @dataclass(frozen=True)
@@ -29,24 +29,7 @@ class SecretInfo:
 
 class Eiam:
     def __init__(self, pool: ClientPool, endpoint: Endpoint) -> None:
-        self._pool = pool
-        self._endpoint = endpoint
-
-    def _call(
-        self,
-        action: str,
-        creds: Credentials,
-        query: dict[str, Any],
-        deadline: Deadline,
-        *,
-        idempotent: bool = True,
-    ) -> dict[str, Any]:
-        try:
-            return self._pool.get(self._endpoint, creds).call(
-                action, EIAM_VERSION, query, deadline, service="EIAM", idempotent=idempotent
-            )
-        except ClientException as exc:
-            raise eiam_error(exc) from None
+        self._call = Service(pool, endpoint, "EIAM", EIAM_VERSION, eiam_error).call
 
     def obtain(
         self,

@@ -6,14 +6,13 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
-from typing import Any
 
 from alibabacloud_tea_openapi.exceptions import ClientException
 
 from shared.config import Endpoint
 from shared.errors import VendError, access_denied, upstream_error
 from shared.upstream.deadline import Deadline
-from shared.upstream.rpc import KMS_VERSION, ClientPool, Credentials
+from shared.upstream.rpc import KMS_VERSION, ClientPool, Credentials, Service
 
 DATA_KEY_BYTES = 32  # KeySpec AES_256
 
@@ -27,18 +26,7 @@ class DataKey:
 
 class Kms:
     def __init__(self, pool: ClientPool, endpoint: Endpoint) -> None:
-        self._pool = pool
-        self._endpoint = endpoint
-
-    def _call(
-        self, action: str, creds: Credentials, query: dict[str, Any], deadline: Deadline
-    ) -> dict[str, Any]:
-        try:
-            return self._pool.get(self._endpoint, creds).call(
-                action, KMS_VERSION, query, deadline, service="KMS"
-            )
-        except ClientException as exc:
-            raise kms_error(exc) from None
+        self._call = Service(pool, endpoint, "KMS", KMS_VERSION, kms_error).call
 
     def generate_data_key(
         self, creds: Credentials, key_id: str, context: dict[str, str], deadline: Deadline

@@ -14,10 +14,11 @@ from typing import Any, TypeVar
 
 from alibabacloud_tea_openapi import models as openapi
 from alibabacloud_tea_openapi.client import Client as OpenApiClient
+from alibabacloud_tea_openapi.exceptions import ClientException
 from darabonba.runtime import RuntimeOptions
 
 from shared.config import Endpoint
-from shared.errors import upstream_error
+from shared.errors import VendError, upstream_error
 from shared.upstream import retry
 from shared.upstream.deadline import Deadline
 
@@ -149,3 +150,31 @@ class ClientPool:
             while len(self._clients) > self._max:
                 self._clients.popitem(last=False)
         return client
+
+
+@dataclass(frozen=True)
+class Service:
+    """One upstream API (EIAM or KMS) at one endpoint: its calls, with the service's own mapping
+    of refusals (4xx) to the contract's errors."""
+
+    pool: ClientPool
+    endpoint: Endpoint
+    name: str
+    version: str
+    refusal: Callable[[ClientException], VendError]
+
+    def call(
+        self,
+        action: str,
+        creds: Credentials,
+        query: dict[str, Any],
+        deadline: Deadline,
+        *,
+        idempotent: bool = True,
+    ) -> dict[str, Any]:
+        try:
+            return self.pool.get(self.endpoint, creds).call(
+                action, self.version, query, deadline, service=self.name, idempotent=idempotent
+            )
+        except ClientException as exc:
+            raise self.refusal(exc) from None
