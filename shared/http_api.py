@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared import audit
 from shared.arns import Action
 from shared.errors import VendError, internal, invalid, malformed, not_found
 from shared.models import openapi_document
@@ -75,20 +76,32 @@ class HttpApi:
     def _route(self, request: HttpRequest) -> HttpResponse:
         path = request.path.rstrip("/") or "/"
         route = _ROUTES.get(path)
-        if route is None:
-            raise not_found(f"no route for {path}")
-        method, name = route
-        if request.method.upper() != method:
-            raise VendError(405, "MethodNotAllowed", f"{path} takes {method}", {"Allow": method})
-        if name == "health":
-            return HttpResponse(200, {"status": "ok"})
-        if name == "openapi":
-            return HttpResponse(200, openapi_document())
-        action: Action = "obtain" if name == "obtain" else "create"
-        data = parse_json_body(request.body)
-        key = request.headers.get("idempotency-key")
-        if key is not None and (action != "create" or not IDEMPOTENCY_KEY.fullmatch(key)):
-            raise invalid("Idempotency-Key must be 1 to 128 of A-Z a-z 0-9 _ . : - (create only)")
+        name = route[1] if route else None
+        action: Action | None = (
+            "obtain" if name == "obtain" else "create" if name == "create" else None
+        )
+        try:
+            if route is None:
+                raise not_found(f"no route for {path}")
+            if request.method.upper() != route[0]:
+                raise VendError(
+                    405, "MethodNotAllowed", f"{path} takes {route[0]}", {"Allow": route[0]}
+                )
+            if name == "health":
+                return HttpResponse(200, {"status": "ok"})
+            if name == "openapi":
+                return HttpResponse(200, openapi_document())
+            assert action is not None
+            data = parse_json_body(request.body)
+            key = request.headers.get("idempotency-key")
+            if key is not None and (action != "create" or not IDEMPOTENCY_KEY.fullmatch(key)):
+                raise invalid(
+                    "Idempotency-Key must be 1 to 128 of A-Z a-z 0-9 _ . : - (create only)"
+                )
+        except VendError as err:
+            # Refused before the pipeline (which audits what reaches it): audited here.
+            audit.refused(request.request_id, err.code, action)
+            raise
         meta = RequestMeta(request.request_id, Deadline(self._deadline_s), request.source_ip)
         result = self._vendor().vend(
             action, data, request.headers.get("authorization"), meta, idempotency_key=key

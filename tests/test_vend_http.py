@@ -257,6 +257,12 @@ def test_bad_input_is_refused_before_any_upstream_call(
     )
     assert _error(resp) == expected
     assert list(stack.emulator.emulator.history) == []
+    (record,) = [json.loads(r.getMessage()) for r in stack.audit.records]
+    assert (record["outcome"], record["decision"], record["principal"]) == (
+        expected[1],
+        "none",
+        None,
+    )
 
 
 def test_wrong_method_is_405(stack: Stack) -> None:
