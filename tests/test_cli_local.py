@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -147,3 +148,23 @@ def test_refusal_is_reported_on_stderr(local: tuple[dict[str, str], list[str]]) 
     )
     assert done.returncode == 1
     assert "403 AccessDenied" in done.stderr and done.stdout == ""
+
+
+def test_the_readmes_fc2_example_runs_as_printed(local: tuple[dict[str, str], list[str]]) -> None:
+    env, _ = local
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Calling from another function") :]
+    code = section[
+        section.index("```python") + len("```python") : section.index(
+            "```\n", section.index("```python") + 9
+        )
+    ]
+    api, emulator = env["VEND_URL"], env["VEND_STS_ENDPOINT"]
+    code = code.replace("http://127.0.0.1:9000", api).replace("http://127.0.0.1:9100", emulator)
+    code += "\nprint(secret)\nprint(later.secret_id)\n"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == BILLING_SECRET
+    assert done.stdout.splitlines()[1].startswith("sci_")
