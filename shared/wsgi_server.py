@@ -53,7 +53,12 @@ class WsgiServer:
         # all from inside the loop's own thread, which ends it at once.
         server_map = server._map  # type: ignore[attr-defined]
         trigger = server.trigger  # the stubs type it as int; it is a waitress trigger
-        trigger.pull_trigger(lambda: wasyncore.close_all(server_map))  # type: ignore[attr-defined]
+        try:
+            trigger.pull_trigger(lambda: wasyncore.close_all(server_map))  # type: ignore[attr-defined]
+        except OSError:
+            # The trigger is gone (a channel error closed it, or the loop already ended):
+            # close everything from here; the loop, if still running, then finds nothing.
+            wasyncore.close_all(server_map)
         if self._thread is not None:
             self._thread.join(timeout=5)
 
