@@ -85,7 +85,6 @@ class Claim:
     store: IdempotencyStore
     key: str
     record: IdempotencyRecord
-    recovering: bool  # took over a lapsed attempt's record
 
     def _replace(self, record: IdempotencyRecord) -> bool:
         try:
@@ -110,10 +109,16 @@ class Claim:
             log.warning("idempotency: record of a created secret was taken over (key %s)", self.key)
 
     def release(self) -> None:
-        """Nothing was created: let a retry start at once rather than wait for the lapse."""
+        """This attempt created nothing: let a retry start at once rather than wait for the
+        lapse. A record that knows the secrets from before some attempt's create is kept (lapsed
+        now), because that attempt may have created one (a lost answer): the retry must still
+        be able to tell it apart. Only a record that knows nothing is deleted."""
         try:
-            self.store.delete_if_token(self.key, self.record.token)
-        except StoreUnavailable:
+            if self.record.before_secret_ids is None:
+                self.store.delete_if_token(self.key, self.record.token)
+            else:
+                self._replace(self.record.model_copy(update={"lapse_at_ms": 0}))
+        except (StoreUnavailable, VendError):
             log.warning("idempotency: could not release key %s; it lapses by itself", self.key)
 
 
@@ -136,7 +141,7 @@ def claim(
         raise store_down() from None
     outcome = decide(existing, request_hash_, now)
     if outcome is Outcome.NEW:
-        return Claim(store, key, mine, recovering=False), None
+        return Claim(store, key, mine), None
     assert existing is not None
     if outcome is Outcome.REUSED:
         raise reused()
@@ -151,4 +156,4 @@ def claim(
         raise store_down() from None
     if not won:
         raise in_progress()  # another retry took it over first
-    return Claim(store, key, taken, recovering=True), None
+    return Claim(store, key, taken), None

@@ -221,7 +221,7 @@ class Vendor:
                 listing, request.instance_id, request.application_id, meta.deadline
             )
             before = held.record.before_secret_ids
-            if held.recovering and before is not None:
+            if before is not None:  # an earlier attempt got as far as creating: did it?
                 made = [s for s in present if s not in before]
                 if len(made) > 1:
                     raise VendError(

@@ -256,3 +256,33 @@ def test_an_attempt_that_died_before_creating_is_taken_over(stack: Stack, store_
     )
     made = stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
     assert stack.secret_ids("app_empty") == [made.secret_id]
+
+
+def test_a_recovery_that_fails_keeps_what_the_lost_attempt_knew(stack: Stack) -> None:
+    """EIAM creates and the answer is lost; the retry that would adopt the secret fails (KMS is
+    down); the retry after that must still adopt it, not create a second one."""
+    _faults(
+        stack,
+        {
+            "action": "CreateApplicationClientSecret",
+            "phase": "after",
+            "times": 1,
+            "status": 503,
+            "code": "ServiceUnavailable",
+        },
+    )
+    key = _key()
+    with pytest.raises(VendApiError):
+        stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
+    (made,) = stack.secret_ids("app_empty")
+    time.sleep(1.7)  # the lost attempt's mark lapses
+    _faults(
+        stack,
+        {"action": "GenerateDataKey", "status": 503, "code": "ServiceUnavailable", "times": 4},
+    )
+    with pytest.raises(VendApiError) as info:
+        stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
+    assert info.value.code == "UpstreamError"
+    recovered = stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
+    assert recovered.secret_id == made
+    assert stack.secret_ids("app_empty") == [made]
