@@ -372,14 +372,32 @@ def test_the_sdks_own_read_timeout_is_classified_as_a_timeout(silent_port: int) 
 def test_the_sdks_own_connection_refused_is_retried() -> None:
     exc = _generic_call(f"127.0.0.1:{_closed_port()}", timeout_ms=500)
     assert isinstance(exc, UnretryableException)
-    assert retry.classify(exc) == "connection"
+    assert retry.classify(exc) == "dropped"
+    for idempotent, attempts in ((True, 3), (False, 1)):
+        calls: list[int] = []
+
+        def attempt(read_timeout_ms: int) -> None:
+            calls.append(read_timeout_ms)
+            raise exc
+
+        with pytest.raises(VendError) as info:
+            retry.call(
+                attempt,
+                Deadline(100.0),
+                service="EIAM",
+                sleep=lambda s: None,
+                policy=RetryPolicy(max_attempts=3),
+                retry_server_errors=idempotent,
+            )
+        assert (info.value.code, len(calls)) == ("UpstreamError", attempts)
     r = run([exc, exc, "ok"])
     assert r.call() == "ok"
     assert r.upstream.attempts == 3
 
 
-def test_the_sdks_own_connection_reset_is_retried() -> None:
-    """A server that drops the connection without answering (a pooled connection gone stale)."""
+def test_the_sdks_own_dropped_connection_is_retried_only_when_idempotent() -> None:
+    """A server that drops the connection without answering (a pooled connection gone stale):
+    the request was sent, so a create (not idempotent) must not be sent again."""
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(1)
@@ -394,7 +412,24 @@ def test_the_sdks_own_connection_reset_is_retried() -> None:
         exc = _generic_call(f"127.0.0.1:{server.getsockname()[1]}", timeout_ms=2000)
         dropper.join(5)
     assert isinstance(exc, UnretryableException)
-    assert retry.classify(exc) == "connection"
+    assert retry.classify(exc) == "dropped"
+    for idempotent, attempts in ((True, 3), (False, 1)):
+        calls: list[int] = []
+
+        def attempt(read_timeout_ms: int) -> None:
+            calls.append(read_timeout_ms)
+            raise exc
+
+        with pytest.raises(VendError) as info:
+            retry.call(
+                attempt,
+                Deadline(100.0),
+                service="EIAM",
+                sleep=lambda s: None,
+                policy=RetryPolicy(max_attempts=3),
+                retry_server_errors=idempotent,
+            )
+        assert (info.value.code, len(calls)) == ("UpstreamError", attempts)
 
 
 # -- limits ----------------------------------------------------------------------------------------

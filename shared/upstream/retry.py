@@ -19,12 +19,13 @@ from alibabacloud_tea_openapi.exceptions import (
     ThrottlingException,
 )
 from darabonba.exceptions import UnretryableException
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from shared.errors import VendError, throttled, upstream_error, upstream_timeout
 from shared.upstream.deadline import Deadline
 
 T = TypeVar("T")
-Kind = Literal["throttle", "server", "connection", "timeout", "client", "other"]
+Kind = Literal["throttle", "server", "connection", "dropped", "timeout", "client", "other"]
 
 # Never start an attempt with less than this left: it could not finish anyway.
 MIN_ATTEMPT_S = 0.05
@@ -57,8 +58,17 @@ def classify(exc: BaseException) -> Kind:
     if isinstance(inner, requests.exceptions.ReadTimeout):
         return "timeout"
     if isinstance(inner, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
-        return "connection"
+        # Refused or timed out while connecting: nothing was sent. Anything else (a reset, a
+        # dropped connection) may come after the upstream read the request and acted on it.
+        return "connection" if _while_connecting(inner) else "dropped"
     return "other"
+
+
+def _while_connecting(error: BaseException) -> bool:
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return True
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
 
 
 def _transport_error(exc: BaseException) -> BaseException | None:
@@ -90,8 +100,8 @@ def call(
     """Runs `attempt(read_timeout_ms)` until it succeeds, fails for good, or the deadline ends.
     Client errors (4xx) are raised as they are, for the caller to map; the rest become
     VendErrors (429, 502 or 504). A call that is not idempotent (EIAM's create) passes
-    `retry_server_errors=False`: after a 5xx the upstream may have acted, as after a read
-    timeout."""
+    `retry_server_errors=False`: after a 5xx or a dropped connection the upstream may have
+    acted, as after a read timeout; it is retried only when nothing was sent."""
     last: Kind = "timeout"
     for n in range(policy.max_attempts):
         if deadline.remaining() < MIN_ATTEMPT_S:
@@ -102,9 +112,9 @@ def call(
             last = classify(exc)
             if last == "client":
                 raise
-            if last == "server" and not retry_server_errors:
+            if last in ("server", "dropped") and not retry_server_errors:
                 break
-            if last not in ("throttle", "server", "connection"):
+            if last not in ("throttle", "server", "connection", "dropped"):
                 break
             pause = policy.backoff(n)
             retry_after = getattr(exc, "retry_after", None)
