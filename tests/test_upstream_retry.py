@@ -361,6 +361,26 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _assert_attempts(exc: BaseException, *, idempotent: bool, attempts: int) -> None:
+    """How often a call is tried when every attempt fails with `exc` (3 attempts allowed)."""
+    calls: list[int] = []
+
+    def attempt(read_timeout_ms: int) -> None:
+        calls.append(read_timeout_ms)
+        raise exc
+
+    with pytest.raises(VendError) as info:
+        retry.call(
+            attempt,
+            Deadline(100.0),
+            service="EIAM",
+            sleep=lambda s: None,
+            policy=RetryPolicy(max_attempts=3),
+            retry_server_errors=idempotent,
+        )
+    assert (info.value.code, len(calls)) == ("UpstreamError", attempts)
+
+
 def test_the_sdks_own_read_timeout_is_classified_as_a_timeout(silent_port: int) -> None:
     exc = _generic_call(f"127.0.0.1:{silent_port}", timeout_ms=100)
     assert isinstance(exc, UnretryableException)
@@ -372,24 +392,8 @@ def test_the_sdks_own_read_timeout_is_classified_as_a_timeout(silent_port: int) 
 def test_the_sdks_own_connection_refused_is_retried() -> None:
     exc = _generic_call(f"127.0.0.1:{_closed_port()}", timeout_ms=500)
     assert isinstance(exc, UnretryableException)
-    assert retry.classify(exc) == "dropped"
-    for idempotent, attempts in ((True, 3), (False, 1)):
-        calls: list[int] = []
-
-        def attempt(read_timeout_ms: int) -> None:
-            calls.append(read_timeout_ms)
-            raise exc
-
-        with pytest.raises(VendError) as info:
-            retry.call(
-                attempt,
-                Deadline(100.0),
-                service="EIAM",
-                sleep=lambda s: None,
-                policy=RetryPolicy(max_attempts=3),
-                retry_server_errors=idempotent,
-            )
-        assert (info.value.code, len(calls)) == ("UpstreamError", attempts)
+    assert retry.classify(exc) == "connection"  # nothing was sent: safe for a create too
+    _assert_attempts(exc, idempotent=False, attempts=3)
     r = run([exc, exc, "ok"])
     assert r.call() == "ok"
     assert r.upstream.attempts == 3
@@ -413,23 +417,8 @@ def test_the_sdks_own_dropped_connection_is_retried_only_when_idempotent() -> No
         dropper.join(5)
     assert isinstance(exc, UnretryableException)
     assert retry.classify(exc) == "dropped"
-    for idempotent, attempts in ((True, 3), (False, 1)):
-        calls: list[int] = []
-
-        def attempt(read_timeout_ms: int) -> None:
-            calls.append(read_timeout_ms)
-            raise exc
-
-        with pytest.raises(VendError) as info:
-            retry.call(
-                attempt,
-                Deadline(100.0),
-                service="EIAM",
-                sleep=lambda s: None,
-                policy=RetryPolicy(max_attempts=3),
-                retry_server_errors=idempotent,
-            )
-        assert (info.value.code, len(calls)) == ("UpstreamError", attempts)
+    _assert_attempts(exc, idempotent=True, attempts=3)
+    _assert_attempts(exc, idempotent=False, attempts=1)
 
 
 # -- limits ----------------------------------------------------------------------------------------
