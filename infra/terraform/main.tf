@@ -1,0 +1,150 @@
+# secret-vending: the RAM roles, RAM policies and KMS keys around the two functions.
+#
+# Why Terraform (alicloud provider) and not ROS:
+# - The RAM policy documents must be separate JSON files that the template reads, and the very
+#   files the tests evaluate (infra/policies/*.json). Terraform reads them at plan time with
+#   templatefile(); a ROS template cannot read another file when it is deployed, so the
+#   documents would have to be copied into the template, and the copy is what would be deployed.
+# - The files are filled by templatefile() here and by infra/policies.py in the tests (the
+#   placeholders are only ${name} and ${jsonencode(name)}, which both read the same way), so the
+#   tests evaluate exactly what is deployed: tests/test_infra_policies.py also checks that every
+#   file is read here, with exactly the variables it names.
+# - Per-caller keys and policies are a for_each over one map variable.
+# The cost: Terraform keeps a state file, which must be stored safely (it holds no secret here:
+# no access key, no key material, only ARNs and IDs).
+#
+# What this creates:
+# - the function's role, trusted by Function Compute only, which may assume the vending role
+#   and make data keys (kms:GenerateDataKey) with the default and the callers' keys, nothing else;
+# - the vending role, trusted by the function's role only, which may obtain, create and list
+#   client secrets of the applications of one IDaaS instance, nothing else (the function narrows
+#   every session further to one action on one ARN with a session policy);
+# - the default KMS key and one recipient key per caller, an alias each;
+# - per caller, a policy allowing kms:Decrypt with its own key only, attached to its role.
+#
+# Policies name KMS keys by their ARN (acs:kms:{region}:{account}:key/{key id}); give the
+# service key IDs (the outputs), not aliases.
+#
+#   terraform init
+#   terraform apply -var account_id=... -var idaas_instance_id=... \
+#     -var 'callers={billing="acs:ram::...:role/billing"}'
+
+locals {
+  policy_dir = "${path.module}/../policies"
+
+  # The keys the function may make data keys with: the default key and every recipient key.
+  data_key_arns = concat(
+    [alicloud_kms_key.default.arn],
+    [for name, key in alicloud_kms_key.caller : key.arn]
+  )
+
+  # acs:ram::{account}:role/{RoleName} -> RoleName
+  caller_role_names = {
+    for name, arn in var.callers : name => element(split(":role/", arn), 1)
+  }
+}
+
+# -- KMS: the default key and one recipient key per caller --------------------------------------
+
+resource "alicloud_kms_key" "default" {
+  description            = "secret-vending: the default recipient key (callers without their own)"
+  key_usage              = "ENCRYPT/DECRYPT"
+  key_spec               = "Aliyun_AES_256"
+  status                 = "Enabled"
+  pending_window_in_days = var.key_pending_window_in_days
+}
+
+resource "alicloud_kms_alias" "default" {
+  alias_name = "alias/${var.name_prefix}-default"
+  key_id     = alicloud_kms_key.default.id
+}
+
+resource "alicloud_kms_key" "caller" {
+  for_each = var.callers
+
+  description            = "secret-vending: the recipient key of ${each.key} (${each.value})"
+  key_usage              = "ENCRYPT/DECRYPT"
+  key_spec               = "Aliyun_AES_256"
+  status                 = "Enabled"
+  pending_window_in_days = var.key_pending_window_in_days
+}
+
+resource "alicloud_kms_alias" "caller" {
+  for_each = var.callers
+
+  alias_name = "alias/${var.name_prefix}-${each.key}"
+  key_id     = alicloud_kms_key.caller[each.key].id
+}
+
+# -- The function's role: assumed by FC for both functions ---------------------------------------
+
+resource "alicloud_ram_role" "function" {
+  role_name                   = "${var.name_prefix}-function"
+  description                 = "secret-vending: the role of the vend-http and vend-events functions"
+  assume_role_policy_document = templatefile("${local.policy_dir}/fc-function-trust.json", {})
+}
+
+resource "alicloud_ram_policy" "function" {
+  policy_name = "${var.name_prefix}-function"
+  description = "secret-vending: assume the vending role; make data keys with the recipient keys"
+  policy_document = templatefile("${local.policy_dir}/fc-function.json", {
+    vending_role_arn = alicloud_ram_role.vending.arn
+    data_key_arns    = local.data_key_arns
+  })
+  force = true
+}
+
+resource "alicloud_ram_role_policy_attachment" "function" {
+  role_name   = alicloud_ram_role.function.role_name
+  policy_name = alicloud_ram_policy.function.policy_name
+  policy_type = "Custom"
+}
+
+# -- The vending role: assumed by the function, one secret per session ---------------------------
+
+resource "alicloud_ram_role" "vending" {
+  role_name            = "${var.name_prefix}-eiam"
+  description          = "secret-vending: obtain, create and list client secrets of one IDaaS instance"
+  max_session_duration = 3600
+  assume_role_policy_document = templatefile("${local.policy_dir}/vend-eiam-trust.json", {
+    function_principal = alicloud_ram_role.function.arn
+  })
+}
+
+resource "alicloud_ram_policy" "vending" {
+  policy_name = "${var.name_prefix}-eiam"
+  description = "secret-vending: client secrets of the applications of one IDaaS instance"
+  policy_document = templatefile("${local.policy_dir}/vend-eiam.json", {
+    region      = var.region
+    account_id  = var.account_id
+    instance_id = var.idaas_instance_id
+  })
+  force = true
+}
+
+resource "alicloud_ram_role_policy_attachment" "vending" {
+  role_name   = alicloud_ram_role.vending.role_name
+  policy_name = alicloud_ram_policy.vending.policy_name
+  policy_type = "Custom"
+}
+
+# -- Callers: each may decrypt with its own recipient key only -----------------------------------
+
+resource "alicloud_ram_policy" "caller_decrypt" {
+  for_each = var.callers
+
+  policy_name = "${var.name_prefix}-decrypt-${each.key}"
+  description = "secret-vending: open envelopes sealed for ${each.key}"
+  policy_document = templatefile("${local.policy_dir}/caller-decrypt.json", {
+    key_arn = alicloud_kms_key.caller[each.key].arn
+  })
+  force = true
+}
+
+resource "alicloud_ram_role_policy_attachment" "caller_decrypt" {
+  for_each = var.attach_caller_policies ? var.callers : {}
+
+  role_name   = local.caller_role_names[each.key]
+  policy_name = alicloud_ram_policy.caller_decrypt[each.key].policy_name
+  policy_type = "Custom"
+}

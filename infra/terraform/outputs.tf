@@ -1,0 +1,24 @@
+output "function_role_arn" {
+  description = "The role of both functions (vend-http and vend-events): `role` in s.yaml."
+  value       = alicloud_ram_role.function.arn
+}
+
+output "vending_role_arn" {
+  description = "The role the function assumes, one secret per session, for EIAM: VEND_ROLE_ARN."
+  value       = alicloud_ram_role.vending.arn
+}
+
+output "default_key_id" {
+  description = "The recipient key of callers without their own: VEND_KMS_KEY_ID."
+  value       = alicloud_kms_key.default.id
+}
+
+output "recipients" {
+  description = "The Recipients list of the approval policy (VEND_POLICY): each caller's role and key."
+  value = [
+    for name, arn in var.callers : {
+      Principal = arn
+      KeyId     = alicloud_kms_key.caller[name].id
+    }
+  ]
+}

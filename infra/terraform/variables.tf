@@ -1,0 +1,68 @@
+variable "region" {
+  description = "The region of the function, the KMS keys and the IDaaS (EIAM) instance: VEND_REGION."
+  type        = string
+  default     = "cn-hangzhou"
+
+  validation {
+    condition     = can(regex("^[a-z]{2,}-[a-z0-9-]+$", var.region))
+    error_message = "The region must look like cn-hangzhou."
+  }
+}
+
+variable "account_id" {
+  description = "The Alibaba Cloud account (UID) that owns everything here: VEND_ACCOUNT_ID."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[0-9]{16}$", var.account_id))
+    error_message = "The account ID is 16 digits."
+  }
+}
+
+variable "idaas_instance_id" {
+  description = "The IDaaS (EIAM) instance whose application client secrets are vended; the vending role reaches no other."
+  type        = string
+
+  validation {
+    # The service's own rule for IDs: no wildcard, slash or colon can widen the policy.
+    condition     = can(regex("^[A-Za-z0-9_-]{1,64}$", var.idaas_instance_id))
+    error_message = "The instance ID is 1 to 64 of A-Z a-z 0-9 _ -."
+  }
+}
+
+variable "callers" {
+  description = "The callers: a short name (for the key alias and policy names) to the ARN of the caller's RAM role in this account, acs:ram::{account}:role/{name}. Each gets a recipient key and a policy to decrypt with it."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition = alltrue([
+      for name, arn in var.callers :
+      can(regex("^[a-z0-9][a-z0-9-]{0,31}$", name)) && can(regex("^acs:ram::[0-9]{16}:role/[A-Za-z0-9.-]{1,64}$", arn))
+    ])
+    error_message = "Each caller is name = \"acs:ram::{account}:role/{RoleName}\", the name 1 to 32 of a-z 0-9 - (not starting with -)."
+  }
+}
+
+variable "attach_caller_policies" {
+  description = "Attach each caller's decrypt policy to its role (false: create the policies only, for roles managed elsewhere)."
+  type        = bool
+  default     = true
+}
+
+variable "name_prefix" {
+  description = "Prefix of the role, policy and alias names."
+  type        = string
+  default     = "vend"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,19}$", var.name_prefix))
+    error_message = "The prefix is 1 to 20 of a-z 0-9 -, starting with a letter."
+  }
+}
+
+variable "key_pending_window_in_days" {
+  description = "Days a KMS key waits in PendingDeletion before it is deleted (7 to 30): envelopes made under a deleted key can never be opened."
+  type        = number
+  default     = 30
+}
