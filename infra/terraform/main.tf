@@ -25,6 +25,14 @@
 # Policies name KMS keys by their ARN (acs:kms:{region}:{account}:key/{key id}); give the
 # service key IDs (the outputs), not aliases.
 #
+# Not granted here, on purpose (the function's role holds nothing beyond the two statements):
+# - Logs: on FC 3.0 `logConfig` is served by FC's service-linked role AliyunServiceRoleForFC,
+#   not by the function's role (FC docs, "Service-linked role of Function Compute").
+# - vend-events' async on-failure destination: FC documents a permission for delivering to it
+#   (fc:InvokeFunction on a destination function, mns:SendMessage on a queue, ...). If FC
+#   delivers with the function's role in your account, add that one statement on that one
+#   destination ARN as its own policy, beside these.
+#
 #   terraform init
 #   terraform apply -var account_id=... -var idaas_instance_id=... \
 #     -var 'callers={billing="acs:ram::...:role/billing"}'
