@@ -1,0 +1,602 @@
+"""Builds the code package for Function Compute: `dist/vend-fc.zip`, which `code:` in `s.yaml`
+points to (`s build` needs Docker, which we do not have).
+
+    python -m infra.package [--python-version 3.10] [--platform manylinux2014_x86_64]
+                            [--policy examples/policy.json] [--output dist/vend-fc.zip]
+
+The zip root holds `functions/` and `shared/` (their `.py` files only) and the runtime
+dependencies of `requirements.txt` as wheels for the target Python and platform, so that FC's
+`handler: functions.http.handler` imports as it is. Nothing else of the repository goes in: not
+`infra/` (the emulator), `tests/`, `benchmarks/`, `examples/` (except `--policy`, copied to
+`policy.json`), nor the dev tools.
+
+How the dependencies are installed, and why not with one `pip install -r requirements.txt`:
+- pip evaluates environment markers (`; python_version < "3.11"`) against the interpreter that
+  runs it, not against `--python-version`, in requirement lines and in the packages' own
+  `Requires-Dist` alike. So the markers of `requirements.txt` are evaluated here, for the
+  target, and pip installs the result with `--no-deps`; then every installed distribution's
+  `Requires-Dist` is checked, again for the target, against what was installed. A dependency
+  that only the target needs (aiohttp needs async-timeout below Python 3.11) and that the lock
+  does not pin stops the build with its name.
+- Some pinned packages are published as sdists only (aliyun-fc2, alibabacloud-tea, ...). They
+  are downloaded, built into wheels here, and accepted only if the wheel is pure Python
+  (`*-none-any.whl`): a compiled one would be built for this machine, not for the target.
+
+Reproducible: files in sorted order, one fixed date, normalised permissions, and nothing that
+depends on where or when it was built (pip's `RECORD`, `INSTALLER`, `REQUESTED` and
+`direct_url.json` are left out, and so are the console scripts in `bin/`, whose first line names
+this machine's interpreter). Two builds from the same inputs with the same zlib give the same
+bytes.
+
+Standard library only; pip runs as a subprocess of this interpreter (`python -m pip`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from email.parser import HeaderParser
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = ("functions", "shared")
+DEFAULT_PYTHON = "3.10"
+DEFAULT_PLATFORM = "manylinux2014_x86_64"
+DEFAULT_OUTPUT = ROOT / "dist" / "vend-fc.zip"
+DEFAULT_REQUIREMENTS = ROOT / "requirements.txt"
+POLICY_NAME = "policy.json"
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip can hold
+
+# Left out of the dependencies: compiled bytecode, type stubs and Cython sources (never
+# imported), test suites shipped inside packages, console scripts, and pip's install records.
+PRUNED_SUFFIXES = (".pyc", ".pyo", ".pyi", ".pyx", ".pxd", ".pxi")
+PRUNED_DIRS = ("__pycache__",)
+PRUNED_PACKAGE_DIRS = ("tests",)  # only inside a package, never a top-level name
+PRUNED_TOP_LEVEL = ("bin",)
+PRUNED_DIST_INFO = ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json")
+
+_MACHINES = ("x86_64", "aarch64")
+_PLATFORM = re.compile(r"(?:(?:many|musl)linux(?:1|2010|2014|_\d+_\d+)|linux)_(x86_64|aarch64)")
+
+
+class PackageError(Exception):
+    """The package cannot be built as asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """The Python version and the wheel platform tag of the runtime the zip is for."""
+
+    python_version: str
+    platform: str
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"3\.\d{1,2}(?:\.\d{1,2})?", self.python_version):
+            raise PackageError(f"--python-version {self.python_version!r}: expected 3.N or 3.N.M")
+        if not _PLATFORM.fullmatch(self.platform):
+            raise PackageError(
+                f"--platform {self.platform!r}: expected a Linux wheel tag such as "
+                f"{DEFAULT_PLATFORM} (FC runs Linux on {' or '.join(_MACHINES)})"
+            )
+
+    @property
+    def machine(self) -> str:
+        match = _PLATFORM.fullmatch(self.platform)
+        assert match is not None  # checked when built
+        return match.group(1)
+
+    def pip_args(self) -> list[str]:
+        return [
+            "--platform",
+            self.platform,
+            "--python-version",
+            self.python_version,
+            "--implementation",
+            "cp",
+        ]
+
+    @property
+    def minor_version(self) -> str:
+        return ".".join(self.python_version.split(".")[:2])
+
+    def environment(self, patch: str) -> dict[str, str]:
+        """PEP 508 marker variables of the target, with `patch` as its patch release unless the
+        version given has one. `platform_release` and `platform_version` cannot be known here
+        and are left out (a marker that uses them is refused)."""
+        full = (
+            self.python_version
+            if self.python_version.count(".") == 2
+            else f"{self.python_version}.{patch}"
+        )
+        return {
+            "python_version": self.minor_version,
+            "python_full_version": full,
+            "implementation_version": full,
+            "implementation_name": "cpython",
+            "platform_python_implementation": "CPython",
+            "sys_platform": "linux",
+            "platform_system": "Linux",
+            "os_name": "posix",
+            "platform_machine": self.machine,
+        }
+
+    def __str__(self) -> str:
+        return f"Python {self.python_version} on {self.platform}"
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    path: Path
+    size: int
+    files: int
+    unpacked_size: int
+
+
+# -- environment markers (PEP 508), evaluated for the target --------------------------------
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+      (?P<str>"[^"]*"|'[^']*')
+    | (?P<op>===|==|!=|<=|>=|~=|<|>|not\s+in\b|in\b)
+    | (?P<paren>[()])
+    | (?P<word>(?:and|or)\b)
+    | (?P<var>[A-Za-z_][A-Za-z0-9_.]*)
+    )""",
+    re.VERBOSE,
+)
+
+
+def normalize_name(name: str) -> str:
+    """PEP 503 / PEP 685 form of a distribution or extra name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _tokens(marker: str) -> list[tuple[str, str]]:
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    text = marker.rstrip()
+    while pos < len(text):
+        match = _TOKEN.match(text, pos)
+        if match is None or match.end() == pos:
+            raise PackageError(f"marker {marker!r}: cannot read it at {text[pos:]!r}")
+        kind = match.lastgroup
+        assert kind is not None
+        tokens.append((kind, match.group(kind)))
+        pos = match.end()
+    return tokens
+
+
+def _version(text: str) -> tuple[int, ...] | None:
+    if re.fullmatch(r"\d+(?:\.\d+)*", text):
+        return tuple(int(part) for part in text.split("."))
+    return None
+
+
+def _padded(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    width = max(len(a), len(b))
+    return a + (0,) * (width - len(a)), b + (0,) * (width - len(b))
+
+
+def _compare(left: str, op: str, right: str, marker: str) -> bool:
+    op = " ".join(op.split())
+    if op == "in":
+        return left in right
+    if op == "not in":
+        return left not in right
+    if op == "===":
+        return left == right
+    if op in ("==", "!=") and right.endswith(".*"):
+        lv, rv = _version(left), _version(right[:-2])
+        if lv is None or rv is None:
+            raise PackageError(f"marker {marker!r}: {left!r} {op} {right!r} is not a version")
+        same = lv[: len(rv)] == rv
+        return same if op == "==" else not same
+    lv, rv = _version(left), _version(right)
+    if lv is None or rv is None:
+        if op == "==":
+            return left == right
+        if op == "!=":
+            return left != right
+        raise PackageError(f"marker {marker!r}: {left!r} {op} {right!r} is not a version")
+    if op == "~=":
+        if len(rv) < 2:
+            raise PackageError(f"marker {marker!r}: ~= needs a version with two parts or more")
+        a, b = _padded(lv, rv)
+        return a >= b and lv[: len(rv) - 1] == rv[:-1]
+    a, b = _padded(lv, rv)
+    results = {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}
+    return results[op]
+
+
+class _MarkerParser:
+    def __init__(self, marker: str, env: Mapping[str, str]) -> None:
+        self.marker = marker
+        self.env = env
+        self.tokens = _tokens(marker)
+        self.pos = 0
+
+    def parse(self) -> bool:
+        value = self._or()
+        if self.pos != len(self.tokens):
+            raise PackageError(f"marker {self.marker!r}: unexpected {self.tokens[self.pos][1]!r}")
+        return value
+
+    def _peek(self, kind: str, text: str | None = None) -> bool:
+        if self.pos >= len(self.tokens):
+            return False
+        k, t = self.tokens[self.pos]
+        return k == kind and (text is None or t == text)
+
+    def _next(self) -> tuple[str, str]:
+        if self.pos >= len(self.tokens):
+            raise PackageError(f"marker {self.marker!r}: ends too early")
+        token = self.tokens[self.pos]
+        self.pos += 1
+        return token
+
+    def _or(self) -> bool:
+        value = self._and()
+        while self._peek("word", "or"):
+            self.pos += 1
+            right = self._and()
+            value = value or right
+        return value
+
+    def _and(self) -> bool:
+        value = self._atom()
+        while self._peek("word", "and"):
+            self.pos += 1
+            right = self._atom()
+            value = value and right
+        return value
+
+    def _atom(self) -> bool:
+        if self._peek("paren", "("):
+            self.pos += 1
+            value = self._or()
+            if self._next() != ("paren", ")"):
+                raise PackageError(f"marker {self.marker!r}: missing ')'")
+            return value
+        left, left_is_extra = self._value()
+        kind, op = self._next()
+        if kind != "op":
+            raise PackageError(f"marker {self.marker!r}: expected an operator, got {op!r}")
+        right, right_is_extra = self._value()
+        if left_is_extra or right_is_extra:
+            left, right = normalize_name(left), normalize_name(right)
+        return _compare(left, op, right, self.marker)
+
+    def _value(self) -> tuple[str, bool]:
+        kind, text = self._next()
+        if kind == "str":
+            return text[1:-1], False
+        if kind == "var":
+            if text not in self.env:
+                raise PackageError(
+                    f"marker {self.marker!r}: {text} cannot be decided for the target"
+                )
+            return self.env[text], text == "extra"
+        raise PackageError(f"marker {self.marker!r}: expected a value, got {text!r}")
+
+
+def evaluate_marker(marker: str, env: Mapping[str, str]) -> bool:
+    return _MarkerParser(marker, env).parse()
+
+
+def marker_holds(marker: str, target: Target, extras: Iterable[str] = ()) -> bool:
+    """Whether `marker` holds on the target for a distribution installed with `extras`. The
+    target's patch release is unknown: a marker whose answer depends on it is refused."""
+    answers = set()
+    for patch in ("0", "999"):
+        env = target.environment(patch)
+        answers.add(
+            any(evaluate_marker(marker, {**env, "extra": extra}) for extra in ("", *extras))
+        )
+    if len(answers) != 1:
+        raise PackageError(
+            f"marker {marker!r}: its answer depends on the patch release of {target}; "
+            "give --python-version as 3.N.M"
+        )
+    return answers.pop()
+
+
+# -- requirements --------------------------------------------------------------------------
+
+_REQUIREMENT = re.compile(
+    r"\s*(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:\[(?P<extras>[^\]]*)\])?"
+)
+
+
+@dataclass(frozen=True)
+class Requirement:
+    name: str  # normalized
+    extras: frozenset[str]  # normalized
+    spec: str  # the requirement without its marker
+    marker: str | None
+
+    @classmethod
+    def parse(cls, text: str) -> Requirement:
+        spec, _, marker = text.partition(";")
+        match = _REQUIREMENT.match(spec)
+        if match is None:
+            raise PackageError(f"cannot read the requirement {text!r}")
+        extras = match.group("extras") or ""
+        return cls(
+            name=normalize_name(match.group("name")),
+            extras=frozenset(normalize_name(e.strip()) for e in extras.split(",") if e.strip()),
+            spec=spec.strip(),
+            marker=marker.strip() or None,
+        )
+
+
+def read_requirements(path: Path, target: Target) -> list[Requirement]:
+    """The pinned lines of a requirements file whose markers hold on the target."""
+    kept: list[Requirement] = []
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        where = f"{path.name}:{number}"
+        if line.startswith("-") or line.endswith("\\"):
+            raise PackageError(f"{where}: pip options are not supported here: {line!r}")
+        req = Requirement.parse(line)
+        if not re.search(r"(?<![=!<>~])==(?!=)\s*[A-Za-z0-9]", req.spec) or "*" in req.spec:
+            raise PackageError(f"{where}: {req.spec!r} is not pinned with ==: the build must be")
+        if req.marker is None or marker_holds(req.marker, target):
+            kept.append(req)
+    return kept
+
+
+def check_complete(site: Path, requirements: Sequence[Requirement], target: Target) -> None:
+    """Every distribution that the installed ones require on the target is installed too."""
+    dists: dict[str, tuple[str, list[str]]] = {}
+    for metadata in sorted(site.glob("*.dist-info/METADATA")):
+        headers = HeaderParser().parsestr(metadata.read_text(encoding="utf-8"))
+        name = headers["Name"]
+        dists[normalize_name(name)] = (
+            f"{name} {headers['Version']}",
+            list(headers.get_all("Requires-Dist") or []),
+        )
+    missing: list[str] = []
+    seen: dict[str, set[str]] = {}
+    pending: list[tuple[str, frozenset[str], str]] = [
+        (req.name, req.extras, f"the requirements file ({req.spec})") for req in requirements
+    ]
+    while pending:
+        name, extras, wanted_by = pending.pop()
+        if name not in dists:
+            missing.append(f"{name}, wanted by {wanted_by}")
+            continue
+        known = seen.get(name)
+        if known is not None and extras <= known:
+            continue
+        all_extras = (known or set()) | set(extras)
+        seen[name] = all_extras
+        label, requires = dists[name]
+        for text in requires:
+            dep = Requirement.parse(text)
+            if dep.marker is None or marker_holds(dep.marker, target, all_extras):
+                because = f"{label} ({text})"
+                pending.append((dep.name, dep.extras, because))
+    if missing:
+        lines = "\n  ".join(sorted(set(missing)))
+        raise PackageError(
+            f"the pinned requirements are not complete for {target}; missing:\n  {lines}\n"
+            "pin each of them in the requirements file"
+        )
+
+
+# -- building ------------------------------------------------------------------------------
+
+
+def _pip(*args: str | Path) -> None:
+    command = [sys.executable, "-m", "pip", *map(str, args)]
+    done = subprocess.run(command, check=False)
+    if done.returncode != 0:
+        raise PackageError(
+            f"pip {args[0]} failed (exit {done.returncode}); its output is above:\n  "
+            + " ".join(command)
+        )
+
+
+_PIP_QUIET = ("--quiet", "--disable-pip-version-check", "--no-input")
+
+
+def install_dependencies(
+    requirements: Path, target: Target, site: Path, work: Path, wheel_cache: Path | None
+) -> None:
+    """The pinned requirements, installed for the target into `site`."""
+    kept = read_requirements(requirements, target)
+    filtered = work / "requirements.txt"
+    filtered.write_text("".join(f"{req.spec}\n" for req in kept), encoding="utf-8")
+    downloads = work / "downloads"
+    cache_args: list[str | Path] = []
+    if wheel_cache:
+        wheel_cache.mkdir(parents=True, exist_ok=True)
+        cache_args = ["--find-links", wheel_cache]
+    # Wheels for the target where there are some, sdists otherwise; --no-deps because the lock
+    # is the whole set and pip would read the packages' markers for this interpreter.
+    _pip(
+        "download",
+        *_PIP_QUIET,
+        "--no-deps",
+        "--dest",
+        downloads,
+        *target.pip_args(),
+        *cache_args,
+        "-r",
+        filtered,
+    )
+    sdists = sorted(p for p in downloads.iterdir() if not p.name.endswith(".whl"))
+    if sdists:
+        built = work / "built"
+        _pip("wheel", *_PIP_QUIET, "--no-deps", "--wheel-dir", built, *sdists)
+        wheels = sorted(built.glob("*.whl"))
+        compiled = [w.name for w in wheels if not w.name.endswith("-none-any.whl")]
+        if compiled or len(wheels) != len(sdists):
+            raise PackageError(
+                "only pure-Python packages can be built here from source, for another Python "
+                f"and platform; these are not: {', '.join(compiled or [s.name for s in sdists])}"
+            )
+        for wheel in wheels:
+            shutil.copy2(wheel, downloads / wheel.name)
+            if wheel_cache:
+                shutil.copy2(wheel, wheel_cache / wheel.name)
+    wheels = sorted(downloads.glob("*.whl"))
+    # pip refuses a wheel that does not fit the target's tags.
+    _pip(
+        "install",
+        *_PIP_QUIET,
+        "--no-deps",
+        "--no-index",
+        "--target",
+        site,
+        *target.pip_args(),
+        "--only-binary=:all:",
+        "--no-compile",
+        *wheels,
+    )
+    check_complete(site, kept, target)
+
+
+def source_files(root: Path = ROOT) -> dict[str, Path]:
+    """The `.py` files of `functions/` and `shared/`, by their path in the zip."""
+    files: dict[str, Path] = {}
+    for package in SOURCES:
+        top = root / package
+        if not (top / "__init__.py").is_file():
+            raise PackageError(f"{top} is not a package")
+        for path in top.rglob("*.py"):
+            rel = path.relative_to(root)
+            if not any(part in PRUNED_DIRS for part in rel.parts) and path.is_file():
+                files[rel.as_posix()] = path
+    return files
+
+
+def _pruned(rel: Path) -> bool:
+    parts = rel.parts
+    if parts[0] in PRUNED_TOP_LEVEL or any(part in PRUNED_DIRS for part in parts):
+        return True
+    if any(part in PRUNED_PACKAGE_DIRS for part in parts[1:-1]):
+        return True
+    if parts[0].endswith(".dist-info"):
+        return len(parts) == 2 and parts[1] in PRUNED_DIST_INFO
+    return rel.suffix in PRUNED_SUFFIXES
+
+
+def dependency_files(site: Path) -> dict[str, Path]:
+    """What pip installed into `site`, less what `_pruned` leaves out, by path in the zip."""
+    files: dict[str, Path] = {}
+    for dirpath, dirnames, filenames in os.walk(site):
+        dirnames.sort()
+        for name in filenames:
+            path = Path(dirpath) / name
+            rel = path.relative_to(site)
+            if not _pruned(rel):
+                files[rel.as_posix()] = path
+    return files
+
+
+def write_zip(output: Path, files: Mapping[str, Path]) -> None:
+    """A zip that depends on the files' paths and bytes only: sorted, one date, one mode."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(output.name + ".partial")
+    with zipfile.ZipFile(partial, "w") as archive:
+        for arcname in sorted(files):
+            source = files[arcname]
+            info = zipfile.ZipInfo(arcname, date_time=ZIP_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3  # Unix, so that the mode below is read
+            executable = source.stat().st_mode & 0o111
+            info.external_attr = (stat.S_IFREG | (0o755 if executable else 0o644)) << 16
+            archive.writestr(info, source.read_bytes(), compresslevel=9)
+    partial.replace(output)
+
+
+def build(
+    target: Target,
+    output: Path = DEFAULT_OUTPUT,
+    *,
+    requirements: Path | None = None,
+    policy: Path | None = None,
+    wheel_cache: Path | None = None,
+    root: Path = ROOT,
+) -> BuildResult:
+    files = source_files(root)
+    if policy is not None:
+        try:
+            json.loads(policy.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise PackageError(f"--policy {policy}: not a readable JSON file: {exc}") from None
+        files[POLICY_NAME] = policy
+    with tempfile.TemporaryDirectory(prefix="vend-package-") as tmp:
+        work = Path(tmp)
+        site = work / "site"
+        install_dependencies(requirements or DEFAULT_REQUIREMENTS, target, site, work, wheel_cache)
+        dependencies = dependency_files(site)
+        ours = {name.split("/", 1)[0] for name in files}
+        clash = sorted(n for n in dependencies if n.split("/", 1)[0] in ours)
+        if clash:
+            raise PackageError(f"dependencies would overwrite our files: {', '.join(clash[:5])}")
+        files.update(dependencies)
+        write_zip(output, files)
+        unpacked = sum(path.stat().st_size for path in files.values())
+    return BuildResult(output, output.stat().st_size, len(files), unpacked)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.package", description=__doc__.split("\n\n")[0] if __doc__ else None
+    )
+    parser.add_argument("--python-version", default=DEFAULT_PYTHON, help="default: %(default)s")
+    parser.add_argument("--platform", default=DEFAULT_PLATFORM, help="default: %(default)s")
+    parser.add_argument(
+        "--output", type=Path, default=DEFAULT_OUTPUT, help="default: dist/vend-fc.zip"
+    )
+    parser.add_argument(
+        "--requirements", type=Path, default=DEFAULT_REQUIREMENTS, help="default: requirements.txt"
+    )
+    parser.add_argument(
+        "--policy", type=Path, help=f"a JSON approval policy to ship as {POLICY_NAME} (off)"
+    )
+    parser.add_argument(
+        "--wheel-cache",
+        type=Path,
+        help="keep the pure wheels built from sdists here and reuse them (off)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        target = Target(args.python_version, args.platform)
+        result = build(
+            target,
+            args.output,
+            requirements=args.requirements,
+            policy=args.policy,
+            wheel_cache=args.wheel_cache,
+        )
+    except PackageError as exc:
+        print(f"package: {exc}", file=sys.stderr)
+        return 1
+    try:
+        shown = result.path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        shown = result.path
+    print(
+        f"{shown}: {result.size / 1e6:.1f} MB, {result.files} files "
+        f"({result.unpacked_size / 1e6:.1f} MB unpacked), for {target}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
