@@ -36,3 +36,10 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# The code zip for FC (dist/vend-fc.zip), built without Docker; see infra/package.py.
+# POLICY=file.json ships it as policy.json at the zip root (none by default);
+# PACKAGE_ARGS="--python-version 3.10 --platform manylinux2014_x86_64" chooses the target.
+.PHONY: package
+package: $(STAMP)
+	$(BIN)/python -m infra.package $(if $(POLICY),--policy $(POLICY)) $(PACKAGE_ARGS)
