@@ -109,6 +109,11 @@ def _local(args: argparse.Namespace) -> int:
     seed_path = Path(args.seed)
     try:
         seed = load_seed(seed_path)
+        if seed_path.resolve() == DEMO_SEED.resolve():
+            # The demo runs on the RAM policies that are deployed (infra/policies/).
+            from infra.seed_from_policies import seed_with_infra_policies
+
+            seed = seed_with_infra_policies(seed)
     except (OSError, ValueError) as exc:
         raise CliError(f"vend local: {exc}", 2) from None
     emulator_port = args.emulator_port if args.emulator_port is not None else args.port + 100

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from infra.emulator import EmulatorServer, Seed, load_seed
+from infra.seed_from_policies import seed_with_infra_policies
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_SEED = ROOT / "examples" / "seed.yaml"
@@ -14,7 +15,10 @@ DEMO_SEED = ROOT / "examples" / "seed.yaml"
 
 @pytest.fixture(scope="session")
 def demo_seed() -> Seed:
-    return load_seed(DEMO_SEED)
+    """The demo world, with the RAM policies that are deployed (infra/policies/, filled as
+    Terraform fills them) in place of its hand-written ones: every end-to-end test runs on
+    exactly the policies of the cloud."""
+    return seed_with_infra_policies(load_seed(DEMO_SEED))
 
 
 @pytest.fixture
