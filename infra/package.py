@@ -28,7 +28,8 @@ depends on where or when it was built (pip's `RECORD`, `INSTALLER`, `REQUESTED` 
 this machine's interpreter). Two builds from the same inputs with the same zlib give the same
 bytes.
 
-Standard library only; pip runs as a subprocess of this interpreter (`python -m pip`).
+The standard library and `packaging` (requirement and marker parsing, as pip does it); pip runs
+as a subprocess of this interpreter (`python -m pip`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from pathlib import Path
+
+from packaging.markers import InvalidMarker, Marker, UndefinedEnvironmentName
+from packaging.requirements import InvalidRequirement
+from packaging.requirements import Requirement as PackagingRequirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("functions", "shared")
@@ -144,153 +150,27 @@ class BuildResult:
 
 # -- environment markers (PEP 508), evaluated for the target --------------------------------
 
-_TOKEN = re.compile(
-    r"""\s*(?:
-      (?P<str>"[^"]*"|'[^']*')
-    | (?P<op>===|==|!=|<=|>=|~=|<|>|not\s+in\b|in\b)
-    | (?P<paren>[()])
-    | (?P<word>(?:and|or)\b)
-    | (?P<var>[A-Za-z_][A-Za-z0-9_.]*)
-    )""",
-    re.VERBOSE,
-)
-
 
 def normalize_name(name: str) -> str:
     """PEP 503 / PEP 685 form of a distribution or extra name."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+    return str(canonicalize_name(name))
 
 
-def _tokens(marker: str) -> list[tuple[str, str]]:
-    tokens: list[tuple[str, str]] = []
-    pos = 0
-    text = marker.rstrip()
-    while pos < len(text):
-        match = _TOKEN.match(text, pos)
-        if match is None or match.end() == pos:
-            raise PackageError(f"marker {marker!r}: cannot read it at {text[pos:]!r}")
-        kind = match.lastgroup
-        assert kind is not None
-        tokens.append((kind, match.group(kind)))
-        pos = match.end()
-    return tokens
-
-
-def _version(text: str) -> tuple[int, ...] | None:
-    if re.fullmatch(r"\d+(?:\.\d+)*", text):
-        return tuple(int(part) for part in text.split("."))
-    return None
-
-
-def _padded(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    width = max(len(a), len(b))
-    return a + (0,) * (width - len(a)), b + (0,) * (width - len(b))
-
-
-def _compare(left: str, op: str, right: str, marker: str) -> bool:
-    op = " ".join(op.split())
-    if op == "in":
-        return left in right
-    if op == "not in":
-        return left not in right
-    if op == "===":
-        return left == right
-    if op in ("==", "!=") and right.endswith(".*"):
-        lv, rv = _version(left), _version(right[:-2])
-        if lv is None or rv is None:
-            raise PackageError(f"marker {marker!r}: {left!r} {op} {right!r} is not a version")
-        same = lv[: len(rv)] == rv
-        return same if op == "==" else not same
-    lv, rv = _version(left), _version(right)
-    if lv is None or rv is None:
-        if op == "==":
-            return left == right
-        if op == "!=":
-            return left != right
-        raise PackageError(f"marker {marker!r}: {left!r} {op} {right!r} is not a version")
-    if op == "~=":
-        if len(rv) < 2:
-            raise PackageError(f"marker {marker!r}: ~= needs a version with two parts or more")
-        a, b = _padded(lv, rv)
-        return a >= b and lv[: len(rv) - 1] == rv[:-1]
-    a, b = _padded(lv, rv)
-    results = {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}
-    return results[op]
-
-
-class _MarkerParser:
-    def __init__(self, marker: str, env: Mapping[str, str]) -> None:
-        self.marker = marker
-        self.env = env
-        self.tokens = _tokens(marker)
-        self.pos = 0
-
-    def parse(self) -> bool:
-        value = self._or()
-        if self.pos != len(self.tokens):
-            raise PackageError(f"marker {self.marker!r}: unexpected {self.tokens[self.pos][1]!r}")
-        return value
-
-    def _peek(self, kind: str, text: str | None = None) -> bool:
-        if self.pos >= len(self.tokens):
-            return False
-        k, t = self.tokens[self.pos]
-        return k == kind and (text is None or t == text)
-
-    def _next(self) -> tuple[str, str]:
-        if self.pos >= len(self.tokens):
-            raise PackageError(f"marker {self.marker!r}: ends too early")
-        token = self.tokens[self.pos]
-        self.pos += 1
-        return token
-
-    def _or(self) -> bool:
-        value = self._and()
-        while self._peek("word", "or"):
-            self.pos += 1
-            right = self._and()
-            value = value or right
-        return value
-
-    def _and(self) -> bool:
-        value = self._atom()
-        while self._peek("word", "and"):
-            self.pos += 1
-            right = self._atom()
-            value = value and right
-        return value
-
-    def _atom(self) -> bool:
-        if self._peek("paren", "("):
-            self.pos += 1
-            value = self._or()
-            if self._next() != ("paren", ")"):
-                raise PackageError(f"marker {self.marker!r}: missing ')'")
-            return value
-        left, left_is_extra = self._value()
-        kind, op = self._next()
-        if kind != "op":
-            raise PackageError(f"marker {self.marker!r}: expected an operator, got {op!r}")
-        right, right_is_extra = self._value()
-        if left_is_extra or right_is_extra:
-            left, right = normalize_name(left), normalize_name(right)
-        return _compare(left, op, right, self.marker)
-
-    def _value(self) -> tuple[str, bool]:
-        kind, text = self._next()
-        if kind == "str":
-            return text[1:-1], False
-        if kind == "var":
-            if text not in self.env:
-                raise PackageError(
-                    f"marker {self.marker!r}: {text} cannot be decided for the target"
-                )
-            return self.env[text], text == "extra"
-        raise PackageError(f"marker {self.marker!r}: expected a value, got {text!r}")
+# Markers on these name the build machine's kernel (packaging fills in the running one's), not
+# FC's: a requirement that depends on them cannot be decided here.
+_UNKNOWABLE = ("platform_release", "platform_version")
 
 
 def evaluate_marker(marker: str, env: Mapping[str, str]) -> bool:
-    return _MarkerParser(marker, env).parse()
+    unknowable = [name for name in _UNKNOWABLE if name in marker]
+    if unknowable:
+        raise PackageError(
+            f"marker {marker!r}: {unknowable[0]} of the target cannot be decided here"
+        )
+    try:
+        return Marker(marker).evaluate(dict(env))
+    except (InvalidMarker, UndefinedEnvironmentName) as exc:
+        raise PackageError(f"marker {marker!r}: {exc}") from None
 
 
 def marker_holds(marker: str, target: Target, extras: Iterable[str] = ()) -> bool:
@@ -312,10 +192,6 @@ def marker_holds(marker: str, target: Target, extras: Iterable[str] = ()) -> boo
 
 # -- requirements --------------------------------------------------------------------------
 
-_REQUIREMENT = re.compile(
-    r"\s*(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:\[(?P<extras>[^\]]*)\])?"
-)
-
 
 @dataclass(frozen=True)
 class Requirement:
@@ -326,16 +202,16 @@ class Requirement:
 
     @classmethod
     def parse(cls, text: str) -> Requirement:
-        spec, _, marker = text.partition(";")
-        match = _REQUIREMENT.match(spec)
-        if match is None:
-            raise PackageError(f"cannot read the requirement {text!r}")
-        extras = match.group("extras") or ""
+        try:
+            parsed = PackagingRequirement(text)
+        except InvalidRequirement as exc:
+            raise PackageError(f"cannot read the requirement {text!r}: {exc}") from None
+        extras = f"[{','.join(sorted(parsed.extras))}]" if parsed.extras else ""
         return cls(
-            name=normalize_name(match.group("name")),
-            extras=frozenset(normalize_name(e.strip()) for e in extras.split(",") if e.strip()),
-            spec=spec.strip(),
-            marker=marker.strip() or None,
+            name=normalize_name(parsed.name),
+            extras=frozenset(normalize_name(e) for e in parsed.extras),
+            spec=f"{parsed.name}{extras}{parsed.specifier}",
+            marker=str(parsed.marker) if parsed.marker is not None else None,
         )
 
 
