@@ -383,6 +383,58 @@ def dependency_files(site: Path) -> dict[str, Path]:
     return files
 
 
+def find_interpreter(target: Target) -> str | None:
+    """An interpreter of the target's minor version on this machine, if any: `python3.10` on
+    PATH, else one that pyenv installed (its PATH shim may refuse to run it)."""
+    name = f"python{target.minor_version}"
+    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    installed = sorted(str(p) for p in pyenv.glob(f"{target.minor_version}.*/bin/{name}"))
+    for found in filter(None, [shutil.which(name), *installed]):
+        done = subprocess.run(
+            [found, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.stdout.strip() == target.minor_version:
+            return found
+    return None
+
+
+def compiled(
+    files: Mapping[str, Path], interpreter: str, target: Target, stage: Path
+) -> dict[str, Path]:
+    """Bytecode for every module, made by `interpreter` (the target's version). FC's /code is
+    read-only, so without it every cold start compiles every import from source, which is about
+    half of it. `unchecked-hash` pycs are reproducible (no timestamps) and are trusted without
+    reading the source again."""
+    for arcname, source in files.items():
+        if arcname.endswith(".py"):
+            staged = stage / arcname
+            staged.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, staged)
+    done = subprocess.run(
+        [
+            interpreter,
+            "-m",
+            "compileall",
+            "-q",
+            "-j",
+            "0",
+            "--invalidation-mode",
+            "unchecked-hash",
+            "-d",
+            "",
+            str(stage),
+        ],
+        check=False,
+    )
+    if done.returncode != 0:
+        raise PackageError(f"{interpreter} -m compileall failed (exit {done.returncode})")
+    tag = f"cpython-{target.minor_version.replace('.', '')}"
+    return {str(path.relative_to(stage)): path for path in stage.rglob(f"__pycache__/*.{tag}.pyc")}
+
+
 def write_zip(output: Path, files: Mapping[str, Path]) -> None:
     """A zip that depends on the files' paths and bytes only: sorted, one date, one mode."""
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -407,7 +459,10 @@ def build(
     policy: Path | None = None,
     wheel_cache: Path | None = None,
     root: Path = ROOT,
+    compile_with: str | None = None,
 ) -> BuildResult:
+    """`compile_with`: an interpreter of the target's Python version; with it, the zip carries
+    bytecode (see `compiled`)."""
     files = source_files(root)
     if policy is not None:
         try:
@@ -425,6 +480,8 @@ def build(
         if clash:
             raise PackageError(f"dependencies would overwrite our files: {', '.join(clash[:5])}")
         files.update(dependencies)
+        if compile_with is not None:
+            files.update(compiled(files, compile_with, target, work / "compiled"))
         write_zip(output, files)
         unpacked = sum(path.stat().st_size for path in files.values())
     return BuildResult(output, output.stat().st_size, len(files), unpacked)
@@ -450,15 +507,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=Path,
         help="keep the pure wheels built from sdists here and reuse them (off)",
     )
+    parser.add_argument(
+        "--bytecode",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="ship .pyc made by a python3.N of the target on PATH (auto: if there is one)",
+    )
     args = parser.parse_args(argv)
     try:
         target = Target(args.python_version, args.platform)
+        interpreter = None if args.bytecode == "no" else find_interpreter(target)
+        if interpreter is None and args.bytecode == "yes":
+            raise PackageError(f"--bytecode yes: no python{target.minor_version} on PATH")
+        if interpreter is None and args.bytecode == "auto":
+            print(
+                f"package: no python{target.minor_version} here: no bytecode in the zip, so "
+                "each cold start compiles its imports",
+                file=sys.stderr,
+            )
         result = build(
             target,
             args.output,
             requirements=args.requirements,
             policy=args.policy,
             wheel_cache=args.wheel_cache,
+            compile_with=interpreter,
         )
     except PackageError as exc:
         print(f"package: {exc}", file=sys.stderr)
@@ -470,6 +543,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"{shown}: {result.size / 1e6:.1f} MB, {result.files} files "
         f"({result.unpacked_size / 1e6:.1f} MB unpacked), for {target}"
+        f"{', with bytecode' if interpreter else ''}"
     )
     return 0
 

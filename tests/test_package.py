@@ -300,6 +300,47 @@ def test_fc_target_imports_under_its_own_python(
     print(f"\npython{package.DEFAULT_PYTHON}: functions.http in {result['http_import_s']:.3f} s")
 
 
+def test_fc_target_ships_bytecode_its_python_uses(
+    wheel_cache: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """FC's /code is read-only: without shipped bytecode every cold start compiles from source.
+    The pycs are unchecked-hash, so a changed source is not even read: changing one after the
+    build and still importing proves the bytecode is what runs."""
+    python = package.find_interpreter(FC_TARGET)
+    if python is None:
+        pytest.skip(f"no python{package.DEFAULT_PYTHON} here to make bytecode with")
+    out = tmp_path_factory.mktemp("fc-bytecode") / "vend-fc.zip"
+    result = package.build(FC_TARGET, out, wheel_cache=wheel_cache, compile_with=python)
+    with zipfile.ZipFile(result.path) as archive:
+        names = set(archive.namelist())
+    ours = [n for n in names if n.startswith(("shared/", "functions/")) and n.endswith(".py")]
+    tag = "cpython-" + package.DEFAULT_PYTHON.replace(".", "")
+    missing = [
+        n
+        for n in ours
+        if f"{n.rsplit('/', 1)[0]}/__pycache__/{n.rsplit('/', 1)[1][:-3]}.{tag}.pyc" not in names
+    ]
+    assert ours and missing == []
+    unpacked = _unpack(result, tmp_path_factory.mktemp("unpacked-bytecode"))
+    errors = unpacked / "shared" / "errors.py"
+    errors.write_text(errors.read_text() + "\nraise SystemExit('the source was compiled')\n")
+    done = subprocess.run(
+        [
+            python,
+            "-I",
+            "-S",
+            "-B",
+            "-c",
+            f"import sys; sys.path.insert(0, {str(unpacked)!r}); import functions.http, functions.events",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+
+
 # -- reproducibility -----------------------------------------------------------------------
 
 
