@@ -55,6 +55,7 @@ from urllib.parse import parse_qs
 from fc2.auth import Auth
 
 from shared.fc_context import FunctionInfo, LocalContext, StartResponse
+from shared.wsgi_server import status_line
 
 log = logging.getLogger("vend.fc")
 
@@ -72,15 +73,6 @@ ASYNC_WORKERS = 4
 _INVOKE_PATH = re.compile(
     rf"^/{API_VERSION}/services/(?P<service>[^/]+)/functions/(?P<function>[^/]+)/invocations/?$"
 )
-_REASONS = {
-    200: "OK",
-    202: "Accepted",
-    400: "Bad Request",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    429: "Too Many Requests",
-}
 
 
 class _Refused(Exception):
@@ -412,5 +404,5 @@ def _respond(
         ("X-Fc-Request-Id", request_id),
         ("Content-Length", str(len(body))),
     ]
-    start_response(f"{status} {_REASONS.get(status, 'Status')}", headers)
+    start_response(status_line(status), headers)
     return [body]

@@ -12,24 +12,7 @@ from typing import Any
 
 from shared.fc_context import FunctionInfo, LocalContext, StartResponse
 from shared.fc_invoke import FcInvokeApi, KeyLookup
-
-_REASONS = {
-    200: "OK",
-    202: "Accepted",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    409: "Conflict",
-    413: "Payload Too Large",
-    422: "Unprocessable Entity",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
+from shared.wsgi_server import status_line
 
 MAX_READ = 64 * 1024 + 1
 
@@ -89,7 +72,7 @@ class LocalFc:
         payload = str(result.get("body", "")).encode("utf-8")
         headers = [(k, str(v)) for k, v in (result.get("headers") or {}).items()]
         headers.append(("Content-Length", str(len(payload))))
-        start_response(f"{status} {_REASONS.get(status, 'Status')}", headers)
+        start_response(status_line(status), headers)
         return [payload]
 
 

@@ -4,6 +4,7 @@ on a thread; used by `vend serve`, `vend local`, the emulator and the tests."""
 from __future__ import annotations
 
 import threading
+from http import HTTPStatus
 from types import TracebackType
 from typing import Any
 
@@ -72,3 +73,11 @@ class WsgiServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def status_line(status: int) -> str:
+    """A WSGI status line, `404 Not Found`, with the standard reason phrase."""
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"{status} Status"

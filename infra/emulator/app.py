@@ -18,6 +18,8 @@ from urllib.parse import parse_qsl
 
 from pydantic import TypeAdapter, ValidationError
 
+from shared.wsgi_server import status_line
+
 from . import eiam, ids, kms, sts
 from .call import Call, Handler
 from .clock import Clock
@@ -34,21 +36,6 @@ _FAULTS = TypeAdapter(list[Fault])
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 Environ = dict[str, Any]
-
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    409: "Conflict",
-    413: "Payload Too Large",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
 
 
 class Emulator:
@@ -118,7 +105,7 @@ class Emulator:
             status, body, headers = self._api(environ, request_id)
         payload = json.dumps(body).encode()
         start_response(
-            f"{status} {_REASONS.get(status, 'Error')}",
+            status_line(status),
             [
                 ("Content-Type", "application/json;charset=utf-8"),
                 ("Content-Length", str(len(payload))),
