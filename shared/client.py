@@ -114,9 +114,7 @@ class VendClient:
         expiration_time: int | None = None,
         idempotency_key: str | None = None,
     ) -> VendResponse:
-        body: dict[str, Any] = {"instance_id": instance_id, "application_id": application_id}
-        if expiration_time is not None:
-            body["expiration_time"] = expiration_time
+        body = _create_body(instance_id, application_id, expiration_time, None)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return self._post("/v1/secrets/create", body, headers)
 

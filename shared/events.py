@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from shared.arns import Action
-from shared.errors import VendError, invalid, malformed
+from shared.errors import VendError, invalid
+from shared.models import check_idempotency_key, parse_json_object
 
-MAX_EVENT_BYTES = 64 * 1024
-_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 # What the event carries besides the request body; the body's own fields are checked by the
 # same models as HTTP's (unknown ones refused there).
 _ENVELOPE_FIELDS = ("action", "authorization", "idempotency_key")
@@ -28,17 +26,7 @@ class Event:
 
 
 def parse_event(raw: bytes | str | dict[str, Any]) -> Event:
-    if isinstance(raw, dict):
-        data: object = raw
-    else:
-        if len(raw) > MAX_EVENT_BYTES:
-            raise VendError(413, "PayloadTooLarge", "the event is over 64 KiB")
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise malformed("the event is not JSON") from None
-    if not isinstance(data, dict):
-        raise malformed("the event must be a JSON object")
+    data = raw if isinstance(raw, dict) else parse_json_object(raw, "event")
     action = data.get("action")
     if action not in ("obtain", "create"):
         raise invalid("action must be obtain or create")
@@ -46,10 +34,8 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> Event:
     if authorization is not None and not isinstance(authorization, str):
         raise invalid("authorization must be a string")
     key = data.get("idempotency_key")
-    if key is not None and (
-        action != "create" or not isinstance(key, str) or not _KEY.fullmatch(key)
-    ):
-        raise invalid("idempotency_key must be 1 to 128 of A-Z a-z 0-9 _ . : - (create only)")
+    if key is not None:
+        check_idempotency_key(key, action)
     body = {k: v for k, v in data.items() if k not in _ENVELOPE_FIELDS}
     return Event(action, body, authorization, key)
 

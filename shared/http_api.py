@@ -5,22 +5,18 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from shared import audit
 from shared.arns import Action
-from shared.errors import VendError, internal, invalid, malformed, not_found
-from shared.models import openapi_document
+from shared.errors import VendError, internal, not_found
+from shared.models import check_idempotency_key, openapi_document, parse_json_object
 from shared.upstream.deadline import Deadline
 from shared.vend import RequestMeta, Vendor
 
 log = logging.getLogger("vend")
-
-MAX_BODY_BYTES = 64 * 1024
-IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 
 @dataclass(frozen=True)
@@ -92,12 +88,10 @@ class HttpApi:
             if name == "openapi":
                 return HttpResponse(200, openapi_document())
             assert action is not None
-            data = parse_json_body(request.body)
+            data = parse_json_object(request.body, "body")
             key = request.headers.get("idempotency-key")
-            if key is not None and (action != "create" or not IDEMPOTENCY_KEY.fullmatch(key)):
-                raise invalid(
-                    "Idempotency-Key must be 1 to 128 of A-Z a-z 0-9 _ . : - (create only)"
-                )
+            if key is not None:
+                check_idempotency_key(key, action)
         except VendError as err:
             # Refused before the pipeline (which audits what reaches it): audited here.
             audit.refused(request.request_id, err.code, action)
@@ -107,15 +101,3 @@ class HttpApi:
             action, data, request.headers.get("authorization"), meta, idempotency_key=key
         )
         return HttpResponse(200, result.model_dump(mode="json"))
-
-
-def parse_json_body(body: bytes) -> dict[str, Any]:
-    if len(body) > MAX_BODY_BYTES:
-        raise VendError(413, "PayloadTooLarge", "the body is over 64 KiB")
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise malformed("the body is not JSON") from None
-    if not isinstance(data, dict):
-        raise malformed("the body must be a JSON object")
-    return data

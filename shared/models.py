@@ -3,17 +3,24 @@ and every ID is checked here, before anything else sees it."""
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 from pydantic.json_schema import models_json_schema
 
+from shared.errors import VendError, invalid, malformed
+
 DAY_MS = 24 * 3600 * 1000
 MAX_EXPIRATION_MS = 3 * 365 * DAY_MS
 
 Id = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-IdempotencyKey = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+# An idempotency key (the Idempotency-Key header, an event's idempotency_key): create only.
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+MAX_BODY_BYTES = 64 * 1024
 
 
 class _Strict(BaseModel):
@@ -86,6 +93,25 @@ class Health(_Strict):
     status: Literal["ok"] = "ok"
 
 
+def check_idempotency_key(key: object, action: str) -> None:
+    """The same rule for the HTTP header and the event field; refused before anything else."""
+    if action != "create" or not isinstance(key, str) or not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise invalid("an idempotency key must be 1 to 128 of A-Z a-z 0-9 _ . : - (create only)")
+
+
+def parse_json_object(raw: bytes | str, what: str) -> dict[str, Any]:
+    """A request body or an event: at most 64 KiB of JSON, and an object."""
+    if len(raw) > MAX_BODY_BYTES:
+        raise VendError(413, "PayloadTooLarge", f"the {what} is over 64 KiB")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise malformed(f"the {what} is not JSON") from None
+    if not isinstance(data, dict):
+        raise malformed(f"the {what} must be a JSON object")
+    return data
+
+
 def openapi_document() -> dict[str, Any]:
     """OpenAPI 3.1 of the HTTP API, from the very models the handlers validate with."""
     _, defs = models_json_schema(
@@ -144,7 +170,7 @@ def openapi_document() -> dict[str, Any]:
                     "name": "Idempotency-Key",
                     "in": "header",
                     "required": False,
-                    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$"},
+                    "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
                 }
             ]
         return {"post": op}
