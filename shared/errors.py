@@ -56,3 +56,68 @@ def throttled(message: str) -> VendError:
 
 def internal() -> VendError:
     return VendError(500, "InternalError", "An internal error occurred.")
+
+
+class UpstreamFailure(VendError):
+    """An upstream (STS, EIAM, KMS) failed for good: a 429, 502 or 504 to the caller, carrying
+    which upstream, its own code and status when it answered, and how many attempts were made."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        service: str,
+        upstream_code: str | None = None,
+        upstream_status: int | None = None,
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(status, code, message)
+        self.service = service
+        self.upstream_code = upstream_code
+        self.upstream_status = upstream_status
+        self.attempts = attempts
+
+
+class MaybeActed(UpstreamFailure):
+    """A call that is not idempotent (EIAM's create) failed in a way that does not tell whether
+    the upstream acted: a 5xx, throttling, a timeout or a connection lost after the request was
+    sent, or an answer that could not be read. It must not be sent again blindly.
+
+    `settled` says the upstream answered (a 5xx, a 429, an unreadable 200), so whatever it did is
+    done and a listing shows it; after a timeout or a lost connection the request may still be
+    at work there, and a listing that shows nothing new proves nothing yet."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        service: str,
+        settled: bool,
+        upstream_code: str | None = None,
+        upstream_status: int | None = None,
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(
+            status,
+            code,
+            message,
+            service=service,
+            upstream_code=upstream_code,
+            upstream_status=upstream_status,
+            attempts=attempts,
+        )
+        self.settled = settled
+
+
+class StaleCredentials(UpstreamFailure):
+    """The upstream does not accept the (scoped STS) credentials: unknown, invalid or expired.
+    Nothing was done; the session that signed the call must be dropped."""
+
+
+def bounded(text: str, limit: int = 64) -> str:
+    """Caller-supplied text as an error message may echo it: at most `limit` characters."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -95,16 +95,32 @@ class Claim:
             self.record = record
         return ok
 
+    @property
+    def before(self) -> tuple[str, ...] | None:
+        return self.record.before_secret_ids
+
+    @property
+    def created(self) -> bool:
+        return self.record.status == "created"
+
     def note_before(self, secret_ids: tuple[str, ...]) -> None:
         """Records the secrets that existed before this attempt creates one."""
         if not self._replace(self.record.model_copy(update={"before_secret_ids": secret_ids})):
             raise in_progress()  # our mark lapsed and another attempt took the key over
 
     def note_created(self, secret_id: str) -> None:
+        """Best effort: the secret exists whatever the store says, and the caller gets it. If
+        this write fails, the record still knows the secrets from before, so a retry finds
+        this one by listing."""
         record = self.record.model_copy(
             update={"status": "created", "secret_id": secret_id, "before_secret_ids": None}
         )
-        if not self._replace(record):
+        try:
+            replaced = self._replace(record)
+        except VendError:
+            log.warning("idempotency: could not record the created secret (key %s)", self.key)
+            return
+        if not replaced:
             # Too slow: another attempt took over; it will find this secret by listing.
             log.warning("idempotency: record of a created secret was taken over (key %s)", self.key)
 
@@ -112,7 +128,10 @@ class Claim:
         """This attempt created nothing: let a retry start at once rather than wait for the
         lapse. A record that knows the secrets from before some attempt's create is kept (lapsed
         now), because that attempt may have created one (a lost answer): the retry must still
-        be able to tell it apart. Only a record that knows nothing is deleted."""
+        be able to tell it apart. Only a record that knows nothing is deleted, and a record of
+        a created secret is never touched."""
+        if self.created:
+            return
         try:
             if self.record.before_secret_ids is None:
                 self.store.delete_if_token(self.key, self.record.token)

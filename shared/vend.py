@@ -5,20 +5,25 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from typing import TypeVar
 
 from pydantic import ValidationError
 
-from shared import audit, envelope
+from shared import audit, create_once, envelope
 from shared import idempotent_create as once
 from shared.approval import ApprovalPolicy
 from shared.arns import EIAM_ACTIONS, EIAM_LIST, Action, application_arn, secret_arn
 from shared.auth.header import Authenticator
 from shared.errors import (
+    MaybeActed,
+    StaleCredentials,
     VendError,
     access_denied,
+    bounded,
     internal,
     invalid,
     invalid_expiration,
@@ -30,9 +35,11 @@ from shared.upstream.deadline import Deadline
 from shared.upstream.eiam import Eiam, SecretInfo
 from shared.upstream.identity import FunctionIdentity
 from shared.upstream.kms import DataKey, Kms
+from shared.upstream.rpc import Credentials
 from shared.upstream.sts import ScopedSessions
 
 log = logging.getLogger("vend")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,7 @@ def parse_request(action: Action, data: object) -> ObtainRequest | CreateRequest
                 "expiration_time must be an integer of milliseconds, 1 day to 3 years from now"
             ) from None
         first = errors[0]
-        field = ".".join(str(p) for p in first["loc"]) or "body"
+        field = bounded(".".join(str(p) for p in first["loc"]) or "body")
         if first["type"] == "extra_forbidden":
             raise invalid(f"unknown field {field!r}") from None
         if first["type"] == "missing":
@@ -171,21 +178,63 @@ class Vendor:
         finally:
             data_key.cancel()
 
+    def _scoped(
+        self, action: str, resource: str, deadline: Deadline, call: Callable[[Credentials], T]
+    ) -> T:
+        """`call` with the scoped session for (action, resource). If the upstream no longer
+        accepts it (a restarted or rotated STS, a revoked session), once more with a fresh one:
+        the refusal came before anything was done, so this is safe even for a create."""
+        creds = self.sessions.get(action, resource, deadline)
+        try:
+            return call(creds)
+        except StaleCredentials as stale:
+            log.warning(
+                "vend: %s refused a cached STS session (%s); assuming the role again",
+                stale.service,
+                stale.upstream_code,
+            )
+            self.sessions.drop(action, resource, creds)
+        return call(self.sessions.get(action, resource, deadline))
+
     def _obtain(
         self, instance_id: str, application_id: str, secret_id: str, meta: RequestMeta
     ) -> SecretInfo:
         arn = secret_arn(self.region, self.account_id, instance_id, application_id, secret_id)
-        creds = self.sessions.get(EIAM_ACTIONS["obtain"], arn, meta.deadline)
-        return self.eiam.obtain(creds, instance_id, application_id, secret_id, meta.deadline)
+        return self._scoped(
+            EIAM_ACTIONS["obtain"],
+            arn,
+            meta.deadline,
+            lambda creds: self.eiam.obtain(
+                creds, instance_id, application_id, secret_id, meta.deadline
+            ),
+        )
+
+    def _eiam_for_create(
+        self, request: CreateRequest, resource: str, meta: RequestMeta
+    ) -> create_once.Eiam:
+        instance, application, deadline = request.instance_id, request.application_id, meta.deadline
+        app = application_arn(self.region, self.account_id, instance, application)
+        return create_once.Eiam(
+            list_ids=lambda: self._scoped(
+                EIAM_LIST,
+                app,
+                deadline,
+                lambda c: self.eiam.list_secret_ids(c, instance, application, deadline),
+            ),
+            create=lambda: self._scoped(
+                EIAM_ACTIONS["create"],
+                resource,
+                deadline,
+                lambda c: self.eiam.create(
+                    c, instance, application, request.expiration_time, deadline
+                ),
+            ),
+            obtain=lambda secret_id: self._obtain(instance, application, secret_id, meta),
+        )
 
     def _create(self, request: CreateRequest, resource: str, meta: RequestMeta) -> SecretInfo:
-        creds = self.sessions.get(EIAM_ACTIONS["create"], resource, meta.deadline)
-        return self.eiam.create(
-            creds,
-            request.instance_id,
-            request.application_id,
-            request.expiration_time,
-            meta.deadline,
+        return create_once.create_at_most_once(
+            self._eiam_for_create(request, resource, meta), create_once.NoJournal(), meta.deadline
         )
 
     def _create_once(
@@ -199,7 +248,9 @@ class Vendor:
         meta: RequestMeta,
     ) -> VendResponse:
         """Create under an idempotency key (contract section 8; see shared.idempotent_create)."""
-        lapse_at_ms = int(time.time() * 1000) + meta.deadline.remaining_ms()
+        # The mark lapses one deadline after this request's own: a create that timed out may
+        # still land in EIAM, and a retry that took over too early would not see it listed.
+        lapse_at_ms = int(time.time() * 1000) + 2 * meta.deadline.remaining_ms()
         held, done = once.claim(
             self.store,
             once.store_key(principal, idempotency_key),
@@ -210,40 +261,18 @@ class Vendor:
             assert done is not None
             info = self._obtain(request.instance_id, request.application_id, done, meta)
             return self.seal(info, _result(data_key, meta.deadline), context, meta.request_id)
-        sent = False
         try:
             key = _result(data_key, meta.deadline)
-            app = application_arn(
-                self.region, self.account_id, request.instance_id, request.application_id
+            info = create_once.create_at_most_once(
+                self._eiam_for_create(request, resource, meta), held, meta.deadline
             )
-            listing = self.sessions.get(EIAM_LIST, app, meta.deadline)
-            present = self.eiam.list_secret_ids(
-                listing, request.instance_id, request.application_id, meta.deadline
-            )
-            before = held.record.before_secret_ids
-            if before is not None:  # an earlier attempt got as far as creating: did it?
-                made = [s for s in present if s not in before]
-                if len(made) > 1:
-                    raise VendError(
-                        409,
-                        "IdempotencyInProgress",
-                        "an earlier attempt may have created a secret, but more than one is new:"
-                        " it cannot be told which; see ListApplicationClientSecrets",
-                    )
-                if made:  # the crashed attempt created it: adopt it
-                    held.note_created(made[0])
-                    info = self._obtain(request.instance_id, request.application_id, made[0], meta)
-                    return self.seal(info, key, context, meta.request_id)
-            held.note_before(present)
-            sent = True
-            info = self._create(request, resource, meta)
-        except VendError as err:
-            # A definite refusal (EIAM answered 4xx, or nothing was sent) created nothing: free
-            # the key. After a timeout or a 5xx the outcome is unknown: the mark lapses instead.
-            if not sent or err.status < 500:
-                held.release()
+        except MaybeActed:
+            # Whether a secret was made is unknown: the mark lapses at the deadline (a create
+            # still in flight at EIAM may land until then), and the next attempt lists.
             raise
-        held.note_created(info.secret_id)
+        except VendError:
+            held.release()  # keeps a record of a created secret, and what was listed before
+            raise
         return self.seal(info, key, context, meta.request_id)
 
     @staticmethod

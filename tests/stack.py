@@ -83,6 +83,18 @@ class Stack:
         )
         return [s.secret_id for s in body.application_client_secrets]
 
+    def operator_create(self, app: str) -> str:
+        """A secret created by the operator, straight through the SDK: not by this service."""
+        request = eiam_models.CreateApplicationClientSecretRequest(
+            instance_id=sdk.INSTANCE, application_id=app
+        )
+        body = (
+            sdk.eiam(self.emulator.endpoint, sdk.OPERATOR)
+            .create_application_client_secret(request)
+            .body
+        )
+        return str(body.application_client_secret.secret_id).strip()
+
     def invoke_idle(self, seconds: float) -> bool:
         """Waits until no async invocation is pending (or retrying)."""
         invoke = self.app.invoke

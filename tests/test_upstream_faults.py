@@ -279,22 +279,23 @@ def test_eiam_quota_errors_are_409_in_every_form(
     assert len(stack.calls("CreateApplicationClientSecret")) == 1  # a 4xx is not retried
 
 
-def test_a_create_whose_answer_is_lost_is_not_retried(
-    monkeypatch: pytest.MonkeyPatch, demo_seed: Seed, secrets: list[str]
+def test_a_create_whose_answer_is_lost_is_not_sent_again(
+    monkeypatch: pytest.MonkeyPatch, demo_seed: Seed
 ) -> None:
-    """EIAM makes the secret, then the answer never comes in time: a read timeout is not retried,
-    since a retry would make a second secret."""
+    """EIAM makes the secret, then the answer never comes in time: the create is not sent
+    again; listing finds the secret it made, and that is the answer."""
     with running_stack(monkeypatch, demo_seed, timeout_s=2) as stack:
         set_faults(
             stack,
             [{"action": "CreateApplicationClientSecret", "latency_ms": 2000, "phase": "after"}],
         )
         resp = post(stack, "create", CREATE)
-        assert error(resp, secrets) == (504, "UpstreamTimeout")
+        assert resp.status_code == 200, resp.text
         # The emulator notes a call when it arrives, before it acts: every attempt the service
         # made had arrived by the time it answered, and there was one.
         made = stack.emulator.emulator.params("CreateApplicationClientSecret")
         assert [p["ApplicationId"] for p in made] == ["app_empty"]
+        assert stack.secret_ids("app_empty") == [resp.json()["secret_id"]]
 
 
 # -- pytest-httpserver as a misbehaving EIAM ------------------------------------------------------
@@ -435,15 +436,56 @@ def test_eiam_200_json_without_a_client_secret_is_502(
     assert len(httpserver.log) == 1
 
 
-def test_eiam_create_answered_without_a_secret_id_is_502(
+def test_eiam_create_answered_without_a_secret_id_is_sent_again_only_after_a_listing(
     eiam_stack: Stack, httpserver: HTTPServer, secrets: list[str]
 ) -> None:
-    httpserver.expect_request("/", method="POST").respond_with_json(
-        {"RequestId": "r", "ApplicationClientSecret": {"ClientSecret": "CSnew"}}
-    )
+    """A 200 without a SecretId may have made a secret: the listing after it shows none, so
+    each send is safe; after the last one, 502."""
+
+    def answer(request: Request) -> Response:
+        if request.headers.get("x-acs-action") == "ListApplicationClientSecrets":
+            body: dict[str, Any] = {"RequestId": "r", "ApplicationClientSecrets": []}
+        else:
+            body = {"RequestId": "r", "ApplicationClientSecret": {"ClientSecret": "CSnew"}}
+        return Response(json.dumps(body), content_type="application/json")
+
+    httpserver.expect_request("/", method="POST").respond_with_handler(answer)
     resp = post(eiam_stack, "create", CREATE)
     assert error(resp, secrets) == (502, "UpstreamError")
-    assert _eiam_requests(httpserver) == ["CreateApplicationClientSecret"]
+    assert _eiam_requests(httpserver) == [
+        "ListApplicationClientSecrets",
+        *["CreateApplicationClientSecret", "ListApplicationClientSecrets"] * 3,
+    ]
+
+
+def test_eiam_create_answered_without_a_secret_id_adopts_the_listed_secret(
+    eiam_stack: Stack, httpserver: HTTPServer
+) -> None:
+    listed: list[list[dict[str, str]]] = [[], [{"SecretId": "sct_new"}]]
+
+    def answer(request: Request) -> Response:
+        action = request.headers.get("x-acs-action")
+        if action == "ListApplicationClientSecrets":
+            body: dict[str, Any] = {"RequestId": "r", "ApplicationClientSecrets": listed.pop(0)}
+        elif action == "CreateApplicationClientSecret":
+            body = {"RequestId": "r", "ApplicationClientSecret": {"ClientSecret": "CSnew"}}
+        else:
+            body = {
+                "RequestId": "r",
+                "ApplicationClientSecret": {"SecretId": "sct_new", "ClientSecret": "CSnew"},
+            }
+        return Response(json.dumps(body), content_type="application/json")
+
+    httpserver.expect_request("/", method="POST").respond_with_handler(answer)
+    resp = post(eiam_stack, "create", CREATE)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["secret_id"] == "sct_new"
+    assert _eiam_requests(httpserver) == [
+        "ListApplicationClientSecrets",
+        "CreateApplicationClientSecret",
+        "ListApplicationClientSecrets",
+        "ObtainApplicationClientSecret",
+    ]
 
 
 def test_eiam_404_is_404(eiam_stack: Stack, httpserver: HTTPServer, secrets: list[str]) -> None:

@@ -9,7 +9,14 @@ from typing import Any
 from alibabacloud_tea_openapi.exceptions import ClientException
 
 from shared.config import Endpoint
-from shared.errors import VendError, access_denied, invalid_expiration, not_found, upstream_error
+from shared.errors import (
+    MaybeActed,
+    VendError,
+    access_denied,
+    invalid_expiration,
+    not_found,
+    upstream_error,
+)
 from shared.upstream.deadline import Deadline
 from shared.upstream.rpc import EIAM_VERSION, ClientPool, Credentials, Service
 
@@ -70,11 +77,24 @@ class Eiam:
         query: dict[str, Any] = {"InstanceId": instance_id, "ApplicationId": application_id}
         if expiration_time is not None:
             query["ExpirationTime"] = str(expiration_time)
-        # Not retried on a 5xx: EIAM may have created the secret before failing to answer.
+        # Sent once: a lost answer is resolved by listing (shared.create_once), never by
+        # sending it again blindly.
         body = self._call("CreateApplicationClientSecret", creds, query, deadline, idempotent=False)
-        s = _secret_of(body)
+        # A 200 that cannot be read still says EIAM acted: the secret may well exist.
+        try:
+            s = _secret_of(body)
+        except VendError as err:
+            raise MaybeActed(
+                err.status, err.code, err.message, service="EIAM", settled=True
+            ) from None
         if not s.get("SecretId"):
-            raise upstream_error("EIAM answered without a SecretId")
+            raise MaybeActed(
+                502,
+                "UpstreamError",
+                "EIAM answered its create without a SecretId",
+                service="EIAM",
+                settled=True,
+            )
         return SecretInfo(
             upstream_request_id=body.get("RequestId"),
             instance_id=instance_id,

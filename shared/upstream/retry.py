@@ -21,7 +21,7 @@ from alibabacloud_tea_openapi.exceptions import (
 from darabonba.exceptions import UnretryableException
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from shared.errors import VendError, throttled, upstream_error, upstream_timeout
+from shared.errors import MaybeActed, UpstreamFailure
 from shared.upstream.deadline import Deadline
 
 T = TypeVar("T")
@@ -99,21 +99,42 @@ def call(
 ) -> T:
     """Runs `attempt(read_timeout_ms)` until it succeeds, fails for good, or the deadline ends.
     Client errors (4xx) are raised as they are, for the caller to map; the rest become
-    VendErrors (429, 502 or 504). A call that is not idempotent (EIAM's create) passes
-    `retry_server_errors=False`: after a 5xx or a dropped connection the upstream may have
-    acted, as after a read timeout; it is retried only when nothing was sent."""
+    UpstreamFailures (429, 502 or 504).
+
+    A call that is not idempotent (EIAM's create) passes `retry_server_errors=False`: it is
+    sent again only when nothing was sent (a refused or timed-out connect). Any other failure
+    (a 5xx, throttling, a read timeout, a dropped connection, an unreadable answer) may come
+    after the upstream acted, and is raised as MaybeActed for the caller to resolve. Such a call
+    keeps a third of the deadline (at most 1 s) for that: its read timeout ends earlier."""
     last: Kind = "timeout"
+    code: str | None = None
+    status: int | None = None
+    tries = 0
+    reserve_s = 0.0 if retry_server_errors else min(1.0, deadline.remaining() / 3)
     for n in range(policy.max_attempts):
-        if deadline.remaining() < MIN_ATTEMPT_S:
+        if deadline.remaining() - reserve_s < MIN_ATTEMPT_S:
             break
+        tries += 1
         try:
-            return attempt(max(1, deadline.remaining_ms()))
+            return attempt(max(1, int((deadline.remaining() - reserve_s) * 1000)))
         except (ClientException, ServerException, ThrottlingException, UnretryableException) as exc:
             last = classify(exc)
+            code = _code_of(exc) or code
+            status = getattr(exc, "status_code", None) or status
             if last == "client":
                 raise
-            if last in ("server", "dropped") and not retry_server_errors:
-                break
+            if not retry_server_errors and last != "connection":
+                timed_out = last == "timeout"
+                raise MaybeActed(
+                    504 if timed_out else 502,
+                    "UpstreamTimeout" if timed_out else "UpstreamError",
+                    f"{service} failed after the request was sent ({_describe(last, code)})",
+                    service=service,
+                    settled=last in ("throttle", "server"),
+                    upstream_code=code,
+                    upstream_status=status,
+                    attempts=tries,
+                ) from None
             if last not in ("throttle", "server", "connection", "dropped"):
                 break
             pause = policy.backoff(n)
@@ -124,12 +145,62 @@ def call(
                 sleep(pause)
             else:
                 break
-    raise exhausted(last, service, deadline)
+        except ValueError:
+            # An answer the SDK could not read (not JSON): whether the upstream acted is unknown.
+            last = "other"
+            if not retry_server_errors:
+                raise MaybeActed(
+                    502,
+                    "UpstreamError",
+                    f"{service} answered something that is not an API answer",
+                    service=service,
+                    settled=True,
+                    attempts=tries,
+                ) from None
+            break
+    raise exhausted(last, service, deadline, code=code, status=status, attempts=tries)
 
 
-def exhausted(kind: Kind, service: str, deadline: Deadline) -> VendError:
+def _code_of(exc: BaseException) -> str | None:
+    code = getattr(exc, "code", None)
+    return str(code) if code else None
+
+
+def _describe(kind: Kind, code: str | None) -> str:
+    what = {
+        "throttle": "throttled",
+        "server": "a server error",
+        "connection": "no connection",
+        "dropped": "the connection was lost",
+        "timeout": "no answer in time",
+        "client": "refused",
+        "other": "an unreadable answer",
+    }[kind]
+    return f"{what}: {code}" if code else what
+
+
+def exhausted(
+    kind: Kind,
+    service: str,
+    deadline: Deadline,
+    *,
+    code: str | None = None,
+    status: int | None = None,
+    attempts: int = 0,
+) -> UpstreamFailure:
     if kind == "throttle":
-        return throttled(f"{service} kept throttling the request")
-    if kind == "timeout" or deadline.expired():
-        return upstream_timeout(f"the request's deadline ran out waiting for {service}")
-    return upstream_error(f"{service} failed and retries did not cure it")
+        http, name, message = 429, "Throttled", f"{service} kept throttling the request"
+    elif kind == "timeout" or deadline.expired():
+        http, name = 504, "UpstreamTimeout"
+        message = f"the request's deadline ran out waiting for {service}"
+    else:
+        http, name, message = 502, "UpstreamError", f"{service} failed and retries did not cure it"
+    return UpstreamFailure(
+        http,
+        name,
+        message,
+        service=service,
+        upstream_code=code,
+        upstream_status=status,
+        attempts=attempts,
+    )

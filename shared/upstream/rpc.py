@@ -18,7 +18,7 @@ from alibabacloud_tea_openapi.exceptions import ClientException
 from darabonba.runtime import RuntimeOptions
 
 from shared.config import Endpoint
-from shared.errors import VendError, upstream_error
+from shared.errors import MaybeActed, StaleCredentials, VendError, upstream_error
 from shared.upstream import retry
 from shared.upstream.deadline import Deadline
 
@@ -103,7 +103,10 @@ class RpcClient:
         # Every answer of these APIs is a JSON object; anything else (null, a list) is a broken
         # upstream, not a bug of ours.
         if not isinstance(body, dict):
-            raise upstream_error(f"{service} answered {action} with something other than an object")
+            message = f"{service} answered {action} with something other than an object"
+            if not idempotent:  # it answered 200: it may well have acted
+                raise MaybeActed(502, "UpstreamError", message, service=service, settled=True)
+            raise upstream_error(message)
         return body
 
     def invoke(
@@ -177,4 +180,36 @@ class Service:
                 action, self.version, query, deadline, service=self.name, idempotent=idempotent
             )
         except ClientException as exc:
+            if rejects_credentials(exc, creds):
+                raise StaleCredentials(
+                    502,
+                    "UpstreamError",
+                    f"{self.name} did not accept the scoped credentials: {exc.code}",
+                    service=self.name,
+                    upstream_code=str(exc.code),
+                    upstream_status=exc.status_code,
+                ) from None
             raise self.refusal(exc) from None
+
+
+# What an Alibaba Cloud gateway answers when the access key or its security token is unknown,
+# invalid or expired: the request was refused before the product saw it, so nothing was done.
+_REJECTED_KEY_CODES = frozenset(
+    {
+        "InvalidAccessKeyId",
+        "InvalidAccessKeyId.NotFound",
+        "InvalidAccessKeyId.Inactive",
+        "MissingSecurityToken",
+    }
+)
+
+
+def rejects_credentials(exc: ClientException, creds: Credentials) -> bool:
+    """True when the upstream refused the credentials themselves, not the request. A
+    SignatureDoesNotMatch counts only for an STS key, whose secret may have been forgotten by a
+    restarted or rotated STS; for a permanent key it means a wrong secret, a configuration
+    error that a new session cannot cure."""
+    code = str(exc.code or "")
+    if code in _REJECTED_KEY_CODES or code.startswith("InvalidSecurityToken"):
+        return True
+    return code == "SignatureDoesNotMatch" and creds.security_token is not None

@@ -61,6 +61,15 @@ class ScopedSessions:
                 self._cache[key] = (creds, expires)
             return creds
 
+    def drop(self, action: str, resource: str, stale: Credentials) -> None:
+        """Forgets `stale`, which an upstream refused (a restarted STS, a revoked session, a
+        re-created role); the next `get` assumes the role afresh. A newer session that another
+        thread has put in its place is kept."""
+        with self._guard:
+            entry = self._cache.get((action, resource))
+            if entry is not None and entry[0] == stale:
+                del self._cache[(action, resource)]
+
     def _fresh(self, key: tuple[str, str]) -> Credentials | None:
         with self._guard:
             entry = self._cache.get(key)
