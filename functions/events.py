@@ -1,18 +1,22 @@
 """`vend-events`: invoked by other functions with fc2's invoke_function, sync or async. Reads the
-event, runs the same pipeline as HTTP, and answers JSON bytes; retryable failures are raised so
-that FC retries async invocations."""
+event, runs the same pipeline as HTTP, and answers JSON bytes. A client's mistake is returned,
+never raised, so FC does not retry it; upstream failures and bugs are raised, so that FC retries
+async invocations, carrying a code, a message and the request id only."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from shared import audit
-from shared.errors import VendError
-from shared.events import RETRYABLE, RetryableError, error_result, parse_event
+from shared.errors import VendError, internal
+from shared.events import RAISED, RetryableError, error_result, parse_event
 from shared.fc import deadline_of, request_id_of
 from shared.runtime import instance_vendor
 from shared.upstream.deadline import Deadline
 from shared.vend import RequestMeta
+
+log = logging.getLogger("vend")
 
 
 def initializer(context: Any) -> None:
@@ -23,20 +27,30 @@ def initializer(context: Any) -> None:
 def handler(event: Any, context: Any) -> bytes:
     request_id = request_id_of(context)
     try:
-        vendor = instance_vendor(context)
-        try:
-            parsed = parse_event(event)
-        except VendError as err:
-            audit.refused(request_id, err.code)
-            raise
-        meta = RequestMeta(request_id, Deadline(deadline_of(context)))
-        # For create, FC's request id is the default key: FC keeps it across its async retries.
-        key = parsed.idempotency_key or (request_id if parsed.action == "create" else None)
-        response = vendor.vend(
-            parsed.action, parsed.body, parsed.authorization, meta, key, retry_of=request_id
-        )
+        return _handle(event, context, request_id)
     except VendError as err:
-        if err.status in RETRYABLE:
-            raise RetryableError(err, request_id) from None
-        return error_result(err, request_id)
+        if err.status not in RAISED:
+            return error_result(err, request_id)
+        failure = err
+    except Exception:
+        log.exception("events: unexpected error in request %s", request_id)
+        failure = internal()
+    # Raised here, outside every except block and without a cause: FC shows this frame only,
+    # never the core's or the SDK's (contract section 7).
+    raise RetryableError(failure, request_id)
+
+
+def _handle(event: Any, context: Any, request_id: str) -> bytes:
+    vendor = instance_vendor(context)
+    try:
+        parsed = parse_event(event)
+    except VendError as err:
+        audit.refused(request_id, err.code)
+        raise
+    meta = RequestMeta(request_id, Deadline(deadline_of(context)))
+    # For create, FC's request id is the default key: FC keeps it across its async retries.
+    key = parsed.idempotency_key or (request_id if parsed.action == "create" else None)
+    response = vendor.vend(
+        parsed.action, parsed.body, parsed.authorization, meta, key, retry_of=request_id
+    )
     return response.model_dump_json().encode()

@@ -13,8 +13,9 @@ from shared.models import check_idempotency_key, parse_json_object
 # What the event carries besides the request body; the body's own fields are checked by the
 # same models as HTTP's (unknown ones refused there).
 _ENVELOPE_FIELDS = ("action", "authorization", "idempotency_key")
-# Errors FC should retry (it does, for async invocations, when the handler raises).
-RETRYABLE = frozenset({502, 503, 504})
+# Errors raised to FC, which retries async invocations that raise: upstream failures, and bugs
+# (a configuration that does not load, say). Every other status is the caller's to fix.
+RAISED = frozenset({500, 502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,8 @@ def error_result(err: VendError, request_id: str) -> bytes:
 
 
 class RetryableError(Exception):
-    """Raised for 502/503/504 so FC's async retries and on-failure destination apply. FC shows
-    the message (and a stack trace) to the invoker: it carries codes, never a secret."""
+    """Raised for 500/502/503/504 so FC's async retries and on-failure destination apply. FC
+    shows the message (and a stack trace) to the invoker: it carries codes, never a secret."""
 
     def __init__(self, err: VendError, request_id: str) -> None:
         super().__init__(f"{err.status} {err.code}: {err.message} (request {request_id})")

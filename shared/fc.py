@@ -54,7 +54,7 @@ def parse_http_event(event: bytes | str | dict[str, Any], request_id: str) -> Ht
             if ev.isBase64Encoded
             else (ev.body or "").encode("utf-8")
         )
-    except (ValueError, ValidationError, binascii.Error) as exc:
+    except (ValueError, ValidationError, binascii.Error, RecursionError) as exc:
         raise BadEvent(f"not an HTTP trigger event: {type(exc).__name__}") from None
     return HttpRequest(
         method=ev.requestContext.http.method,

@@ -11,7 +11,7 @@ from typing import Any
 
 from shared import audit
 from shared.arns import Action
-from shared.errors import VendError, internal, not_found
+from shared.errors import VendError, bounded, internal, not_found
 from shared.models import check_idempotency_key, openapi_document, parse_json_object
 from shared.upstream.deadline import Deadline
 from shared.vend import RequestMeta, Vendor
@@ -78,7 +78,7 @@ class HttpApi:
         )
         try:
             if route is None:
-                raise not_found(f"no route for {path}")
+                raise not_found(f"no route for {bounded(path)}")
             if request.method.upper() != route[0]:
                 raise VendError(
                     405, "MethodNotAllowed", f"{path} takes {route[0]}", {"Allow": route[0]}

@@ -21,6 +21,9 @@ Id = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0
 IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 _IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 MAX_BODY_BYTES = 64 * 1024
+# The models nest two levels at most; anything far deeper is hostile (and Python's parser would
+# run out of stack on it).
+MAX_JSON_DEPTH = 32
 
 
 class _Strict(BaseModel):
@@ -106,10 +109,30 @@ def parse_json_object(raw: bytes | str, what: str) -> dict[str, Any]:
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise malformed(f"the {what} is not JSON") from None
+        raise malformed(f"the {what} is not JSON in UTF-8") from None
+    except RecursionError:
+        raise malformed(f"the {what} nests deeper than {MAX_JSON_DEPTH} levels") from None
     if not isinstance(data, dict):
         raise malformed(f"the {what} must be a JSON object")
+    if _depth_over(data, MAX_JSON_DEPTH):
+        raise malformed(f"the {what} nests deeper than {MAX_JSON_DEPTH} levels")
     return data
+
+
+def _depth_over(value: object, limit: int) -> bool:
+    """True if `value` nests containers more than `limit` deep; iterative, so never recursion."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def openapi_document() -> dict[str, Any]:

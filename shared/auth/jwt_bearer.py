@@ -368,7 +368,7 @@ class JwtAuthenticator:
         try:
             # Unverified, only to pick the issuer and the key; everything is checked below.
             parts = jwt.decode_complete(token, options={"verify_signature": False})
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, RecursionError):  # a header or payload nested too deep too
             raise unauthenticated("malformed bearer token") from None
         header: dict[str, Any] = parts["header"]
         unverified: dict[str, Any] = parts["payload"]
