@@ -3,17 +3,26 @@ STS security tokens, a 15-minute clock window and single-use nonces."""
 
 from __future__ import annotations
 
+import hashlib
 import re
+from types import SimpleNamespace
 
 import pytest
+import requests
 import sdk_clients as sdk
+from alibabacloud_eiam20211201 import models as eiam_models
 from alibabacloud_kms20160120 import models as kms_models
 from alibabacloud_sts20150401 import models as sts_models
 from alibabacloud_tea_openapi.exceptions import ClientException
+from alibabacloud_tea_openapi.utils import Utils
 from pytest_httpserver import HTTPServer
 from replay import Captured, capture
 
-from infra.emulator import EmulatorServer
+from infra.emulator import Emulator, EmulatorServer, Seed
+from infra.emulator.clock import Clock
+from infra.emulator.errors import ApiError
+from infra.emulator.iam import NONCE_TTL_S
+from infra.emulator.signature import Request
 
 
 def _who_am_i(endpoint: str, key: tuple[str, str] = sdk.BILLING, token: str | None = None) -> str:
@@ -159,3 +168,122 @@ def test_token_sent_with_a_permanent_key_is_refused(emulator: EmulatorServer) ->
     creds = _assume(emulator.endpoint)
     err = _error(lambda: _who_am_i(emulator.endpoint, sdk.BILLING, creds.security_token))
     assert err.code == "InvalidSecurityToken.MismatchWithAccessKey"
+
+
+# -- many nonces, and a restart ----------------------------------------------------------------
+
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+def _signed(clock: Clock, nonce: str, key: tuple[str, str] = sdk.BILLING) -> Request:
+    """GetCallerIdentity with this nonce, dated now by the emulator's clock and signed by the
+    SDK's own signer, as the emulator's verifier receives it."""
+    headers = {
+        "host": "sts.aliyuncs.com",
+        "x-acs-action": "GetCallerIdentity",
+        "x-acs-version": "2015-04-01",
+        "x-acs-date": clock.iso(),
+        "x-acs-signature-nonce": nonce,
+        "x-acs-content-sha256": EMPTY_SHA256,
+    }
+    unsigned = SimpleNamespace(method="POST", pathname="/", query={}, headers=headers)
+    headers["authorization"] = Utils.get_authorization(
+        unsigned, "ACS3-HMAC-SHA256", EMPTY_SHA256, key[0], key[1]
+    )
+    return Request("POST", "/", [], headers, b"")
+
+
+def _refused_as_used(emulator: Emulator, nonce: str) -> bool:
+    with pytest.raises(ApiError) as info:
+        emulator.account.authenticate(_signed(emulator.clock, nonce))
+    return info.value.code == "SignatureNonceUsed"
+
+
+def test_nonces_stay_single_use_among_many(demo_seed: Seed) -> None:
+    emulator = Emulator(demo_seed)
+    for i in range(20_000):
+        emulator.account.authenticate(_signed(emulator.clock, f"bulk-{i}"))
+    assert _refused_as_used(emulator, "bulk-19999")  # a recent one
+    assert _refused_as_used(emulator, "bulk-0")  # the oldest, still within 15 minutes
+    emulator.clock.offset_s += NONCE_TTL_S + 1
+    emulator.account.authenticate(_signed(emulator.clock, "bulk-0"))  # forgotten: usable again
+    assert _refused_as_used(emulator, "bulk-0")  # ... once
+    # The 20,000 expired ones are forgotten, not only ignored.
+    assert emulator.account.held()[1] == 1
+
+
+def test_a_nonce_reused_after_expiry_is_not_forgotten_early(demo_seed: Seed) -> None:
+    # The clock set back (as a test may do) queues a nonce behind one that expires later; when
+    # that nonce is used again, its first expiry must not make the emulator forget the second.
+    emulator = Emulator(demo_seed)
+    clock = emulator.clock
+    emulator.account.authenticate(_signed(clock, "first"))  # expires at 900
+    clock.offset_s -= 100
+    emulator.account.authenticate(_signed(clock, "again"))  # expires at 800, queued after 900
+    clock.offset_s += 950  # 850: "again" has expired, though still queued
+    emulator.account.authenticate(_signed(clock, "again"))  # now expires at 1750
+    clock.offset_s += 51  # 901: both first entries leave the queue
+    assert _refused_as_used(emulator, "again")
+    emulator.account.authenticate(_signed(clock, "first"))
+
+
+def test_expired_sessions_are_forgotten_when_another_is_issued(demo_seed: Seed) -> None:
+    account = Emulator(demo_seed).account
+    role = account.role(sdk.ROLE_ARN)
+    short = account.issue_session(role, "short", 900, None)
+    account.issue_session(role, "long", 3600, None)
+    account.clock.offset_s = 901
+    account.issue_session(role, "later", 900, None)
+    assert account.held()[0] == 2  # "short" is gone; "long" and "later" stay
+    assert account.key_secret(short.access_key_id) is None
+
+
+def _restart(server: EmulatorServer) -> requests.Response:
+    return requests.post(f"{server.url}/_emulator/restart", timeout=5)
+
+
+def test_restart_forgets_sts_keys_and_nonces_and_keeps_eiam(
+    emulator: EmulatorServer, httpserver: HTTPServer
+) -> None:
+    creds = _assume(emulator.endpoint)
+    key = (str(creds.access_key_id), str(creds.access_key_secret))
+    assert "assumed-role" in _who_am_i(emulator.endpoint, key, creds.security_token)
+    captured = _captured_kms(httpserver)
+    assert captured.send(emulator.url).status_code == 200
+    operator = sdk.eiam(emulator.endpoint, sdk.OPERATOR)
+    made = operator.create_application_client_secret(
+        eiam_models.CreateApplicationClientSecretRequest(
+            instance_id=sdk.INSTANCE, application_id="app_empty"
+        )
+    ).body.application_client_secret.secret_id
+    requests.put(
+        f"{emulator.url}/_emulator/faults", json=[{"action": "Decrypt", "latency_ms": 5}], timeout=5
+    ).raise_for_status()
+
+    resp = _restart(emulator)
+    assert resp.status_code == 200
+    assert resp.json()["restarted"] is True
+
+    err = _error(lambda: _who_am_i(emulator.endpoint, key, creds.security_token))
+    assert (err.status_code, err.code) == (404, "InvalidAccessKeyId.NotFound")
+    assert captured.send(emulator.url).status_code == 200  # its nonce was forgotten too
+    assert requests.get(f"{emulator.url}/_emulator/faults", timeout=5).json() == {"faults": []}
+    # What persists is intact: the secret made before, the seed's users and roles.
+    listed = operator.list_application_client_secrets(
+        eiam_models.ListApplicationClientSecretsRequest(
+            instance_id=sdk.INSTANCE, application_id="app_empty"
+        )
+    ).body
+    assert [s.secret_id for s in listed.application_client_secrets] == [made]
+    fresh = _assume(emulator.endpoint)
+    fresh_key = (str(fresh.access_key_id), str(fresh.access_key_secret))
+    assert "assumed-role" in _who_am_i(emulator.endpoint, fresh_key, fresh.security_token)
+
+
+def test_restart_in_process_and_its_admin_method(emulator: EmulatorServer) -> None:
+    creds = _assume(emulator.endpoint)
+    key = (str(creds.access_key_id), str(creds.access_key_secret))
+    emulator.emulator.restart()
+    err = _error(lambda: _who_am_i(emulator.endpoint, key, creds.security_token))
+    assert (err.status_code, err.code) == (404, "InvalidAccessKeyId.NotFound")
+    assert requests.get(f"{emulator.url}/_emulator/restart", timeout=5).status_code == 405

@@ -12,6 +12,7 @@ import requests
 import sdk_clients as sdk
 from alibabacloud_eiam20211201 import models as eiam_models
 from alibabacloud_eiam20211201.client import Client as EiamClient
+from alibabacloud_sts20150401 import models as sts_models
 from alibabacloud_tea_openapi import models as openapi
 from alibabacloud_tea_openapi.client import Client as OpenApiClient
 from alibabacloud_tea_openapi.exceptions import (
@@ -186,14 +187,37 @@ def test_admin_api_counts_calls_per_action(emulator: EmulatorServer) -> None:
     assert counts == {"GetCallerIdentity": 2, "ObtainApplicationClientSecret": 1}
 
 
-def test_admin_api_refuses_callers_off_loopback(emulator: EmulatorServer) -> None:
+@pytest.mark.parametrize(
+    ("method", "path"), [("DELETE", "/_emulator/faults"), ("POST", "/_emulator/restart")]
+)
+def test_admin_api_refuses_callers_off_loopback(
+    emulator: EmulatorServer, method: str, path: str
+) -> None:
+    creds = sts_models.AssumeRoleRequest(role_arn=sdk.ROLE_ARN, role_session_name="kept")
+    key = sdk.sts(emulator.endpoint, sdk.FUNCTION).assume_role(creds).body.credentials
     seen: list[str] = []
     environ = {
-        "REQUEST_METHOD": "DELETE",
-        "PATH_INFO": "/_emulator/faults",
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
         "REMOTE_ADDR": "10.1.2.3",
         "wsgi.input": io.BytesIO(b""),
         "CONTENT_LENGTH": "0",
     }
     body = b"".join(emulator.emulator(environ, lambda status, headers: seen.append(status)))
     assert seen[0].startswith("403") and json.loads(body)["Code"] == "Forbidden"
+    assert emulator.emulator.account.key_secret(str(key.access_key_id)) is not None
+
+
+def test_admin_restart_forgets_sessions_and_clears_faults(emulator: EmulatorServer) -> None:
+    _set_faults(emulator, [{"action": "Decrypt", "latency_ms": 5}])
+    request = sts_models.AssumeRoleRequest(role_arn=sdk.ROLE_ARN, role_session_name="gone")
+    creds = sdk.sts(emulator.endpoint, sdk.FUNCTION).assume_role(request).body.credentials
+    resp = requests.post(f"{emulator.url}/_emulator/restart", timeout=5)
+    assert resp.status_code == 200
+    assert resp.json()["restarted"] is True and resp.json()["sessions"] == 1
+    assert requests.get(f"{emulator.url}/_emulator/faults", timeout=5).json() == {"faults": []}
+    key = (str(creds.access_key_id), str(creds.access_key_secret))
+    with pytest.raises(ClientException) as info:
+        sdk.sts(emulator.endpoint, key, creds.security_token).get_caller_identity()
+    assert (info.value.status_code, info.value.code) == (404, "InvalidAccessKeyId.NotFound")
+    assert _generic(emulator.endpoint, "GetCallerIdentity", "2015-04-01")["statusCode"] == 200

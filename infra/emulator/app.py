@@ -12,6 +12,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -24,7 +25,8 @@ from . import eiam, ids, kms, sts
 from .call import Call, Handler
 from .clock import Clock
 from .errors import ApiError
-from .faults import Faults
+from .faults import ConnectionDropped, Faults, InjectedAnswer, drop_connection
+from .faults import apply as apply_fault
 from .iam import Account
 from .seed import Fault, Seed
 from .signature import Request
@@ -32,10 +34,20 @@ from .signature import Request
 log = logging.getLogger("vend.emulator")
 
 MAX_BODY_BYTES = 1 << 20
+JSON = "application/json;charset=utf-8"
 _FAULTS = TypeAdapter(list[Fault])
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 Environ = dict[str, Any]
+
+
+@dataclass
+class _Answer:
+    status: int
+    payload: bytes
+    content_type: str = JSON
+    headers: dict[str, str] = field(default_factory=dict)
+    reset: bool = False  # no answer at all: the connection is reset
 
 
 class Emulator:
@@ -101,21 +113,33 @@ class Emulator:
         path = environ.get("PATH_INFO") or "/"
         if path.startswith("/_emulator/"):
             status, body, headers = self._admin(environ, path)
+            answer = _Answer(status, json.dumps(body).encode(), headers=headers)
         else:
-            status, body, headers = self._api(environ, request_id)
-        payload = json.dumps(body).encode()
+            answer = self._api(environ, request_id)
+        if answer.reset and not drop_connection(environ):
+            raise ConnectionDropped(f"injected fault: no answer to request {request_id}")
+        # After a reset, waitress finds the connection closed and sends none of this.
         start_response(
-            status_line(status),
+            status_line(answer.status),
             [
-                ("Content-Type", "application/json;charset=utf-8"),
-                ("Content-Length", str(len(payload))),
+                ("Content-Type", answer.content_type),
+                ("Content-Length", str(len(answer.payload))),
                 ("x-acs-request-id", request_id),
-                *headers.items(),
+                *answer.headers.items(),
             ],
         )
-        return [payload]
+        return [answer.payload]
 
-    def _api(self, environ: Environ, request_id: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def restart(self) -> None:
+        """As if the emulator process had restarted on its persistent state: the STS sessions
+        issued and the nonces seen are forgotten (a key issued before is unknown afterwards) and
+        the faults cleared; EIAM secrets and KMS keys stay, as does the clock, which models
+        the time of day. The history of calls is the tests' record, kept too."""
+        self.account.restart()
+        self.faults.replace(())
+        log.info("emulator: restarted (STS sessions and nonces forgotten, faults cleared)")
+
+    def _api(self, environ: Environ, request_id: str) -> _Answer:
         started = time.monotonic()
         action = environ.get("HTTP_X_ACS_ACTION", "")
         host_id = "emulator"
@@ -139,7 +163,7 @@ class Emulator:
                 )
             fault = self.faults.pick(action)
             if fault is not None and fault.phase == "before":
-                _apply(fault)
+                apply_fault(fault, request_id)
             identity = self.account.authenticate(request)
             who = identity.arn
             params = dict(request.query)
@@ -149,8 +173,25 @@ class Emulator:
             self.received.append((action, params))
             result = handler(call)
             if fault is not None and fault.phase == "after":
-                _apply(fault)
+                apply_fault(fault, request_id)
             status, body, headers = 200, {"RequestId": request_id, **result}, {}
+        except InjectedAnswer as injected:
+            self.history.append((action, who, injected.outcome))
+            log.info(
+                "%s %s by %s -> injected %s (%.1f ms)",
+                action,
+                request_id,
+                who,
+                injected.outcome,
+                (time.monotonic() - started) * 1000,
+            )
+            return _Answer(
+                injected.status or 502,
+                injected.payload,
+                injected.content_type or JSON,
+                injected.headers,
+                reset=injected.reset,
+            )
         except ApiError as err:
             status, headers = err.status, err.headers
             body = {
@@ -179,7 +220,7 @@ class Emulator:
             body.get("Code", "OK"),
             (time.monotonic() - started) * 1000,
         )
-        return status, body, headers
+        return _Answer(status, json.dumps(body).encode(), headers=headers)
 
     def calls(self, action: str | None = None) -> list[tuple[str, str, str]]:
         """The history, optionally of one action: (action, caller ARN, "OK" or error code)."""
@@ -222,6 +263,12 @@ class Emulator:
                 self.faults.replace(())
                 return 200, {"faults": []}, {}
             return 405, {"Code": "MethodNotAllowed", "Message": method}, {}
+        if path == "/_emulator/restart":
+            if method != "POST":
+                return 405, {"Code": "MethodNotAllowed", "Message": method}, {}
+            sessions, nonces = self.account.held()
+            self.restart()
+            return 200, {"restarted": True, "sessions": sessions, "nonces": nonces}, {}
         if path == "/_emulator/calls" and method == "GET":
             counts: dict[str, int] = {}
             for action, _, _ in list(self.history):
@@ -234,19 +281,6 @@ class Emulator:
                 return 400, {"Code": "InvalidParameter", "Message": str(exc)}, {}
             return 200, {"offset_s": self.clock.offset_s}, {}
         return 404, {"Code": "NotFound", "Message": path}, {}
-
-
-def _apply(fault: Fault) -> None:
-    if fault.latency_ms:
-        time.sleep(fault.latency_ms / 1000)
-    if fault.status is not None:
-        headers = {"x-acs-retry-after": str(fault.retry_after_s)} if fault.retry_after_s else {}
-        raise ApiError(
-            fault.status,
-            fault.code or "ServiceUnavailable",
-            fault.message or "Injected fault.",
-            headers=headers,
-        )
 
 
 def _read_body(environ: Environ) -> bytes:

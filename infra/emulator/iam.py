@@ -3,8 +3,10 @@ every signed call goes through (who signed it, and may they do this)."""
 
 from __future__ import annotations
 
+import heapq
 import hmac
 import threading
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -83,7 +85,14 @@ class Account:
     _keys: dict[str, _Key] = field(default_factory=dict)
     _roles: dict[str, RoleRecord] = field(default_factory=dict)
     _sessions: dict[str, Session] = field(default_factory=dict)
+    # (expires_at, access key id), a heap: sessions last 15 minutes to 12 hours, so they do not
+    # expire in the order they were issued.
+    _session_expiry: list[tuple[float, str]] = field(default_factory=list)
+    # nonce -> when it may be used again, and the same as (expiry, nonce) in the order of use.
+    # Every nonce lives NONCE_TTL_S, so the queue is ordered by expiry as long as the clock does
+    # not go back, and the expired ones are at its left.
     _nonces: dict[str, float] = field(default_factory=dict)
+    _nonce_expiry: deque[tuple[float, str]] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -184,13 +193,38 @@ class Account:
     def _use_nonce(self, nonce: str) -> None:
         now = self.clock.now()
         with self._lock:
-            if len(self._nonces) > 10_000:
-                self._nonces = {n: t for n, t in self._nonces.items() if t > now}
+            self._forget_expired_nonces(now)
             if self._nonces.get(nonce, 0.0) > now:
                 raise ApiError(
                     400, "SignatureNonceUsed", "The x-acs-signature-nonce has been used already."
                 )
-            self._nonces[nonce] = now + NONCE_TTL_S
+            expiry = now + NONCE_TTL_S
+            self._nonces[nonce] = expiry
+            self._nonce_expiry.append((expiry, nonce))
+
+    def _forget_expired_nonces(self, now: float) -> None:
+        """Pops the expired nonces off the left of the queue: amortized O(1) a call, since each
+        nonce is queued once and popped once. Holding the lock."""
+        queue, nonces = self._nonce_expiry, self._nonces
+        while queue and queue[0][0] <= now:
+            expiry, nonce = queue.popleft()
+            # The nonce may have been used again since (after this expiry): keep that use.
+            if nonces.get(nonce) == expiry:
+                del nonces[nonce]
+
+    def held(self) -> tuple[int, int]:
+        """(STS sessions, nonces) remembered, expired ones not yet forgotten included."""
+        with self._lock:
+            return len(self._sessions), len(self._nonces)
+
+    def restart(self) -> None:
+        """Forgets every STS session issued and every nonce seen, as a restarted STS would
+        (the keys it issued are unknown to it afterwards); users and roles are the seed's."""
+        with self._lock:
+            self._sessions.clear()
+            self._session_expiry.clear()
+            self._nonces.clear()
+            self._nonce_expiry.clear()
 
     # -- authorization ----------------------------------------------------------------------
 
@@ -259,8 +293,14 @@ class Account:
         )
         now = self.clock.now()
         with self._lock:
-            self._sessions = {k: s for k, s in self._sessions.items() if s.expires_at > now}
+            # Forget the sessions expired by now: amortized O(log n) a session, each being
+            # pushed and popped once.
+            heap = self._session_expiry
+            while heap and heap[0][0] <= now:
+                _, key_id = heapq.heappop(heap)
+                self._sessions.pop(key_id, None)
             self._sessions[session.access_key_id] = session
+            heapq.heappush(heap, (session.expires_at, session.access_key_id))
         return session
 
 

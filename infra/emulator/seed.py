@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _NAME = r"^[A-Za-z0-9._@-]{1,64}$"
 _ID = r"^[A-Za-z0-9_-]{1,64}$"
@@ -75,8 +75,18 @@ class Instance(_Model):
 
 
 class Fault(_Model):
-    """One injected fault. `phase` is ours: "after" runs the action, then answers the error,
-    which is how a response lost after the upstream acted is simulated."""
+    """One injected fault. `phase` is ours: "before" answers in place of the action, which does
+    not happen; "after" runs the action, then answers the fault, which is how an answer lost
+    after the upstream acted is simulated.
+
+    What is answered, besides `latency_ms` (slept first, alone or with one of these):
+    - `status` (with `code`, `message`, `retry_after_s`): an Alibaba Cloud JSON error;
+    - `status` with `body: html`: that status with an HTML page, as a gateway in front of the
+      API answers it (no JSON, so no code nor message);
+    - `reset: true`: no answer at all, the TCP connection is reset once the request is read;
+    - `malformed: true`: a 200 whose JSON has only the RequestId, none of the action's fields;
+      `malformed: not-json`: a 200 whose body is not JSON.
+    """
 
     action: str = Field(pattern=r"^(\*|[A-Za-z]{1,64})$")
     latency_ms: int = Field(default=0, ge=0, le=120_000)
@@ -87,6 +97,30 @@ class Fault(_Model):
     retry_after_s: int | None = Field(default=None, ge=1, le=3600)
     phase: Literal["before", "after"] = "before"
     times: int | None = Field(default=None, ge=1)
+    body: Literal["json", "html"] = "json"
+    reset: bool = False
+    malformed: bool | Literal["not-json"] = False
+
+    @model_validator(mode="after")
+    def _one_answer(self) -> Fault:
+        error_fields = [
+            name
+            for name in ("status", "code", "message", "retry_after_s")
+            if getattr(self, name) is not None
+        ]
+        if self.body == "html":
+            error_fields.append("body")
+        if self.reset and (error_fields or self.malformed):
+            extra = [*error_fields, *(["malformed"] if self.malformed else [])]
+            raise ValueError(f"reset sends no answer: it takes none of {', '.join(extra)}")
+        if self.malformed and error_fields:
+            raise ValueError(f"malformed answers a 200: it takes none of {', '.join(error_fields)}")
+        if self.body == "html":
+            if self.status is None:
+                raise ValueError("body: html is the page of an error status: give status")
+            if self.code is not None or self.message is not None:
+                raise ValueError("body: html carries no code nor message (it is not JSON)")
+        return self
 
 
 class Seed(_Model):
