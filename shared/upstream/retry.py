@@ -6,9 +6,10 @@ decides whether to try again."""
 
 from __future__ import annotations
 
+import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
@@ -25,7 +26,9 @@ from shared.errors import MaybeActed, UpstreamFailure
 from shared.upstream.deadline import Deadline
 
 T = TypeVar("T")
-Kind = Literal["throttle", "server", "connection", "dropped", "timeout", "client", "other"]
+Kind = Literal[
+    "throttle", "server", "unreadable", "connection", "dropped", "timeout", "client", "other"
+]
 
 # Never start an attempt with less than this left: it could not finish anyway.
 MIN_ATTEMPT_S = 0.05
@@ -53,6 +56,10 @@ def classify(exc: BaseException) -> Kind:
         if exc.status_code == 429 or "throttl" in code.lower():
             return "throttle"
         return "server" if exc.status_code >= 500 else "client"
+    if _chain_has(exc, json.JSONDecodeError):
+        # An answer that is not JSON: a gateway's HTML error page, a garbled 200. The SDK
+        # loses its status (it raises RuntimeError from the JSON error), but it was an answer.
+        return "unreadable"
     inner = _transport_error(exc)
     # A read timeout may come after the upstream acted (a create!), so it is not retried.
     if isinstance(inner, requests.exceptions.ReadTimeout):
@@ -71,21 +78,30 @@ def _while_connecting(error: BaseException) -> bool:
     return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
 
 
-def _transport_error(exc: BaseException) -> BaseException | None:
-    """The requests exception behind an SDK failure. tea-openapi wraps what an attempt raised in
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and what lies behind it. tea-openapi wraps what an attempt raised in
     UnretryableException, and darabonba's `do_action` replaces requests' exception with its own
     RetryError (raised inside `except IOError`), so the original is that one's __context__."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, requests.exceptions.RequestException):
-            return current
+        yield current
         if isinstance(current, UnretryableException):
             current = current.inner_exception
         else:
             current = current.__cause__ or current.__context__
-    return None
+
+
+def _chain_has(exc: BaseException, kind: type[BaseException]) -> bool:
+    return any(isinstance(e, kind) for e in _chain(exc))
+
+
+def _transport_error(exc: BaseException) -> BaseException | None:
+    """The requests exception behind an SDK failure, if any."""
+    return next(
+        (e for e in _chain(exc) if isinstance(e, requests.exceptions.RequestException)), None
+    )
 
 
 def call(
@@ -124,18 +140,18 @@ def call(
             if last == "client":
                 raise
             if not retry_server_errors and last != "connection":
-                timed_out = last == "timeout"
+                http, name = _MAYBE_ACTED_STATUS.get(last, (502, "UpstreamError"))
                 raise MaybeActed(
-                    504 if timed_out else 502,
-                    "UpstreamTimeout" if timed_out else "UpstreamError",
+                    http,
+                    name,
                     f"{service} failed after the request was sent ({_describe(last, code)})",
                     service=service,
-                    settled=last in ("throttle", "server"),
+                    settled=last in ("throttle", "server", "unreadable"),
                     upstream_code=code,
                     upstream_status=status,
                     attempts=tries,
                 ) from None
-            if last not in ("throttle", "server", "connection", "dropped"):
+            if last not in ("throttle", "server", "unreadable", "connection", "dropped"):
                 break
             pause = policy.backoff(n)
             retry_after = getattr(exc, "retry_after", None)
@@ -145,20 +161,13 @@ def call(
                 sleep(pause)
             else:
                 break
-        except ValueError:
-            # An answer the SDK could not read (not JSON): whether the upstream acted is unknown.
-            last = "other"
-            if not retry_server_errors:
-                raise MaybeActed(
-                    502,
-                    "UpstreamError",
-                    f"{service} answered something that is not an API answer",
-                    service=service,
-                    settled=True,
-                    attempts=tries,
-                ) from None
-            break
     raise exhausted(last, service, deadline, code=code, status=status, attempts=tries)
+
+
+_MAYBE_ACTED_STATUS: dict[Kind, tuple[int, str]] = {
+    "timeout": (504, "UpstreamTimeout"),
+    "throttle": (429, "Throttled"),
+}
 
 
 def _code_of(exc: BaseException) -> str | None:
@@ -174,7 +183,8 @@ def _describe(kind: Kind, code: str | None) -> str:
         "dropped": "the connection was lost",
         "timeout": "no answer in time",
         "client": "refused",
-        "other": "an unreadable answer",
+        "unreadable": "an answer that is not JSON",
+        "other": "an unexpected failure",
     }[kind]
     return f"{what}: {code}" if code else what
 
