@@ -87,7 +87,7 @@ def test_caller_identity_of_a_user_and_of_an_assumed_role(emulator: EmulatorServ
         ),
         pytest.param(
             {"policy": json.dumps(sdk.allow("eiam:*", ["x" * 2100]))},
-            "InvalidParameter.PolicyLength",
+            "InvalidParameter.PolicySize",
             id="policy-too-long",
         ),
     ],

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from . import ids
 from .call import Call, Handler
-from .errors import ApiError, invalid
+from .errors import ActionErrors, ApiError, invalid
 from .iam import Account
 from .seed import KmsKey
 
@@ -24,6 +24,25 @@ VERSION = "2016-01-20"
 MAX_CONTEXT_CHARS = 8192
 _BLOB_MAGIC = b"EKB1"
 _NONCE_BYTES = 12
+
+_KEY_ERRORS = {"Forbidden.KeyNotFound": 404, "InvalidParameter": 400}
+# The codes each action answers itself, with their HTTP status, beyond the gateway's
+# (errors.GATEWAY_CODES): listed for that action in infra/api-metadata/kms-2016-01-20.json,
+# except those in UNLISTED (DEVIATIONS.md says why); tests/test_emulator_fidelity.py checks that
+# this table, the metadata and the `ApiError`s this module can reach agree. Key states
+# (Rejected.Disabled, Rejected.PendingDeletion, 409) are not emulated: every key is enabled.
+ERRORS: ActionErrors = {
+    "GenerateDataKey": dict(_KEY_ERRORS),
+    "GenerateDataKeyWithoutPlaintext": dict(_KEY_ERRORS),
+    "Encrypt": dict(_KEY_ERRORS),
+    "Decrypt": {"Forbidden.KeyNotFound": 404, "InvalidParameter": 400},
+}
+UNLISTED: dict[str, frozenset[str]] = {
+    # A bad NumberOfBytes, KeySpec or EncryptionContext.
+    "GenerateDataKey": frozenset({"InvalidParameter"}),
+    # A blob that is not one, or that does not open with this EncryptionContext.
+    "Decrypt": frozenset({"InvalidParameter"}),
+}
 
 
 @dataclass
@@ -91,6 +110,7 @@ class Kms:
             name = name[4:]
         key = self.aliases.get(name) if name.startswith("alias/") else self.keys.get(name)
         if key is None:
+            # An unknown alias too: KMS itself answers Forbidden.AliasNotFound (DEVIATIONS.md).
             raise ApiError(404, "Forbidden.KeyNotFound", f"The specified key {ref!r} is not found.")
         return key
 
