@@ -17,7 +17,11 @@ from stack import Stack, running_stack
 from infra.emulator import Seed
 from shared.client import VendApiError
 
-OBTAIN = {"instance_id": "idaas_demo", "application_id": "app_billing", "secret_id": "sct_billing_1"}
+OBTAIN = {
+    "instance_id": "idaas_demo",
+    "application_id": "app_billing",
+    "secret_id": "sct_billing_1",
+}
 
 
 @pytest.fixture
@@ -68,7 +72,12 @@ def test_a_create_throttled_before_it_acted_is_sent_again_once_listing_shows_not
 ) -> None:
     _faults(
         stack,
-        {"action": "CreateApplicationClientSecret", "status": 429, "code": "Throttling", "times": 1},
+        {
+            "action": "CreateApplicationClientSecret",
+            "status": 429,
+            "code": "Throttling",
+            "times": 1,
+        },
     )
     made = stack.client().create("idaas_demo", "app_empty")
     assert stack.secret_ids("app_empty") == [made.secret_id]

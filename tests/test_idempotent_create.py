@@ -198,9 +198,7 @@ def test_a_create_still_in_flight_when_the_deadline_came_is_adopted_later(stack:
     """EIAM holds the create past the deadline and makes the secret after it: the request cannot
     know (504, nothing sent again); the key stays in progress, and the retry after the mark
     lapses finds the secret by listing."""
-    _faults(
-        stack, {"action": "CreateApplicationClientSecret", "latency_ms": 2500, "times": 1}
-    )
+    _faults(stack, {"action": "CreateApplicationClientSecret", "latency_ms": 2500, "times": 1})
     key = _key()
     with pytest.raises(VendApiError) as info:
         stack.client().create("idaas_demo", "app_empty", idempotency_key=key)

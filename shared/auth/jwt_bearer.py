@@ -8,7 +8,10 @@ leeway) and `nbf`/`iat` not more than 60 s in the future, and has a sensible `su
 The JWKS of each issuer is fetched over HTTP(S) with a timeout and cached. An unknown `kid` (or a
 cache older than `max_key_age_s`) causes a refetch, but at most one fetch attempt per issuer per
 `min_refetch_interval_s`, successful or not, so a flood of tokens with random `kid`s costs one
-request a minute. Header-supplied keys (`jwk`, `jku`, `x5u`, `x5c`) are never used.
+request a minute. Until a first fetch has succeeded, though, the limit is
+`first_fetch_retry_s` (1 s): with no keys at all every token fails, and a JWKS endpoint that was
+down at start must not keep every caller out for a minute after it is back. Header-supplied
+keys (`jwk`, `jku`, `x5u`, `x5c`) are never used.
 
 Error messages say which check failed and never contain the token or anything taken from it
 beyond a well-known algorithm name.
@@ -347,6 +350,7 @@ class JwtAuthenticator:
         *,
         http_timeout_s: float = 3.0,
         min_refetch_interval_s: float = 60.0,
+        first_fetch_retry_s: float = 1.0,
         max_key_age_s: float = 3600.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -356,6 +360,7 @@ class JwtAuthenticator:
         self._by_iss = {c.issuer: _IssuerState(c, audience) for c in issuers}
         self._timeout = http_timeout_s
         self._interval = min_refetch_interval_s
+        self._first_retry = min(first_fetch_retry_s, min_refetch_interval_s)
         self._max_age = max_key_age_s
         self._clock = clock
 
@@ -464,7 +469,8 @@ class JwtAuthenticator:
                 if isinstance(found, jwt.PyJWK):
                     return found
             fetch_failed = False
-            if state.last_attempt is None or now - state.last_attempt >= self._interval:
+            interval = self._interval if keys is not None else self._first_retry
+            if state.last_attempt is None or now - state.last_attempt >= interval:
                 state.last_attempt = now
                 try:
                     raw = _fetch_jwks(state.config.jwks_url, self._timeout)
