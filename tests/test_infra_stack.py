@@ -209,11 +209,11 @@ def test_the_roles_hold_where_the_approval_policy_is_too_wide(
         assert response.envelope.key_id == "key-default"
 
 
-def test_without_list_a_keyed_create_is_refused_and_creates_nothing(
+def test_without_list_every_create_is_refused_and_creates_nothing(
     monkeypatch: pytest.MonkeyPatch, infra_seed: Seed
 ) -> None:
     """Why eiam:ListApplicationClientSecrets is in the vending role: take it out and every
-    create with an idempotency key fails (a create without one still works)."""
+    create fails before it is sent (a create lists first, to resolve a lost answer)."""
     data = infra_seed.model_dump(mode="json")
     for statement in data["roles"][0]["policies"][0]["Statement"]:
         statement["Action"].remove("eiam:ListApplicationClientSecrets")
@@ -223,6 +223,9 @@ def test_without_list_a_keyed_create_is_refused_and_creates_nothing(
             stack.client().create("idaas_demo", "app_empty", idempotency_key=uuid.uuid4().hex)
         assert (info.value.status, info.value.code) == (403, "AccessDenied")
         assert stack.secret_ids("app_empty") == []
-        assert _eiam_calls(stack, "ListApplicationClientSecrets") == ["Forbidden.RAM"]
-        made = stack.client().create("idaas_demo", "app_empty")
-        assert stack.secret_ids("app_empty") == [made.secret_id]
+        with pytest.raises(VendApiError) as info:
+            stack.client().create("idaas_demo", "app_empty")
+        assert (info.value.status, info.value.code) == (403, "AccessDenied")
+        assert _eiam_calls(stack, "ListApplicationClientSecrets") == ["Forbidden.RAM"] * 2
+        assert _eiam_calls(stack, "CreateApplicationClientSecret") == []
+        assert stack.secret_ids("app_empty") == []

@@ -402,7 +402,8 @@ def test_eiam_200_with_garbage_is_502(
     )
     resp = post(eiam_stack, "obtain", OBTAIN)
     assert error(resp, secrets) == (502, "UpstreamError")
-    assert len(httpserver.log) == 1  # not retried: the upstream answered
+    # A read is tried again (a gateway's garbled page is usually passing), within bounds.
+    assert 2 <= len(httpserver.log) <= 4
     assert BILLING_SECRET not in eiam_stack.logs.text()
     assert BILLING_SECRET not in eiam_stack.audit.text()
 

@@ -32,7 +32,7 @@ import requests
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from shared.caller import Caller
-from shared.errors import unauthenticated, upstream_error, upstream_timeout
+from shared.errors import throttled, unauthenticated, upstream_error, upstream_timeout
 
 __all__ = [
     "AUDIENCE_HEADER",
@@ -501,6 +501,9 @@ def _caller_from(response: requests.Response) -> Caller:
         return _identity(response)
     if 400 <= status < 500:
         code = _sts_code(response)
+        if status == 429 or (code or "").startswith("Throttling"):
+            # STS is busy, not the proof wrong: the caller may try again with a fresh proof.
+            raise throttled("STS throttled the verification of the RAM proof.")
         if code is None:
             raise unauthenticated(f"STS rejected the proof (HTTP {status}).")
         raise unauthenticated(f"STS rejected the proof: {code}")
