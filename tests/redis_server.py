@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -84,13 +85,70 @@ class RedisServer:
         self.stop()
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """`redis://127.0.0.1:PORT/0` of a redis-server of this session's own."""
+class PersistentRedis:
+    """A redis-server that writes every change to its append-only file before answering
+    (appendfsync always), on a port of its own for its whole life. `restart()` kills it
+    (SIGKILL: no shutdown save) and starts it again in the same directory: acknowledged records
+    survive. `restart(empty=True)` starts it on an empty directory: a store that forgot."""
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+        self.dir = Path(tempfile.mkdtemp(prefix="vend-redis-aof-"))
+        self.port = free_port()
+        self.restarts = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, seconds: float = 10) -> None:
+        log = self.dir / "redis.log"
+        self._proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "yes", "--appendfsync", "always",
+             "--dir", str(self.dir), "--logfile", str(log), "--daemonize", "no"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and self._proc.poll() is None:
+            if _answers_ping(self.port):  # +PONG, not -LOADING: the AOF has been read
+                return
+            time.sleep(0.01)
+        text = log.read_text(errors="replace") if log.exists() else "(no log)"
+        raise RuntimeError(f"redis-server did not answer PING on {self.port}; its log:\n{text}")
+
+    def kill(self) -> None:
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGKILL)
+            self._proc.wait()
+            self._proc = None
+
+    def restart(self, *, empty: bool = False) -> None:
+        self.kill()
+        if empty:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir.mkdir(parents=True)
+        self.start()
+        self.restarts += 1
+
+    def stop(self) -> None:
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def redis_binary() -> str:
+    """redis-server's path; skips the test without one, except under CI, where it fails."""
     binary = shutil.which("redis-server")
     if binary is None:
         if "CI" in os.environ:
             pytest.fail("redis-server is not on PATH, and CI must test the Redis store")
         pytest.skip("redis-server is not on PATH (apt-get install redis-server); Redis not tested")
-    with RedisServer(binary) as server:
+    return binary
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """`redis://127.0.0.1:PORT/0` of a redis-server of this session's own."""
+    with RedisServer(redis_binary()) as server:
         yield server.url
