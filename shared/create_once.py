@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from shared.errors import MaybeActed, VendError
+from shared.errors import MaybeActed, UpstreamFailure, VendError
 from shared.upstream.deadline import Deadline
 from shared.upstream.eiam import SecretInfo
 
@@ -92,8 +92,18 @@ def create_at_most_once(eiam: Eiam, journal: Journal, deadline: Deadline) -> Sec
             continue  # EIAM answered, and nothing is new: sending again is safe
         journal.note_created(info.secret_id)
         return info
+    # Every failure was an answer, and each listing after it showed nothing new: nothing was
+    # made, which frees an idempotency key at once.
     assert lost is not None
-    raise lost
+    raise UpstreamFailure(
+        lost.status,
+        lost.code,
+        f"{lost.message}; no secret was created",
+        service=lost.service,
+        upstream_code=lost.upstream_code,
+        upstream_status=lost.upstream_status,
+        attempts=lost.attempts,
+    )
 
 
 def _new(now: tuple[str, ...], before: tuple[str, ...]) -> list[str]:
