@@ -96,13 +96,7 @@ def create_at_most_once(eiam: Eiam, journal: Journal, deadline: Deadline) -> Sec
     # made, which frees an idempotency key at once.
     assert lost is not None
     raise UpstreamFailure(
-        lost.status,
-        lost.code,
-        f"{lost.message}; no secret was created",
-        service=lost.service,
-        upstream_code=lost.upstream_code,
-        upstream_status=lost.upstream_status,
-        attempts=lost.attempts,
+        lost.status, lost.code, f"{lost.message}; no secret was created", **lost.facts()
     )
 
 
@@ -145,9 +139,6 @@ def unresolved(err: MaybeActed, before: tuple[str, ...], *, listed: bool = False
         err.status,
         err.code,
         f"{err.message}; a secret may have been created, and {why} (secrets before: {shown})",
-        service=err.service,
         settled=err.settled,
-        upstream_code=err.upstream_code,
-        upstream_status=err.upstream_status,
-        attempts=err.attempts,
+        **err.facts(),
     )

@@ -79,6 +79,15 @@ class UpstreamFailure(VendError):
         self.upstream_status = upstream_status
         self.attempts = attempts
 
+    def facts(self) -> dict[str, Any]:
+        """What is known of the upstream's failure, to carry over to a restated error."""
+        return {
+            "service": self.service,
+            "upstream_code": self.upstream_code,
+            "upstream_status": self.upstream_status,
+            "attempts": self.attempts,
+        }
+
 
 class MaybeActed(UpstreamFailure):
     """A call that is not idempotent (EIAM's create) failed in a way that does not tell whether
@@ -89,27 +98,8 @@ class MaybeActed(UpstreamFailure):
     done and a listing shows it; after a timeout or a lost connection the request may still be
     at work there, and a listing that shows nothing new proves nothing yet."""
 
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        service: str,
-        settled: bool,
-        upstream_code: str | None = None,
-        upstream_status: int | None = None,
-        attempts: int = 1,
-    ) -> None:
-        super().__init__(
-            status,
-            code,
-            message,
-            service=service,
-            upstream_code=upstream_code,
-            upstream_status=upstream_status,
-            attempts=attempts,
-        )
+    def __init__(self, *args: Any, settled: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.settled = settled
 
 

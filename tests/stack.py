@@ -13,6 +13,7 @@ import fc2
 import pytest
 import sdk_clients as sdk
 from alibabacloud_eiam20211201 import models as eiam_models
+from alibabacloud_eiam20211201.client import Client as EiamClient
 
 from functions import events, http
 from infra.emulator import EmulatorServer, Seed
@@ -76,11 +77,7 @@ class Stack:
         request = eiam_models.ListApplicationClientSecretsRequest(
             instance_id=sdk.INSTANCE, application_id=app
         )
-        body = (
-            sdk.eiam(self.emulator.endpoint, sdk.OPERATOR)
-            .list_application_client_secrets(request)
-            .body
-        )
+        body = self.operator_eiam().list_application_client_secrets(request).body
         return [s.secret_id for s in body.application_client_secrets]
 
     def operator_create(self, app: str) -> str:
@@ -88,12 +85,12 @@ class Stack:
         request = eiam_models.CreateApplicationClientSecretRequest(
             instance_id=sdk.INSTANCE, application_id=app
         )
-        body = (
-            sdk.eiam(self.emulator.endpoint, sdk.OPERATOR)
-            .create_application_client_secret(request)
-            .body
-        )
+        body = self.operator_eiam().create_application_client_secret(request).body
         return str(body.application_client_secret.secret_id).strip()
+
+    def operator_eiam(self) -> EiamClient:
+        """The EIAM SDK client of the demo world's operator, who may do anything in EIAM."""
+        return sdk.eiam(self.emulator.endpoint, sdk.OPERATOR)
 
     def invoke_idle(self, seconds: float) -> bool:
         """Waits until no async invocation is pending (or retrying)."""
