@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit emulator bench clean
+.PHONY: run test lint typecheck unit emulator bench stateful-long clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,15 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python benchmarks/cold_start.py
 	$(BIN)/python benchmarks/vend_latency.py
+	$(BIN)/python benchmarks/emulator_nonces.py
+
+# The stateful fault test, longer than in `make test` (STEPS steps in each of EXAMPLES runs,
+# a random seed unless SEED is given).
+EXAMPLES ?= 20
+STEPS ?= 200
+stateful-long: $(STAMP)
+	VEND_STATEFUL_EXAMPLES=$(EXAMPLES) VEND_STATEFUL_STEPS=$(STEPS) $(if $(SEED),VEND_STATEFUL_SEED=$(SEED)) \
+		$(BIN)/pytest -p no:cacheprovider tests/test_stateful_faults.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -248,8 +248,8 @@ class Vendor:
         meta: RequestMeta,
     ) -> VendResponse:
         """Create under an idempotency key (contract section 8; see shared.idempotent_create)."""
-        # The mark lapses one deadline after this request's own: a create that timed out may
-        # still land in EIAM, and a retry that took over too early would not see it listed.
+        # The mark lapses one deadline after this request's own ends: a create that timed out
+        # may still land in EIAM, and a retry that took over too early would not see it listed.
         lapse_at_ms = int(time.time() * 1000) + 2 * meta.deadline.remaining_ms()
         held, done = once.claim(
             self.store,
@@ -267,8 +267,8 @@ class Vendor:
                 self._eiam_for_create(request, resource, meta), held, meta.deadline
             )
         except MaybeActed:
-            # Whether a secret was made is unknown: the mark lapses at the deadline (a create
-            # still in flight at EIAM may land until then), and the next attempt lists.
+            # Whether a secret was made is unknown: the mark stays until it lapses (a create
+            # still in flight at EIAM may land until then), and the attempt after it lists.
             raise
         except VendError:
             held.release()  # keeps a record of a created secret, and what was listed before
