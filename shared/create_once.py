@@ -70,12 +70,12 @@ def create_at_most_once(eiam: Eiam, journal: Journal, deadline: Deadline) -> Sec
         made = _new(present, journal.before)
         if made:
             return _adopt(eiam, journal, made)
-    journal.note_before(present)
     before = present
     lost: MaybeActed | None = None
     for _ in range(MAX_SENDS):
         if lost is not None and deadline.remaining() < MIN_SEND_S:
             break
+        journal.note_before(before)  # before every send: it also holds the key past this one
         try:
             info = eiam.create()
         except MaybeActed as err:

@@ -80,11 +80,13 @@ def store_down() -> VendError:
 
 @dataclass
 class Claim:
-    """This attempt's hold on a key."""
+    """This attempt's hold on a key. `hold_ms`: how long the mark holds after each create is
+    sent, since EIAM may still be making the secret after the attempt stopped waiting."""
 
     store: IdempotencyStore
     key: str
     record: IdempotencyRecord
+    hold_ms: int = 0
 
     def _replace(self, record: IdempotencyRecord) -> bool:
         try:
@@ -104,8 +106,12 @@ class Claim:
         return self.record.status == "created"
 
     def note_before(self, secret_ids: tuple[str, ...]) -> None:
-        """Records the secrets that existed before this attempt creates one."""
-        if not self._replace(self.record.model_copy(update={"before_secret_ids": secret_ids})):
+        """Records the secrets that existed before this attempt sends a create, and holds the
+        mark for `hold_ms` from now: a create sent late in the attempt is covered as long as
+        one sent early (a retry that took over before it landed would not see it listed)."""
+        lapse_at_ms = max(self.record.lapse_at_ms, int(time.time() * 1000) + self.hold_ms)
+        update = {"before_secret_ids": secret_ids, "lapse_at_ms": lapse_at_ms}
+        if not self._replace(self.record.model_copy(update=update)):
             raise in_progress()  # our mark lapsed and another attempt took the key over
 
     def note_created(self, secret_id: str) -> None:
@@ -142,10 +148,11 @@ class Claim:
 
 
 def claim(
-    store: IdempotencyStore, key: str, request_hash_: str, lapse_at_ms: int
+    store: IdempotencyStore, key: str, request_hash_: str, lapse_at_ms: int, hold_ms: int = 0
 ) -> tuple[Claim | None, str | None]:
-    """Takes the key for this attempt. Returns (claim, None) to go on creating, or (None,
-    secret_id) when a secret was already created under the key; raises 409 or 422 otherwise."""
+    """Takes the key for this attempt, until `lapse_at_ms` (and `hold_ms` after each create is
+    sent). Returns (claim, None) to go on creating, or (None, secret_id) when a secret was
+    already created under the key; raises 409 or 422 otherwise."""
     now = int(time.time() * 1000)
     mine = IdempotencyRecord(
         status="in_progress",
@@ -160,7 +167,7 @@ def claim(
         raise store_down() from None
     outcome = decide(existing, request_hash_, now)
     if outcome is Outcome.NEW:
-        return Claim(store, key, mine), None
+        return Claim(store, key, mine, hold_ms), None
     assert existing is not None
     if outcome is Outcome.REUSED:
         raise reused()
@@ -175,4 +182,4 @@ def claim(
         raise store_down() from None
     if not won:
         raise in_progress()  # another retry took it over first
-    return Claim(store, key, taken), None
+    return Claim(store, key, taken, hold_ms), None

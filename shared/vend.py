@@ -248,14 +248,16 @@ class Vendor:
         meta: RequestMeta,
     ) -> VendResponse:
         """Create under an idempotency key (contract section 8; see shared.idempotent_create)."""
-        # The mark lapses one deadline after this request's own ends: a create that timed out
-        # may still land in EIAM, and a retry that took over too early would not see it listed.
-        lapse_at_ms = int(time.time() * 1000) + 2 * meta.deadline.remaining_ms()
+        # The mark holds until two deadlines after the last create this attempt sends: a create
+        # that timed out may still land in EIAM, and a retry that took over before it landed
+        # would not see it listed.
+        deadline_ms = meta.deadline.remaining_ms()
         held, done = once.claim(
             self.store,
             once.store_key(principal, idempotency_key),
             once.request_hash(request),
-            lapse_at_ms,
+            int(time.time() * 1000) + 2 * deadline_ms,
+            hold_ms=2 * deadline_ms,
         )
         if held is None:
             assert done is not None

@@ -207,7 +207,7 @@ def test_a_create_still_in_flight_when_the_deadline_came_is_adopted_later(stack:
     with pytest.raises(VendApiError) as busy:
         stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
     assert (busy.value.status, busy.value.code) == (409, "IdempotencyInProgress")
-    time.sleep(3.3)  # the mark lapses two deadlines after the request began
+    time.sleep(3.3)  # the mark lapses two deadlines after the create was sent
     (made,) = stack.secret_ids("app_empty")  # EIAM did create it, late
     recovered = stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
     assert recovered.secret_id == made

@@ -70,8 +70,8 @@ def _recover(stack: Stack, key: str, started: float) -> str:
     """The keyed create after the fault cleared: 200, possibly after the mark lapses."""
     for _ in range(3):
         status, what = _create(stack, key)
-        if status == 409:
-            time.sleep(max(0.0, started + 2 * DEADLINE_S + 0.2 - time.monotonic()))
+        if status == 409:  # held until two deadlines after its create was sent
+            time.sleep(max(0.3, started + 2 * DEADLINE_S + 0.6 - time.monotonic()))
             continue
         assert status == 200, what
         return what
