@@ -140,16 +140,15 @@ def call(
             if last == "client":
                 raise
             if not retry_server_errors and last != "connection":
-                http, name = _MAYBE_ACTED_STATUS.get(last, (502, "UpstreamError"))
+                failure = exhausted(
+                    last, service, deadline, code=code, status=status, attempts=tries
+                )
                 raise MaybeActed(
-                    http,
-                    name,
+                    failure.status,
+                    failure.code,
                     f"{service} failed after the request was sent ({_describe(last, code)})",
-                    service=service,
                     settled=last in ("throttle", "server", "unreadable"),
-                    upstream_code=code,
-                    upstream_status=status,
-                    attempts=tries,
+                    **failure.facts(),
                 ) from None
             if last not in ("throttle", "server", "unreadable", "connection", "dropped"):
                 break
@@ -162,12 +161,6 @@ def call(
             else:
                 break
     raise exhausted(last, service, deadline, code=code, status=status, attempts=tries)
-
-
-_MAYBE_ACTED_STATUS: dict[Kind, tuple[int, str]] = {
-    "timeout": (504, "UpstreamTimeout"),
-    "throttle": (429, "Throttled"),
-}
 
 
 def _code_of(exc: BaseException) -> str | None:
