@@ -148,12 +148,13 @@ class Claim:
 
 
 def claim(
-    store: IdempotencyStore, key: str, request_hash_: str, lapse_at_ms: int, hold_ms: int = 0
+    store: IdempotencyStore, key: str, request_hash_: str, hold_ms: int
 ) -> tuple[Claim | None, str | None]:
-    """Takes the key for this attempt, until `lapse_at_ms` (and `hold_ms` after each create is
-    sent). Returns (claim, None) to go on creating, or (None, secret_id) when a secret was
-    already created under the key; raises 409 or 422 otherwise."""
+    """Takes the key for this attempt, for `hold_ms` from now and again from each create sent
+    (Claim.note_before). Returns (claim, None) to go on creating, or (None, secret_id) when a
+    secret was already created under the key; raises 409 or 422 otherwise."""
     now = int(time.time() * 1000)
+    lapse_at_ms = now + hold_ms
     mine = IdempotencyRecord(
         status="in_progress",
         request_hash=request_hash_,

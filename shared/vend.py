@@ -4,7 +4,6 @@ authorize, then scoped STS and EIAM alongside KMS, seal, respond, audit."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -251,13 +250,11 @@ class Vendor:
         # The mark holds until two deadlines after the last create this attempt sends: a create
         # that timed out may still land in EIAM, and a retry that took over before it landed
         # would not see it listed.
-        deadline_ms = meta.deadline.remaining_ms()
         held, done = once.claim(
             self.store,
             once.store_key(principal, idempotency_key),
             once.request_hash(request),
-            int(time.time() * 1000) + 2 * deadline_ms,
-            hold_ms=2 * deadline_ms,
+            hold_ms=2 * meta.deadline.remaining_ms(),
         )
         if held is None:
             assert done is not None
