@@ -258,6 +258,12 @@ SUCCESSES = [
         ),
     ),
     Success(
+        "GenerateDataKey",
+        lambda e: call(e, "GenerateDataKey", sdk.FUNCTION, key_id="key-billing", dry_run="true"),
+        omitted=frozenset({"Plaintext", "CiphertextBlob"}),
+        variant="dry-run",
+    ),
+    Success(
         "GenerateDataKeyWithoutPlaintext",
         lambda e: call(e, "GenerateDataKeyWithoutPlaintext", KMS_USER, key_id="alias/vend-billing"),
     ),

@@ -220,3 +220,32 @@ def test_keys_survive_a_restart_with_a_state_file(demo_seed: Seed, tmp_path: Pat
         made = _generate(first.endpoint, encryption_context=CONTEXT)
     with EmulatorServer(demo_seed, state_path=state) as second:
         assert _decrypt(second.endpoint, made.ciphertext_blob, CONTEXT).plaintext == made.plaintext
+
+
+# -- DryRun (vend doctor): every check of a real call, nothing made ------------------------------
+
+
+def test_a_dry_run_checks_the_key_and_makes_nothing(emulator: EmulatorServer) -> None:
+    dry = _generate(emulator.endpoint, dry_run="true", encryption_context=CONTEXT)
+    assert dry.key_id == "key-billing" and dry.key_version_id
+    assert dry.plaintext is None and dry.ciphertext_blob is None
+    made = _generate(emulator.endpoint, dry_run="false")
+    assert made.plaintext and made.ciphertext_blob
+
+
+@pytest.mark.parametrize(
+    ("kw", "key", "status", "code"),
+    [
+        pytest.param(
+            {"key_id": "key-missing"}, sdk.FUNCTION, 404, "Forbidden.KeyNotFound", id="no-key"
+        ),
+        pytest.param({}, sdk.BILLING, 403, "Forbidden.RAM", id="not-allowed"),
+        pytest.param({"key_spec": "AES_512"}, sdk.FUNCTION, 400, "InvalidParameter", id="bad-spec"),
+        pytest.param({"dry_run": "maybe"}, sdk.FUNCTION, 400, "InvalidParameter", id="bad-flag"),
+    ],
+)
+def test_a_dry_run_fails_where_the_call_would(
+    emulator: EmulatorServer, kw: dict[str, str], key: tuple[str, str], status: int, code: str
+) -> None:
+    err = _client_error(lambda: _generate(emulator.endpoint, key=key, **{"dry_run": "true", **kw}))
+    assert (err.status_code, err.code) == (status, code)

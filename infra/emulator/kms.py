@@ -162,6 +162,10 @@ class Kms:
         size = _data_key_size(call)
         context = _context(call)
         key = self._authorized_key(call, call.required("KeyId"))
+        if _dry_run(call):
+            # Every check a real call makes has passed (parameters, key, permission); nothing
+            # is made. KMS's own answer to a DryRun is not documented: DEVIATIONS.md.
+            return {"KeyId": key.key_id, "KeyVersionId": key.version_id}
         # As in KMS, the data key's plaintext is handed out base64-encoded, and Decrypt of its
         # blob gives back that same base64 text.
         plaintext = base64.b64encode(os.urandom(size)).decode()
@@ -200,6 +204,15 @@ class Kms:
             "KeyVersionId": key.version_id,
             "Plaintext": plaintext.decode("utf-8"),
         }
+
+
+def _dry_run(call: Call) -> bool:
+    flag = call.optional("DryRun")
+    if flag is None or flag.lower() == "false":
+        return False
+    if flag.lower() == "true":
+        return True
+    raise invalid("DryRun", "must be true or false")
 
 
 def _data_key_size(call: Call) -> int:
