@@ -60,7 +60,8 @@ def internal() -> VendError:
 
 class UpstreamFailure(VendError):
     """An upstream (STS, EIAM, KMS) failed for good: a 429, 502 or 504 to the caller, carrying
-    which upstream, its own code and status when it answered, and how many attempts were made."""
+    which upstream, its own code, status and request id when it answered, and how many attempts
+    were made."""
 
     def __init__(
         self,
@@ -71,12 +72,14 @@ class UpstreamFailure(VendError):
         service: str,
         upstream_code: str | None = None,
         upstream_status: int | None = None,
+        upstream_request_id: str | None = None,
         attempts: int = 1,
     ) -> None:
         super().__init__(status, code, message)
         self.service = service
         self.upstream_code = upstream_code
         self.upstream_status = upstream_status
+        self.upstream_request_id = upstream_request_id
         self.attempts = attempts
 
     def facts(self) -> dict[str, Any]:
@@ -85,6 +88,7 @@ class UpstreamFailure(VendError):
             "service": self.service,
             "upstream_code": self.upstream_code,
             "upstream_status": self.upstream_status,
+            "upstream_request_id": self.upstream_request_id,
             "attempts": self.attempts,
         }
 

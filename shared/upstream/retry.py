@@ -125,6 +125,7 @@ def call(
     last: Kind = "timeout"
     code: str | None = None
     status: int | None = None
+    request_id: str | None = None
     tries = 0
     reserve_s = 0.0 if retry_server_errors else min(1.0, deadline.remaining() / 3)
     for n in range(policy.max_attempts):
@@ -137,11 +138,18 @@ def call(
             last = classify(exc)
             code = _code_of(exc) or code
             status = getattr(exc, "status_code", None) or status
+            request_id = getattr(exc, "request_id", None) or request_id
             if last == "client":
                 raise
             if not retry_server_errors and last != "connection":
                 failure = exhausted(
-                    last, service, deadline, code=code, status=status, attempts=tries
+                    last,
+                    service,
+                    deadline,
+                    code=code,
+                    status=status,
+                    request_id=request_id,
+                    attempts=tries,
                 )
                 raise MaybeActed(
                     failure.status,
@@ -160,7 +168,9 @@ def call(
                 sleep(pause)
             else:
                 break
-    raise exhausted(last, service, deadline, code=code, status=status, attempts=tries)
+    raise exhausted(
+        last, service, deadline, code=code, status=status, request_id=request_id, attempts=tries
+    )
 
 
 def _code_of(exc: BaseException) -> str | None:
@@ -189,6 +199,7 @@ def exhausted(
     *,
     code: str | None = None,
     status: int | None = None,
+    request_id: str | None = None,
     attempts: int = 0,
 ) -> UpstreamFailure:
     if kind == "throttle":
@@ -205,5 +216,6 @@ def exhausted(
         service=service,
         upstream_code=code,
         upstream_status=status,
+        upstream_request_id=request_id,
         attempts=attempts,
     )

@@ -188,6 +188,7 @@ class Service:
                     service=self.name,
                     upstream_code=str(exc.code),
                     upstream_status=exc.status_code,
+                    upstream_request_id=exc.request_id,
                 ) from None
             raise self.refusal(exc) from None
 
