@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -160,6 +161,30 @@ In another shell, as the demo caller "billing" (its demo keys are in the seed):
 Ctrl-C stops both."""
 
 
+# -- doctor --------------------------------------------------------------------------------
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    import json
+
+    from shared import doctor
+
+    if (args.instance is None) != (args.application is None):
+        raise CliError("vend doctor: --instance and --application go together", 2)
+    application = (args.instance, args.application) if args.instance else None
+    for value in application or ():
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value):
+            raise CliError(f"vend doctor: {value[:64]!r} is not an ID (1 to 64 of A-Za-z0-9_-)", 2)
+    report = doctor.run(os.environ, application=application)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print("\n".join(report.lines()))
+        failed = sum(c.status != "ok" for c in report.checks)
+        print(f"vend doctor: {'all checks pass' if not failed else f'{failed} check(s) failed'}")
+    return 0 if report.ok else 1
+
+
 # -- policy check ----------------------------------------------------------------------------
 
 
@@ -214,6 +239,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=DEFAULT_API_PORT)
     serve.add_argument("--host", default="127.0.0.1")
     serve.set_defaults(run=_serve)
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="check a deployment's configuration against the real services (no secret is read)",
+    )
+    doctor.add_argument("--instance", default=None, help="with --application: an IDaaS instance")
+    doctor.add_argument(
+        "--application", default=None, help="also check that the vending role may list its secrets"
+    )
+    doctor.add_argument("--json", action="store_true", help="the report as JSON")
+    doctor.set_defaults(run=_doctor)
 
     from shared import caller_cli
 

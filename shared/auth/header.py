@@ -33,6 +33,10 @@ class Authenticator:
         self._jwt = jwt
         self._notes = notes
 
+    @property
+    def jwt(self) -> JwtAuthenticator | None:
+        return self._jwt
+
     def authenticate(
         self, value: str | None, deadline: Deadline, *, retry_of: str | None = None
     ) -> Caller:

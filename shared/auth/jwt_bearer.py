@@ -496,6 +496,31 @@ class JwtAuthenticator:
             raise unauthenticated(f"the issuer's key set has no {alg} key")
         raise unauthenticated("no key in the issuer's key set has the token's kid")
 
+    def refresh(self) -> dict[str, str | None]:
+        """Fetches every issuer's key set now and keeps what arrives, as a token's first use
+        would: issuer name -> None when the set came and holds a key that can verify a token,
+        else why not. For checks (`vend doctor`); tokens never trigger it."""
+        result: dict[str, str | None] = {}
+        for state in self._by_iss.values():
+            now = self._clock()
+            with state.lock:
+                state.last_attempt = now
+                try:
+                    keys = _KeySet.build(_fetch_jwks(state.config.jwks_url, self._timeout), now)
+                except _FetchError as error:
+                    result[state.config.name] = f"could not fetch the JWKS: {error}"
+                    continue
+                state.keys = keys
+            allowed = state.config.algorithms
+            usable = any(
+                isinstance(k, jwt.PyJWK) and alg in allowed
+                for (_, alg), k in keys.by_kid_alg.items()
+            ) or any(isinstance(k, jwt.PyJWK) and alg in allowed for alg, k in keys.single.items())
+            result[state.config.name] = (
+                None if usable else f"the JWKS has no key for {', '.join(allowed)}"
+            )
+        return result
+
     @staticmethod
     def _cannot_fetch(state: _IssuerState) -> str:
         return f"could not fetch the issuer's keys (issuer {state.config.name})"
