@@ -5,12 +5,13 @@ async invocations, carrying a code, a message and the request id only."""
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 from shared import audit
 from shared.errors import VendError, internal
-from shared.events import RAISED, RetryableError, error_result, parse_event
+from shared.events import RAISED, DoctorEvent, RetryableError, error_result, parse_event
 from shared.fc import deadline_of, request_id_of
 from shared.runtime import instance_vendor
 from shared.upstream.deadline import Deadline
@@ -47,6 +48,14 @@ def _handle(event: Any, context: Any, request_id: str) -> bytes:
     except VendError as err:
         audit.refused(request_id, err.code)
         raise
+    if isinstance(parsed, DoctorEvent):
+        from shared import doctor  # noqa: PLC0415 - only an operator's one-off run needs it
+
+        record = audit.start(request_id)
+        report = doctor.run_in_function(context)
+        record.action, record.outcome = "doctor", "ok" if report.ok else "DoctorCheckFailed"
+        audit.emit(record)
+        return json.dumps({**report.as_dict(), "request_id": request_id}).encode()
     meta = RequestMeta(request_id, Deadline(deadline_of(context)))
     # For create, FC's request id is the default key: FC keeps it across its async retries.
     key = parsed.idempotency_key or (request_id if parsed.action == "create" else None)

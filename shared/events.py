@@ -26,11 +26,20 @@ class Event:
     idempotency_key: str | None
 
 
-def parse_event(raw: bytes | str | dict[str, Any]) -> Event:
+@dataclass(frozen=True)
+class DoctorEvent:
+    """`{"action": "doctor"}`: run `vend doctor`'s checks inside the function (README)."""
+
+
+def parse_event(raw: bytes | str | dict[str, Any]) -> Event | DoctorEvent:
     data = raw if isinstance(raw, dict) else parse_json_object(raw, "event")
     action = data.get("action")
+    if action == "doctor":
+        if set(data) != {"action"}:
+            raise invalid("a doctor event has no field but action")
+        return DoctorEvent()
     if action not in ("obtain", "create"):
-        raise invalid("action must be obtain or create")
+        raise invalid("action must be obtain, create or doctor")
     authorization = data.get("authorization")
     if authorization is not None and not isinstance(authorization, str):
         raise invalid("authorization must be a string")

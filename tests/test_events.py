@@ -155,6 +155,27 @@ def test_a_retryable_failure_is_raised_for_fc(stack: Stack) -> None:
     assert BILLING_SECRET not in str(info.value)
 
 
+def test_the_doctor_runs_inside_the_function(stack: Stack) -> None:
+    """The operator's one-off check after `s deploy`: the function's own environment and
+    credentials; a failing check is a report (returned), never an error FC would retry."""
+    report = json.loads(_invoke(stack, {"action": "doctor"}).data)  # type: ignore[attr-defined]
+    assert report["ok"] is True and report["request_id"]
+    names = {c["name"] for c in report["checks"]}
+    assert {"identity", "assume-role", "data-key:key-default", "store"} <= names
+    assert '"action":"doctor"' in stack.audit.text() and '"outcome":"ok"' in stack.audit.text()
+    requests.put(
+        f"{stack.emulator.url}/_emulator/faults",
+        timeout=5,
+        json=[{"action": "AssumeRole", "status": 403, "code": "NoPermission"}],
+    )
+    report = json.loads(_invoke(stack, {"action": "doctor"}).data)  # type: ignore[attr-defined]
+    failed = {c["name"]: c for c in report["checks"] if c["status"] != "ok"}
+    assert report["ok"] is False and set(failed) == {"assume-role"}
+    assert failed["assume-role"]["upstream_code"] == "NoPermission"
+    body = json.loads(_invoke(stack, {"action": "doctor", "x": 1}).data)  # type: ignore[attr-defined]
+    assert (body["status"], body["error"]["code"]) == (400, "InvalidParameter")
+
+
 def test_fc_signature_is_checked_against_the_emulators_keys(stack: Stack) -> None:
     forged = fc2.Client(
         endpoint=stack.api.url, accessKeyID=sdk.BILLING[0], accessKeySecret="wrong-secret"
