@@ -19,8 +19,22 @@
 # - the vending role, trusted by the function's role only, which may obtain, create and list
 #   client secrets of the applications of one IDaaS instance, nothing else (the function narrows
 #   every session further to one action on one ARN with a session policy);
-# - the default KMS key and one recipient key per caller, an alias each;
+# - the default KMS key and one recipient key per caller, an alias each, all of them
+#   software-protected AES-256 keys in one KMS instance (var.kms_instance_id);
 # - per caller, a policy allowing kms:Decrypt with its own key only, attached to its role.
+#
+# Why a KMS instance: a key outside one is a default key, which KMS documents for server-side
+# encryption by Alibaba Cloud services and not for client-side encryption by an application (the
+# function's GenerateDataKey, the callers' Decrypt), and an account has one default CMK per
+# region (KMS docs, "Getting started with keys", "Manage keys"; see the README's Deploy section). The instance is bought and enabled (bound to a
+# VPC) beforehand and is not created here: it is a subscription or pay-as-you-go purchase with
+# its own VPC and vSwitches, and outlives any one deployment.
+#
+# The function calls KMS with the ordinary OpenAPI SDK and STS credentials, at the shared
+# gateway (kms.{region}.aliyuncs.com, or kms-vpc.{region}.aliyuncs.com from a VPC). KMS serves
+# cryptographic calls on an instance's keys there only once "Internet access" is enabled on the
+# instance, which can be done in the console only ("Access KMS instance keys over the
+# Internet"), so it is a step of the README, not a resource here.
 #
 # Policies name KMS keys by their ARN (acs:kms:{region}:{account}:key/{key id}); give the
 # service key IDs (the outputs), not aliases.
@@ -34,7 +48,7 @@
 #   destination ARN as its own policy, beside these.
 #
 #   terraform init
-#   terraform apply -var account_id=... -var idaas_instance_id=... \
+#   terraform apply -var account_id=... -var idaas_instance_id=... -var kms_instance_id=kst-... \
 #     -var 'callers={billing="acs:ram::...:role/billing"}'
 
 locals {
@@ -46,18 +60,40 @@ locals {
     [for name, key in alicloud_kms_key.caller : key.arn]
   )
 
+  # DescribeKey answers the period in seconds, and the provider keeps that answer with no diff
+  # suppression (its acceptance test for instance keys sets and reads back "605800s"): a period
+  # written in days would differ from the state on every plan.
+  key_rotation_interval = var.key_rotation_days == 0 ? null : "${var.key_rotation_days * 86400}s"
+
   # acs:ram::{account}:role/{RoleName} -> RoleName
   caller_role_names = {
     for name, arn in var.callers : name => element(split(":role/", arn), 1)
   }
 }
 
-# -- KMS: the default key and one recipient key per caller --------------------------------------
+# -- KMS: the default key and one recipient key per caller, in the KMS instance ------------------
+#
+# Every key is alike:
+# - dkms_instance_id: outside an instance the key would be a default key, which cannot make data
+#   keys for this function (see the header).
+# - protection_level SOFTWARE: var.kms_instance_id must be a software key management instance,
+#   as only its symmetric keys rotate (KMS API, "UpdateRotationPolicy"; "Understanding KMS
+#   keys"). It is also the provider's default, and the provider replaces a key whose protection
+#   level reads back otherwise.
+# - key_spec Aliyun_AES_256: the symmetric specification of a software-protected key ("Key
+#   management types and key specifications"); GenerateDataKey needs a symmetric key.
+# - automatic_rotation: a rotation adds a primary version; envelopes sealed before still open,
+#   as Decrypt uses the version that sealed them ("Automatic key rotation").
+# - pending_window_in_days: the provider schedules the deletion with it and fails without it.
 
 resource "alicloud_kms_key" "default" {
   description            = "secret-vending: the default recipient key (callers without their own)"
+  dkms_instance_id       = var.kms_instance_id
   key_usage              = "ENCRYPT/DECRYPT"
   key_spec               = "Aliyun_AES_256"
+  protection_level       = "SOFTWARE"
+  automatic_rotation     = var.key_rotation_days == 0 ? "Disabled" : "Enabled"
+  rotation_interval      = local.key_rotation_interval
   status                 = "Enabled"
   pending_window_in_days = var.key_pending_window_in_days
 }
@@ -71,8 +107,12 @@ resource "alicloud_kms_key" "caller" {
   for_each = var.callers
 
   description            = "secret-vending: the recipient key of ${each.key} (${each.value})"
+  dkms_instance_id       = var.kms_instance_id
   key_usage              = "ENCRYPT/DECRYPT"
   key_spec               = "Aliyun_AES_256"
+  protection_level       = "SOFTWARE"
+  automatic_rotation     = var.key_rotation_days == 0 ? "Disabled" : "Enabled"
+  rotation_interval      = local.key_rotation_interval
   status                 = "Enabled"
   pending_window_in_days = var.key_pending_window_in_days
 }

@@ -22,3 +22,8 @@ output "recipients" {
     }
   ]
 }
+
+output "kms_endpoint" {
+  description = "VEND_KMS_ENDPOINT (and the callers' KMS endpoint): the shared gateway, where the OpenAPI SDK with STS credentials reaches the instance's keys once Internet access is enabled on the instance; kms-vpc.{region}.aliyuncs.com instead from a function in a VPC. Not the instance's own endpoint ({instance ID}.cryptoservice.kms.aliyuncs.com): it needs the instance's CA certificate in the client, which the code does not set."
+  value       = "kms.${var.region}.aliyuncs.com"
+}

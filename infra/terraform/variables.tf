@@ -30,6 +30,18 @@ variable "idaas_instance_id" {
   }
 }
 
+variable "kms_instance_id" {
+  description = "The KMS instance (software key management, enabled, with Internet access on) that holds every key here, kst-...: a default key serves no client-side encryption (the function's GenerateDataKey, the callers' Decrypt), and an account has one per region."
+  type        = string
+
+  validation {
+    # The form of every instance ID in the KMS docs (kst-, then lowercase letters and digits; no
+    # grammar is published): a pasted endpoint, ARN or key ID fails here, not at CreateKey.
+    condition     = can(regex("^kst-[a-z0-9]+$", var.kms_instance_id))
+    error_message = "The KMS instance ID looks like kst-hzz65f176a0ogplgq1234: kst-, then a-z 0-9."
+  }
+}
+
 variable "callers" {
   description = "The callers: a short name (for the key alias and policy names) to the ARN of the caller's RAM role in this account, acs:ram::{account}:role/{name}. Each gets a recipient key and a policy to decrypt with it."
   type        = map(string)
@@ -65,4 +77,15 @@ variable "key_pending_window_in_days" {
   description = "Days a KMS key waits in PendingDeletion before it is deleted (7 to 30): envelopes made under a deleted key can never be opened."
   type        = number
   default     = 30
+}
+
+variable "key_rotation_days" {
+  description = "Days between automatic rotations of each key (7 to 730), 0 for none. A rotation adds a key version: old envelopes still open (Decrypt uses the version that sealed them), but each version counts against the instance's key quota and is billed as a key."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = var.key_rotation_days == 0 || (var.key_rotation_days >= 7 && var.key_rotation_days <= 730 && floor(var.key_rotation_days) == var.key_rotation_days)
+    error_message = "The rotation period is 0 (none) or a whole number of days from 7 to 730."
+  }
 }

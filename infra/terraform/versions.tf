@@ -4,7 +4,8 @@ terraform {
   required_providers {
     alicloud = {
       source = "aliyun/alicloud"
-      # role_name and assume_role_policy_document of alicloud_ram_role exist since 1.252.0.
+      # role_name and assume_role_policy_document of alicloud_ram_role exist since 1.252.0;
+      # dkms_instance_id of alicloud_kms_key (keys in a KMS instance) since 1.183.0.
       version = ">= 1.252.0"
     }
   }
