@@ -10,10 +10,10 @@ import logging
 from typing import Any
 
 from shared import audit
+from shared.composition_root import instance_vendor
 from shared.errors import VendError, internal
 from shared.events import RAISED, DoctorEvent, RetryableError, error_result, parse_event
 from shared.fc import deadline_of, request_id_of
-from shared.runtime import instance_vendor
 from shared.upstream.deadline import Deadline
 from shared.vend import RequestMeta
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from shared import audit
+from shared.composition_root import instance_vendor
 from shared.errors import malformed
 from shared.fc import BadEvent, deadline_of, parse_http_event, request_id_of, to_http_result
 from shared.http_api import HttpApi, HttpResponse
-from shared.runtime import instance_vendor
 
 
 def initializer(context: Any) -> None:

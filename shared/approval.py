@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.caller import Caller
+from shared.principal import Caller
 from shared.ram_policy import Decision, Policy, PolicyError, RequestContext, evaluate, parse_policy
 
 

@@ -190,7 +190,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 def _policy_check(args: argparse.Namespace) -> int:
     from shared.approval import load_approval_policy
-    from shared.caller import Caller
+    from shared.principal import Caller
     from shared.ram_policy import PolicyError
 
     try:

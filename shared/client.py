@@ -13,9 +13,9 @@ from fc2.fc_exceptions import FcError
 
 from shared import envelope as env
 from shared.auth.ram_proof import build_proof, principal_arn
-from shared.config import Endpoint
 from shared.models import Envelope, VendResponse
 from shared.upstream.deadline import Deadline
+from shared.upstream.endpoint import Endpoint
 from shared.upstream.identity import FunctionIdentity
 from shared.upstream.kms import Kms
 from shared.upstream.rpc import STS_VERSION, ClientPool, Credentials

@@ -10,20 +10,11 @@ from urllib.parse import urlsplit
 
 from shared.approval import ApprovalPolicy, load_approval_policy
 from shared.ram_policy import PolicyError
+from shared.upstream.endpoint import Endpoint
 
 
 class ConfigError(ValueError):
     pass
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    protocol: str  # "https" or "http"
-    host: str  # host[:port], what an SDK Config's `endpoint` takes
-
-    @property
-    def url(self) -> str:
-        return f"{self.protocol}://{self.host}"
 
 
 @dataclass(frozen=True)

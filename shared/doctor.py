@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from alibabacloud_tea_openapi.exceptions import ClientException
 
 from shared.arns import EIAM_LIST, application_arn, session_policy
-from shared.config import ConfigError, Endpoint, Settings
+from shared.config import ConfigError, Settings
 from shared.errors import UpstreamFailure, bounded
 from shared.idempotency.store import StoreUnavailable
 from shared.upstream.deadline import Deadline
+from shared.upstream.endpoint import Endpoint
 from shared.upstream.identity import FunctionIdentity
 from shared.upstream.rpc import (
     EIAM_VERSION,
@@ -274,7 +275,7 @@ def run(
 ) -> Report:
     """Every check, in a fixed order. `region`/`account_id`: the FC context's, as the service
     takes them; `application`: (instance id, application id) for the listing check."""
-    from shared.runtime import build_vendor  # noqa: PLC0415 - it imports the whole service
+    from shared.composition_root import build_vendor  # noqa: PLC0415 - it imports the whole service
 
     identity = identity or FunctionIdentity()
     checks: list[Check] = []

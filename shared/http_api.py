@@ -12,7 +12,7 @@ from typing import Any
 from shared import audit
 from shared.arns import Action
 from shared.errors import VendError, bounded, internal, not_found
-from shared.models import check_idempotency_key, openapi_document, parse_json_object
+from shared.models import check_idempotency_key, parse_json_object
 from shared.upstream.deadline import Deadline
 from shared.vend import RequestMeta, Vendor
 
@@ -86,6 +86,8 @@ class HttpApi:
             if name == "health":
                 return HttpResponse(200, {"status": "ok"})
             if name == "openapi":
+                from shared.openapi import openapi_document  # noqa: PLC0415 - first request only
+
                 return HttpResponse(200, openapi_document())
             assert action is not None
             data = parse_json_object(request.body, "body")

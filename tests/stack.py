@@ -17,7 +17,7 @@ from alibabacloud_eiam20211201.client import Client as EiamClient
 
 from functions import events, http
 from infra.emulator import EmulatorServer, Seed
-from shared import runtime
+from shared import composition_root
 from shared.cli import local_environment
 from shared.client import EventsClient, VendClient, endpoint
 from shared.serve import LocalFc
@@ -116,7 +116,9 @@ def running_stack(
             **(env or {}),
         }.items():
             monkeypatch.setenv(name, value)
-        monkeypatch.setattr(runtime, "_instance", None)  # a fresh instance, as after a cold start
+        monkeypatch.setattr(
+            composition_root, "_instance", None
+        )  # a fresh instance, as after a cold start
         audit, logs = Records(), Records()
         audit_logger = logging.getLogger("vend.audit")
         root = logging.getLogger()

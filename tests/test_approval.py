@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shared.approval import load_approval_policy, parse_approval_policy
-from shared.caller import Caller
+from shared.principal import Caller
 from shared.ram_policy import PolicyError
 
 ROOT = Path(__file__).resolve().parent.parent

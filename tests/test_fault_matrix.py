@@ -32,7 +32,7 @@ from jwt.algorithms import RSAAlgorithm
 from stack import DEMO_POLICY, Stack, running_stack
 
 from infra.emulator import Seed
-from shared import runtime
+from shared import composition_root
 from shared.client import endpoint
 from shared.wsgi_server import WsgiServer
 
@@ -226,7 +226,7 @@ def test_cell(world: World, cell: Cell) -> None:
     stack, emulator = world.stack, world.stack.emulator.emulator
     world.faults()
     world.empty_the_app()
-    runtime.reset_instance()  # a cold instance: every cached session and client is new
+    composition_root.reset_instance()  # a cold instance: every cached session and client is new
     key = f"matrix-{cell.id.replace('*', 'all')}-{time.monotonic_ns()}"
 
     refused_url = None
@@ -237,7 +237,7 @@ def test_cell(world: World, cell: Cell) -> None:
     elif cell.fault == "refused":
         refused_url = f"http://127.0.0.1:{_closed_port()}"
         world.monkeypatch.setenv(REFUSED[cell.upstream], refused_url)
-        runtime.reset_instance()
+        composition_root.reset_instance()
     else:
         world.faults({"action": cell.upstream, **FAULTS[cell.fault]})
 
@@ -254,7 +254,7 @@ def test_cell(world: World, cell: Cell) -> None:
     world.faults()
     if cell.fault == "refused":
         world.monkeypatch.setenv(REFUSED[cell.upstream], stack.emulator.url)
-        runtime.reset_instance()
+        composition_root.reset_instance()
     made_by_first = len(stack.secret_ids("app_empty"))
     if cell.request != "obtain":
         assert made_by_first <= 1  # I2: one request, at most one secret

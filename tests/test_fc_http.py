@@ -14,7 +14,7 @@ from stack import Stack, running_stack
 
 from functions import http
 from infra.emulator import Seed
-from shared import runtime
+from shared import composition_root
 from shared.config import ConfigError
 
 BILLING_SECRET = "CSdemoBillingSecretValue0000000000000001"
@@ -110,7 +110,7 @@ def test_python310_context_credentials_are_the_functions_identity(
 def test_initializer_fails_the_instance_on_bad_configuration(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runtime, "_instance", None)
+    monkeypatch.setattr(composition_root, "_instance", None)
     monkeypatch.setenv("VEND_ROLE_ARN", "not-an-arn")
     with pytest.raises(ConfigError, match="VEND_ROLE_ARN"):
         http.initializer(_context())

@@ -332,7 +332,7 @@ def parity_diff(code: set[str], deployed: set[str]) -> str:
 
 def test_the_scan_follows_lazy_and_relative_imports() -> None:
     modules = service_modules()
-    assert {"functions.http", "shared.config", "shared.runtime"} <= set(modules)
+    assert {"functions.http", "shared.config", "shared.composition_root"} <= set(modules)
     assert "shared.auth.jwt_bearer" in modules  # imported inside a function
     assert "shared.ram_policy.wildcard" in modules  # a relative import
     assert "shared.caller_cli" not in modules  # the caller side

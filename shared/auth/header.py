@@ -8,9 +8,9 @@ import hashlib
 import json
 from typing import TYPE_CHECKING
 
-from shared.caller import Caller
 from shared.errors import unauthenticated
 from shared.idempotency import DEFAULT_TTL_S, IdempotencyStore, StoreUnavailable
+from shared.principal import Caller
 from shared.upstream.deadline import Deadline
 
 if TYPE_CHECKING:

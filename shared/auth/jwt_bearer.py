@@ -35,8 +35,8 @@ import jwt
 import pydantic
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from shared.caller import Caller
 from shared.errors import unauthenticated
+from shared.principal import Caller
 
 log = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ from urllib.parse import urlsplit
 import requests
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from shared.caller import Caller
 from shared.errors import throttled, unauthenticated, upstream_error, upstream_timeout
+from shared.principal import Caller
 
 __all__ = [
     "AUDIENCE_HEADER",

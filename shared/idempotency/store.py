@@ -2,7 +2,7 @@
 
 The decision logic (in progress, lapsed, reused key, recovery) lives in the pipeline; a store only
 guarantees that each primitive is atomic, and that a record is absent once its lifetime is over.
-`open_store` picks the backend from `VEND_IDEMPOTENCY_URL` (contract section 10)."""
+The backends (`memory`, `redis_store`) build on this module; `backends.open_store` picks one."""
 
 from __future__ import annotations
 
@@ -61,24 +61,3 @@ class IdempotencyStore(Protocol):
     def recall(self, key: str) -> str | None:
         """The note under `key`, or None if there is none or it expired."""
         ...
-
-
-def open_store(url: str) -> IdempotencyStore:
-    """`memory://`: the process-wide memory store (the same object on every call).
-    `redis://[[user]:password@]host[:port][/db]` or `rediss://...` (TLS): a new Redis store with
-    its own connection pool; it connects on first use. Anything else: ValueError."""
-    if url == "memory://":
-        from shared.idempotency.memory import process_memory_store  # noqa: PLC0415
-
-        return process_memory_store()
-    if url.startswith(("redis://", "rediss://")):
-        # imported on use: a service on memory:// does not load redis-py at cold start
-        from shared.idempotency.redis_store import RedisStore  # noqa: PLC0415
-
-        return RedisStore(url)
-    scheme, sep, _ = url.partition("://")
-    shown = f"scheme {scheme!r}" if sep and scheme.isascii() and scheme.isalnum() else "no scheme"
-    raise ValueError(
-        "idempotency store URL must be memory:// or redis://host:port/db "
-        f"(rediss:// for TLS); got {shown}"
-    )

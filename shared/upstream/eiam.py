@@ -8,7 +8,6 @@ from typing import Any
 
 from alibabacloud_tea_openapi.exceptions import ClientException
 
-from shared.config import Endpoint
 from shared.errors import (
     MaybeActed,
     VendError,
@@ -18,6 +17,7 @@ from shared.errors import (
     upstream_error,
 )
 from shared.upstream.deadline import Deadline
+from shared.upstream.endpoint import Endpoint
 from shared.upstream.rpc import EIAM_VERSION, ClientPool, Credentials, Service
 
 

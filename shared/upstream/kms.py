@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 from alibabacloud_tea_openapi.exceptions import ClientException
 
-from shared.config import Endpoint
 from shared.errors import VendError, access_denied, upstream_error
 from shared.upstream.deadline import Deadline
+from shared.upstream.endpoint import Endpoint
 from shared.upstream.rpc import KMS_VERSION, ClientPool, Credentials, Service
 
 DATA_KEY_BYTES = 32  # KeySpec AES_256

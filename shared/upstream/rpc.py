@@ -17,10 +17,10 @@ from alibabacloud_tea_openapi.client import Client as OpenApiClient
 from alibabacloud_tea_openapi.exceptions import ClientException
 from darabonba.runtime import RuntimeOptions
 
-from shared.config import Endpoint
 from shared.errors import MaybeActed, StaleCredentials, VendError, upstream_error
 from shared.upstream import retry
 from shared.upstream.deadline import Deadline
+from shared.upstream.endpoint import Endpoint
 
 STS_VERSION = "2015-04-01"
 EIAM_VERSION = "2021-12-01"

@@ -15,9 +15,9 @@ from alibabacloud_sts20150401.models import AssumeRoleRequest
 from alibabacloud_tea_openapi.exceptions import ClientException
 
 from shared.arns import session_policy
-from shared.config import Endpoint
 from shared.errors import VendError, access_denied, upstream_error
 from shared.upstream.deadline import Deadline
+from shared.upstream.endpoint import Endpoint
 from shared.upstream.identity import FunctionIdentity
 from shared.upstream.rpc import ClientPool, Credentials
 

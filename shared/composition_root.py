@@ -1,5 +1,6 @@
-"""Builds the service from its configuration, once per instance (FC's initializer, or
-`vend serve` at start), so that a bad configuration fails the start, not a caller's request."""
+"""The composition root: builds the service from its configuration, once per instance (FC's
+initializer, or `vend serve` at start), so that a bad configuration fails the start, not a
+caller's request."""
 
 from __future__ import annotations
 

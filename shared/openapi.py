@@ -1,0 +1,123 @@
+"""The OpenAPI 3.1 document of the HTTP API (`GET /v1/openapi.json`), built from the very models
+the handlers validate with; imported on that route's first request only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic.json_schema import models_json_schema
+
+from shared.models import (
+    IDEMPOTENCY_KEY_PATTERN,
+    CreateRequest,
+    ErrorResponse,
+    Health,
+    ObtainRequest,
+    VendResponse,
+)
+
+
+def openapi_document() -> dict[str, Any]:
+    """OpenAPI 3.1 of the HTTP API, from the very models the handlers validate with."""
+    _, defs = models_json_schema(
+        [
+            (m, "validation" if m in (ObtainRequest, CreateRequest) else "serialization")
+            for m in (ObtainRequest, CreateRequest, VendResponse, ErrorResponse, Health)
+        ],
+        ref_template="#/components/schemas/{model}",
+    )
+    errors = {
+        str(status): {
+            "description": desc,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
+            },
+        }
+        for status, desc in (
+            (400, "invalid input"),
+            (401, "not authenticated"),
+            (403, "not approved"),
+            (404, "not found"),
+            (409, "quota exceeded, or the idempotency key is in use"),
+            (413, "body over 64 KiB"),
+            (422, "idempotency key reused with another request"),
+            (429, "throttled upstream"),
+            (502, "upstream error"),
+            (504, "upstream timeout"),
+        )
+    }
+
+    def vend(model: str, summary: str, idempotent: bool) -> dict[str, Any]:
+        op: dict[str, Any] = {
+            "summary": summary,
+            "security": [{"bearer": []}, {"ram": []}],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}}
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "the secret, sealed for the caller",
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/VendResponse"}
+                        }
+                    },
+                },
+                **errors,
+            },
+        }
+        if idempotent:
+            op["parameters"] = [
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
+                }
+            ]
+        return {"post": op}
+
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "secret-vending", "version": "1"},
+        "paths": {
+            "/v1/secrets/obtain": vend("ObtainRequest", "Obtain a client secret, sealed", False),
+            "/v1/secrets/create": vend("CreateRequest", "Create a client secret, sealed", True),
+            "/v1/health": {
+                "get": {
+                    "summary": "Liveness",
+                    "responses": {
+                        "200": {
+                            "description": "ok",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Health"}
+                                }
+                            },
+                        }
+                    },
+                }
+            },
+            "/v1/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {"200": {"description": "OpenAPI 3.1"}},
+                }
+            },
+        },
+        "components": {
+            "schemas": defs["$defs"],
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "ram": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "RAM <proof>: a signed, unsent STS GetCallerIdentity request",
+                },
+            },
+        },
+    }
