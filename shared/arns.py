@@ -13,7 +13,8 @@ EIAM_ACTIONS: dict[Action, str] = {
     "obtain": "eiam:ObtainApplicationClientSecret",
     "create": "eiam:CreateApplicationClientSecret",
 }
-# Only a create that recovers from a crashed attempt lists, on the application's ARN.
+# Only a create lists (to recover a lost answer), on the ARN it creates on: RAM authorizes List on
+# the resource type Secret, `.../application/{id}/secret/*` (the API reference).
 EIAM_LIST = "eiam:ListApplicationClientSecrets"
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")

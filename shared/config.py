@@ -40,9 +40,10 @@ class Settings:
         region: str | None = None,
         account_id: str | None = None,
     ) -> Settings:
-        """`region` and `account_id` are the FC context's, used when the variables are unset."""
+        """`region` and `account_id` are the FC context's, used when the variables are unset. A
+        custom runtime has no context, but FC sets `FC_ACCOUNT_ID` in its environment."""
         region = _get(env, "VEND_REGION", region, r"[a-z]{2,}-[a-z0-9-]+")
-        account = _get(env, "VEND_ACCOUNT_ID", account_id, r"[0-9]{16}")
+        account = _get(env, "VEND_ACCOUNT_ID", account_id or env.get("FC_ACCOUNT_ID"), r"[0-9]{16}")
         role_arn = _get(
             env, "VEND_ROLE_ARN", None, r"acs:ram::[0-9]{16}:role/[A-Za-z0-9.@_-]{1,64}"
         )

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from alibabacloud_tea_openapi.exceptions import ClientException
 
-from shared.arns import EIAM_LIST, application_arn, session_policy
+from shared.arns import EIAM_LIST, secret_arn, session_policy
 from shared.config import ConfigError, Settings
 from shared.errors import UpstreamFailure, bounded
 from shared.idempotency.store import StoreUnavailable
@@ -242,7 +242,7 @@ def _store_check(vendor: Vendor, url: str) -> _Ok:
 
 
 def _list_check(up: _Upstreams, instance_id: str, application_id: str) -> _Ok:
-    arn = application_arn(up.settings.region, up.settings.account_id, instance_id, application_id)
+    arn = secret_arn(up.settings.region, up.settings.account_id, instance_id, application_id, None)
     creds, _ = up.assume(session_policy(EIAM_LIST, arn))
     body = up.call(
         up.settings.eiam,

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from shared import audit, create_once, envelope
 from shared import idempotent_create as once
 from shared.approval import ApprovalPolicy
-from shared.arns import EIAM_ACTIONS, EIAM_LIST, Action, application_arn, secret_arn
+from shared.arns import EIAM_ACTIONS, EIAM_LIST, Action, secret_arn
 from shared.auth.header import Authenticator
 from shared.errors import (
     MaybeActed,
@@ -212,11 +212,11 @@ class Vendor:
         self, request: CreateRequest, resource: str, meta: RequestMeta
     ) -> create_once.Eiam:
         instance, application, deadline = request.instance_id, request.application_id, meta.deadline
-        app = application_arn(self.region, self.account_id, instance, application)
+        # List is authorized on the application's `.../secret/*`, the ARN create is scoped to.
         return create_once.Eiam(
             list_ids=lambda: self._scoped(
                 EIAM_LIST,
-                app,
+                resource,
                 deadline,
                 lambda c: self.eiam.list_secret_ids(c, instance, application, deadline),
             ),

@@ -38,6 +38,18 @@ def test_region_and_account_come_from_the_fc_context_when_unset() -> None:
     assert s.sts.host == "sts.cn-shanghai.aliyuncs.com"
 
 
+def test_a_custom_runtime_takes_the_account_from_fc_account_id() -> None:
+    """No FC context in a custom runtime, but FC sets FC_ACCOUNT_ID; VEND_ACCOUNT_ID wins."""
+    env = {k: v for k, v in GOOD.items() if k != "VEND_ACCOUNT_ID"}
+    assert Settings.from_env({**env, "FC_ACCOUNT_ID": "6543210987654321"}).account_id == (
+        "6543210987654321"
+    )
+    both = {**GOOD, "FC_ACCOUNT_ID": "6543210987654321"}
+    assert Settings.from_env(both).account_id == "1234567890123456"
+    with pytest.raises(ConfigError, match="VEND_ACCOUNT_ID"):
+        Settings.from_env(env)
+
+
 def test_endpoint_forms() -> None:
     s = Settings.from_env(
         {

@@ -223,6 +223,31 @@ def test_create_is_authorized_on_the_secret_wildcard_arn(emulator: EmulatorServe
     assert err.code == "Forbidden.RAM"
 
 
+@pytest.mark.parametrize(
+    ("resource", "allowed"),
+    [
+        (sdk.secret_arn("app_billing", "*"), True),
+        # The application's own ARN is not what RAM checks List on (resource type Secret).
+        (sdk.secret_arn("app_billing", "*").removesuffix("/secret/*"), False),
+        (sdk.secret_arn("app_empty", "*"), False),
+    ],
+)
+def test_list_is_authorized_on_the_applications_secrets(
+    emulator: EmulatorServer, resource: str, allowed: bool
+) -> None:
+    key, token = _scoped(emulator.endpoint, "eiam:ListApplicationClientSecrets", resource)
+    request = eiam_models.ListApplicationClientSecretsRequest(
+        instance_id=sdk.INSTANCE, application_id="app_billing"
+    )
+    listing = lambda: sdk.eiam(emulator.endpoint, key, token).list_application_client_secrets(  # noqa: E731
+        request
+    )
+    if allowed:
+        assert listing().body.application_client_secrets
+    else:
+        assert _client_error(listing).code == "Forbidden.RAM"
+
+
 def test_wide_session_policy_cannot_exceed_the_role(emulator: EmulatorServer) -> None:
     key, token = _scoped(emulator.endpoint, "*", "*")
     assert _obtain(emulator.endpoint, key, token).application_client_secret.client_secret

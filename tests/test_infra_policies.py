@@ -92,8 +92,9 @@ def _secret(app: str, secret: str, instance: str = INSTANCE, region: str = REGIO
     return f"acs:eiam:{region}:{ACCOUNT}:instance/{instance}/application/{app}/secret/{secret}"
 
 
-def _app(app: str, instance: str = INSTANCE, account: str = ACCOUNT) -> str:
-    return f"acs:eiam:{REGION}:{account}:instance/{instance}/application/{app}"
+def _all_secrets(app: str, instance: str = INSTANCE, account: str = ACCOUNT) -> str:
+    """What RAM authorizes List on: the resource type Secret, every secret of the application."""
+    return f"acs:eiam:{REGION}:{account}:instance/{instance}/application/{app}/secret/*"
 
 
 def _ram(arn: str) -> Principal:
@@ -256,7 +257,7 @@ def test_every_file_parses_as_a_template() -> None:
         ("kms:GenerateDataKeyWithoutPlaintext", sdk.key_arn("key-default"), DENY),
         ("eiam:ObtainApplicationClientSecret", _secret("app_billing", "sct_billing_1"), DENY),
         ("eiam:CreateApplicationClientSecret", _secret("app_empty", "*"), DENY),
-        ("eiam:ListApplicationClientSecrets", _app("app_empty"), DENY),
+        ("eiam:ListApplicationClientSecrets", _all_secrets("app_empty"), DENY),
         ("ram:UpdateRole", VENDING_ROLE, DENY),
     ],
 )
@@ -282,7 +283,7 @@ def test_the_function_role_has_no_other_action_on_any_resource(action: str) -> N
     [
         ("eiam:ObtainApplicationClientSecret", _secret("app_billing", "sct_billing_1"), ALLOW),
         ("eiam:CreateApplicationClientSecret", _secret("app_empty", "*"), ALLOW),
-        ("eiam:ListApplicationClientSecrets", _app("app_empty"), ALLOW),
+        ("eiam:ListApplicationClientSecrets", _all_secrets("app_empty"), ALLOW),
         # another instance, a look-alike instance, another region or account
         (
             "eiam:ObtainApplicationClientSecret",
@@ -290,14 +291,18 @@ def test_the_function_role_has_no_other_action_on_any_resource(action: str) -> N
             DENY,
         ),
         ("eiam:CreateApplicationClientSecret", _secret("app_other", "*", "idaas_other"), DENY),
-        ("eiam:ListApplicationClientSecrets", _app("app_other", "idaas_other"), DENY),
+        ("eiam:ListApplicationClientSecrets", _all_secrets("app_other", "idaas_other"), DENY),
         ("eiam:ObtainApplicationClientSecret", _secret("app_billing", "s", "idaas_demo2"), DENY),
         (
             "eiam:ObtainApplicationClientSecret",
             _secret("app_billing", "s", region="cn-beijing"),
             DENY,
         ),
-        ("eiam:ListApplicationClientSecrets", _app("app_empty", account=OTHER_ACCOUNT), DENY),
+        (
+            "eiam:ListApplicationClientSecrets",
+            _all_secrets("app_empty", account=OTHER_ACCOUNT),
+            DENY,
+        ),
         (
             "eiam:ListApplicationClientSecrets",
             f"acs:eiam:{REGION}:{ACCOUNT}:instance/{INSTANCE}",
@@ -312,7 +317,7 @@ def test_the_function_role_has_no_other_action_on_any_resource(action: str) -> N
             _secret("app_billing", "sct_billing_1"),
             DENY,
         ),
-        ("eiam:DeleteApplication", _app("app_billing"), DENY),
+        ("eiam:DeleteApplication", _all_secrets("app_billing").removesuffix("/secret/*"), DENY),
         # no KMS, no STS
         ("kms:Decrypt", sdk.key_arn("key-billing"), DENY),
         ("kms:GenerateDataKey", sdk.key_arn("key-default"), DENY),
@@ -364,7 +369,7 @@ ONE_SECRET = _secret("app_billing", "sct_billing_1")
         (
             ("eiam:ObtainApplicationClientSecret", ONE_SECRET),
             "eiam:ListApplicationClientSecrets",
-            _app("app_billing"),
+            _all_secrets("app_billing"),
             DENY,
         ),
         # create: in one application
@@ -386,21 +391,21 @@ ONE_SECRET = _secret("app_billing", "sct_billing_1")
             _secret("app_empty", "sci_1"),
             DENY,
         ),
-        # list (an idempotent create): one application's ARN, nothing under it
+        # list (an idempotent create): one application's secrets, nothing else
         (
-            ("eiam:ListApplicationClientSecrets", _app("app_empty")),
+            ("eiam:ListApplicationClientSecrets", _all_secrets("app_empty")),
             "eiam:ListApplicationClientSecrets",
-            _app("app_empty"),
+            _all_secrets("app_empty"),
             ALLOW,
         ),
         (
-            ("eiam:ListApplicationClientSecrets", _app("app_empty")),
+            ("eiam:ListApplicationClientSecrets", _all_secrets("app_empty")),
             "eiam:ListApplicationClientSecrets",
-            _app("app_billing"),
+            _all_secrets("app_billing"),
             DENY,
         ),
         (
-            ("eiam:ListApplicationClientSecrets", _app("app_empty")),
+            ("eiam:ListApplicationClientSecrets", _all_secrets("app_empty")),
             "eiam:ObtainApplicationClientSecret",
             _secret("app_empty", "sci_1"),
             DENY,

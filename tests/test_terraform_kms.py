@@ -166,7 +166,7 @@ def test_the_rotation_period_is_written_in_seconds() -> None:
     assert "var.key_rotation_days * 86400}s" in expression
     assert expression.startswith("${var.key_rotation_days == 0 ? null : ")
     default = variables(documents)["key_rotation_days"]["default"]
-    assert default == 0 or 7 <= default <= 730
+    assert default == 0 or 7 <= default <= 365
 
 
 # -- The checks catch what they are for ---------------------------------------------------------
@@ -239,7 +239,10 @@ def terraform() -> str:
     [
         ({"kms_instance_id": "kst-hzz65f176a0ogplgq1234"}, True),
         ({"kms_instance_id": "kst-abc", "key_rotation_days": "0"}, True),
-        ({"kms_instance_id": "kst-abc", "key_rotation_days": "730"}, True),
+        ({"kms_instance_id": "kst-abc", "key_rotation_days": "365"}, True),
+        ({"kms_instance_id": "kst-abc", "key_rotation_days": "366"}, False),
+        ({"kms_instance_id": "kst-abc", "key_pending_window_in_days": "366"}, True),
+        ({"kms_instance_id": "kst-abc", "key_pending_window_in_days": "6"}, False),
         ({"kms_instance_id": "kst-abc.cryptoservice.kms.aliyuncs.com"}, False),
         ({"kms_instance_id": "key-hzz62f1cb66fa42qo1234"}, False),
         ({"kms_instance_id": "kst-abc", "key_rotation_days": "6"}, False),

@@ -200,7 +200,9 @@ class Eiam:
 
     def list(self, call: Call) -> dict[str, Any]:
         with self.lock:
-            instance_id, app, _ = self._app(call, None)
+            # RAM checks List on the resource type Secret, `.../application/{id}/secret/*`, as
+            # Create (the API reference, "RAM authorization"; infra/ASSUMPTIONS.md I9).
+            instance_id, app, _ = self._app(call, "*")
             items = [
                 _secret_fields(instance_id, app, s, _mask(s.client_secret))
                 for s in app.secrets.values()

@@ -74,18 +74,23 @@ variable "name_prefix" {
 }
 
 variable "key_pending_window_in_days" {
-  description = "Days a KMS key waits in PendingDeletion before it is deleted (7 to 30): envelopes made under a deleted key can never be opened."
+  description = "Days a KMS key waits in PendingDeletion before it is deleted (7 to 366, ScheduleKeyDeletion): envelopes made under a deleted key can never be opened."
   type        = number
   default     = 30
+
+  validation {
+    condition     = var.key_pending_window_in_days >= 7 && var.key_pending_window_in_days <= 366 && floor(var.key_pending_window_in_days) == var.key_pending_window_in_days
+    error_message = "The pending window is a whole number of days from 7 to 366."
+  }
 }
 
 variable "key_rotation_days" {
-  description = "Days between automatic rotations of each key (7 to 730), 0 for none. A rotation adds a key version: old envelopes still open (Decrypt uses the version that sealed them), but each version counts against the instance's key quota and is billed as a key."
+  description = "Days between automatic rotations of each key (7 to 365: CreateKey and UpdateRotationPolicy give that range for software-protected keys), 0 for none. A rotation adds a key version: old envelopes still open (Decrypt uses the version that sealed them), but each version counts against the instance's key quota and is billed as a key."
   type        = number
   default     = 365
 
   validation {
-    condition     = var.key_rotation_days == 0 || (var.key_rotation_days >= 7 && var.key_rotation_days <= 730 && floor(var.key_rotation_days) == var.key_rotation_days)
-    error_message = "The rotation period is 0 (none) or a whole number of days from 7 to 730."
+    condition     = var.key_rotation_days == 0 || (var.key_rotation_days >= 7 && var.key_rotation_days <= 365 && floor(var.key_rotation_days) == var.key_rotation_days)
+    error_message = "The rotation period is 0 (none) or a whole number of days from 7 to 365."
   }
 }

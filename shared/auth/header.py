@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from shared.auth.ram_proof import RamProofVerifier
 
 MAX_AUTHORIZATION_CHARS = 16 * 1024
-# FC drops async events older than maxAsyncEventAgeInSeconds, at most a day.
+# FC drops async events older than maxAsyncEventAgeInSeconds (s.yaml: 3600 s; FC allows up to
+# 7 days, so s.yaml must stay below the notes' 24 hours).
 NOTE_TTL_S = DEFAULT_TTL_S
 
 
