@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,15 @@ from infra.seed_from_policies import seed_with_infra_policies
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_SEED = ROOT / "examples" / "seed.yaml"
+
+
+@pytest.fixture(scope="session")
+def terraform() -> str:
+    """The terraform binary, where one is installed (CI's machine has none: those tests skip)."""
+    found = shutil.which("terraform")
+    if found is None:
+        pytest.skip("terraform is not installed")
+    return found
 
 
 @pytest.fixture(scope="session")

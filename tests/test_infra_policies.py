@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -554,14 +553,6 @@ def test_terraform_references_resolve() -> None:
     assert locals_block is not None
     declared_locals = set(re.findall(r"^  ([a-z_]+)\s*=", locals_block[1], re.MULTILINE))
     assert set(re.findall(r"\blocal\.([a-z_]+)", text)) <= declared_locals
-
-
-@pytest.fixture(scope="module")
-def terraform() -> str:
-    found = shutil.which("terraform")
-    if found is None:
-        pytest.skip("terraform is not installed")
-    return found
 
 
 def _hcl(value: str | list[str]) -> str:

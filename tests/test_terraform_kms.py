@@ -226,14 +226,6 @@ def test_a_default_or_missing_instance_variable_is_caught() -> None:
 # -- Terraform itself, where it is installed ----------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def terraform() -> str:
-    found = shutil.which("terraform")
-    if found is None:
-        pytest.skip("terraform is not installed")
-    return found
-
-
 @pytest.mark.parametrize(
     ("values", "accepted"),
     [
