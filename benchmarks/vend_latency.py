@@ -42,8 +42,8 @@ import sdk_clients as sdk
 from alibabacloud_eiam20211201.models import ObtainApplicationClientSecretRequest
 from processes import VEND, free_port, wait_for_port
 
+from infra.local.cli import local_environment
 from shared.auth.ram_proof import build_proof
-from shared.cli import local_environment
 
 ACCOUNT = "1234567890123456"
 BILLING = ("LTAI5tDemoBilling00001", "demo-billing-secret-0001")

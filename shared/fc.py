@@ -81,10 +81,15 @@ def request_id_of(context: object) -> str:
 
 
 def deadline_of(context: object) -> float:
-    """The request deadline: well inside the function's timeout, and at most 10 s."""
+    """The request deadline for the function's timeout in FC's context."""
     timeout = getattr(getattr(context, "function", None), "timeout", None)
     try:
         seconds = float(timeout) if timeout else 0.0
     except (TypeError, ValueError):
         seconds = 0.0
-    return min(DEFAULT_DEADLINE_S, seconds * 0.8) if seconds > 0 else DEFAULT_DEADLINE_S
+    return deadline_for(seconds)
+
+
+def deadline_for(timeout_s: float) -> float:
+    """The request deadline: well inside the function's timeout, and at most 10 s."""
+    return min(DEFAULT_DEADLINE_S, timeout_s * 0.8) if timeout_s > 0 else DEFAULT_DEADLINE_S

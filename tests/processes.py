@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-VEND = [sys.executable, "-m", "shared.cli"]
+VEND = [sys.executable, "-m", "infra.local.cli"]
 
 
 def free_port() -> int:

@@ -16,13 +16,13 @@ from alibabacloud_eiam20211201 import models as eiam_models
 from alibabacloud_eiam20211201.client import Client as EiamClient
 
 from functions import events, http
+from functions.wsgi_server import WsgiServer
 from infra.emulator import EmulatorServer, Seed
+from infra.local.cli import local_environment
+from infra.local.fc_bridge import LocalFc
 from shared import composition_root
-from shared.cli import local_environment
 from shared.client import EventsClient, VendClient, endpoint
-from shared.serve import LocalFc
 from shared.upstream.rpc import Credentials
-from shared.wsgi_server import WsgiServer
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_POLICY = ROOT / "examples" / "policy.json"

@@ -197,7 +197,16 @@ def test_policy_from_yaml_file(tmp_path: Path) -> None:
 
 def _check(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", "policy", "check", "--policy", str(POLICY), *args],
+        [
+            sys.executable,
+            "-m",
+            "infra.local.cli",
+            "policy",
+            "check",
+            "--policy",
+            str(POLICY),
+            *args,
+        ],
         capture_output=True,
         text=True,
         timeout=30,
@@ -256,7 +265,7 @@ def test_vend_policy_check_refuses_a_bad_policy(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "shared.cli",
+            "infra.local.cli",
             "policy",
             "check",
             "--policy",

@@ -93,7 +93,7 @@ def test_vend_serve_refuses_to_start_with_a_bad_policy(tmp_path: Path) -> None:
     )
     env = {**GOOD, "VEND_POLICY": str(bad), "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "serve", "--port", "0"],
+        [sys.executable, "-m", "infra.local.cli", "serve", "--port", "0"],
         env=env,
         capture_output=True,
         text=True,
@@ -106,7 +106,7 @@ def test_vend_serve_refuses_to_start_with_a_bad_policy(tmp_path: Path) -> None:
 def test_vend_serve_refuses_bad_jwt_issuers() -> None:
     env = {**GOOD, "VEND_JWT_ISSUERS": '[{"name": "x"}]', "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "serve", "--port", "0"],
+        [sys.executable, "-m", "infra.local.cli", "serve", "--port", "0"],
         env=env,
         capture_output=True,
         text=True,

@@ -16,7 +16,7 @@ from processes import VEND, free_port
 from pytest_httpserver import HTTPServer
 
 from infra.emulator import EmulatorServer
-from shared.cli import DEMO_POLICY, DEMO_SEED, local_environment, main
+from infra.local.cli import DEMO_POLICY, DEMO_SEED, local_environment, main
 
 ACCOUNT = "1234567890123456"
 DATA_KEYS = {"data-key:key-default", "data-key:key-billing", "data-key:key-reports"}

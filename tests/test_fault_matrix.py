@@ -31,10 +31,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from stack import DEMO_POLICY, Stack, running_stack
 
+from functions.wsgi_server import WsgiServer
 from infra.emulator import Seed
 from shared import composition_root
 from shared.client import endpoint
-from shared.wsgi_server import WsgiServer
 
 MATRIX_FILE = Path(__file__).with_name("fault_matrix.tsv")
 COLUMNS = ("upstream", "fault", "request", "caller", "status", "code", "secrets", "recovery")

@@ -1,4 +1,4 @@
-"""FC's invoke API on localhost (shared/fc_invoke.py), driven by the unchanged fc2 SDK over a real
+"""FC's invoke API on localhost (infra/local/fc_invoke.py), driven by the unchanged fc2 SDK over a real
 HTTP server, as another function's code would call `vend local`."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import requests
 from fc2.auth import Auth
 from fc2.fc_exceptions import FcError
 
-from shared.fc_invoke import MAX_ASYNC_PAYLOAD, MAX_SYNC_PAYLOAD, FcInvokeApi
-from shared.wsgi_server import WsgiServer
+from functions.wsgi_server import WsgiServer
+from infra.local.fc_invoke import MAX_ASYNC_PAYLOAD, MAX_SYNC_PAYLOAD, FcInvokeApi
 
 KEY = ("LTAIfcInvokeTest0001", "fc-invoke-test-secret-0001")
 STS_KEY = ("STS.fcInvokeTest0002", "fc-invoke-test-secret-0002")
@@ -200,7 +200,7 @@ def test_a_raising_handler_is_fc_s_unhandled_invocation_error(serve: Serve) -> N
     assert frames[-1][2:] == ["in failing", 'raise ValueError("the message of the error")']
     assert frames[-1][0] == f'File "{__file__}"'
     assert "local-value-never-sent" not in error.message
-    assert "shared/fc_invoke.py" not in error.message  # only the function's own frames
+    assert "infra/local/fc_invoke.py" not in error.message  # only the function's own frames
 
 
 def test_the_unhandled_error_on_the_wire(serve: Serve) -> None:

@@ -9,7 +9,6 @@ import copy
 import hashlib
 import importlib
 import importlib.util
-import inspect
 import json
 import re
 from pathlib import Path
@@ -19,20 +18,24 @@ import jsonschema
 import pytest
 import yaml
 
-from shared import cli
+from functions import custom_runtime
+from infra.local.fc_context import FunctionInfo, LocalContext
 from shared.config import Settings
 from shared.fc import DEFAULT_DEADLINE_S, deadline_of
-from shared.fc_context import FunctionInfo, LocalContext
-from shared.serve import LocalFc
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_DIR = ROOT / "infra" / "fc3-schema"
 FILES = ("s.yaml", "s.custom.yaml")
 PACKAGE = "./dist/vend-fc.zip"
 # The modules whose code runs in FC: the two handlers, and what `vend serve` puts around the
-# HTTP one in the custom runtime. The caller commands of shared/cli.py (VEND_URL, ...) run on
+# HTTP one in the custom runtime. The caller commands of infra/local/cli.py (VEND_URL, ...) run on
 # the caller's machine and are not followed.
-SERVICE_ROOTS = ("functions.http", "functions.events", "shared.serve", "shared.wsgi_server")
+SERVICE_ROOTS = (
+    "functions.http",
+    "functions.events",
+    "infra.local.fc_bridge",
+    "functions.wsgi_server",
+)
 CODE_DIRS = (ROOT / "shared", ROOT / "functions")
 
 _REF = re.compile(r"\$\{([^}]*)\}")
@@ -251,26 +254,21 @@ def test_function_timeout_leaves_room_for_the_request_deadline() -> None:
         assert deadline_of(ctx) == DEFAULT_DEADLINE_S, f"{resource}: deadline below 10 s"
 
 
-def test_custom_runtime_runs_vend_serve_on_the_port_fc_calls() -> None:
+def test_custom_runtime_runs_the_api_server_on_the_port_fc_calls() -> None:
     props = props_of("s.custom.yaml", "vend-http-custom")
     assert props["runtime"] in _schema()["definitions"]["IRuntime"]["enum"]
     assert is_custom(props)
     config = props["customRuntimeConfig"]
     args = config["args"]
-    assert args[:2] == ["-m", "shared.cli"], args
-    assert importlib.util.find_spec("shared.cli") is not None
-    parsed = cli.build_parser().parse_args(args[2:])
-    assert parsed.run is cli._serve
-    assert parsed.host == "0.0.0.0"
-    assert parsed.port == config["port"]
+    assert args[:2] == ["-m", "functions.custom_runtime"], args
+    assert importlib.util.find_spec("functions.custom_runtime") is not None
+    assert args[2:] == ["--host", "0.0.0.0", "--port", str(config["port"])]
     assert config["healthCheckConfig"]["httpGetUrl"] == "/v1/health"
     assert props["environmentVariables"]["PYTHONPATH"] == "/code"
-    # Many requests per instance, but no more than vend serve has threads for.
-    threads = re.search(r"threads=(\d+)", inspect.getsource(cli._start_api))
-    assert threads, "vend serve's thread count not found in shared/cli.py"
-    assert 1 < props["instanceConcurrency"] <= int(threads.group(1))
-    # vend serve computes its deadline from LocalFc's timeout, not from FC's.
-    assert props["timeout"] == inspect.signature(LocalFc).parameters["timeout_s"].default
+    # Many requests per instance, but no more than the server has threads for.
+    assert 1 < props["instanceConcurrency"] <= custom_runtime.THREADS
+    # The server computes its deadline from the timeout it assumes, not from FC's.
+    assert props["timeout"] == custom_runtime.FUNCTION_TIMEOUT_S
 
 
 # -- VEND_* variables -------------------------------------------------------------------------
@@ -336,7 +334,7 @@ def test_the_scan_follows_lazy_and_relative_imports() -> None:
     assert {"functions.http", "shared.config", "shared.composition_root"} <= set(modules)
     assert "shared.auth.jwt_bearer" in modules  # imported inside a function
     assert "shared.ram_policy.wildcard" in modules  # a relative import
-    assert "shared.caller_cli" not in modules  # the caller side
+    assert not any(m.startswith(("vend_client", "infra")) for m in modules)  # caller, laptop
     assert "infra.emulator" not in modules
 
 

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl
 
 from pydantic import TypeAdapter, ValidationError
 
-from shared.wsgi_server import status_line
+from functions.wsgi_server import status_line
 
 from . import eiam, ids, kms, sts
 from .call import Call, Handler

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared.wsgi_server import status_line
+from functions.wsgi_server import status_line
 
 from .errors import ApiError
 from .seed import Fault

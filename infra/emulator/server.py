@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.wsgi_server import WsgiServer
+from functions.wsgi_server import WsgiServer
 
 from .app import Emulator
 from .seed import Seed

@@ -1,6 +1,7 @@
-"""`vend serve`: the very FC handler, served on localhost. Each WSGI request becomes the event
-FC's HTTP trigger would send, and the handler's result becomes the HTTP response, so what runs
-locally is what runs in FC."""
+"""FC's built-in runtime, on localhost (`vend local`, the tests): each WSGI request becomes the
+event FC's HTTP trigger would send to the very handler of `vend-http`, and the handler's result
+becomes the HTTP response, so what runs locally is what runs in FC. FC's invoke API serves
+`vend-events` beside it."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from shared.fc_context import FunctionInfo, LocalContext, StartResponse
-from shared.fc_invoke import FcInvokeApi, KeyLookup
-from shared.wsgi_server import status_line
+from functions.wsgi_server import status_line
+from infra.local.fc_context import FunctionInfo, LocalContext, StartResponse
+from infra.local.fc_invoke import FcInvokeApi, KeyLookup
 
 MAX_READ = 64 * 1024 + 1
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 class LocalFc:
@@ -107,3 +109,14 @@ def http_event(environ: dict[str, Any], body: bytes, request_id: str) -> dict[st
             },
         },
     }
+
+
+def with_fc_invoke_api(app: WsgiApp, invoke: FcInvokeApi) -> WsgiApp:
+    """`app`, with FC's invoke API for `vend-events` on its paths."""
+
+    def dispatch(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if invoke.matches(environ.get("PATH_INFO") or "/"):
+            return invoke(environ, start_response)
+        return app(environ, start_response)
+
+    return dispatch

@@ -11,15 +11,15 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from shared.fc_invoke import KeyLookup
-    from shared.wsgi_server import WsgiServer
+    from functions.wsgi_server import WsgiServer
+    from infra.local.fc_invoke import KeyLookup
 
 DEFAULT_EMULATOR_PORT = 9100
 DEFAULT_API_PORT = 9000
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEMO_SEED = ROOT / "examples" / "seed.yaml"
 DEMO_POLICY = ROOT / "examples" / "policy.json"
 
@@ -56,9 +56,9 @@ def _start_api(host: str, port: int, keys: KeyLookup | None = None) -> WsgiServe
     server of the HTTP API and of FC's invoke API for `vend-events`. `keys` verifies fc2
     signatures (None: `vend serve` knows no caller's keys, and does not check them)."""
     from functions import events, http
+    from functions.wsgi_server import WsgiServer
+    from infra.local.fc_bridge import LocalFc
     from shared.config import ConfigError
-    from shared.serve import LocalFc
-    from shared.wsgi_server import WsgiServer
 
     app = LocalFc(
         http.handler, region=None, account_id=None, events_handler=events.handler, keys=keys
@@ -71,8 +71,31 @@ def _start_api(host: str, port: int, keys: KeyLookup | None = None) -> WsgiServe
 
 
 def _serve(args: argparse.Namespace) -> int:
-    server = _start_api(args.host, args.port)
+    """The custom runtime's server (functions.custom_runtime), on this machine; FC's invoke API
+    for `vend-events` beside it only when asked, for local tests (its fc2 signatures are not
+    checked: this server knows no caller's keys)."""
+    from functions.custom_runtime import THREADS, build_app
+    from functions.wsgi_server import WsgiServer
+    from shared.config import ConfigError
+
+    try:
+        app: Any = build_app()
+    except ConfigError as exc:
+        raise CliError(f"vend: configuration: {exc}", 2) from None
+    if args.fc_invoke_api:
+        from functions import events
+        from infra.local.fc_bridge import with_fc_invoke_api
+        from infra.local.fc_invoke import FcInvokeApi
+
+        app = with_fc_invoke_api(
+            app, FcInvokeApi(events.handler, keys=None, region=None, account_id=None)
+        )
+    server = WsgiServer(app, host=args.host, port=args.port, threads=THREADS)
     print(f"vend: HTTP API at http://{args.host}:{args.port}/v1/")
+    if args.fc_invoke_api:
+        print(
+            f"vend: FC's invoke API for vend-events at http://{args.host}:{args.port}/2016-08-15/"
+        )
     sys.stdout.flush()
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
@@ -238,6 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="the HTTP API on localhost, configured from VEND_*")
     serve.add_argument("--port", type=int, default=DEFAULT_API_PORT)
     serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument(
+        "--fc-invoke-api",
+        action="store_true",
+        help="also FC's invoke API for vend-events (local tests only, never in production)",
+    )
     serve.set_defaults(run=_serve)
 
     doctor = sub.add_parser(

@@ -54,8 +54,8 @@ from urllib.parse import parse_qs
 
 from fc2.auth import Auth
 
-from shared.fc_context import FunctionInfo, LocalContext, StartResponse
-from shared.wsgi_server import status_line
+from functions.wsgi_server import status_line
+from infra.local.fc_context import FunctionInfo, LocalContext, StartResponse
 
 log = logging.getLogger("vend.fc")
 

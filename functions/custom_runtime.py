@@ -1,0 +1,92 @@
+"""`vend-http-custom` (s.custom.yaml): FC's custom runtime runs this module, the HTTP API on a
+WSGI server with many requests per instance. Each WSGI request goes straight to the core's
+`HttpApi`: no FC trigger event in between. It serves the API only; FC's invoke API is
+`vend-events`' own function, never a route here.
+
+    python -m functions.custom_runtime --host 0.0.0.0 --port 9000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from functions.wsgi_server import WsgiServer, status_line
+from shared.composition_root import instance_vendor
+from shared.config import ConfigError
+from shared.fc import deadline_for
+from shared.http_api import HttpApi, HttpRequest
+from shared.vend import Vendor
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+# One byte past the API's 64 KiB is enough for it to refuse the body as too large.
+MAX_READ = 64 * 1024 + 1
+# s.custom.yaml's `timeout`: the request deadline is 80% of it, at most 10 s (shared.fc).
+FUNCTION_TIMEOUT_S = 15
+THREADS = 16
+
+
+class ApiApp:
+    """The HTTP API as a WSGI app."""
+
+    def __init__(
+        self, vendor: Callable[[], Vendor], *, timeout_s: int = FUNCTION_TIMEOUT_S
+    ) -> None:
+        self._api = HttpApi(vendor, deadline_for(timeout_s))
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        response = self._api.handle(request_of(environ))
+        payload = response.encoded()
+        headers = [*response.headers.items(), ("Content-Length", str(len(payload)))]
+        start_response(status_line(response.status), headers)
+        return [payload]
+
+
+def request_of(environ: dict[str, Any]) -> HttpRequest:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    body = environ["wsgi.input"].read(min(length, MAX_READ)) if length > 0 else b""
+    headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k[:5] == "HTTP_"}
+    if environ.get("CONTENT_TYPE"):
+        headers["content-type"] = environ["CONTENT_TYPE"]
+    # FC names each request in x-fc-request-id; anywhere else, a fresh id.
+    request_id = headers.get("x-fc-request-id") or str(uuid.uuid4())
+    path = (environ.get("PATH_INFO") or "/").encode("latin-1").decode("utf-8", "replace")
+    return HttpRequest(
+        method=environ.get("REQUEST_METHOD", "GET"),
+        path=path,
+        headers=headers,
+        body=body,
+        request_id=request_id,
+        source_ip=environ.get("REMOTE_ADDR") or None,
+    )
+
+
+def build_app() -> ApiApp:
+    """The app, with the service built now from the environment: a bad configuration stops the
+    start (ConfigError names the variable), not a caller's request."""
+    instance_vendor(None)
+    return ApiApp(lambda: instance_vendor(None))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="functions.custom_runtime")
+    parser.add_argument("--host", default="0.0.0.0")  # noqa: S104 - FC's custom runtime port
+    parser.add_argument("--port", type=int, default=9000)
+    args = parser.parse_args(argv)
+    try:
+        app = build_app()
+    except ConfigError as exc:
+        print(f"vend: configuration: {exc}", file=sys.stderr)
+        return 2
+    WsgiServer(app, host=args.host, port=args.port, threads=THREADS).serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
