@@ -43,7 +43,7 @@ from alibabacloud_eiam20211201.models import ObtainApplicationClientSecretReques
 from processes import VEND, free_port, wait_for_port
 
 from infra.local.cli import local_environment
-from shared.auth.ram_proof import build_proof
+from vend_client.proof import build_proof
 
 ACCOUNT = "1234567890123456"
 BILLING = ("LTAI5tDemoBilling00001", "demo-billing-secret-0001")

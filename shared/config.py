@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from shared.approval import ApprovalPolicy, load_approval_policy
 from shared.ram_policy import PolicyError
-from shared.upstream.endpoint import Endpoint
+from shared.wire.endpoint import Endpoint
 
 
 class ConfigError(ValueError):

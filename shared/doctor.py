@@ -27,7 +27,6 @@ from shared.config import ConfigError, Settings
 from shared.errors import UpstreamFailure, bounded
 from shared.idempotency.store import StoreUnavailable
 from shared.upstream.deadline import Deadline
-from shared.upstream.endpoint import Endpoint
 from shared.upstream.identity import FunctionIdentity
 from shared.upstream.rpc import (
     EIAM_VERSION,
@@ -36,6 +35,7 @@ from shared.upstream.rpc import (
     ClientPool,
     Credentials,
 )
+from shared.wire.endpoint import Endpoint
 
 if TYPE_CHECKING:
     from shared.vend import Vendor

@@ -21,8 +21,8 @@ from infra.emulator import EmulatorServer, Seed
 from infra.local.cli import local_environment
 from infra.local.fc_bridge import LocalFc
 from shared import composition_root
-from shared.client import EventsClient, VendClient, endpoint
-from shared.upstream.rpc import Credentials
+from vend_client import Credentials, EventsClient, VendClient
+from vend_client import parse_endpoint as endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_POLICY = ROOT / "examples" / "policy.json"

@@ -26,9 +26,9 @@ from shared.auth.ram_proof import (
     ProofPolicy,
     RamProofVerifier,
     allowed_sts_targets,
-    build_proof,
 )
 from shared.errors import VendError
+from vend_client.proof import build_proof
 
 AUD = "vend-svc-7f3a"
 USER_ARN = f"acs:ram::{sdk.ACCOUNT}:user/billing"

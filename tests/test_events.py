@@ -15,7 +15,7 @@ from fc2.fc_exceptions import FcError
 from stack import Stack, running_stack
 
 from infra.emulator import Seed
-from shared.client import VendApiError
+from vend_client import VendApiError
 
 BILLING_SECRET = "CSdemoBillingSecretValue0000000000000001"
 

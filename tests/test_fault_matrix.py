@@ -34,7 +34,7 @@ from stack import DEMO_POLICY, Stack, running_stack
 from functions.wsgi_server import WsgiServer
 from infra.emulator import Seed
 from shared import composition_root
-from shared.client import endpoint
+from vend_client import parse_endpoint as endpoint
 
 MATRIX_FILE = Path(__file__).with_name("fault_matrix.tsv")
 COLUMNS = ("upstream", "fault", "request", "caller", "status", "code", "secrets", "recovery")

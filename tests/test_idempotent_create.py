@@ -18,9 +18,9 @@ from stack import DEMO_POLICY, Stack, running_stack
 
 from infra.emulator import Seed
 from shared import idempotent_create as once
-from shared.client import VendApiError
 from shared.idempotency import IdempotencyRecord, open_store
 from shared.models import CreateRequest
+from vend_client import VendApiError
 
 pytest_plugins = ["redis_server"]
 

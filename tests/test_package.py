@@ -16,6 +16,7 @@ Each zip is built once for the module. Two targets:
 from __future__ import annotations
 
 import glob
+import importlib.metadata
 import json
 import os
 import platform
@@ -36,7 +37,10 @@ POLICY = ROOT / "examples" / "policy.json"
 WHEEL_PLATFORMS = {"x86_64": "manylinux2014_x86_64", "aarch64": "manylinux2014_aarch64"}
 # Named by the issue; the rest of the dev-only set is read from requirements-dev.txt.
 DEV_TOP_LEVEL = {"pytest", "_pytest", "mypy", "mypyc", "ruff", "pytest_httpserver", "werkzeug"}
-NOT_SHIPPED = ("infra/", "tests/", "benchmarks/", "examples/")
+NOT_SHIPPED = ("infra/", "tests/", "benchmarks/", "examples/", "client/", "vend_client/")
+# What the function never imports: the caller's fc2, and the SDK product modules of EIAM and KMS
+# (the core calls them through tea-openapi's generic call).
+NEVER_IMPORTED = {"fc2", "alibabacloud_eiam20211201", "alibabacloud_kms20160120", "vend_client"}
 FC_TARGET = Target(package.DEFAULT_PYTHON, package.DEFAULT_PLATFORM)
 
 # Run in the unpacked zip by a clean interpreter; prints one RESULT line of JSON.
@@ -217,6 +221,25 @@ def test_ships_no_emulator_tests_benchmarks_examples_or_dev_tools(built: BuildRe
 
 def test_ships_every_pinned_runtime_dependency_and_no_other(built: BuildResult) -> None:
     assert _dist_names(_names(built)) == _requirement_names(package.DEFAULT_REQUIREMENTS)
+
+
+def test_every_top_level_entry_is_the_function_or_a_shipped_dependency(built: BuildResult) -> None:
+    """The zip, listed: `functions/`, `shared/`, the policy when asked, and the top-level
+    packages of the pinned runtime dependencies (as this machine's copies of the same versions
+    lay them out); nothing else."""
+    allowed = {"functions", "shared", "policy.json"}
+    for name in _requirement_names(package.DEFAULT_REQUIREMENTS):
+        files = importlib.metadata.distribution(name).files or []
+        allowed |= {_module_of(f.parts[0]) for f in files if not f.parts[0].startswith("..")}
+    tops = {n.split("/", 1)[0] for n in _names(built)}
+    stray = sorted(t for t in tops if _module_of(t) not in allowed)
+    assert stray == []
+    assert not {_module_of(t) for t in tops} & NEVER_IMPORTED
+
+
+def _module_of(entry: str) -> str:
+    """`pkg`, `mod.py` or `_ext.cpython-310-x86_64-linux-gnu.so` -> the module's name."""
+    return entry.split(".", 1)[0] if entry.endswith((".py", ".so", ".pyd")) else entry
 
 
 def test_no_bytecode_console_scripts_or_install_records(built: BuildResult) -> None:

@@ -76,7 +76,7 @@ from redis_server import PersistentRedis, redis_binary
 from stack import DEMO_POLICY, Stack, running_stack
 
 from infra.emulator import Seed, parse_seed
-from shared.client import VendApiError, VendClient
+from vend_client import VendApiError, VendClient
 
 INSTANCE = sdk.INSTANCE
 APPS = tuple(f"app_sf_{i}" for i in range(8))

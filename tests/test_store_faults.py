@@ -17,7 +17,7 @@ from redis_server import PersistentRedis, redis_binary
 from stack import Stack, running_stack
 
 from infra.emulator import Seed
-from shared.client import VendApiError
+from vend_client import VendApiError
 
 TIMEOUT_S = 2
 DEADLINE_S = TIMEOUT_S * 0.8

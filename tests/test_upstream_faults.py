@@ -18,7 +18,7 @@ from stack import Stack, running_stack
 from werkzeug import Request, Response
 
 from infra.emulator import Seed
-from shared.models import VendResponse
+from vend_client import VendResponse
 
 OBTAIN = {
     "instance_id": "idaas_demo",
@@ -100,7 +100,7 @@ def test_eiam_503_once_is_retried_and_succeeds(stack: Stack) -> None:
     calls = stack.emulator.emulator.calls("ObtainApplicationClientSecret")
     assert [code for _, _, code in calls] == ["ServiceUnavailable", "OK"]
     # The secret is the real one, sealed for the caller.
-    assert stack.client().open(VendResponse.model_validate(resp.json()), **OBTAIN) == BILLING_SECRET
+    assert stack.client().open(VendResponse.from_dict(resp.json()), **OBTAIN) == BILLING_SECRET
 
 
 def test_eiam_503_always_is_502_after_bounded_attempts(stack: Stack, secrets: list[str]) -> None:
@@ -349,7 +349,7 @@ def test_eiam_stand_in_is_reached_with_scoped_credentials(
     assert resp.status_code == 200, resp.text
     assert resp.json()["upstream_request_id"] == "eiam-req-1"
     assert (
-        eiam_stack.client().open(VendResponse.model_validate(resp.json()), **OBTAIN)
+        eiam_stack.client().open(VendResponse.from_dict(resp.json()), **OBTAIN)
         == "CSfromTheStandIn"
     )
     ((req, _),) = httpserver.log

@@ -19,8 +19,7 @@ from pytest_httpserver import HTTPServer
 from stack import Stack, running_stack
 
 from infra.emulator import Seed
-from shared.client import VendApiError
-from shared.upstream.rpc import Credentials
+from vend_client import Credentials, VendApiError
 
 ISSUER = "https://idaas.example.com/api/v2/app/oauth2"
 REPORTS_SECRET = "CSdemoReportsSecretValue000000000000001"

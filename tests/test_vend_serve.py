@@ -16,8 +16,8 @@ from processes import VEND, free_port, wait_for_port
 
 from infra.emulator import EmulatorServer
 from infra.local.cli import DEMO_POLICY, DEMO_SEED, local_environment
-from shared.client import EventsClient, VendClient, endpoint
-from shared.upstream.rpc import Credentials
+from vend_client import Credentials, EventsClient, VendClient
+from vend_client import parse_endpoint as endpoint
 
 BILLING_SECRET = "CSdemoBillingSecretValue0000000000000001"
 INVOKE_PATH = "/2016-08-15/services/any/functions/vend-events/invocations"

@@ -279,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="the report as JSON")
     doctor.set_defaults(run=_doctor)
 
-    from shared import caller_cli
+    from vend_client import cli as caller_cli
 
     caller_cli.add_commands(sub)
 

@@ -6,9 +6,8 @@ sends it to an allow-listed STS endpoint and takes the `Arn` STS answers with as
 STS accepts a signature nonce once, so a proof is single-use, and the audience header binds it to
 one service: another service that receives our proof cannot replay it to us.
 
-Caller side: `build_proof`, signed by the official SDK's signer (imported when first called, so
-the service side does not pay the SDK's import time at cold start). Service side: `ProofPolicy`,
-`allowed_sts_targets` and `RamProofVerifier`.
+This is the verifier: `ProofPolicy`, `allowed_sts_targets` and `RamProofVerifier`. The proof's
+producer is the caller's package (`vend_client.proof`); the form both read is `shared.wire.proof`.
 """
 
 from __future__ import annotations
@@ -17,9 +16,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-import ipaddress
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -33,21 +30,24 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from shared.errors import throttled, unauthenticated, upstream_error, upstream_timeout
 from shared.principal import Caller
+from shared.wire.proof import (
+    AUDIENCE_HEADER,
+    DEFAULT_STS_HOST,
+    HEADER_VALUE,
+    MAX_PROOF_BYTES,
+    STS_ACTION,
+    STS_VERSION,
+    host_port,
+    principal_arn,
+)
 
 __all__ = [
     "AUDIENCE_HEADER",
     "ProofPolicy",
     "RamProofVerifier",
     "allowed_sts_targets",
-    "build_proof",
 ]
 
-AUDIENCE_HEADER = "x-acs-vend-audience"
-STS_ACTION = "GetCallerIdentity"
-STS_VERSION = "2015-04-01"
-DEFAULT_STS_HOST = "sts.aliyuncs.com"
-SIGNATURE_ALGORITHM = "ACS3-HMAC-SHA256"
-MAX_PROOF_BYTES = 16 * 1024
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -70,7 +70,6 @@ REQUIRED_SIGNED = frozenset(
 _PLAIN_HEADERS = frozenset({"host", "authorization", "accept", "user-agent", "content-type"})
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}")
-_HEADER_VALUE = re.compile(r"(?:[\x21-\x7e][\x20-\x7e]*)?")  # visible ASCII, no leading space
 _B64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 _AUTHORIZATION = re.compile(
     r"ACS3-HMAC-SHA256 Credential=[A-Za-z0-9._-]{1,128},"
@@ -81,124 +80,9 @@ _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 _STS_CODE = re.compile(r"[A-Za-z0-9._-]{1,100}")
 
 _ACCOUNT = re.compile(r"[0-9]{1,32}")
-_USER_ARN = re.compile(r"acs:ram::(?P<account>[0-9]{1,32}):user/[A-Za-z0-9._@-]{1,64}")
-_ASSUMED_ROLE_ARN = re.compile(
-    r"acs:ram::(?P<account>[0-9]{1,32}):assumed-role/(?P<role>[A-Za-z0-9._-]{1,64})"
-    r"/[A-Za-z0-9._@-]{1,64}"
-)
 _ROOT_ARN = re.compile(r"acs:ram::(?P<account>[0-9]{1,32}):root")
 
-_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
-_HOST_PORT = re.compile(r"(?P<host>\[[0-9a-f:.]+\]|[^:\[\]]+)(?::(?P<port>[0-9]{1,5}))?")
 _REGION = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-
-
-# -- caller side ---------------------------------------------------------------------------------
-
-
-def build_proof(
-    *,
-    audience: str,
-    sts_endpoint: str = DEFAULT_STS_HOST,
-    protocol: str = "https",
-    access_key_id: str | None = None,
-    access_key_secret: str | None = None,
-    security_token: str | None = None,
-    credential: object | None = None,
-) -> str:
-    """A RAM proof for the service whose audience is `audience`: base64url (no padding) of the JSON
-    of an STS `GetCallerIdentity` request signed with the caller's credentials but not sent.
-
-    Credentials: explicit keys (with `security_token` for STS credentials), or `credential`, an
-    `alibabacloud_credentials.client.Client`, or else the environment variables
-    ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET / _SECURITY_TOKEN as they are at the call, or else the
-    credentials library's default chain (profiles, instance roles...).
-    The request is built as `alibabacloud_tea_openapi`'s `Client.do_request` builds it, and
-    signed with that package's own signer. Raises ValueError for bad arguments or credentials
-    that cannot sign (a bearer token); the credentials library's own errors pass through."""
-    # Imported here: the SDK takes about 0.25 s to import, which the service side never needs.
-    from alibabacloud_credentials.client import Client as CredentialClient  # noqa: PLC0415
-    from alibabacloud_credentials.models import Config as CredentialConfig  # noqa: PLC0415
-    from alibabacloud_tea_openapi.utils import Utils  # noqa: PLC0415
-    from darabonba.request import DaraRequest  # noqa: PLC0415
-
-    if not audience or not _HEADER_VALUE.fullmatch(audience):
-        raise ValueError("audience must be a non-empty string of printable ASCII")
-    scheme = protocol.lower()
-    if scheme not in ("http", "https"):
-        raise ValueError("protocol must be 'http' or 'https'")
-    try:
-        host = _host_port(sts_endpoint)
-    except ValueError as exc:
-        raise ValueError(f"invalid sts_endpoint {sts_endpoint!r}: {exc}") from None
-
-    keys_given = (access_key_id, access_key_secret, security_token) != (None, None, None)
-    if keys_given and credential is not None:
-        raise ValueError("give either access keys or a credential client, not both")
-    if not keys_given and credential is None:
-        # The default chain starts with these variables, but alibabacloud-credentials 1.0.12 reads
-        # them once, when it is imported: read them now, so that setting them later works too.
-        access_key_id = os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID") or None
-        access_key_secret = os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET") or None
-        security_token = os.environ.get("ALIBABA_CLOUD_SECURITY_TOKEN") or None
-        keys_given = access_key_id is not None and access_key_secret is not None
-    if keys_given:
-        if not access_key_id or not access_key_secret:
-            raise ValueError("access_key_id and access_key_secret must be given together")
-        credential = CredentialClient(
-            CredentialConfig(
-                type="sts" if security_token else "access_key",
-                access_key_id=access_key_id,
-                access_key_secret=access_key_secret,
-                security_token=security_token or None,
-            )
-        )
-    elif credential is None:
-        credential = CredentialClient()
-    client: Any = credential
-    model: Any = client.get_credential()
-    if model.type in ("bearer", "id_token") or not model.access_key_id:
-        raise ValueError("a RAM proof must be signed with an access key and its secret")
-    key_id, secret, token = model.access_key_id, model.access_key_secret, model.security_token
-    if not secret:
-        raise ValueError("a RAM proof must be signed with an access key and its secret")
-
-    # What `Client.do_request` (tea-openapi 0.4.6) sets for an RPC call, plus our audience.
-    # GetCallerIdentity has no parameters: the SDK sends `POST /` with no query and no body.
-    headers: dict[str, str] = {
-        "host": host,
-        "x-acs-version": STS_VERSION,
-        "x-acs-action": STS_ACTION,
-        "user-agent": Utils.get_user_agent(os.environ.get("ALIBABA_CLOUD_USER_AGENT")),
-        "x-acs-date": Utils.get_timestamp(),
-        "x-acs-signature-nonce": Utils.get_nonce(),
-        "accept": "application/json",
-        AUDIENCE_HEADER: audience,
-    }
-    payload_hash: str = Utils.hash(b"", SIGNATURE_ALGORITHM).hex()
-    headers["x-acs-content-sha256"] = payload_hash
-    if model.provider_name:
-        headers["x-acs-credentials-provider"] = model.provider_name
-    if token:
-        headers["x-acs-accesskey-id"] = key_id
-        headers["x-acs-security-token"] = token
-    request = DaraRequest()
-    request.protocol = scheme
-    request.method = "POST"
-    request.pathname = "/"
-    request.query = {}
-    request.headers = headers
-    authorization: str = Utils.get_authorization(
-        request, SIGNATURE_ALGORITHM, payload_hash, key_id, secret
-    )
-    headers["authorization"] = authorization
-
-    document = {"method": "POST", "url": f"{scheme}://{host}/", "headers": headers, "body": ""}
-    raw = json.dumps(document, separators=(",", ":")).encode("utf-8")
-    if len(raw) > MAX_PROOF_BYTES:
-        raise ValueError("the proof would be longer than 16 KiB, which services refuse")
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
 # -- service side: configuration -----------------------------------------------------------------
@@ -244,7 +128,7 @@ def allowed_sts_targets(
         if not item:
             continue  # "a,b," splits into an empty last entry
         try:
-            targets.add(("https", _host_port(item)))
+            targets.add(("https", host_port(item)))
         except ValueError as exc:
             raise ValueError(f"invalid STS proof host {entry!r}: {exc}") from None
     return frozenset(targets)
@@ -261,33 +145,9 @@ def _endpoint_target(value: str) -> tuple[str, str]:
     try:
         if scheme not in ("http", "https"):
             raise ValueError("the scheme must be http or https")
-        return scheme, _host_port(text)
+        return scheme, host_port(text)
     except ValueError as exc:
         raise ValueError(f"invalid STS endpoint {value!r}: {exc}") from None
-
-
-def _host_port(value: str) -> str:
-    """`host[:port]`, lower-cased; ValueError says what is wrong."""
-    text = value.lower()
-    match = _HOST_PORT.fullmatch(text)
-    if match is None:
-        raise ValueError("expected host[:port]")
-    host, port = match["host"], match["port"]
-    if host.startswith("["):
-        try:
-            ipaddress.IPv6Address(host[1:-1])
-        except ValueError:
-            raise ValueError("not an IPv6 address in brackets") from None
-    elif len(host) > 253 or not _HOSTNAME.fullmatch(host):
-        raise ValueError("not a valid host name")
-    elif host.replace(".", "").isdigit():
-        try:
-            ipaddress.IPv4Address(host)
-        except ValueError:
-            raise ValueError("not a valid IPv4 address") from None
-    if port is not None and (port.startswith("0") or not 1 <= int(port) <= 65535):
-        raise ValueError("the port must be 1 to 65535")
-    return text
 
 
 # -- service side: verification ------------------------------------------------------------------
@@ -463,7 +323,7 @@ def _headers(proof: _Proof) -> dict[str, str]:
                 "The RAM proof may carry only host, authorization, accept, user-agent, "
                 "content-type and x-acs-* headers."
             )
-        if not _HEADER_VALUE.fullmatch(value):
+        if not HEADER_VALUE.fullmatch(value):
             raise unauthenticated("The RAM proof has a header value with forbidden characters.")
         headers[lower] = value
     return headers
@@ -540,16 +400,3 @@ def _identity(response: requests.Response) -> Caller:
     if principal is None:
         raise upstream_error("STS answered the RAM proof with an identity of an unexpected form.")
     return Caller.ram(principal, account)
-
-
-def principal_arn(arn: str, account_id: str) -> str | None:
-    """The principal of an STS identity ARN of account `account_id`: a user as it is, an assumed
-    role `.../assumed-role/{Role}/{session}` as `...:role/{Role}`; None for any other form (the
-    root account included) or another account."""
-    match = _USER_ARN.fullmatch(arn)
-    if match is not None:
-        return arn if match["account"] == account_id else None
-    match = _ASSUMED_ROLE_ARN.fullmatch(arn)
-    if match is None or match["account"] != account_id:
-        return None
-    return f"acs:ram::{account_id}:role/{match['role']}"

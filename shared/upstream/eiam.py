@@ -17,8 +17,8 @@ from shared.errors import (
     upstream_error,
 )
 from shared.upstream.deadline import Deadline
-from shared.upstream.endpoint import Endpoint
 from shared.upstream.rpc import EIAM_VERSION, ClientPool, Credentials, Service
+from shared.wire.endpoint import Endpoint
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""KMS GenerateDataKey (the service) and Decrypt (callers opening an envelope)."""
+"""KMS GenerateDataKey: the service's one KMS call (callers Decrypt with their own package)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from alibabacloud_tea_openapi.exceptions import ClientException
 
 from shared.errors import VendError, access_denied, upstream_error
 from shared.upstream.deadline import Deadline
-from shared.upstream.endpoint import Endpoint
 from shared.upstream.rpc import KMS_VERSION, ClientPool, Credentials, Service
+from shared.wire.endpoint import Endpoint
 
 DATA_KEY_BYTES = 32  # KeySpec AES_256
 
@@ -48,20 +48,6 @@ class Kms:
         ):
             raise upstream_error("KMS answered GenerateDataKey without a usable data key")
         return DataKey(key_id, blob, plaintext)
-
-    def decrypt(
-        self, creds: Credentials, blob: str, context: dict[str, str], deadline: Deadline
-    ) -> bytes:
-        body = self._call(
-            "Decrypt",
-            creds,
-            {"CiphertextBlob": blob, "EncryptionContext": json.dumps(context)},
-            deadline,
-        )
-        try:
-            return base64.b64decode(body["Plaintext"], validate=True)
-        except (KeyError, TypeError, binascii.Error, ValueError):
-            raise upstream_error("KMS answered Decrypt without a plaintext") from None
 
 
 def kms_error(exc: ClientException) -> VendError:

@@ -20,7 +20,7 @@ from darabonba.runtime import RuntimeOptions
 from shared.errors import MaybeActed, StaleCredentials, VendError, upstream_error
 from shared.upstream import retry
 from shared.upstream.deadline import Deadline
-from shared.upstream.endpoint import Endpoint
+from shared.wire.endpoint import Endpoint
 
 STS_VERSION = "2015-04-01"
 EIAM_VERSION = "2021-12-01"

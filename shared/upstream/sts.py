@@ -17,9 +17,9 @@ from alibabacloud_tea_openapi.exceptions import ClientException
 from shared.arns import session_policy
 from shared.errors import VendError, access_denied, upstream_error
 from shared.upstream.deadline import Deadline
-from shared.upstream.endpoint import Endpoint
 from shared.upstream.identity import FunctionIdentity
 from shared.upstream.rpc import ClientPool, Credentials
+from shared.wire.endpoint import Endpoint
 
 DURATION_S = 900
 REFRESH_BEFORE_S = 60

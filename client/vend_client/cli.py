@@ -1,4 +1,5 @@
-"""`vend obtain`, `vend create` and `vend decrypt`: the caller's commands."""
+"""`vend obtain`, `vend create` and `vend decrypt`: the caller's commands, in the project's `vend`
+and alone as `vend-client` (this package installed by itself)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,14 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
-from pydantic import ValidationError
+from .errors import CloudError, EnvelopeError, VendApiError
+from .http import VendClient
+from .response import Envelope
+from .wire.arns import expected_arn_for
+from .wire.endpoint import parse_endpoint
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -70,16 +76,14 @@ def add_commands(sub: Any) -> None:
     decrypt.set_defaults(run=_decrypt)
 
 
-def _client(args: argparse.Namespace) -> Any:
-    from shared.client import VendClient, endpoint
-
+def _client(args: argparse.Namespace) -> VendClient:
     region = args.region
     return VendClient(
         url=args.url,
         audience=args.audience,
         token=args.token,
-        sts=endpoint(args.sts_endpoint or "sts.aliyuncs.com"),
-        kms=endpoint(args.kms_endpoint or f"kms.{region}.aliyuncs.com"),
+        sts=parse_endpoint(args.sts_endpoint or "sts.aliyuncs.com"),
+        kms=parse_endpoint(args.kms_endpoint or f"kms.{region}.aliyuncs.com"),
         region=region,
     )
 
@@ -90,10 +94,6 @@ def _fail(message: str) -> int:
 
 
 def _obtain_or_create(args: argparse.Namespace) -> int:
-    from shared.client import VendApiError
-    from shared.envelope import EnvelopeError
-    from shared.errors import VendError
-
     client = _client(args)
     try:
         if args.action == "obtain":
@@ -113,18 +113,13 @@ def _obtain_or_create(args: argparse.Namespace) -> int:
         )
     except VendApiError as exc:
         return _fail(f"{exc.status} {exc.code}: {exc.message} (request {exc.request_id})")
-    except (EnvelopeError, VendError, ValueError) as exc:
+    except (EnvelopeError, CloudError, ValueError) as exc:
         return _fail(str(exc))
-    _print(response.model_dump(mode="json"), secret, args.json)
+    _print(response.to_dict(), secret, args.json)
     return 0
 
 
 def _decrypt(args: argparse.Namespace) -> int:
-    from shared.client import expected_arn_for
-    from shared.envelope import EnvelopeError
-    from shared.errors import VendError
-    from shared.models import Envelope
-
     try:
         text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()  # noqa: SIM115
         data = json.loads(text)
@@ -132,8 +127,8 @@ def _decrypt(args: argparse.Namespace) -> int:
         return _fail(f"cannot read an envelope: {exc}")
     whole = isinstance(data, dict) and "envelope" in data
     try:
-        sealed = Envelope.model_validate(data["envelope"] if whole else data)
-    except ValidationError:
+        sealed = Envelope.from_dict(data["envelope"] if whole else data)
+    except ValueError:
         return _fail("not a vend-envelope/1 envelope or vend response")
     client = _client(args)
     try:
@@ -152,7 +147,7 @@ def _decrypt(args: argparse.Namespace) -> int:
         secret_value = client.open_envelope(
             sealed, expected_arn=expected, expected_principal=principal
         )
-    except (EnvelopeError, VendError, ValueError) as exc:
+    except (EnvelopeError, CloudError, ValueError) as exc:
         return _fail(str(exc))
     _print(data if whole else {"envelope": data}, secret_value, args.json)
     return 0
@@ -163,3 +158,15 @@ def _print(response: dict[str, Any], secret: str, as_json: bool) -> None:
         print(json.dumps({**response, "client_secret": secret}, indent=2))
     else:
         print(secret)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vend-client", description="secret-vending's caller")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    code: int = args.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

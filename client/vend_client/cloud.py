@@ -1,0 +1,101 @@
+"""The caller's calls to Alibaba Cloud (STS GetCallerIdentity, KMS Decrypt): the official SDK's
+generic RPC call, signed by its own signer, tried again on throttling, a 5xx or a lost
+connection (every call here only reads), a few times within the caller's timeout."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from typing import Any
+
+from alibabacloud_tea_openapi import models as openapi
+from alibabacloud_tea_openapi.client import Client as OpenApiClient
+from alibabacloud_tea_openapi.exceptions import ClientException, ServerException
+from darabonba.exceptions import UnretryableException
+from darabonba.runtime import RuntimeOptions
+
+from .credentials import Credentials
+from .errors import CloudError
+from .wire.endpoint import Endpoint
+
+STS_VERSION = "2015-04-01"
+KMS_VERSION = "2016-01-20"
+ATTEMPTS = 3
+
+
+class Cloud:
+    def __init__(self, region: str, timeout_s: float) -> None:
+        self._region = region
+        self._timeout_s = timeout_s
+        self._clients: dict[tuple[Endpoint, Credentials], Any] = {}
+        self._lock = threading.Lock()
+
+    def _client(self, endpoint: Endpoint, creds: Credentials) -> Any:
+        with self._lock:
+            client = self._clients.get((endpoint, creds))
+            if client is None:
+                if len(self._clients) >= 16:  # STS credentials come and go
+                    self._clients.clear()
+                client = self._clients[endpoint, creds] = OpenApiClient(
+                    openapi.Config(
+                        access_key_id=creds.access_key_id,
+                        access_key_secret=creds.access_key_secret,
+                        security_token=creds.security_token,
+                        endpoint=endpoint.host,
+                        protocol=endpoint.protocol,
+                        region_id=self._region,
+                    )
+                )
+            return client
+
+    def call(
+        self,
+        endpoint: Endpoint,
+        creds: Credentials,
+        service: str,
+        version: str,
+        action: str,
+        query: dict[str, str],
+    ) -> dict[str, Any]:
+        params = openapi.Params(
+            action=action,
+            version=version,
+            protocol="HTTPS",
+            pathname="/",
+            method="POST",
+            auth_type="AK",
+            style="RPC",
+            req_body_type="formData",
+            body_type="json",
+        )
+        end = time.monotonic() + self._timeout_s
+        failure = "no attempt"
+        for attempt in range(ATTEMPTS):
+            left_ms = int((end - time.monotonic()) * 1000)
+            if left_ms < 50:
+                break
+            runtime = RuntimeOptions(connect_timeout=min(1000, left_ms), read_timeout=left_ms)
+            try:
+                result = self._client(endpoint, creds).call_api(
+                    params, openapi.OpenApiRequest(query=query), runtime
+                )
+            except ClientException as exc:
+                if exc.status_code != 429 and "throttl" not in str(exc.code or "").lower():
+                    raise CloudError(
+                        service,
+                        f"{action} refused",
+                        status=exc.status_code,
+                        code=str(exc.code) if exc.code else None,
+                        request_id=exc.request_id,
+                    ) from None
+                failure = f"{action} throttled"
+            except (ServerException, UnretryableException) as exc:
+                failure = f"{action} failed: {type(exc).__name__}"
+            else:
+                answer = result.get("body") if isinstance(result, dict) else None
+                if not isinstance(answer, dict):
+                    raise CloudError(service, f"{action} answered something other than an object")
+                return answer
+            time.sleep(min(1.0, 0.1 * 2**attempt) * random.random())  # noqa: S311 - jitter
+        raise CloudError(service, failure)

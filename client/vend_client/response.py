@@ -1,0 +1,98 @@
+"""The vend response and its envelope (contract sections 2 and 4), read from the service's JSON.
+Plain dataclasses: a caller needs no validation library to read four strings and a dict."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .errors import VendApiError
+from .wire.envelope import ALG, FORMAT
+
+
+@dataclass(frozen=True)
+class Envelope:
+    key_id: str
+    encrypted_data_key: str
+    iv: str
+    ciphertext: str
+    encryption_context: dict[str, str]
+    format: str = FORMAT
+    alg: str = ALG
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Envelope:
+        """Raises ValueError for anything but a `vend-envelope/1` envelope."""
+        fields = ("key_id", "encrypted_data_key", "iv", "ciphertext")
+        if (
+            not isinstance(data, dict)
+            or data.get("format") != FORMAT
+            or data.get("alg") != ALG
+            or not all(isinstance(data.get(f), str) for f in fields)
+            or not isinstance(data.get("encryption_context"), dict)
+            or not all(
+                isinstance(k, str) and isinstance(v, str)
+                for k, v in data["encryption_context"].items()
+            )
+        ):
+            raise ValueError(f"not a {FORMAT} envelope")
+        return cls(
+            key_id=data["key_id"],
+            encrypted_data_key=data["encrypted_data_key"],
+            iv=data["iv"],
+            ciphertext=data["ciphertext"],
+            encryption_context=dict(data["encryption_context"]),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class VendResponse:
+    request_id: str
+    upstream_request_id: str | None
+    instance_id: str
+    application_id: str
+    client_id: str | None
+    secret_id: str
+    status: str | None
+    expiration_time: int | None
+    last_used_time: int | None
+    envelope: Envelope
+
+    @classmethod
+    def from_dict(cls, data: Any) -> VendResponse:
+        """Raises VendApiError (`BadResponse`) for a body that is not a vend response."""
+        try:
+            if not isinstance(data, dict):
+                raise ValueError
+            texts = ("request_id", "instance_id", "application_id", "secret_id")
+            if not all(isinstance(data.get(f), str) for f in texts):
+                raise ValueError
+            return cls(
+                request_id=data["request_id"],
+                upstream_request_id=_optional(data.get("upstream_request_id"), str),
+                instance_id=data["instance_id"],
+                application_id=data["application_id"],
+                client_id=_optional(data.get("client_id"), str),
+                secret_id=data["secret_id"],
+                status=_optional(data.get("status"), str),
+                expiration_time=_optional(data.get("expiration_time"), int),
+                last_used_time=_optional(data.get("last_used_time"), int),
+                envelope=Envelope.from_dict(data.get("envelope")),
+            )
+        except ValueError:
+            request_id = data.get("request_id") if isinstance(data, dict) else None
+            raise VendApiError(
+                200, "BadResponse", "the answer is not a vend response", request_id
+            ) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "envelope": self.envelope.to_dict()}
+
+
+def _optional(value: Any, kind: type) -> Any:
+    if value is None or (isinstance(value, kind) and not isinstance(value, bool)):
+        return value
+    raise ValueError
