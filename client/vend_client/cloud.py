@@ -18,9 +18,10 @@ from darabonba.runtime import RuntimeOptions
 from .credentials import Credentials
 from .errors import CloudError
 from .wire.endpoint import Endpoint
+from .wire.rpc import KMS_VERSION, STS_VERSION, rpc_params
 
-STS_VERSION = "2015-04-01"
-KMS_VERSION = "2016-01-20"
+__all__ = ["KMS_VERSION", "STS_VERSION", "Cloud"]
+
 ATTEMPTS = 3
 
 
@@ -58,17 +59,7 @@ class Cloud:
         action: str,
         query: dict[str, str],
     ) -> dict[str, Any]:
-        params = openapi.Params(
-            action=action,
-            version=version,
-            protocol="HTTPS",
-            pathname="/",
-            method="POST",
-            auth_type="AK",
-            style="RPC",
-            req_body_type="formData",
-            body_type="json",
-        )
+        params = rpc_params(action, version)
         end = time.monotonic() + self._timeout_s
         failure = "no attempt"
         for attempt in range(ATTEMPTS):

@@ -4,19 +4,14 @@ the credentials library's default chain, which reads ALIBABA_CLOUD_* environment
 
 from __future__ import annotations
 
-import os
-import threading
-from typing import Any
-
-from shared.upstream.rpc import Credentials
+from shared.wire.credentials import Credentials, DefaultChain
 
 
 class FunctionIdentity:
     def __init__(self, fixed: Credentials | None = None) -> None:
         self._fixed = fixed
         self._from_context: Credentials | None = None
-        self._chain: Any = None
-        self._lock = threading.Lock()
+        self._chain = DefaultChain()
 
     def update_from_context(self, context: object) -> None:
         creds = getattr(context, "credentials", None)
@@ -34,24 +29,4 @@ class FunctionIdentity:
             return self._fixed
         if self._from_context is not None:
             return self._from_context
-        # The credentials library reads ALIBABA_CLOUD_* once, when it is first imported (and
-        # tea-openapi imports it), so variables set after that are invisible to its chain.
-        # They are read here, at call time; the rest of the chain is the library's.
-        key_id = os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID")
-        secret = os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
-        if key_id and secret:
-            return Credentials(
-                key_id, secret, os.environ.get("ALIBABA_CLOUD_SECURITY_TOKEN") or None
-            )
-        with self._lock:
-            if self._chain is None:
-                # Imported only where the chain is used: it costs cold-start time.
-                from alibabacloud_credentials.client import Client as CredentialClient  # noqa: PLC0415
-
-                self._chain = CredentialClient()
-        cred = self._chain.get_credential()
-        return Credentials(
-            cred.get_access_key_id(),
-            cred.get_access_key_secret(),
-            cred.get_security_token() or None,
-        )
+        return self._chain.current()

@@ -20,24 +20,12 @@ from darabonba.runtime import RuntimeOptions
 from shared.errors import MaybeActed, StaleCredentials, VendError, upstream_error
 from shared.upstream import retry
 from shared.upstream.deadline import Deadline
+from shared.wire.credentials import Credentials
 from shared.wire.endpoint import Endpoint
-
-STS_VERSION = "2015-04-01"
-EIAM_VERSION = "2021-12-01"
-KMS_VERSION = "2016-01-20"
+from shared.wire.rpc import EIAM_VERSION, KMS_VERSION, STS_VERSION, rpc_params
 
 CONNECT_TIMEOUT_MS = 1000
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Credentials:
-    access_key_id: str
-    access_key_secret: str
-    security_token: str | None = None
-
-    def __repr__(self) -> str:  # never print a secret, even by accident
-        return f"Credentials(access_key_id={self.access_key_id!r}, ...)"
 
 
 class RpcClient:
@@ -76,17 +64,7 @@ class RpcClient:
     ) -> dict[str, Any]:
         """The response body; retried per `shared.upstream.retry`, within `deadline` (not on a
         5xx when the call is not `idempotent`)."""
-        params = openapi.Params(
-            action=action,
-            version=version,
-            protocol="HTTPS",
-            pathname="/",
-            method="POST",
-            auth_type="AK",
-            style="RPC",
-            req_body_type="formData",
-            body_type="json",
-        )
+        params = rpc_params(action, version)
 
         def attempt(read_timeout_ms: int) -> object:
             runtime = RuntimeOptions(
@@ -214,3 +192,15 @@ def rejects_credentials(exc: ClientException, creds: Credentials) -> bool:
     if code in _REJECTED_KEY_CODES or code.startswith("InvalidSecurityToken"):
         return True
     return code == "SignatureDoesNotMatch" and creds.security_token is not None
+
+
+__all__ = [
+    "EIAM_VERSION",
+    "KMS_VERSION",
+    "STS_VERSION",
+    "ClientPool",
+    "Credentials",
+    "RpcClient",
+    "Service",
+    "rejects_credentials",
+]
