@@ -23,6 +23,7 @@ from alibabacloud_tea_openapi.exceptions import (
 from darabonba.runtime import RuntimeOptions
 
 from infra.emulator import EmulatorServer, Seed
+from shared.wire.rpc import rpc_params
 
 
 def _generic(
@@ -34,17 +35,7 @@ def _generic(
     body: dict[str, Any] | None = None,
     key: tuple[str, str] = sdk.FUNCTION,
 ) -> dict[str, Any]:
-    params = openapi.Params(
-        action=action,
-        version=version,
-        protocol="HTTP",
-        pathname="/",
-        method="POST",
-        auth_type="AK",
-        style="RPC",
-        req_body_type="formData",
-        body_type="json",
-    )
+    params = rpc_params(action, version)
     request = openapi.OpenApiRequest(query=query, body=body)
     result: dict[str, Any] = OpenApiClient(sdk.config(endpoint, key)).call_api(
         params, request, RuntimeOptions()

@@ -30,6 +30,7 @@ from shared.errors import VendError
 from shared.upstream import retry
 from shared.upstream.deadline import Deadline
 from shared.upstream.retry import MIN_ATTEMPT_S, RetryPolicy
+from shared.wire.rpc import EIAM_VERSION, rpc_params
 
 # -- the SDK's exceptions, as its client raises them -----------------------------------------------
 
@@ -327,17 +328,7 @@ def _generic_call(host: str, timeout_ms: int) -> Exception:
             region_id="cn-hangzhou",
         )
     )
-    params = openapi.Params(
-        action="ObtainApplicationClientSecret",
-        version="2021-12-01",
-        protocol="HTTPS",
-        pathname="/",
-        method="POST",
-        auth_type="AK",
-        style="RPC",
-        req_body_type="formData",
-        body_type="json",
-    )
+    params = rpc_params("ObtainApplicationClientSecret", EIAM_VERSION)
     runtime = RuntimeOptions(connect_timeout=timeout_ms, read_timeout=timeout_ms)
     try:
         client.call_api(params, openapi.OpenApiRequest(query={"InstanceId": "i"}), runtime)
