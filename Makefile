@@ -32,6 +32,7 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/cold_start.py
+	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/vend_latency.py
 	$(BIN)/python benchmarks/emulator_nonces.py
 

@@ -1,0 +1,241 @@
+"""Throughput of the custom-runtime shape: one `vend serve` process (what `vend-http-custom` runs,
+16 threads), obtains with a JWT at concurrency 1, 8, 32 and 64, the emulator in its own process
+with 20 ms injected into each of AssumeRole, the EIAM call and GenerateDataKey. Reported per
+level: requests/s, p50 and p99 latency, the server's CPU per request (its own user + system time
+from /proc, so the load generator's CPU is not counted), and requests/s as a share of what the
+upstream latency allows at that concurrency (concurrency / the floor latency of one direct SDK
+EIAM call). Also P1 (warm obtain at concurrency 1 / one direct SDK EIAM call; target <= 1.10),
+CPU per obtain (target <= 2.0 ms), and P4 (AssumeRole per request at steady state, RSS).
+
+The load generator is asyncio over raw HTTP/1.1 keep-alive connections, one per concurrent
+caller, requests prepared beforehand: it costs the machine far less than a `requests` client.
+
+    .venv/bin/python benchmarks/throughput.py [--seconds 5] [--latency-ms 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jwt
+import requests
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+from pytest_httpserver import HTTPServer
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import sdk_clients as sdk
+from alibabacloud_eiam20211201.models import ObtainApplicationClientSecretRequest
+from processes import VEND, free_port, wait_for_port
+from vend_latency import APPS, ISSUER, bench_world
+
+from infra.local.cli import local_environment
+
+LEVELS = (1, 8, 32, 64)
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def request_bytes(port: int, token: str, app: str) -> bytes:
+    body = json.dumps(
+        {"instance_id": "idaas_bench", "application_id": app, "secret_id": "sct_1"}
+    ).encode()
+    head = (
+        f"POST /v1/secrets/obtain HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def caller(
+    port: int, payloads: list[bytes], until: float, latencies: list[float], failures: list[int]
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    i = 0
+    try:
+        while time.perf_counter() < until:
+            start = time.perf_counter()
+            writer.write(payloads[i % len(payloads)])
+            i += 1
+            status = int((await reader.readline()).split()[1])
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - start)
+            if status != 200:
+                failures.append(status)
+    finally:
+        writer.close()
+
+
+async def load(
+    port: int, payloads: list[bytes], concurrency: int, seconds: float
+) -> tuple[list[float], list[int], float]:
+    latencies: list[float] = []
+    failures: list[int] = []
+    start = time.perf_counter()
+    until = start + seconds
+    await asyncio.gather(
+        *(caller(port, payloads, until, latencies, failures) for _ in range(concurrency))
+    )
+    return latencies, failures, time.perf_counter() - start
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--latency-ms", type=int, default=20)
+    args = parser.parse_args()
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwks = HTTPServer(host="127.0.0.1", port=0)
+    jwks.start()
+    jwks.expect_request("/jwks").respond_with_json(
+        {"keys": [{**json.loads(RSAAlgorithm.to_jwk(key.public_key())), "kid": "b1"}]}
+    )
+    token = jwt.encode(
+        {"iss": ISSUER, "sub": "bench", "aud": "vend-local", "exp": int(time.time()) + 3600},
+        key,
+        algorithm="RS256",
+        headers={"kid": "b1"},
+    )
+    procs: list[subprocess.Popen[str]] = []
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            seed, policy, extra = bench_world(Path(tmp), jwks.url_for("/jwks"))
+            emu_port, api_port = free_port(), free_port()
+            emulator = f"http://127.0.0.1:{emu_port}"
+            procs.append(
+                subprocess.Popen(
+                    [*VEND, "emulator", "--seed", str(seed), "--port", str(emu_port)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
+                )
+            )
+            wait_for_port(emu_port, procs[0])
+            slow = [
+                {"action": a, "latency_ms": args.latency_ms}
+                for a in ("AssumeRole", "ObtainApplicationClientSecret", "GenerateDataKey")
+            ]
+            requests.put(f"{emulator}/_emulator/faults", json=slow, timeout=5).raise_for_status()
+            env = {
+                k: v for k, v in os.environ.items() if not k.startswith(("VEND_", "ALIBABA_CLOUD_"))
+            }
+            env.update(local_environment(emulator, seed, policy))
+            env.update(extra)
+            server = subprocess.Popen(
+                [*VEND, "serve", "--port", str(api_port)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            procs.append(server)
+            wait_for_port(api_port, server)
+            payloads = [request_bytes(api_port, token, app) for app in APPS]
+            # Warm: one STS session per ARN, the JWKS fetched, every thread's clients made.
+            asyncio.run(load(api_port, payloads, 16, 1.0))
+
+            # The floor: one EIAM call straight from the SDK, the same latency.
+            operator = sdk.eiam(f"127.0.0.1:{emu_port}", sdk.OPERATOR)
+            request = ObtainApplicationClientSecretRequest(
+                instance_id="idaas_bench", application_id=APPS[0], secret_id="sct_1"
+            )
+            floor_samples = []
+            for _ in range(100):
+                start = time.perf_counter()
+                operator.obtain_application_client_secret(request)
+                floor_samples.append(time.perf_counter() - start)
+            floor = statistics.median(floor_samples)
+
+            calls = requests.get(f"{emulator}/_emulator/calls", timeout=5).json()["calls"]
+            assumed_before = calls.get("AssumeRole", 0)
+            served = 0
+            rss_first = rss_mib(server.pid)
+            for level in LEVELS:
+                cpu_before = cpu_s(server.pid)
+                latencies, failures, wall = asyncio.run(
+                    load(api_port, payloads, level, args.seconds)
+                )
+                cpu = cpu_s(server.pid) - cpu_before
+                served += len(latencies)
+                rate = len(latencies) / wall
+                rows.append(
+                    (
+                        level,
+                        rate,
+                        statistics.median(latencies),
+                        percentile(latencies, 0.99),
+                        cpu / len(latencies),
+                        rate / (level / floor),
+                        len(failures),
+                    )
+                )
+            calls = requests.get(f"{emulator}/_emulator/calls", timeout=5).json()["calls"]
+            assume_per_request = (calls.get("AssumeRole", 0) - assumed_before) / served
+            rss_last = rss_mib(server.pid)
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=10)
+        jwks.stop()
+
+    print(
+        f"one `vend serve` (16 threads), obtains with a JWT over 10 ARNs, {args.seconds:.0f} s per "
+        f"level, {args.latency_ms} ms injected per upstream action; {os.cpu_count()} cores"
+    )
+    print(f"  floor: one EIAM call straight from the SDK, median {floor * 1000:.1f} ms")
+    print(
+        "  concurrency   req/s    p50 ms   p99 ms   server CPU ms/req   share of upstream bound   errors"
+    )
+    for level, rate, p50, p99, cpu, share, failed in rows:
+        print(
+            f"  {level:11d} {rate:7.0f} {p50 * 1000:9.1f} {p99 * 1000:8.1f} "
+            f"{cpu * 1000:19.2f} {share:25.2f} {failed:8d}"
+        )
+    p1 = rows[0][2] / floor
+    print(
+        f"  P1 (warm obtain at concurrency 1 / one direct SDK EIAM call) = {p1:.2f}  (target <= 1.10)"
+    )
+    print(f"  CPU per obtain at concurrency 1 = {rows[0][4] * 1000:.2f} ms  (target <= 2.0)")
+    print(
+        f"  P4: AssumeRole per request at steady state {assume_per_request:.4f}; "
+        f"server RSS {rss_first:.0f} MiB -> {rss_last:.0f} MiB over {served} requests"
+    )
+
+
+if __name__ == "__main__":
+    main()
