@@ -14,28 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import jwt
-import requests
-from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.algorithms import RSAAlgorithm
-from pytest_httpserver import HTTPServer
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from processes import VEND, free_port, wait_for_port
-from vend_latency import APPS, ISSUER, bench_world
-
-from infra.local.cli import local_environment
+from world import APPS, running_world
 
 FLOOR = (
     "import alibabacloud_tea_openapi.client, alibabacloud_sts20150401.client, "
@@ -91,60 +78,21 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=15)
     parser.add_argument("--latency-ms", type=int, default=20)
     args = parser.parse_args()
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    jwks = HTTPServer(host="127.0.0.1", port=0)
-    jwks.start()
-    jwks.expect_request("/jwks").respond_with_json(
-        {"keys": [{**json.loads(RSAAlgorithm.to_jwk(key.public_key())), "kid": "b1"}]}
-    )
-    token = jwt.encode(
-        {"iss": ISSUER, "sub": "bench", "aud": "vend-local", "exp": int(time.time()) + 3600},
-        key,
-        algorithm="RS256",
-        headers={"kid": "b1"},
-    )
-    proc: subprocess.Popen[str] | None = None
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            seed, policy, extra = bench_world(Path(tmp), jwks.url_for("/jwks"))
-            port = free_port()
-            emulator = f"http://127.0.0.1:{port}"
-            proc = subprocess.Popen(
-                [*VEND, "emulator", "--seed", str(seed), "--port", str(port)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                text=True,
-            )
-            wait_for_port(port, proc)
-            slow = [
-                {"action": a, "latency_ms": args.latency_ms}
-                for a in ("AssumeRole", "ObtainApplicationClientSecret", "GenerateDataKey")
-            ]
-            requests.put(f"{emulator}/_emulator/faults", json=slow, timeout=5).raise_for_status()
-            env = {
-                k: v for k, v in os.environ.items() if not k.startswith(("VEND_", "ALIBABA_CLOUD_"))
-            }
-            env.update(local_environment(emulator, seed, policy))
-            env.update(extra)
-            env["BENCH_TOKEN"] = token
-            env["PYTHONDONTWRITEBYTECODE"] = "1"  # the venv's bytecode is there; write none new
-            run_s([sys.executable, "-c", "import functions.http"], env)  # warm the disk cache
-            cold: list[float] = []
-            floor: list[float] = []
-            stages: dict[str, list[float]] = {}
-            for i in range(args.pairs):
-                env["BENCH_APP"] = APPS[i % len(APPS)]  # a fresh STS session each time
-                seconds, out = run_s([sys.executable, "-c", COLD], env)
-                cold.append(seconds)
-                line = next(x for x in out.splitlines() if x.startswith("STAGES "))
-                for name, value in json.loads(line[7:]).items():
-                    stages.setdefault(name, []).append(value)
-                floor.append(run_s([sys.executable, "-c", FLOOR], env)[0])
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=10)
-        jwks.stop()
+    cold: list[float] = []
+    floor: list[float] = []
+    stages: dict[str, list[float]] = {}
+    with running_world(args.latency_ms) as world:
+        env = {**world.env, "BENCH_TOKEN": world.token}
+        env["PYTHONDONTWRITEBYTECODE"] = "1"  # the venv's bytecode is there; write none new
+        run_s([sys.executable, "-c", "import functions.http"], env)  # warm the disk cache
+        for i in range(args.pairs):
+            env["BENCH_APP"] = APPS[i % len(APPS)]  # a fresh STS session each time
+            seconds, out = run_s([sys.executable, "-c", COLD], env)
+            cold.append(seconds)
+            line = next(x for x in out.splitlines() if x.startswith("STAGES "))
+            for name, value in json.loads(line[7:]).items():
+                stages.setdefault(name, []).append(value)
+            floor.append(run_s([sys.executable, "-c", FLOOR], env)[0])
 
     a, b = statistics.median(cold), statistics.median(floor)
     print(

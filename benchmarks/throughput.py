@@ -20,28 +20,17 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import jwt
-import requests
-from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.algorithms import RSAAlgorithm
-from pytest_httpserver import HTTPServer
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import sdk_clients as sdk
 from alibabacloud_eiam20211201.models import ObtainApplicationClientSecretRequest
-from processes import VEND, free_port, wait_for_port
-from vend_latency import APPS, ISSUER, bench_world
-
-from infra.local.cli import local_environment
+from processes import free_port, wait_for_port
+from world import APPS, running_world, start_serve
 
 LEVELS = (1, 8, 32, 64)
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -118,59 +107,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--latency-ms", type=int, default=20)
     args = parser.parse_args()
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    jwks = HTTPServer(host="127.0.0.1", port=0)
-    jwks.start()
-    jwks.expect_request("/jwks").respond_with_json(
-        {"keys": [{**json.loads(RSAAlgorithm.to_jwk(key.public_key())), "kid": "b1"}]}
-    )
-    token = jwt.encode(
-        {"iss": ISSUER, "sub": "bench", "aud": "vend-local", "exp": int(time.time()) + 3600},
-        key,
-        algorithm="RS256",
-        headers={"kid": "b1"},
-    )
-    procs: list[subprocess.Popen[str]] = []
     rows = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            seed, policy, extra = bench_world(Path(tmp), jwks.url_for("/jwks"))
-            emu_port, api_port = free_port(), free_port()
-            emulator = f"http://127.0.0.1:{emu_port}"
-            procs.append(
-                subprocess.Popen(
-                    [*VEND, "emulator", "--seed", str(seed), "--port", str(emu_port)],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    text=True,
-                )
-            )
-            wait_for_port(emu_port, procs[0])
-            slow = [
-                {"action": a, "latency_ms": args.latency_ms}
-                for a in ("AssumeRole", "ObtainApplicationClientSecret", "GenerateDataKey")
-            ]
-            requests.put(f"{emulator}/_emulator/faults", json=slow, timeout=5).raise_for_status()
-            env = {
-                k: v for k, v in os.environ.items() if not k.startswith(("VEND_", "ALIBABA_CLOUD_"))
-            }
-            env.update(local_environment(emulator, seed, policy))
-            env.update(extra)
-            server = subprocess.Popen(
-                [*VEND, "serve", "--port", str(api_port)],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                text=True,
-            )
-            procs.append(server)
+    with running_world(args.latency_ms) as world:
+        api_port = free_port()
+        server = start_serve(world, api_port)
+        try:
             wait_for_port(api_port, server)
-            payloads = [request_bytes(api_port, token, app) for app in APPS]
+            payloads = [request_bytes(api_port, world.token, app) for app in APPS]
             # Warm: one STS session per ARN, the JWKS fetched, every thread's clients made.
             asyncio.run(load(api_port, payloads, 16, 1.0))
 
             # The floor: one EIAM call straight from the SDK, the same latency.
-            operator = sdk.eiam(f"127.0.0.1:{emu_port}", sdk.OPERATOR)
+            operator = sdk.eiam(f"127.0.0.1:{world.emulator_port}", sdk.OPERATOR)
             request = ObtainApplicationClientSecretRequest(
                 instance_id="idaas_bench", application_id=APPS[0], secret_id="sct_1"
             )
@@ -181,8 +129,7 @@ def main() -> None:
                 floor_samples.append(time.perf_counter() - start)
             floor = statistics.median(floor_samples)
 
-            calls = requests.get(f"{emulator}/_emulator/calls", timeout=5).json()["calls"]
-            assumed_before = calls.get("AssumeRole", 0)
+            assumed_before = world.calls().get("AssumeRole", 0)
             served = 0
             rss_first = rss_mib(server.pid)
             for level in LEVELS:
@@ -204,14 +151,11 @@ def main() -> None:
                         len(failures),
                     )
                 )
-            calls = requests.get(f"{emulator}/_emulator/calls", timeout=5).json()["calls"]
-            assume_per_request = (calls.get("AssumeRole", 0) - assumed_before) / served
+            assume_per_request = (world.calls().get("AssumeRole", 0) - assumed_before) / served
             rss_last = rss_mib(server.pid)
-    finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(timeout=10)
-        jwks.stop()
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
 
     print(
         f"one `vend serve` (16 threads), obtains with a JWT over 10 ARNs, {args.seconds:.0f} s per "

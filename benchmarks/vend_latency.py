@@ -18,73 +18,23 @@ process (`vend serve`). Reported:
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-import jwt
 import requests
-import yaml
-from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.algorithms import RSAAlgorithm
-from pytest_httpserver import HTTPServer
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import sdk_clients as sdk
 from alibabacloud_eiam20211201.models import ObtainApplicationClientSecretRequest
-from processes import VEND, free_port, wait_for_port
+from processes import free_port
+from world import APPS, BILLING, running_world, start_serve
 
-from infra.local.cli import local_environment
 from vend_client.proof import build_proof
-
-ACCOUNT = "1234567890123456"
-BILLING = ("LTAI5tDemoBilling00001", "demo-billing-secret-0001")
-APPS = [f"app_bench_{i}" for i in range(10)]
-ISSUER = "https://idaas.bench.example.com"
-
-
-def bench_world(tmp: Path, jwks_url: str) -> tuple[Path, Path, dict[str, str]]:
-    """The demo seed plus an instance of 10 applications, and a policy for billing over them."""
-    seed: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "seed.yaml").read_text())
-    seed["eiam_instances"].append(
-        {
-            "instance_id": "idaas_bench",
-            "applications": [
-                {
-                    "application_id": app,
-                    "secrets": [{"secret_id": "sct_1", "client_secret": f"CSbench{i:034d}"}],
-                }
-                for i, app in enumerate(APPS)
-            ],
-        }
-    )
-    seed["roles"][0]["policies"][0]["Statement"][0]["Resource"] = (
-        f"acs:eiam:cn-hangzhou:{ACCOUNT}:instance/*/application/*"
-    )
-    policy = {
-        "Version": "1",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"RAM": [f"acs:ram::{ACCOUNT}:user/billing"], "JWT": ["bench@bench"]},
-                "Action": "eiam:ObtainApplicationClientSecret",
-                "Resource": f"acs:eiam:cn-hangzhou:{ACCOUNT}:instance/idaas_bench/application/*/secret/*",
-            }
-        ],
-        "Recipients": [{"Principal": f"acs:ram::{ACCOUNT}:user/billing", "KeyId": "key-billing"}],
-    }
-    (tmp / "seed.json").write_text(json.dumps(seed))
-    (tmp / "policy.json").write_text(json.dumps(policy))
-    issuers = [{"name": "bench", "issuer": ISSUER, "jwks_url": jwks_url, "algorithms": ["RS256"]}]
-    return tmp / "seed.json", tmp / "policy.json", {"VEND_JWT_ISSUERS": json.dumps(issuers)}
 
 
 def import_time_s(runs: int = 7) -> float:
@@ -107,38 +57,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--latency-ms", type=int, default=20)
     args = parser.parse_args()
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    jwks = HTTPServer(host="127.0.0.1", port=0)
-    jwks.start()
-    jwks.expect_request("/jwks").respond_with_json(
-        {"keys": [{**json.loads(RSAAlgorithm.to_jwk(key.public_key())), "kid": "b1"}]}
-    )
     procs: list[subprocess.Popen[str]] = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            seed, policy, extra = bench_world(Path(tmp), jwks.url_for("/jwks"))
-            emu_port, api_port = free_port(), free_port()
-            emulator = f"http://127.0.0.1:{emu_port}"
-            procs.append(
-                subprocess.Popen(
-                    [*VEND, "emulator", "--seed", str(seed), "--port", str(emu_port)],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    text=True,
-                )
-            )
-            wait_for_port(emu_port, procs[0])
-            slow = [
-                {"action": a, "latency_ms": args.latency_ms}
-                for a in ("AssumeRole", "ObtainApplicationClientSecret", "GenerateDataKey")
-            ]
-            requests.put(f"{emulator}/_emulator/faults", json=slow, timeout=5).raise_for_status()
-
-            env = {
-                k: v for k, v in os.environ.items() if not k.startswith(("VEND_", "ALIBABA_CLOUD_"))
-            }
-            env.update(local_environment(emulator, seed, policy))
-            env.update(extra)
+    with running_world(args.latency_ms) as world:
+        try:
+            emu_port, api_port = world.emulator_port, free_port()
             session = requests.Session()
             url = f"http://127.0.0.1:{api_port}/v1/secrets/obtain"
 
@@ -160,15 +82,7 @@ def main() -> None:
                 }
 
             started = time.perf_counter()
-            procs.append(
-                subprocess.Popen(
-                    [*VEND, "serve", "--port", str(api_port)],
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    text=True,
-                )
-            )
+            procs.append(start_serve(world, api_port))
             while True:
                 try:
                     if (
@@ -185,7 +99,7 @@ def main() -> None:
                 assert (
                     session.post(url, json=body(i), headers=proof(), timeout=5).status_code == 200
                 )
-            before = requests.get(f"{emulator}/_emulator/calls", timeout=5).json()["calls"]
+            before = world.calls()
             ram: list[float] = []
             for i in range(args.requests):
                 headers = proof()
@@ -193,7 +107,7 @@ def main() -> None:
                 reply = session.post(url, json=body(i), headers=headers, timeout=5)
                 ram.append(time.perf_counter() - start)
                 assert reply.status_code == 200, reply.text
-            after = requests.get(f"{emulator}/_emulator/calls", timeout=5).json()["calls"]
+            after = world.calls()
             assume_per_request = (
                 after.get("AssumeRole", 0) - before.get("AssumeRole", 0)
             ) / args.requests
@@ -209,20 +123,7 @@ def main() -> None:
                 operator.obtain_application_client_secret(request)
                 floor.append(time.perf_counter() - start)
 
-            bearer = {
-                "Authorization": "Bearer "
-                + jwt.encode(
-                    {
-                        "iss": ISSUER,
-                        "sub": "bench",
-                        "aud": "vend-local",
-                        "exp": int(time.time()) + 3600,
-                    },
-                    key,
-                    algorithm="RS256",
-                    headers={"kid": "b1"},
-                )
-            }
+            bearer = {"Authorization": f"Bearer {world.token}"}
             session.post(url, json=body(0), headers=bearer, timeout=5).raise_for_status()
             tokens: list[float] = []
             for i in range(args.requests):
@@ -230,11 +131,10 @@ def main() -> None:
                 reply = session.post(url, json=body(i), headers=bearer, timeout=5)
                 tokens.append(time.perf_counter() - start)
                 assert reply.status_code == 200, reply.text
-    finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(timeout=10)
-        jwks.stop()
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait(timeout=10)
 
     eiam = args.latency_ms / 1000
     direct = statistics.median(floor)
