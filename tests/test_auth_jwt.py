@@ -813,3 +813,57 @@ def test_authenticator_refuses_duplicate_issuers() -> None:
         JwtAuthenticator([a, issuer("https://b.example/jwks", issuer="https://b")], AUD)
     with pytest.raises(ValueError, match="VEND_AUDIENCE"):
         JwtAuthenticator([a], "")
+
+
+# --- verified tokens, remembered until they expire ---------------------------------------------
+
+
+def test_a_remembered_token_is_refused_once_it_expires(
+    make_auth: Callable[..., JwtAuthenticator], keys: Keys, clock: Clock
+) -> None:
+    auth = make_auth()
+    token = sign(keys.rsa1, exp=NOW + 300)
+    assert auth.authenticate(token).name == "jwt:svc-1@idaas"
+    clock.advance(300)
+    remembered = refused(auth, token)
+    fresh = refused(make_auth(), token)  # what a first sight of it says at that time
+    assert remembered.message == fresh.message
+
+
+def test_a_remembered_token_whose_key_left_the_set_is_refused(
+    make_auth: Callable[..., JwtAuthenticator], jwks: JwksServer, keys: Keys, clock: Clock
+) -> None:
+    auth = make_auth()
+    token = sign(keys.rsa1, exp=NOW + 3600)
+    assert auth.authenticate(token).name == "jwt:svc-1@idaas"
+    jwks.keys = [public_jwk(keys.rsa2, "rsa2")]  # rsa1 revoked, rsa2 in its place
+    clock.advance(INTERVAL)
+    assert auth.authenticate(sign(keys.rsa2, kid="rsa2", exp=NOW + 3600)).name
+    assert jwks.served == 2  # the new kid refreshed the set
+    assert refused(auth, token).message == "no key in the issuer's key set has the token's kid"
+
+
+def test_a_remembered_token_is_checked_again_when_the_key_set_goes_stale(
+    make_auth: Callable[..., JwtAuthenticator], jwks: JwksServer, keys: Keys, clock: Clock
+) -> None:
+    auth = make_auth(max_key_age_s=600)
+    token = sign(keys.rsa1, exp=NOW + 3600)
+    auth.authenticate(token)
+    jwks.keys = [public_jwk(keys.ec1, "ec1")]
+    clock.advance(600)
+    assert refused(auth, token).message == "no key in the issuer's key set has the token's kid"
+    assert jwks.served == 2
+
+
+def test_a_changed_copy_of_a_remembered_token_is_verified_on_its_own(
+    auth: JwtAuthenticator, keys: Keys
+) -> None:
+    token = sign(keys.rsa1)
+    auth.authenticate(token)
+    head, payload, signature = token.split(".")
+    forged = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    forged["sub"] = "someone-else"
+    assert refused(auth, f"{head}.{b64(json.dumps(forged).encode())}.{signature}").message == (
+        "signature does not verify"
+    )
+    assert auth.authenticate(token).name == "jwt:svc-1@idaas"

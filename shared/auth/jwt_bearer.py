@@ -19,6 +19,7 @@ beyond a well-known algorithm name.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -26,6 +27,7 @@ import re
 import threading
 import time
 import urllib.request
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeGuard, get_args
@@ -35,7 +37,7 @@ import jwt
 import pydantic
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from shared.errors import unauthenticated
+from shared.errors import VendError, unauthenticated
 from shared.principal import Caller
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,9 @@ NBF_IAT_LEEWAY_S = 60.0
 MAX_TOKEN_CHARS = 16 * 1024
 MAX_SUBJECT_CHARS = 256
 MAX_JWKS_BYTES = 1024 * 1024
+# Tokens whose signature and claims were verified, kept until their expiry: a caller sends the
+# same token for many requests, and verifying it again costs more CPU than the rest of the check.
+MAX_VERIFIED_TOKENS = 1024
 MIN_RSA_BITS = 2048
 
 # Algorithm names that may be repeated in an error message. Anything else the token's header says
@@ -320,6 +325,18 @@ class _IssuerState:
         self.last_attempt: float | None = None
 
 
+@dataclass(frozen=True)
+class _Verified:
+    """A token that verified: who it proves, its time claims, and the key that verified it."""
+
+    caller: Caller
+    times: dict[str, Any]
+    state: _IssuerState
+    alg: str
+    kid: str | None
+    key: jwt.PyJWK
+
+
 # --- the authenticator --------------------------------------------------------------------------
 
 
@@ -363,6 +380,8 @@ class JwtAuthenticator:
         self._first_retry = min(first_fetch_retry_s, min_refetch_interval_s)
         self._max_age = max_key_age_s
         self._clock = clock
+        self._verified: OrderedDict[bytes, _Verified] = OrderedDict()
+        self._verified_lock = threading.Lock()
 
     def authenticate(self, token: str) -> Caller:
         """The caller a bearer token (without the `Bearer ` prefix) proves, or 401."""
@@ -370,6 +389,11 @@ class JwtAuthenticator:
             raise unauthenticated("malformed bearer token")
         if len(token) > MAX_TOKEN_CHARS:
             raise unauthenticated("malformed bearer token: too long")
+        now = self._clock()
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        known = self._recall(digest, now)
+        if known is not None:
+            return known
         try:
             # Unverified, only to pick the issuer and the key; everything is checked below.
             parts = jwt.decode_complete(token, options={"verify_signature": False})
@@ -392,7 +416,6 @@ class JwtAuthenticator:
         if kid is not None and not isinstance(kid, str):
             raise unauthenticated("malformed bearer token: kid is not a string")
 
-        now = self._clock()
         key = self._key(state, alg, kid, now)
 
         try:
@@ -433,7 +456,38 @@ class JwtAuthenticator:
                 f"subject (sub) must be 1 to {MAX_SUBJECT_CHARS} printable characters "
                 "without whitespace"
             )
-        return Caller.jwt(sub, config.name)
+        caller = Caller.jwt(sub, config.name)
+        times: dict[str, Any] = {k: claims[k] for k in ("exp", "nbf", "iat") if k in claims}
+        with self._verified_lock:
+            self._verified[digest] = _Verified(caller, times, state, alg, kid, key)
+            while len(self._verified) > MAX_VERIFIED_TOKENS:
+                self._verified.popitem(last=False)
+        return caller
+
+    def _recall(self, digest: bytes, now: float) -> Caller | None:
+        """The caller of a token verified before, if its key is still the issuer's current one
+        for its kid (a refreshed or stale key set verifies it afresh); its times are checked
+        again now, so an expired token is refused as it would be the first time."""
+        with self._verified_lock:
+            entry = self._verified.get(digest)
+        if entry is None:
+            return None
+        keys = entry.state.keys
+        if (
+            keys is None
+            or now - keys.fetched_at >= self._max_age
+            or keys.find(entry.alg, entry.kid) is not entry.key
+        ):
+            with self._verified_lock:
+                self._verified.pop(digest, None)
+            return None
+        try:
+            self._check_times(entry.times, now)
+        except VendError:
+            with self._verified_lock:
+                self._verified.pop(digest, None)
+            raise
+        return entry.caller
 
     @staticmethod
     def _check_times(claims: dict[str, Any], now: float) -> None:
