@@ -7,8 +7,6 @@ from collections.abc import Mapping
 
 from shared.models import Envelope
 from shared.wire.envelope import (
-    IV_BYTES,
-    KEY_BYTES,
     EnvelopeError,
     associated_data,
     encryption_context,
@@ -16,8 +14,6 @@ from shared.wire.envelope import (
 )
 
 __all__ = [
-    "IV_BYTES",
-    "KEY_BYTES",
     "EnvelopeError",
     "associated_data",
     "encryption_context",
