@@ -108,3 +108,17 @@ def test_the_handlers_import_only_what_every_request_needs() -> None:
     )
     loaded = set(done.stdout.split())
     assert not loaded & {"yaml", "redis", "jwt", "shared.openapi", "shared.doctor"}
+
+
+def test_the_vend_command_builds_its_parser_without_the_sdk() -> None:
+    """`vend --help` lists every command, the caller's too, without importing the SDK (about
+    0.4 s): each command imports what it needs when it runs."""
+    code = (
+        "import sys; from infra.local.cli import build_parser; build_parser(); "
+        "print(' '.join(sorted(sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    loaded = set(done.stdout.split())
+    assert not loaded & {"alibabacloud_tea_openapi", "vend_client.http", "cryptography", "pydantic"}

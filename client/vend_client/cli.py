@@ -8,13 +8,10 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import CloudError, EnvelopeError, VendApiError
-from .http import VendClient
-from .response import Envelope
-from .wire.arns import expected_arn_for
-from .wire.endpoint import parse_endpoint
+if TYPE_CHECKING:
+    from .http import VendClient
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -77,6 +74,10 @@ def add_commands(sub: Any) -> None:
 
 
 def _client(args: argparse.Namespace) -> VendClient:
+    # Each command imports the client when it runs: the parser alone stays cheap to build.
+    from .http import VendClient  # noqa: PLC0415
+    from .wire.endpoint import parse_endpoint  # noqa: PLC0415
+
     region = args.region
     return VendClient(
         url=args.url,
@@ -94,6 +95,8 @@ def _fail(message: str) -> int:
 
 
 def _obtain_or_create(args: argparse.Namespace) -> int:
+    from .errors import CloudError, EnvelopeError, VendApiError  # noqa: PLC0415
+
     client = _client(args)
     try:
         if args.action == "obtain":
@@ -120,6 +123,10 @@ def _obtain_or_create(args: argparse.Namespace) -> int:
 
 
 def _decrypt(args: argparse.Namespace) -> int:
+    from .errors import CloudError, EnvelopeError  # noqa: PLC0415
+    from .response import Envelope  # noqa: PLC0415
+    from .wire.arns import expected_arn_for  # noqa: PLC0415
+
     try:
         text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()  # noqa: SIM115
         data = json.loads(text)
