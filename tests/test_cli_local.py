@@ -14,6 +14,8 @@ import pytest
 import sdk_clients as sdk
 from processes import VEND, free_port, wait_for_port
 
+from vend_client.cli import ExitStatus
+
 BILLING_SECRET = "CSdemoBillingSecretValue0000000000000001"
 
 
@@ -115,7 +117,10 @@ def test_obtain_json_then_decrypt(local: tuple[dict[str, str], list[str]], tmp_p
         sdk.secret_arn("app_billing", "sct_other"),
         stdin=json.dumps(response["envelope"]),
     )
-    assert wrong.returncode == 1 and BILLING_SECRET not in wrong.stdout + wrong.stderr
+    assert (
+        wrong.returncode == ExitStatus.ENVELOPE
+        and BILLING_SECRET not in wrong.stdout + wrong.stderr
+    )
     # Another caller cannot open it.
     reports = {
         **env,
@@ -123,7 +128,8 @@ def test_obtain_json_then_decrypt(local: tuple[dict[str, str], list[str]], tmp_p
         "ALIBABA_CLOUD_ACCESS_KEY_SECRET": sdk.REPORTS[1],
     }
     stolen = _vend(reports, "decrypt", str(saved))
-    assert stolen.returncode == 1 and BILLING_SECRET not in stolen.stdout + stolen.stderr
+    assert stolen.returncode == ExitStatus.ENVELOPE
+    assert BILLING_SECRET not in stolen.stdout + stolen.stderr
 
 
 def test_create_prints_a_new_secret(local: tuple[dict[str, str], list[str]]) -> None:
@@ -146,7 +152,7 @@ def test_refusal_is_reported_on_stderr(local: tuple[dict[str, str], list[str]]) 
         "--secret",
         "sct_reports_1",
     )
-    assert done.returncode == 1
+    assert done.returncode == ExitStatus.DENIED
     assert "403 AccessDenied" in done.stderr and done.stdout == ""
 
 

@@ -21,7 +21,7 @@ from vend_client import (
     build_proof,
     parse_endpoint,
 )
-from vend_client.cli import main
+from vend_client.cli import ExitStatus, main
 from vend_client.wire.envelope import encryption_context, seal_bytes
 
 ACCOUNT = "1234567890123456"
@@ -203,6 +203,6 @@ def test_the_command_prints_the_secret_or_one_line(
         {"error": {"code": "NotFound", "message": "no such secret", "request_id": "r-2"}},
         status=404,
     )
-    assert main(["obtain", *args, *ids, "--secret", "sct_gone"]) == 1
+    assert main(["obtain", *args, *ids, "--secret", "sct_gone"]) == ExitStatus.NOT_FOUND
     err = capsys.readouterr().err.strip()
     assert err == "vend: 404 NotFound: no such secret (request r-2)"

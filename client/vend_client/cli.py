@@ -1,177 +1,667 @@
 """`vend obtain`, `vend create` and `vend decrypt`: the caller's commands, in the project's `vend`
-and alone as `vend-client` (this package installed by itself)."""
+and alone as `vend-client` (this package installed by itself).
+
+Each expected failure is one line on stderr and an exit status of `ExitStatus`, the one table of
+both commands (`vend` adds its own commands' failures to the same table). Nothing heavy is
+imported until a command runs: `vend --help` builds this parser too."""
 
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
+import logging
 import os
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Callable, Iterator, Sequence
+from enum import IntEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from .http import VendClient
+    from .response import Envelope
+
+DEFAULT_URL = "http://127.0.0.1:9000"
+DEFAULT_REGION = "cn-hangzhou"
+DEFAULT_STS = "sts.aliyuncs.com"
+DEFAULT_TIMEOUT_S = 15.0
+
+
+class ExitStatus(IntEnum):
+    """The exit statuses of `vend` and `vend-client` (README, "The command line")."""
+
+    OK = 0
+    UNEXPECTED = 1  # a bug: one line, the traceback with -v; `vend doctor`: a check failed
+    USAGE = 2  # bad arguments (argparse's own), or a seed, policy or VEND_* that does not parse
+    DENIED = 3  # 403; KMS (RAM) refused the data key; `vend policy check`: deny
+    NO_CREDENTIALS = 4  # no Alibaba Cloud credentials anywhere the default chain looks
+    UNREACHABLE = 5  # the service, STS or KMS: no connection, or no answer within --timeout
+    AUTH_REFUSED = 6  # 401; STS or KMS refused the credentials themselves
+    NOT_FOUND = 7  # 404; KMS does not know the envelope's key
+    UPSTREAM = 8  # 429, 5xx (the service or its STS, EIAM, KMS failed): try again later
+    FILE = 9  # a file cannot be read, or --output exists (without --force) or cannot be written
+    PORT_IN_USE = 10  # `vend local`, `serve`, `emulator`: cannot listen on the port
+    REJECTED = 11  # any other 4xx: invalid parameter, quota, idempotency key in use or reused
+    ENVELOPE = 12  # not an envelope, not for this secret or caller, or altered
+    INTERRUPTED = 130  # Ctrl-C
+
+
+EXIT_MEANINGS = {
+    ExitStatus.OK: "success",
+    ExitStatus.UNEXPECTED: "unexpected error (a bug; -v for the traceback); doctor: a check failed",
+    ExitStatus.USAGE: "bad arguments, or a seed, policy or VEND_* setting that does not parse",
+    ExitStatus.DENIED: "denied: 403, KMS refused the data key, `policy check` says deny",
+    ExitStatus.NO_CREDENTIALS: "no Alibaba Cloud credentials found",
+    ExitStatus.UNREACHABLE: "the service, STS or KMS unreachable, or no answer in --timeout",
+    ExitStatus.AUTH_REFUSED: "authentication refused: 401, or STS/KMS refused the credentials",
+    ExitStatus.NOT_FOUND: "not found: 404, or KMS does not know the envelope's key",
+    ExitStatus.UPSTREAM: "the service or its upstream failed (429, 5xx): try again later",
+    ExitStatus.FILE: "a file cannot be read, or --output exists (no --force) or cannot be written",
+    ExitStatus.PORT_IN_USE: "cannot listen on the port (in use, or not allowed)",
+    ExitStatus.REJECTED: "the service refused the request (another 4xx)",
+    ExitStatus.ENVELOPE: "the envelope is not one, not for this secret or caller, or altered",
+    ExitStatus.INTERRUPTED: "interrupted (Ctrl-C)",
+}
+
+
+def exit_table() -> str:
+    """The table, for `--help`'s epilog."""
+    rows = "\n".join(f"  {int(s):>3}  {EXIT_MEANINGS[s]}" for s in ExitStatus)
+    return f"exit statuses:\n{rows}"
+
+
+class Failure(Exception):
+    """An expected failure: one line on stderr (after "vend: ") and its exit status."""
+
+    def __init__(self, status: ExitStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def fail(failure: Failure) -> int:
+    print(f"vend: {failure}", file=sys.stderr)
+    return int(failure.status)
+
+
+def unexpected(exc: BaseException, verbose: bool) -> int:
+    """A bug: one line (the traceback too with -v), exit 1."""
+    if verbose:
+        import traceback  # noqa: PLC0415
+
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    detail = " ".join(str(exc).split())[:200]
+    hint = "" if verbose else "; run with -v for the traceback"
+    print(f"vend: unexpected error (a bug): {type(exc).__name__}: {detail}{hint}", file=sys.stderr)
+    return int(ExitStatus.UNEXPECTED)
+
+
+# -- the options -----------------------------------------------------------------------------
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, its usage error in one line (exit 2) that says where to read more."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(ExitStatus.USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def add_verbose(
+    parser: argparse.ArgumentParser,
+    what: str = "each step on stderr with its time in ms (never a secret, token or proof)",
+) -> None:
+    """-v on a subcommand as well as before it (SUPPRESS: unset here keeps the outer value)."""
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help=f"{what}; the traceback of an unexpected error",
+    )
+
+
+CREDENTIALS_HELP = """credentials (RAM proofs, and your own STS and KMS calls), as the Alibaba Cloud
+SDKs find them: ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET (and
+ALIBABA_CLOUD_SECURITY_TOKEN); else the CLI profile ~/.aliyun/config.json; else
+~/.alibabacloud/credentials.ini (or $ALIBABA_CLOUD_CREDENTIALS_FILE); else the ECS instance's
+RAM role from its metadata service (ALIBABA_CLOUD_ECS_METADATA_DISABLED=true skips it off ECS).
+
+On success stdout holds the secret alone (or, with --json, the response with client_secret
+added), unless --output writes it to a file; `create` also prints the new secret's ID on stderr
+("vend: created secret_id ..."). A failure is one line on stderr; `vend --help` (or
+`vend-client --help`) lists the exit statuses."""
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    env = os.environ.get
     parser.add_argument(
-        "--url", default=env("VEND_URL", "http://127.0.0.1:9000"), help="the service (env VEND_URL)"
+        "--url",
+        default=None,
+        help=f"the service (default: $VEND_URL, else {DEFAULT_URL})",
     )
     parser.add_argument(
         "--audience",
-        default=env("VEND_AUDIENCE"),
-        help="the audience RAM proofs name (env VEND_AUDIENCE)",
+        default=None,
+        help="the audience RAM proofs name (default: $VEND_AUDIENCE; needed unless --token)",
     )
-    parser.add_argument("--token", default=None, help="a bearer JWT instead of a RAM proof")
-    parser.add_argument("--region", default=env("VEND_REGION", "cn-hangzhou"))
+    parser.add_argument(
+        "--token",
+        default=None,
+        help="a bearer JWT instead of a RAM proof (default: none, a RAM proof)",
+    )
+    parser.add_argument(
+        "--region",
+        default=None,
+        help=f"the region of the default KMS endpoint (default: $VEND_REGION, else "
+        f"{DEFAULT_REGION})",
+    )
     parser.add_argument(
         "--sts-endpoint",
-        default=env("VEND_STS_ENDPOINT"),
-        help="where RAM proofs are verified (env VEND_STS_ENDPOINT)",
+        default=None,
+        help=f"STS, for RAM proofs and asking who you are (default: $VEND_STS_ENDPOINT, else "
+        f"{DEFAULT_STS})",
     )
     parser.add_argument(
         "--kms-endpoint",
-        default=env("VEND_KMS_ENDPOINT"),
-        help="KMS for opening the envelope (env VEND_KMS_ENDPOINT)",
+        default=None,
+        help="KMS, for opening the envelope (default: $VEND_KMS_ENDPOINT, else "
+        "kms.REGION.aliyuncs.com)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=f"for each call to the service, STS and KMS (default: $VEND_TIMEOUT, else "
+        f"{DEFAULT_TIMEOUT_S:g})",
     )
     parser.add_argument(
         "--expect-principal",
         default=None,
-        help="refuse an envelope sealed for anyone else (RAM callers: found out)",
+        metavar="ARN",
+        help="refuse an envelope sealed for anyone else (default: who STS says you are; "
+        "none with --token)",
     )
     parser.add_argument(
-        "--json", action="store_true", help="print the whole response, secret added"
+        "--json",
+        action="store_true",
+        help="the whole response, client_secret added (default: the secret alone)",
     )
+    parser.add_argument(
+        "--output",
+        default=None,
+        metavar="FILE",
+        help="write it to FILE, created with mode 0600, instead of stdout (default: stdout)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="with --output: replace an existing FILE"
+    )
+    add_verbose(parser)
 
 
 def add_commands(sub: Any) -> None:
-    obtain = sub.add_parser("obtain", help="get a client secret, opened with your own KMS key")
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = sub.add_parser(
+            name,
+            help=summary,
+            description=summary,
+            epilog=CREDENTIALS_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        return parser
+
+    obtain = command("obtain", "get a client secret, opened with your own KMS key")
     _common(obtain)
-    obtain.add_argument("--instance", required=True)
-    obtain.add_argument("--application", required=True)
-    obtain.add_argument("--secret", required=True)
-    obtain.set_defaults(run=_obtain_or_create, action="obtain")
+    obtain.add_argument("--instance", required=True, help="the IDaaS instance ID")
+    obtain.add_argument("--application", required=True, help="the application ID")
+    obtain.add_argument("--secret", required=True, help="the secret ID")
+    obtain.set_defaults(run=_command(_obtain_or_create), action="obtain")
 
-    create = sub.add_parser("create", help="create a client secret, opened with your own KMS key")
+    create = command("create", "create a client secret, opened with your own KMS key")
     _common(create)
-    create.add_argument("--instance", required=True)
-    create.add_argument("--application", required=True)
-    create.add_argument("--expiration-time", type=int, default=None, help="ms since the epoch")
-    create.add_argument("--idempotency-key", default=None)
-    create.set_defaults(run=_obtain_or_create, action="create")
+    create.add_argument("--instance", required=True, help="the IDaaS instance ID")
+    create.add_argument("--application", required=True, help="the application ID")
+    create.add_argument(
+        "--expiration-time",
+        type=int,
+        default=None,
+        metavar="MS",
+        help="ms since the epoch (default: none, EIAM's)",
+    )
+    create.add_argument(
+        "--idempotency-key",
+        default=None,
+        metavar="KEY",
+        help="the same KEY again gives the same secret, never a second (default: none)",
+    )
+    create.set_defaults(run=_command(_obtain_or_create), action="create")
 
-    decrypt = sub.add_parser("decrypt", help="open an envelope, or a whole vend response")
+    decrypt = command("decrypt", "open an envelope, or a whole vend response")
     _common(decrypt)
-    decrypt.add_argument("file", nargs="?", default="-", help="a file, or - for standard input")
+    decrypt.add_argument(
+        "file", nargs="?", default="-", help="a file, or - for standard input (default: -)"
+    )
     decrypt.add_argument(
         "--expect-arn",
         default=None,
-        help="the secret ARN it must be for (default: from the response)",
+        metavar="ARN",
+        help="the secret ARN it must be for (default: from the response; a bare envelope needs it)",
     )
-    decrypt.set_defaults(run=_decrypt)
+    decrypt.set_defaults(run=_command(_decrypt))
 
 
-def _client(args: argparse.Namespace) -> VendClient:
+# -- running a command -----------------------------------------------------------------------
+
+
+class Steps:
+    """-v: each step on stderr with its own time (a nested step's time is not counted twice).
+    What a step prints is chosen by its caller: never a secret, a token, a proof or a key."""
+
+    def __init__(self, verbose: bool) -> None:
+        self.verbose = verbose
+        self._nested = 0.0
+
+    def note(self, text: str) -> None:
+        if self.verbose:
+            print(f"vend: {text}", file=sys.stderr)
+
+    @contextlib.contextmanager
+    def __call__(self, name: str, what: str) -> Iterator[list[str]]:
+        outer, self._nested = self._nested, 0.0
+        start = time.perf_counter()
+        outcome: list[str] = []
+        ok = False
+        try:
+            yield outcome
+            ok = True
+        finally:
+            spent = time.perf_counter() - start
+            own, self._nested = spent - self._nested, outer + spent
+            said = ", ".join(outcome) if ok else "failed"
+            self.note(f"{name}: {what}: {said or 'ok'} ({own * 1000:.0f} ms)")
+
+
+def _command(body: Callable[[argparse.Namespace, Steps], int]) -> Callable[..., int]:
+    """A command as both dispatchers run it: an expected failure becomes one line and its status
+    (a bug is left to the dispatcher's `unexpected`)."""
+
+    def run(args: argparse.Namespace) -> int:
+        steps = Steps(bool(getattr(args, "verbose", False)))
+        if not steps.verbose:
+            # The credentials library logs each provider it tries, with tracebacks, through
+            # handlers of its own: what went wrong is the one line below.
+            logging.getLogger("credentials").disabled = True
+        try:
+            return body(args, steps)
+        except Failure as failure:
+            return fail(failure)
+        except Exception as exc:
+            known = explain(exc, args)
+            if known is None:
+                raise
+            return fail(known)
+
+    return run
+
+
+def _setting(args: argparse.Namespace, name: str, env: str, default: str | None) -> str | None:
+    value = getattr(args, name)
+    if value is None:
+        value = os.environ.get(env) or default
+    return value if value is None else str(value)
+
+
+def _resolve(args: argparse.Namespace, *, asks: bool) -> None:
+    """Each option's value: the flag, else its environment variable, else its default. `asks`:
+    the command asks the service (a RAM proof then needs the audience)."""
+    args.url = _setting(args, "url", "VEND_URL", DEFAULT_URL)
+    args.audience = _setting(args, "audience", "VEND_AUDIENCE", None)
+    args.region = _setting(args, "region", "VEND_REGION", DEFAULT_REGION)
+    args.sts_endpoint = _setting(args, "sts_endpoint", "VEND_STS_ENDPOINT", DEFAULT_STS)
+    args.kms_endpoint = _setting(
+        args, "kms_endpoint", "VEND_KMS_ENDPOINT", f"kms.{args.region}.aliyuncs.com"
+    )
+    timeout = _setting(args, "timeout", "VEND_TIMEOUT", str(DEFAULT_TIMEOUT_S))
+    try:
+        args.timeout = float(timeout or DEFAULT_TIMEOUT_S)
+    except ValueError:
+        raise Failure(ExitStatus.USAGE, f"VEND_TIMEOUT={timeout!r} is not a number") from None
+    if not args.timeout > 0:
+        raise Failure(ExitStatus.USAGE, "--timeout must be more than 0 seconds")
+    if asks and not args.token and not args.audience:
+        raise Failure(
+            ExitStatus.USAGE,
+            "a RAM proof needs the service's audience: --audience or VEND_AUDIENCE "
+            "(or --token for a JWT)",
+        )
+    if not str(args.url).startswith(("http://", "https://")):
+        raise Failure(ExitStatus.USAGE, f"--url {args.url!r} is not an http:// or https:// URL")
+    if args.output is not None and not args.force and os.path.lexists(args.output):
+        # Checked before asking: a create is not spent on a file that cannot be written.
+        raise Failure(ExitStatus.FILE, f"{args.output} exists: --force to replace it")
+
+
+def _client(args: argparse.Namespace, steps: Steps) -> VendClient:
     # Each command imports the client when it runs: the parser alone stays cheap to build.
     from .http import VendClient  # noqa: PLC0415
     from .wire.endpoint import parse_endpoint  # noqa: PLC0415
 
-    region = args.region
-    return VendClient(
+    class TimedClient(VendClient):
+        """The client, each of its steps timed for -v."""
+
+        def authorization(self) -> str:
+            how = (
+                "bearer token"
+                if self.token
+                else f"RAM proof for audience {self.audience!r}, with your credentials"
+            )
+            with steps("authenticate", how):
+                return super().authorization()
+
+        def whoami(self) -> str:
+            with steps("identify", f"STS GetCallerIdentity at {self.sts.url}") as said:
+                principal = super().whoami()
+                said.append(principal)
+                return principal
+
+        def open_envelope(
+            self, envelope: Envelope, *, expected_arn: str, expected_principal: str | None
+        ) -> str:
+            where = self.kms.url if self.kms else "?"
+            with steps("open", f"KMS Decrypt at {where}, then AES-256-GCM"):
+                return super().open_envelope(
+                    envelope, expected_arn=expected_arn, expected_principal=expected_principal
+                )
+
+    if not args.token:
+        if os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID"):
+            steps.note("credentials: ALIBABA_CLOUD_ACCESS_KEY_ID from the environment")
+        else:
+            steps.note(
+                "credentials: the default chain (profile files, then ECS instance metadata: "
+                "off ECS, ALIBABA_CLOUD_ECS_METADATA_DISABLED=true skips its lookups)"
+            )
+    return TimedClient(
         url=args.url,
         audience=args.audience,
         token=args.token,
-        sts=parse_endpoint(args.sts_endpoint or "sts.aliyuncs.com"),
-        kms=parse_endpoint(args.kms_endpoint or f"kms.{region}.aliyuncs.com"),
-        region=region,
+        sts=parse_endpoint(args.sts_endpoint),
+        kms=parse_endpoint(args.kms_endpoint),
+        region=args.region,
+        timeout_s=args.timeout,
     )
 
 
-def _fail(message: str) -> int:
-    print(f"vend: {message}", file=sys.stderr)
-    return 1
-
-
-def _obtain_or_create(args: argparse.Namespace) -> int:
-    from .errors import CloudError, EnvelopeError, VendApiError  # noqa: PLC0415
-
-    client = _client(args)
-    try:
+def _obtain_or_create(args: argparse.Namespace, steps: Steps) -> int:
+    _resolve(args, asks=True)
+    client = _client(args, steps)
+    path = "/v1/secrets/obtain" if args.action == "obtain" else "/v1/secrets/create"
+    with steps("request", f"POST {args.url.rstrip('/')}{path}") as said:
         if args.action == "obtain":
             response = client.obtain(args.instance, args.application, args.secret)
-            secret_id = args.secret
         else:
             response = client.create(
                 args.instance, args.application, args.expiration_time, args.idempotency_key
             )
-            secret_id = None
-        secret = client.open(
-            response,
-            instance_id=args.instance,
-            application_id=args.application,
-            secret_id=secret_id,
-            expected_principal=args.expect_principal,
-        )
-    except VendApiError as exc:
-        return _fail(f"{exc.status} {exc.code}: {exc.message} (request {exc.request_id})")
-    except (EnvelopeError, CloudError, ValueError) as exc:
-        return _fail(str(exc))
-    _print(response.to_dict(), secret, args.json)
+        said.append(f"secret_id {response.secret_id}, request {response.request_id}")
+    if args.action == "create":
+        # stdout stays the secret alone; the new secret's ID is on stderr, labelled.
+        print(f"vend: created secret_id {response.secret_id}", file=sys.stderr)
+    secret = client.open(
+        response,
+        instance_id=args.instance,
+        application_id=args.application,
+        secret_id=args.secret if args.action == "obtain" else None,
+        expected_principal=args.expect_principal,
+    )
+    _emit(args, response.to_dict(), secret, steps)
     return 0
 
 
-def _decrypt(args: argparse.Namespace) -> int:
-    from .errors import CloudError, EnvelopeError  # noqa: PLC0415
+def _read_input(name: str) -> str:
+    if name == "-":
+        return sys.stdin.read()
+    try:
+        return Path(name).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise Failure(ExitStatus.FILE, f"cannot read {name}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise Failure(ExitStatus.ENVELOPE, f"{name} is not text: not an envelope") from None
+
+
+def _decrypt(args: argparse.Namespace, steps: Steps) -> int:
+    import json  # noqa: PLC0415
+
     from .response import Envelope  # noqa: PLC0415
     from .wire.arns import expected_arn_for  # noqa: PLC0415
 
+    _resolve(args, asks=False)
+    text = _read_input(args.file)
+    where = "standard input" if args.file == "-" else args.file
     try:
-        text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()  # noqa: SIM115
         data = json.loads(text)
-    except (OSError, ValueError) as exc:
-        return _fail(f"cannot read an envelope: {exc}")
+    except ValueError:
+        raise Failure(ExitStatus.ENVELOPE, f"{where} is not JSON: not an envelope") from None
     whole = isinstance(data, dict) and "envelope" in data
     try:
         sealed = Envelope.from_dict(data["envelope"] if whole else data)
     except ValueError:
-        return _fail("not a vend-envelope/1 envelope or vend response")
-    client = _client(args)
-    try:
-        expected = args.expect_arn
-        if expected is None and whole:
-            context_arn = sealed.encryption_context.get("vend:arn", "")
-            secret = None if context_arn.endswith("/secret/*") else str(data.get("secret_id"))
-            expected = expected_arn_for(
-                context_arn, str(data.get("instance_id")), str(data.get("application_id")), secret
-            )
-        if expected is None:
-            return _fail("a bare envelope needs --expect-arn")
-        principal = args.expect_principal
-        if principal is None and not args.token:
-            principal = client.whoami()
-        secret_value = client.open_envelope(
-            sealed, expected_arn=expected, expected_principal=principal
+        raise Failure(
+            ExitStatus.ENVELOPE, f"{where} is not a vend-envelope/1 envelope or vend response"
+        ) from None
+    expected = args.expect_arn
+    if expected is None and whole:
+        context_arn = sealed.encryption_context.get("vend:arn", "")
+        secret = None if context_arn.endswith("/secret/*") else str(data.get("secret_id"))
+        expected = expected_arn_for(
+            context_arn, str(data.get("instance_id")), str(data.get("application_id")), secret
         )
-    except (EnvelopeError, CloudError, ValueError) as exc:
-        return _fail(str(exc))
-    _print(data if whole else {"envelope": data}, secret_value, args.json)
+    if expected is None:
+        raise Failure(ExitStatus.USAGE, "a bare envelope needs --expect-arn")
+    client = _client(args, steps)
+    principal = args.expect_principal
+    if principal is None and not args.token:
+        principal = client.whoami()
+    secret_value = client.open_envelope(sealed, expected_arn=expected, expected_principal=principal)
+    _emit(args, data if whole else {"envelope": data}, secret_value, steps)
     return 0
 
 
-def _print(response: dict[str, Any], secret: str, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps({**response, "client_secret": secret}, indent=2))
-    else:
-        print(secret)
+def _emit(args: argparse.Namespace, response: dict[str, Any], secret: str, steps: Steps) -> None:
+    import json  # noqa: PLC0415
+
+    text = (
+        json.dumps({**response, "client_secret": secret}, indent=2) if args.json else secret
+    ) + "\n"
+    if args.output is None:
+        sys.stdout.write(text)
+        return
+    write_private(args.output, text, force=args.force)
+    steps.note(f"wrote {args.output} (mode 0600)")
+
+
+def write_private(name: str, text: str, *, force: bool) -> None:
+    """Writes a new file only its owner can read (O_CREAT | O_EXCL, mode 0600). `force` replaces
+    an existing one with a new 0600 file renamed over it, so it never keeps a wider mode."""
+    import tempfile  # noqa: PLC0415
+
+    target = Path(name)
+    try:
+        if force:
+            fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")  # 0600
+        else:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+            fd, temp = os.open(target, flags, 0o600), str(target)
+    except FileExistsError:
+        raise Failure(ExitStatus.FILE, f"{name} exists: --force to replace it") from None
+    except OSError as exc:
+        raise Failure(ExitStatus.FILE, f"cannot create {name}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        if force:
+            os.replace(temp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise Failure(ExitStatus.FILE, f"cannot write {name}: {exc.strerror or exc}") from None
+
+
+# -- what went wrong, in the caller's terms --------------------------------------------------
+
+_AUTH_CODES = (
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "IncompleteSignature",
+    "InvalidSecurityToken",
+    "MissingSecurityToken",
+    "InvalidTimeStamp",
+    "SignatureNonceUsed",
+)
+
+
+def explain(exc: BaseException, args: argparse.Namespace) -> Failure | None:
+    """The Failure an expected exception means; None for anything else (a bug)."""
+    import requests  # noqa: PLC0415
+    from alibabacloud_credentials.exceptions import CredentialException  # noqa: PLC0415
+
+    from .errors import CloudError, CloudUnreachable, EnvelopeError, VendApiError  # noqa: PLC0415
+
+    url = getattr(args, "url", None) or DEFAULT_URL
+    if isinstance(exc, CredentialException):
+        return Failure(ExitStatus.NO_CREDENTIALS, no_credentials())
+    if isinstance(exc, requests.exceptions.Timeout):
+        return Failure(
+            ExitStatus.UNREACHABLE,
+            f"the service at {url} did not answer within {args.timeout:g} s (--timeout)",
+        )
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return Failure(
+            ExitStatus.UNREACHABLE,
+            f"cannot reach the service at {url}: {_why(exc)} (--url or VEND_URL)",
+        )
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema)):
+        return Failure(ExitStatus.USAGE, f"cannot ask {url}: {type(exc).__name__} (--url)")
+    if isinstance(exc, requests.exceptions.RequestException):  # the answer broke off
+        return Failure(
+            ExitStatus.UNREACHABLE, f"the service at {url} broke off: {type(exc).__name__}"
+        )
+    if isinstance(exc, VendApiError):
+        return _api_failure(exc)
+    if isinstance(exc, CloudUnreachable):
+        flag = f"--{exc.service.lower()}-endpoint"
+        hint = " (--timeout)" if exc.timed_out else f" ({flag} or VEND_{exc.service}_ENDPOINT)"
+        return Failure(
+            ExitStatus.UNREACHABLE, f"{exc.service} unreachable at {exc.url}: {exc.detail}{hint}"
+        )
+    if isinstance(exc, CloudError):
+        return _cloud_failure(exc)
+    if isinstance(exc, EnvelopeError):
+        return Failure(ExitStatus.ENVELOPE, f"cannot open the envelope: {exc}")
+    if isinstance(exc, ValueError):  # an answer the client cannot use, e.g. a root identity
+        return Failure(ExitStatus.UNEXPECTED, str(exc))
+    return None
+
+
+def no_credentials() -> str:
+    """Where the default chain looked (alibabacloud-credentials 1.0.12), in one line."""
+    home = os.environ.get("HOME") or os.path.expanduser("~")
+    places = ["$ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET"]
+    if os.environ.get("ALIBABA_CLOUD_CLI_PROFILE_DISABLED", "").lower() != "true":
+        places.append(os.path.join(home, ".aliyun", "config.json"))
+    places.append(
+        os.environ.get("ALIBABA_CLOUD_CREDENTIALS_FILE")
+        or os.path.join(home, ".alibabacloud", "credentials.ini")
+    )
+    if os.environ.get("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "").lower() != "true":
+        places.append(
+            "the ECS instance metadata (off ECS, ALIBABA_CLOUD_ECS_METADATA_DISABLED=true skips "
+            "its lookups)"
+        )
+    if os.environ.get("ALIBABA_CLOUD_CREDENTIALS_URI"):
+        places.append("$ALIBABA_CLOUD_CREDENTIALS_URI")
+    looked = ", ".join(places[:-1]) + f" and {places[-1]}"
+    return (
+        f"no Alibaba Cloud credentials: looked in {looked}; set ALIBABA_CLOUD_ACCESS_KEY_ID and "
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET (or pass --token)"
+    )
+
+
+def _why(exc: Exception) -> str:
+    text = str(exc).lower()
+    if "refused" in text:
+        return "connection refused"
+    if any(m in text for m in ("name or service", "nodename", "getaddrinfo", "resolution")):
+        return "unknown host"
+    return "connection failed"
+
+
+def _api_failure(exc: Any) -> Failure:
+    """The service's error answer (contract section 7): its words and its request id."""
+    said = f"{exc.status} {exc.code}: {exc.message} (request {exc.request_id})"
+    status = exc.status
+    if status == 401:
+        hint = "; check your credentials and --audience/VEND_AUDIENCE (or --token)"
+        return Failure(ExitStatus.AUTH_REFUSED, f"authentication refused: {said}{hint}")
+    if status == 403:
+        return Failure(ExitStatus.DENIED, said)
+    if status == 404:
+        return Failure(ExitStatus.NOT_FOUND, said)
+    if status == 429 or status >= 500:
+        after = getattr(exc, "retry_after", None)  # the answer's Retry-After, when it had one
+        when = f"in {after:g} s" if after else "later"
+        return Failure(ExitStatus.UPSTREAM, f"{said}; try again {when}")
+    return Failure(ExitStatus.REJECTED, said)
+
+
+def _cloud_failure(exc: Any) -> Failure:
+    """The caller's own STS or KMS call failed: its code and ITS request id."""
+    service, code, status = exc.service, exc.code or "", exc.status
+    request = exc.request_id and f"{service} request {exc.request_id}"
+    ids = ", ".join(p for p in (code, request) if p)
+    ids = f" ({ids})" if ids else ""
+    if code.startswith(_AUTH_CODES):
+        return Failure(ExitStatus.AUTH_REFUSED, f"{service} refused your credentials{ids}")
+    if service == "KMS" and code == "InvalidParameter":
+        return Failure(
+            ExitStatus.ENVELOPE,
+            "KMS refused to decrypt the envelope's data key: its encryption context does not "
+            f"match the one it was sealed with, or the data key was altered{ids}",
+        )
+    if service == "KMS" and (code == "Forbidden.KeyNotFound" or status == 404):
+        return Failure(
+            ExitStatus.NOT_FOUND,
+            f"KMS does not know the envelope's key (another region or account?){ids}",
+        )
+    if status == 403 or code.startswith("Forbidden"):
+        if service == "KMS":
+            return Failure(
+                ExitStatus.DENIED,
+                f"the data key is not yours to decrypt: KMS denied Decrypt with its key{ids}",
+            )
+        return Failure(ExitStatus.DENIED, f"{service} denied the call{ids}")
+    if status is None or status == 429 or status >= 500 or "throttl" in code.lower():
+        return Failure(ExitStatus.UPSTREAM, f"{service} {exc.message}{ids}; try again later")
+    return Failure(ExitStatus.REJECTED, f"{service} {exc.message}{ids}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vend-client", description="secret-vending's caller")
+    parser = Parser(
+        prog="vend-client",
+        description="secret-vending's caller",
+        epilog=exit_table(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="each step with its time; tracebacks"
+    )
     add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    code: int = args.run(args)
+    try:
+        code: int = args.run(args)
+    except KeyboardInterrupt:
+        return int(ExitStatus.INTERRUPTED)
+    except Exception as exc:
+        return unexpected(exc, args.verbose)
     return code
 
 

@@ -16,7 +16,7 @@ from darabonba.exceptions import UnretryableException
 from darabonba.runtime import RuntimeOptions
 
 from .credentials import Credentials
-from .errors import CloudError
+from .errors import CloudError, CloudUnreachable
 from .wire.endpoint import Endpoint
 from .wire.rpc import KMS_VERSION, STS_VERSION, rpc_params
 
@@ -61,7 +61,7 @@ class Cloud:
     ) -> dict[str, Any]:
         params = rpc_params(action, version)
         end = time.monotonic() + self._timeout_s
-        failure = "no attempt"
+        failure: CloudError | None = None
         for attempt in range(ATTEMPTS):
             left_ms = int((end - time.monotonic()) * 1000)
             if left_ms < 50:
@@ -72,21 +72,57 @@ class Cloud:
                     params, openapi.OpenApiRequest(query=query), runtime
                 )
             except ClientException as exc:
-                if exc.status_code != 429 and "throttl" not in str(exc.code or "").lower():
-                    raise CloudError(
-                        service,
-                        f"{action} refused",
-                        status=exc.status_code,
-                        code=str(exc.code) if exc.code else None,
-                        request_id=exc.request_id,
-                    ) from None
-                failure = f"{action} throttled"
-            except (ServerException, UnretryableException) as exc:
-                failure = f"{action} failed: {type(exc).__name__}"
+                throttled = exc.status_code == 429 or "throttl" in str(exc.code or "").lower()
+                failure = CloudError(
+                    service,
+                    f"{action} {'throttled' if throttled else 'refused'}",
+                    status=exc.status_code,
+                    code=str(exc.code) if exc.code else None,
+                    request_id=exc.request_id,
+                )
+                if not throttled:
+                    raise failure from None
+            except ServerException as exc:
+                failure = CloudError(
+                    service,
+                    f"{action} failed",
+                    status=exc.status_code,
+                    code=str(exc.code) if exc.code else None,
+                    request_id=exc.request_id,
+                )
+            except UnretryableException as exc:
+                failure = self._unreachable(service, endpoint, action, exc)
             else:
                 answer = result.get("body") if isinstance(result, dict) else None
                 if not isinstance(answer, dict):
                     raise CloudError(service, f"{action} answered something other than an object")
                 return answer
             time.sleep(min(1.0, 0.1 * 2**attempt) * random.random())  # noqa: S311 - jitter
-        raise CloudError(service, failure)
+        if failure is None:  # no time was left for a first attempt
+            failure = CloudUnreachable(
+                service,
+                endpoint.url,
+                timed_out=True,
+                detail=f"no answer to {action} within {self._timeout_s:g} s",
+            )
+        raise failure
+
+    def _unreachable(
+        self, service: str, endpoint: Endpoint, action: str, exc: UnretryableException
+    ) -> CloudUnreachable:
+        """What a call that got no answer met, in a few words (no headers, no body)."""
+        text = str(getattr(exc, "inner_exception", None) or exc).lower()
+        if "timed out" in text or "timeout" in text:
+            return CloudUnreachable(
+                service,
+                endpoint.url,
+                timed_out=True,
+                detail=f"no answer to {action} within {self._timeout_s:g} s",
+            )
+        if "refused" in text:
+            why = "connection refused"
+        elif any(m in text for m in ("name or service", "nodename", "getaddrinfo", "resolution")):
+            why = "unknown host"
+        else:
+            why = "connection failed"
+        return CloudUnreachable(service, endpoint.url, timed_out=False, detail=f"{why} ({action})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -13,8 +14,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vend_client.cli import (
+    ExitStatus,
+    Failure,
+    Parser,
+    add_verbose,
+    exit_table,
+    fail,
+    unexpected,
+)
+
 if TYPE_CHECKING:
     from functions.wsgi_server import WsgiServer
+    from infra.emulator import Seed
     from infra.local.fc_invoke import KeyLookup
 
 DEFAULT_EMULATOR_PORT = 9100
@@ -24,25 +36,67 @@ DEMO_SEED = ROOT / "examples" / "seed.yaml"
 DEMO_POLICY = ROOT / "examples" / "policy.json"
 
 
-class CliError(Exception):
-    """A failure to report in one line, with exit status 2 (usage or configuration) or 1."""
-
-    def __init__(self, message: str, status: int = 1) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 # -- emulator, serve, local ------------------------------------------------------------------
 
 
-def _emulator(args: argparse.Namespace) -> int:
-    from infra.emulator import EmulatorServer, load_seed
+def _load_seed(path: str, command: str) -> Seed:
+    """The seed: exit FILE when it cannot be read, USAGE when it does not parse."""
+    from infra.emulator import load_seed
 
     try:
-        seed = load_seed(args.seed)
+        return load_seed(path)
+    except OSError as exc:
+        raise Failure(
+            ExitStatus.FILE, f"{command}: cannot read the seed {path}: {_why(exc)}"
+        ) from None
+    except ValueError as exc:
+        raise Failure(ExitStatus.USAGE, f"{command}: the seed {path}: {exc}") from None
+
+
+def _readable(path: str | None, what: str, command: str) -> None:
+    """Exit FILE, naming the file, when it cannot be read (before anything starts)."""
+    if path is None:
+        return
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as exc:
+        raise Failure(
+            ExitStatus.FILE, f"{command}: cannot read {what} {path}: {_why(exc)}"
+        ) from None
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _cannot_listen(exc: OSError, host: str, port: int, flag: str, command: str) -> Failure:
+    """A port the server cannot have, named with the option that chose it."""
+    if exc.errno == errno.EADDRINUSE:
+        why = f"port {port} on {host} is in use (another server? choose another with {flag})"
+    elif exc.errno == errno.EACCES:
+        why = f"cannot listen on {host}:{port}: permission denied ({flag})"
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        why = f"cannot listen on {host}:{port}: not an address of this machine (--host)"
+    else:
+        why = f"cannot listen on {host}:{port}: {_why(exc)}"
+    return Failure(ExitStatus.PORT_IN_USE, f"{command}: {why}")
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    from infra.emulator import EmulatorServer
+
+    seed = _load_seed(args.seed, "emulator")
+    if args.state is not None and os.path.exists(args.state):
+        _readable(args.state, "the state file", "emulator")
+    try:
         server = EmulatorServer(seed, host=args.host, port=args.port, state_path=args.state)
-    except (OSError, ValueError) as exc:
-        raise CliError(f"vend emulator: {exc}", 2) from None
+    except OSError as exc:
+        if exc.filename is not None:  # the state file, not the socket
+            raise Failure(ExitStatus.FILE, f"emulator: {exc.filename}: {_why(exc)}") from None
+        raise _cannot_listen(exc, args.host, args.port, "--port", "emulator") from None
+    except ValueError as exc:
+        raise Failure(ExitStatus.USAGE, f"emulator: the state file {args.state}: {exc}") from None
     print(f"emulator: STS, EIAM and KMS at {server.url} (account {seed.account_id}, {seed.region})")
     print(f"emulator: point an SDK Config at endpoint={server.endpoint!r}, protocol='http'")
     sys.stdout.flush()
@@ -66,8 +120,11 @@ def _start_api(host: str, port: int, keys: KeyLookup | None = None) -> WsgiServe
     try:
         http.initializer(app.context("vend-http", "functions.http.initializer"))
     except ConfigError as exc:
-        raise CliError(f"vend: configuration: {exc}", 2) from None
-    return WsgiServer(app, host=host, port=port, threads=16)
+        raise Failure(ExitStatus.USAGE, f"configuration: {exc}") from None
+    try:
+        return WsgiServer(app, host=host, port=port, threads=16)
+    except OSError as exc:
+        raise _cannot_listen(exc, host, port, "--port", "local") from None
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -81,7 +138,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         app: Any = build_app()
     except ConfigError as exc:
-        raise CliError(f"vend: configuration: {exc}", 2) from None
+        raise Failure(ExitStatus.USAGE, f"configuration: {exc}") from None
     if args.fc_invoke_api:
         from functions import events
         from infra.local.fc_bridge import with_fc_invoke_api
@@ -90,7 +147,10 @@ def _serve(args: argparse.Namespace) -> int:
         app = with_fc_invoke_api(
             app, FcInvokeApi(events.handler, keys=None, region=None, account_id=None)
         )
-    server = WsgiServer(app, host=args.host, port=args.port, threads=THREADS)
+    try:
+        server = WsgiServer(app, host=args.host, port=args.port, threads=THREADS)
+    except OSError as exc:
+        raise _cannot_listen(exc, args.host, args.port, "--port", "serve") from None
     print(f"vend: HTTP API at http://{args.host}:{args.port}/v1/")
     if args.fc_invoke_api:
         print(
@@ -110,7 +170,7 @@ def local_environment(emulator_url: str, seed_path: Path, policy_path: Path) -> 
     seed = load_seed(seed_path)
     function = next((u for u in seed.users if u.name == "vend-function"), None)
     if function is None:
-        raise CliError("vend local: the seed has no user named vend-function", 2)
+        raise Failure(ExitStatus.USAGE, "local: the seed has no user named vend-function")
     return {
         "VEND_REGION": seed.region,
         "VEND_ACCOUNT_ID": seed.account_id,
@@ -128,26 +188,32 @@ def local_environment(emulator_url: str, seed_path: Path, policy_path: Path) -> 
 
 
 def _local(args: argparse.Namespace) -> int:
-    from infra.emulator import EmulatorServer, load_seed
+    from infra.emulator import EmulatorServer
 
     seed_path = Path(args.seed)
-    try:
-        seed = load_seed(seed_path)
-        if seed_path.resolve() == DEMO_SEED.resolve():
-            # The demo runs on the RAM policies that are deployed (infra/policies/).
-            from infra.seed_from_policies import seed_with_infra_policies
+    seed = _load_seed(args.seed, "local")
+    if not args.policy.lstrip().startswith("{"):  # a path, not the JSON itself
+        _readable(args.policy, "the policy", "local")
+    if seed_path.resolve() == DEMO_SEED.resolve():
+        # The demo runs on the RAM policies that are deployed (infra/policies/).
+        from infra.seed_from_policies import seed_with_infra_policies
 
+        try:
             seed = seed_with_infra_policies(seed)
-    except (OSError, ValueError) as exc:
-        raise CliError(f"vend local: {exc}", 2) from None
+        except (OSError, ValueError) as exc:
+            raise Failure(ExitStatus.USAGE, f"local: the deployed RAM policies: {exc}") from None
     emulator_port = args.emulator_port if args.emulator_port is not None else args.port + 100
-    emulator = EmulatorServer(seed, host=args.host, port=emulator_port).start()
-    env = local_environment(emulator.url, seed_path, Path(args.policy))
-    os.environ.update(env)
-    server = _start_api(args.host, args.port, emulator.emulator.account.key_secret)
-    print(_local_banner(f"http://{args.host}:{args.port}", emulator.url, seed))
-    sys.stdout.flush()
     try:
+        emulator = EmulatorServer(seed, host=args.host, port=emulator_port)
+    except OSError as exc:
+        raise _cannot_listen(exc, args.host, emulator_port, "--emulator-port", "local") from None
+    emulator.start()
+    try:
+        env = local_environment(emulator.url, seed_path, Path(args.policy))
+        os.environ.update(env)
+        server = _start_api(args.host, args.port, emulator.emulator.account.key_secret)
+        print(_local_banner(f"http://{args.host}:{args.port}", emulator.url, seed))
+        sys.stdout.flush()
         with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
     finally:
@@ -178,7 +244,7 @@ In another shell, as the demo caller "billing" (its demo keys are in the seed):
   .venv/bin/vend obtain --instance idaas_demo --application app_billing --secret sct_billing_1
   .venv/bin/vend create --instance idaas_demo --application app_empty --idempotency-key demo-1
   .venv/bin/vend obtain --instance idaas_demo --application app_billing \\
-      --secret sct_billing_1 --json > vended.json
+      --secret sct_billing_1 --json --output vended.json
   .venv/bin/vend decrypt vended.json
 
 Ctrl-C stops both."""
@@ -193,11 +259,13 @@ def _doctor(args: argparse.Namespace) -> int:
     from shared import doctor
 
     if (args.instance is None) != (args.application is None):
-        raise CliError("vend doctor: --instance and --application go together", 2)
+        raise Failure(ExitStatus.USAGE, "doctor: --instance and --application go together")
     application = (args.instance, args.application) if args.instance else None
     for value in application or ():
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value):
-            raise CliError(f"vend doctor: {value[:64]!r} is not an ID (1 to 64 of A-Za-z0-9_-)", 2)
+            raise Failure(
+                ExitStatus.USAGE, f"doctor: {value[:64]!r} is not an ID (1 to 64 of A-Za-z0-9_-)"
+            )
     report = doctor.run(os.environ, application=application)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
@@ -205,7 +273,7 @@ def _doctor(args: argparse.Namespace) -> int:
         print("\n".join(report.lines()))
         failed = sum(c.status != "ok" for c in report.checks)
         print(f"vend doctor: {'all checks pass' if not failed else f'{failed} check(s) failed'}")
-    return 0 if report.ok else 1
+    return 0 if report.ok else 1  # documented (README); a failed check is no bug
 
 
 # -- policy check ----------------------------------------------------------------------------
@@ -216,10 +284,12 @@ def _policy_check(args: argparse.Namespace) -> int:
     from shared.principal import Caller
     from shared.ram_policy import PolicyError
 
+    if not args.policy.lstrip().startswith("{"):  # a path, not the JSON itself
+        _readable(args.policy, "the policy", "policy check")
     try:
         policy = load_approval_policy(args.policy)
     except PolicyError as exc:
-        raise CliError(f"vend policy check: {exc}", 2) from None
+        raise Failure(ExitStatus.USAGE, f"policy check: {exc}") from None
     principal: str = args.principal
     if principal.startswith("jwt:"):
         subject, _, issuer = principal[4:].rpartition("@")
@@ -232,81 +302,185 @@ def _policy_check(args: argparse.Namespace) -> int:
     print(f"statement: {verdict.statement or '(none matched: default deny)'}")
     if verdict.allowed:
         print(f"recipient key: {verdict.recipient_key_id or '(the default key)'}")
-    return 0 if verdict.allowed else 3
+    return ExitStatus.OK if verdict.allowed else ExitStatus.DENIED
 
 
 # -- the parser ------------------------------------------------------------------------------
 
 
+def _sub(sub: Any, name: str, summary: str, description: str | None = None) -> Any:
+    parser = sub.add_parser(
+        name,
+        help=summary,
+        description=description or summary,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_verbose(parser, "log every request (servers)")
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vend", description="secret-vending: the command line")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    parser = Parser(
+        prog="vend",
+        description="secret-vending: the command line",
+        epilog=exit_table(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="servers: log every request; callers: each step with its time; any command: the "
+        "traceback of an unexpected error",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    local = sub.add_parser("local", help="the service and a seeded emulator on localhost")
-    local.add_argument("--port", type=int, default=DEFAULT_API_PORT)
-    local.add_argument("--host", default="127.0.0.1")
-    local.add_argument("--emulator-port", type=int, default=None, help="default: port + 100")
-    local.add_argument("--seed", default=str(DEMO_SEED))
-    local.add_argument("--policy", default=str(DEMO_POLICY))
+    local = _sub(
+        sub,
+        "local",
+        "the service and a seeded emulator on localhost",
+        "The service (HTTP API and FC's invoke API for vend-events) and the STS, EIAM and KMS\n"
+        "emulator, on this machine, with the demo world: no cloud account needed. It sets the\n"
+        "service's VEND_* itself (audience vend-local); the environment's are not read.",
+    )
+    local.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_API_PORT,
+        help=f"the API's port (default: {DEFAULT_API_PORT})",
+    )
+    local.add_argument(
+        "--host", default="127.0.0.1", help="the address both listen on (default: 127.0.0.1)"
+    )
+    local.add_argument(
+        "--emulator-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="the emulator's port (default: --port + 100)",
+    )
+    local.add_argument(
+        "--seed",
+        default=str(DEMO_SEED),
+        metavar="FILE",
+        help="the emulator's world, JSON or YAML (default: examples/seed.yaml, with the RAM "
+        "policies of infra/policies/)",
+    )
+    local.add_argument(
+        "--policy",
+        default=str(DEMO_POLICY),
+        metavar="FILE",
+        help="the approval policy, a path or the JSON itself (default: examples/policy.json)",
+    )
     local.set_defaults(run=_local)
 
-    emu = sub.add_parser("emulator", help="the local STS, EIAM and KMS emulator alone")
-    emu.add_argument("--seed", required=True, help="seed file, JSON or YAML")
-    emu.add_argument("--port", type=int, default=DEFAULT_EMULATOR_PORT)
-    emu.add_argument("--host", default="127.0.0.1")
-    emu.add_argument("--state", default=None, help="keep EIAM and KMS state in this file")
+    emu = _sub(sub, "emulator", "the local STS, EIAM and KMS emulator alone")
+    emu.add_argument("--seed", required=True, metavar="FILE", help="seed file, JSON or YAML")
+    emu.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_EMULATOR_PORT,
+        help=f"the port (default: {DEFAULT_EMULATOR_PORT})",
+    )
+    emu.add_argument("--host", default="127.0.0.1", help="the address (default: 127.0.0.1)")
+    emu.add_argument(
+        "--state",
+        default=None,
+        metavar="FILE",
+        help="keep EIAM and KMS state in this file (default: none, in memory only)",
+    )
     emu.set_defaults(run=_emulator)
 
-    serve = sub.add_parser("serve", help="the HTTP API on localhost, configured from VEND_*")
-    serve.add_argument("--port", type=int, default=DEFAULT_API_PORT)
-    serve.add_argument("--host", default="127.0.0.1")
+    serve = _sub(
+        sub,
+        "serve",
+        "the HTTP API on localhost, configured from VEND_*",
+        "The custom runtime's server (functions/custom_runtime.py) on this machine, configured\n"
+        "from the environment: VEND_REGION, VEND_ACCOUNT_ID, VEND_ROLE_ARN, VEND_KMS_KEY_ID,\n"
+        "VEND_POLICY, VEND_AUDIENCE, VEND_JWT_ISSUERS, VEND_STS/EIAM/KMS_ENDPOINT,\n"
+        "VEND_STS_PROOF_HOSTS, VEND_IDEMPOTENCY_URL (README, Configuration), and the function's\n"
+        "credentials from ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET/_SECURITY_TOKEN or the default\n"
+        "chain. A bad value stops it with exit status 2, naming the variable.",
+    )
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_API_PORT,
+        help=f"the port (default: {DEFAULT_API_PORT})",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="the address (default: 127.0.0.1)")
     serve.add_argument(
         "--fc-invoke-api",
         action="store_true",
-        help="also FC's invoke API for vend-events (local tests only, never in production)",
+        help="also FC's invoke API for vend-events (default: off; local tests only, never in "
+        "production: it checks no fc2 signature)",
     )
     serve.set_defaults(run=_serve)
 
-    doctor = sub.add_parser(
+    doctor = _sub(
+        sub,
         "doctor",
-        help="check a deployment's configuration against the real services (no secret is read)",
+        "check a deployment's configuration against the real services (no secret is read)",
+        "Checks the VEND_* configuration of the environment (README, Configuration) against\n"
+        "the real services, without reading or creating a secret; one line per check.",
     )
-    doctor.add_argument("--instance", default=None, help="with --application: an IDaaS instance")
     doctor.add_argument(
-        "--application", default=None, help="also check that the vending role may list its secrets"
+        "--instance",
+        default=None,
+        metavar="ID",
+        help="with --application: an IDaaS instance (default: none)",
     )
-    doctor.add_argument("--json", action="store_true", help="the report as JSON")
+    doctor.add_argument(
+        "--application",
+        default=None,
+        metavar="ID",
+        help="also check that the vending role may list its secrets (default: none)",
+    )
+    doctor.add_argument(
+        "--json", action="store_true", help="the report as JSON (default: one line per check)"
+    )
     doctor.set_defaults(run=_doctor)
 
     from vend_client import cli as caller_cli
 
     caller_cli.add_commands(sub)
 
-    policy = sub.add_parser("policy", help="approval policy tools")
+    policy = _sub(sub, "policy", "approval policy tools")
     policy_sub = policy.add_subparsers(dest="policy_command", required=True)
-    check = policy_sub.add_parser("check", help="the decision for one request, and why")
+    check = _sub(
+        policy_sub,
+        "check",
+        "the decision for one request, and why",
+        "Prints the decision for one request and the statement that decided it: exit 0 for\n"
+        "allow, 3 for deny.",
+    )
     check.add_argument("--policy", required=True, help="a path, or the JSON itself")
     check.add_argument("--principal", required=True, help="a RAM ARN, or jwt:{sub}@{issuer}")
     check.add_argument("--action", required=True, help="e.g. eiam:ObtainApplicationClientSecret")
     check.add_argument("--resource", required=True, help="the secret ARN")
-    check.add_argument("--source-ip", default=None)
+    check.add_argument(
+        "--source-ip", default=None, help="the caller's IP, for acs:SourceIp (default: none)"
+    )
     check.set_defaults(run=_policy_check)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    verbose = bool(args.verbose)
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
+        level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     try:
         code: int = args.run(args)
-    except CliError as exc:
-        print(str(exc), file=sys.stderr)
-        return exc.status
-    return code
+    except Failure as failure:
+        return fail(failure)
+    except KeyboardInterrupt:
+        return int(ExitStatus.INTERRUPTED)
+    except Exception as exc:
+        return unexpected(exc, verbose)
+    return int(code)
 
 
 if __name__ == "__main__":
