@@ -14,6 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .caching import CachingClient
     from .credentials import Credentials
     from .errors import CloudError, EnvelopeError, VendApiError, VendClientError
     from .events import EventsClient
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 # Each name is imported from its module on first use: the SDK behind the clients costs about
 # 0.4 s to import, which `vend --help` (whose parser lists the caller's commands) need not pay.
 _HOME = {
+    "CachingClient": ".caching",
     "Credentials": ".credentials",
     "CloudError": ".errors",
     "EnvelopeError": ".errors",
@@ -47,6 +49,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "CachingClient",
     "CloudError",
     "Credentials",
     "Endpoint",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,13 +84,18 @@ class VendClient:
             headers={"Authorization": self.authorization(), **(headers or {})},
             timeout=self.timeout_s,
         )
+        retry_after = retry_after_of(reply.headers.get("Retry-After"))
         try:
             data = reply.json()
         except ValueError:
             raise VendApiError(
-                reply.status_code, "BadResponse", "the answer is not JSON", None
+                reply.status_code,
+                "BadResponse",
+                "the answer is not JSON",
+                None,
+                retry_after=retry_after,
             ) from None
-        return response_of(reply.status_code, data)
+        return response_of(reply.status_code, data, retry_after=retry_after)
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -151,16 +157,32 @@ class VendClient:
         )
 
 
-def response_of(status: int, data: object) -> VendResponse:
-    """The vend response in an answer, or the VendApiError its error body describes."""
+def response_of(status: int, data: object, *, retry_after: float | None = None) -> VendResponse:
+    """The vend response in an answer, or the VendApiError its error body describes (with the
+    answer's Retry-After, when it had one)."""
     if isinstance(data, dict) and isinstance(data.get("error"), dict):
         err = data["error"]
         raise VendApiError(
-            status, str(err.get("code")), str(err.get("message")), err.get("request_id")
+            status,
+            str(err.get("code")),
+            str(err.get("message")),
+            err.get("request_id"),
+            retry_after=retry_after,
         )
     if status != 200:
-        raise VendApiError(status, "BadResponse", "an error without an error body", None)
+        raise VendApiError(
+            status, "BadResponse", "an error without an error body", None, retry_after=retry_after
+        )
     return VendResponse.from_dict(data)
+
+
+def retry_after_of(value: str | None) -> float | None:
+    """A `Retry-After` header's delay in seconds (RFC 9110 10.2.3), in its delay-seconds form;
+    None when absent or an HTTP-date: a date needs the two clocks to agree, and a caller that
+    cannot read it still backs off on its own."""
+    if value is None or not re.fullmatch(r"[0-9]{1,9}", value.strip()):
+        return None
+    return float(int(value.strip()))
 
 
 def create_body(

@@ -1,0 +1,70 @@
+"""`CachingClient` against the whole local stack, as `vend local` runs it (the emulator, and the FC
+HTTP handler behind the local FC bridge), with the demo caller's keys: a second `get` is served
+from memory (no request reaches the service or EIAM), `refresh_now` goes all the way again."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import requests
+import sdk_clients as sdk
+from stack import Stack, running_stack
+
+from infra.emulator import Seed
+from vend_client import CachingClient, Credentials, VendApiError
+
+BILLING_SECRET = "CSdemoBillingSecretValue0000000000000001"
+IDS = ("idaas_demo", "app_billing", "sct_billing_1")
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch, demo_seed: Seed) -> Iterator[Stack]:
+    with running_stack(monkeypatch, demo_seed) as running:
+        yield running
+
+
+def _cache(stack: Stack, key: tuple[str, str] = sdk.BILLING) -> CachingClient:
+    return CachingClient(
+        stack.api.url,
+        audience="vend-local",
+        credentials=Credentials(*key),
+        sts_endpoint=stack.emulator.url,
+        kms_endpoint=stack.emulator.url,
+    )
+
+
+def _eiam_obtains(stack: Stack) -> int:
+    """How many ObtainApplicationClientSecret calls EIAM (the emulator) has answered, as its
+    admin API counts them."""
+    calls = requests.get(stack.emulator.url + "/_emulator/calls", timeout=5).json()["calls"]
+    return int(calls.get("ObtainApplicationClientSecret", 0))
+
+
+def _service_requests(stack: Stack) -> list[dict[str, object]]:
+    """The service's audit records: one per request it served."""
+    return [json.loads(r.getMessage()) for r in stack.audit.records]
+
+
+def test_a_second_get_is_served_from_memory_and_refresh_now_asks_again(stack: Stack) -> None:
+    with _cache(stack) as cache:
+        assert cache.get(*IDS) == BILLING_SECRET
+        assert (len(_service_requests(stack)), _eiam_obtains(stack)) == (1, 1)
+        assert cache.get(*IDS) == BILLING_SECRET
+        assert (len(_service_requests(stack)), _eiam_obtains(stack)) == (1, 1)
+        assert cache.refresh_now(*IDS) == BILLING_SECRET
+        assert (len(_service_requests(stack)), _eiam_obtains(stack)) == (2, 2)
+        assert cache.get(*IDS) == BILLING_SECRET
+        assert len(_service_requests(stack)) == 2
+    assert all(r["outcome"] == "ok" for r in _service_requests(stack))
+
+
+def test_a_denial_is_neither_retried_nor_cached(stack: Stack) -> None:
+    with _cache(stack, sdk.REPORTS) as cache:
+        for asked in (1, 2):
+            with pytest.raises(VendApiError) as info:
+                cache.get(*IDS)
+            assert (info.value.status, info.value.code) == (403, "AccessDenied")
+            assert len(_service_requests(stack)) == asked
+    assert _eiam_obtains(stack) == 0
