@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 import requests
+import sealed
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from vend_client import CachingClient, Credentials, VendApiError, VendClient, parse_endpoint
-from vend_client.wire.envelope import encryption_context, seal_bytes
 
 ACCOUNT = "1234567890123456"
 ME = f"acs:ram::{ACCOUNT}:user/billing"
@@ -78,29 +78,17 @@ class Service:
 
 
 def vend_response(secret: str, instance: str, application: str, secret_id: str) -> dict[str, Any]:
-    arn = f"acs:eiam:cn-hangzhou:{ACCOUNT}:instance/{instance}/application/{application}/secret/{secret_id}"
-    context = encryption_context(arn, ME, "req-1")
-    iv, ciphertext = seal_bytes(secret.encode(), DATA_KEY, context)
-    return {
-        "request_id": "req-1",
-        "upstream_request_id": "up-1",
-        "instance_id": instance,
-        "application_id": application,
-        "client_id": application,
-        "secret_id": secret_id,
-        "status": "enabled",
-        "expiration_time": None,
-        "last_used_time": None,
-        "envelope": {
-            "format": "vend-envelope/1",
-            "alg": "AES-256-GCM",
-            "key_id": "key-billing",
-            "encrypted_data_key": "blob-1",
-            "iv": iv,
-            "ciphertext": ciphertext,
-            "encryption_context": context,
-        },
-    }
+    arn = (
+        f"acs:eiam:cn-hangzhou:{ACCOUNT}:instance/{instance}/application/{application}"
+        f"/secret/{secret_id}"
+    )
+    return sealed.vend_response(
+        secret=secret,
+        arn=arn,
+        principal=ME,
+        data_key=DATA_KEY,
+        ids=(instance, application, secret_id),
+    )
 
 
 @pytest.fixture

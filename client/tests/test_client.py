@@ -10,6 +10,7 @@ import os
 from typing import Any
 
 import pytest
+import sealed
 from pytest_httpserver import HTTPServer
 
 from vend_client import (
@@ -22,7 +23,6 @@ from vend_client import (
     parse_endpoint,
 )
 from vend_client.cli import ExitStatus, main
-from vend_client.wire.envelope import encryption_context, seal_bytes
 
 ACCOUNT = "1234567890123456"
 ME = f"acs:ram::{ACCOUNT}:user/billing"
@@ -33,28 +33,7 @@ DATA_KEY = os.urandom(32)
 
 
 def vend_response(principal: str = ME, arn: str = ARN) -> dict[str, Any]:
-    context = encryption_context(arn, principal, "req-1")
-    iv, ciphertext = seal_bytes(SECRET.encode(), DATA_KEY, context)
-    return {
-        "request_id": "req-1",
-        "upstream_request_id": "up-1",
-        "instance_id": "idaas_x",
-        "application_id": "app_y",
-        "client_id": "app_y",
-        "secret_id": "sct_z",
-        "status": "enabled",
-        "expiration_time": None,
-        "last_used_time": None,
-        "envelope": {
-            "format": "vend-envelope/1",
-            "alg": "AES-256-GCM",
-            "key_id": "key-billing",
-            "encrypted_data_key": "blob-1",
-            "iv": iv,
-            "ciphertext": ciphertext,
-            "encryption_context": context,
-        },
-    }
+    return sealed.vend_response(secret=SECRET, arn=arn, principal=principal, data_key=DATA_KEY)
 
 
 @pytest.fixture
