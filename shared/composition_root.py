@@ -15,7 +15,7 @@ from shared.idempotency import open_store
 from shared.upstream.eiam import Eiam
 from shared.upstream.identity import FunctionIdentity
 from shared.upstream.kms import Kms
-from shared.upstream.rpc import ClientPool, Credentials
+from shared.upstream.rpc import Credentials, RpcTransport
 from shared.upstream.sts import ScopedSessions
 from shared.vend import Vendor
 
@@ -44,7 +44,7 @@ def build_vendor(settings: Settings, identity: FunctionIdentity) -> Vendor:
         store = open_store(settings.idempotency_url)
     except ValueError as exc:
         raise ConfigError(f"VEND_IDEMPOTENCY_URL: {exc}") from None
-    pool = ClientPool(settings.region)
+    transport = RpcTransport()
     audit.configure()
     return Vendor(
         region=settings.region,
@@ -53,9 +53,9 @@ def build_vendor(settings: Settings, identity: FunctionIdentity) -> Vendor:
         policy=settings.policy,
         authenticator=Authenticator(ram, jwt, notes=store),
         identity=identity,
-        sessions=ScopedSessions(pool, settings.sts, identity, settings.role_arn),
-        eiam=Eiam(pool, settings.eiam),
-        kms=Kms(pool, settings.kms),
+        sessions=ScopedSessions(transport, settings.sts, identity, settings.role_arn),
+        eiam=Eiam(transport, settings.eiam),
+        kms=Kms(transport, settings.kms),
         store=store,
     )
 

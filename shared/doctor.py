@@ -26,14 +26,15 @@ from shared.arns import EIAM_LIST, secret_arn, session_policy
 from shared.config import ConfigError, Settings
 from shared.errors import UpstreamFailure, bounded
 from shared.idempotency.store import StoreUnavailable
+from shared.upstream import rpc
 from shared.upstream.deadline import Deadline
 from shared.upstream.identity import FunctionIdentity
 from shared.upstream.rpc import (
     EIAM_VERSION,
     KMS_VERSION,
     STS_VERSION,
-    ClientPool,
     Credentials,
+    RpcTransport,
 )
 from shared.wire.endpoint import Endpoint
 
@@ -127,7 +128,7 @@ class _Upstreams:
     def __init__(self, settings: Settings, identity: FunctionIdentity) -> None:
         self.settings = settings
         self.identity = identity
-        self.pool = ClientPool(settings.region)
+        self.transport = RpcTransport()
 
     def call(
         self,
@@ -139,8 +140,15 @@ class _Upstreams:
         query: dict[str, Any],
     ) -> dict[str, Any]:
         try:
-            return self.pool.get(endpoint, creds).call(
-                action, version, query, Deadline(CHECK_TIMEOUT_S), service=service
+            return rpc.call(
+                self.transport,
+                endpoint,
+                creds,
+                action,
+                version,
+                query,
+                Deadline(CHECK_TIMEOUT_S),
+                service=service,
             )
         except ClientException as exc:
             data = exc.data if isinstance(exc.data, dict) else {}

@@ -7,6 +7,17 @@ from typing import Any
 
 
 class VendError(Exception):
+    # The upstream whose answer (or silence) decided this error, when one did: its name as the
+    # messages say it ("STS", "EIAM", "KMS", "store"), its own code and HTTP status, its request
+    # id, and how many calls were made to it for the call that failed (None: not counted). For
+    # the audit record (contract section 9); UpstreamFailure always sets them, and a refusal
+    # that an upstream decided (EIAM's 404, KMS's 403) carries them too.
+    service: str | None = None
+    upstream_code: str | None = None
+    upstream_status: int | None = None
+    upstream_request_id: str | None = None
+    attempts: int | None = None
+
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
         super().__init__(f"{status} {code}: {message}")
         self.status = status
@@ -110,6 +121,24 @@ class MaybeActed(UpstreamFailure):
 class StaleCredentials(UpstreamFailure):
     """The upstream does not accept the (scoped STS) credentials: unknown, invalid or expired.
     Nothing was done; the session that signed the call must be dropped."""
+
+
+def decided_by(
+    err: VendError,
+    service: str,
+    *,
+    code: object = None,
+    status: object = None,
+    request_id: object = None,
+    attempts: int | None = None,
+) -> VendError:
+    """`err`, naming the upstream whose answer decided it (for the audit record)."""
+    err.service = service
+    err.upstream_code = str(code) if code else None
+    err.upstream_status = status if isinstance(status, int) else None
+    err.upstream_request_id = str(request_id) if request_id else None
+    err.attempts = attempts
+    return err
 
 
 def bounded(text: str, limit: int = 64) -> str:

@@ -18,17 +18,27 @@ import hashlib
 import hmac
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import requests
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from shared.errors import throttled, unauthenticated, upstream_error, upstream_timeout
+if TYPE_CHECKING:
+    import requests
+
+from shared.errors import (
+    VendError,
+    decided_by,
+    throttled,
+    unauthenticated,
+    upstream_error,
+    upstream_timeout,
+)
 from shared.principal import Caller
 from shared.wire.proof import (
     AUDIENCE_HEADER,
@@ -175,7 +185,20 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-_SESSION = requests.Session()
+_SESSION: requests.Session | None = None
+_SESSION_LOCK = threading.Lock()
+
+
+def _shared_session() -> requests.Session:
+    """One session per process, so connections to STS are pooled. requests is imported here,
+    at the first RAM proof: it costs about 35 ms, which a JWT-only cold start need not pay."""
+    global _SESSION  # noqa: PLW0603
+    with _SESSION_LOCK:
+        if _SESSION is None:
+            import requests  # noqa: PLC0415
+
+            _SESSION = requests.Session()
+        return _SESSION
 
 
 class RamProofVerifier:
@@ -190,7 +213,7 @@ class RamProofVerifier:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._policy = policy
-        self._session = session if session is not None else _SESSION
+        self._session = session
         self._clock = clock
         self._urls = frozenset(f"{scheme}://{host}/" for scheme, host in policy.allowed)
 
@@ -265,17 +288,34 @@ class RamProofVerifier:
     def _send(self, url: str, headers: dict[str, str], timeout_s: float) -> Caller:
         if not timeout_s > 0:
             raise upstream_timeout("No time was left to have STS verify the RAM proof.")
+        import requests  # noqa: PLC0415 (see _shared_session)
+
+        session = self._session if self._session is not None else _shared_session()
         # Prepared outside the session, so exactly the proof's headers go (requests adds only
         # Content-Length: 0): no session defaults, and no ~/.netrc credentials over ours.
         try:
             prepared = requests.Request("POST", url, headers=headers, data=b"").prepare()
-            response = self._session.send(prepared, timeout=timeout_s, allow_redirects=False)
+            response = session.send(prepared, timeout=timeout_s, allow_redirects=False)
         except requests.Timeout as exc:
-            raise upstream_timeout("STS did not answer in time to verify the RAM proof.") from exc
+            err = upstream_timeout("STS did not answer in time to verify the RAM proof.")
+            raise decided_by(err, "STS", attempts=1) from exc
         except requests.RequestException as exc:
-            raise upstream_error("STS could not be reached to verify the RAM proof.") from exc
+            err = upstream_error("STS could not be reached to verify the RAM proof.")
+            raise decided_by(err, "STS", attempts=1) from exc
         with response:
-            return _caller_from(response)
+            try:
+                return _caller_from(response)
+            except VendError as err:
+                if err.status != 401:  # STS failed (sent once): the audit record names it
+                    decided_by(
+                        err,
+                        "STS",
+                        code=_sts_code(response),
+                        status=response.status_code,
+                        request_id=response.headers.get("x-acs-request-id"),
+                        attempts=1,
+                    )
+                raise
 
 
 def _decode(proof: str) -> _Proof:

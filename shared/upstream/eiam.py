@@ -16,8 +16,9 @@ from shared.errors import (
     not_found,
     upstream_error,
 )
+from shared.upstream import retry
 from shared.upstream.deadline import Deadline
-from shared.upstream.rpc import EIAM_VERSION, ClientPool, Credentials, Service
+from shared.upstream.rpc import EIAM_VERSION, Credentials, RpcTransport, Service
 from shared.wire.endpoint import Endpoint
 
 
@@ -35,8 +36,8 @@ class SecretInfo:
 
 
 class Eiam:
-    def __init__(self, pool: ClientPool, endpoint: Endpoint) -> None:
-        self._call = Service(pool, endpoint, "EIAM", EIAM_VERSION, eiam_error).call
+    def __init__(self, transport: RpcTransport, endpoint: Endpoint) -> None:
+        self._call = Service(transport, endpoint, "EIAM", EIAM_VERSION, eiam_error).call
 
     def obtain(
         self,
@@ -144,6 +145,10 @@ def _int_or_none(value: Any) -> int | None:
 
 def eiam_error(exc: ClientException) -> VendError:
     """EIAM's codes for missing entities are not published: 404 is what says "not found"."""
+    return retry.refused(_eiam_error(exc), exc, "EIAM")
+
+
+def _eiam_error(exc: ClientException) -> VendError:
     code = str(exc.code or "")
     message = str(getattr(exc, "message", "") or "")
     if exc.status_code == 404:

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from alibabacloud_tea_openapi.exceptions import ClientException
 
 from shared.errors import VendError, access_denied, upstream_error
+from shared.upstream import retry
 from shared.upstream.deadline import Deadline
-from shared.upstream.rpc import KMS_VERSION, ClientPool, Credentials, Service
+from shared.upstream.rpc import KMS_VERSION, Credentials, RpcTransport, Service
 from shared.wire.endpoint import Endpoint
 
 DATA_KEY_BYTES = 32  # KeySpec AES_256
@@ -25,8 +26,8 @@ class DataKey:
 
 
 class Kms:
-    def __init__(self, pool: ClientPool, endpoint: Endpoint) -> None:
-        self._call = Service(pool, endpoint, "KMS", KMS_VERSION, kms_error).call
+    def __init__(self, transport: RpcTransport, endpoint: Endpoint) -> None:
+        self._call = Service(transport, endpoint, "KMS", KMS_VERSION, kms_error).call
 
     def generate_data_key(
         self, creds: Credentials, key_id: str, context: dict[str, str], deadline: Deadline
@@ -52,5 +53,7 @@ class Kms:
 
 def kms_error(exc: ClientException) -> VendError:
     if exc.status_code == 403:
-        return access_denied("KMS denied the use of the key")
-    return upstream_error(f"KMS refused the call: {exc.code}")
+        err = access_denied("KMS denied the use of the key")
+    else:
+        err = upstream_error(f"KMS refused the call: {exc.code}")
+    return retry.refused(err, exc, "KMS")

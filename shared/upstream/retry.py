@@ -1,29 +1,27 @@
 """The one retry policy of every upstream call: throttling, 5xx and connection errors only, with
 capped exponential backoff and full jitter, inside the request's deadline.
 
-tea-openapi 0.4.6 ignores `RuntimeOptions.autoretry`; a client is tried once, and this module
-decides whether to try again."""
+An attempt is one exchange of `shared.upstream.transport`, which raises tea-openapi's own
+exceptions for an error answer and WireError for the rest; this module decides whether to try
+again."""
 
 from __future__ import annotations
 
-import json
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-import requests
 from alibabacloud_tea_openapi.exceptions import (
     ClientException,
     ServerException,
     ThrottlingException,
 )
-from darabonba.exceptions import UnretryableException
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from shared.errors import MaybeActed, UpstreamFailure
+from shared.errors import MaybeActed, UpstreamFailure, VendError, decided_by
 from shared.upstream.deadline import Deadline
+from shared.upstream.transport import WireError
 
 T = TypeVar("T")
 Kind = Literal[
@@ -32,6 +30,8 @@ Kind = Literal[
 
 # Never start an attempt with less than this left: it could not finish anyway.
 MIN_ATTEMPT_S = 0.05
+# The attribute a refusal raised as it is carries its number of attempts under (attempts_of).
+_ATTEMPTS = "vend_attempts"
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,10 @@ DEFAULT = RetryPolicy()
 
 
 def classify(exc: BaseException) -> Kind:
+    if isinstance(exc, WireError):
+        # "connection": nothing was sent. "dropped", "timeout" and "unreadable" may come after
+        # the upstream read the request and acted on it (a create!).
+        return exc.kind
     if isinstance(exc, ThrottlingException):
         return "throttle"
     if isinstance(exc, (ClientException, ServerException)):
@@ -56,52 +60,7 @@ def classify(exc: BaseException) -> Kind:
         if exc.status_code == 429 or "throttl" in code.lower():
             return "throttle"
         return "server" if exc.status_code >= 500 else "client"
-    if _chain_has(exc, json.JSONDecodeError):
-        # An answer that is not JSON: a gateway's HTML error page, a garbled 200. The SDK
-        # loses its status (it raises RuntimeError from the JSON error), but it was an answer.
-        return "unreadable"
-    inner = _transport_error(exc)
-    # A read timeout may come after the upstream acted (a create!), so it is not retried.
-    if isinstance(inner, requests.exceptions.ReadTimeout):
-        return "timeout"
-    if isinstance(inner, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
-        # Refused or timed out while connecting: nothing was sent. Anything else (a reset, a
-        # dropped connection) may come after the upstream read the request and acted on it.
-        return "connection" if _while_connecting(inner) else "dropped"
     return "other"
-
-
-def _while_connecting(error: BaseException) -> bool:
-    if isinstance(error, requests.exceptions.ConnectTimeout):
-        return True
-    reason = getattr(error.args[0], "reason", None) if error.args else None
-    return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """`exc` and what lies behind it. tea-openapi wraps what an attempt raised in
-    UnretryableException, and darabonba's `do_action` replaces requests' exception with its own
-    RetryError (raised inside `except IOError`), so the original is that one's __context__."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        if isinstance(current, UnretryableException):
-            current = current.inner_exception
-        else:
-            current = current.__cause__ or current.__context__
-
-
-def _chain_has(exc: BaseException, kind: type[BaseException]) -> bool:
-    return any(isinstance(e, kind) for e in _chain(exc))
-
-
-def _transport_error(exc: BaseException) -> BaseException | None:
-    """The requests exception behind an SDK failure, if any."""
-    return next(
-        (e for e in _chain(exc) if isinstance(e, requests.exceptions.RequestException)), None
-    )
 
 
 def call(
@@ -134,12 +93,14 @@ def call(
         tries += 1
         try:
             return attempt(max(1, int((deadline.remaining() - reserve_s) * 1000)))
-        except (ClientException, ServerException, ThrottlingException, UnretryableException) as exc:
+        except (ClientException, ServerException, ThrottlingException, WireError) as exc:
             last = classify(exc)
             code = _code_of(exc) or code
             status = getattr(exc, "status_code", None) or status
             request_id = getattr(exc, "request_id", None) or request_id
             if last == "client":
+                # For the refusal's mapping (eiam_error, kms_error, ...): how many calls it took.
+                setattr(exc, _ATTEMPTS, tries)
                 raise
             if not retry_server_errors and last != "connection":
                 failure = exhausted(
@@ -170,6 +131,26 @@ def call(
                 break
     raise exhausted(
         last, service, deadline, code=code, status=status, request_id=request_id, attempts=tries
+    )
+
+
+def attempts_of(exc: BaseException) -> int | None:
+    """How many calls `call` made before it raised this refusal (a 4xx) as it is; None when it
+    did not come through `call`."""
+    attempts = getattr(exc, _ATTEMPTS, None)
+    return attempts if isinstance(attempts, int) else None
+
+
+def refused(err: VendError, exc: BaseException, service: str) -> VendError:
+    """`err`, the contract's error for the refusal `exc` of `service`, carrying what the audit
+    record says of it: the upstream's code, status and request id, and the calls made."""
+    return decided_by(
+        err,
+        service,
+        code=_code_of(exc),
+        status=getattr(exc, "status_code", None),
+        request_id=getattr(exc, "request_id", None),
+        attempts=attempts_of(exc),
     )
 
 

@@ -10,15 +10,14 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from alibabacloud_sts20150401.client import Client as StsClient
-from alibabacloud_sts20150401.models import AssumeRoleRequest
 from alibabacloud_tea_openapi.exceptions import ClientException
 
 from shared.arns import session_policy
 from shared.errors import VendError, access_denied, upstream_error
+from shared.upstream import retry, rpc
 from shared.upstream.deadline import Deadline
 from shared.upstream.identity import FunctionIdentity
-from shared.upstream.rpc import ClientPool, Credentials
+from shared.upstream.rpc import STS_VERSION, Credentials, RpcTransport
 from shared.wire.endpoint import Endpoint
 
 DURATION_S = 900
@@ -28,13 +27,13 @@ REFRESH_BEFORE_S = 60
 class ScopedSessions:
     def __init__(
         self,
-        pool: ClientPool,
+        transport: RpcTransport,
         endpoint: Endpoint,
         identity: FunctionIdentity,
         role_arn: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._pool = pool
+        self._transport = transport
         self._endpoint = endpoint
         self._identity = identity
         self._role_arn = role_arn
@@ -78,34 +77,43 @@ class ScopedSessions:
         return None
 
     def _assume(self, action: str, resource: str, deadline: Deadline) -> tuple[Credentials, float]:
-        client = self._pool.get(self._endpoint, self._identity.current(), StsClient)
-        request = AssumeRoleRequest(
-            role_arn=self._role_arn,
-            role_session_name="vend-"
+        query = {
+            "RoleArn": self._role_arn,
+            "RoleSessionName": "vend-"
             + hashlib.sha256(f"{action}\n{resource}".encode()).hexdigest()[:24],
-            duration_seconds=DURATION_S,
-            policy=session_policy(action, resource),
-        )
+            "DurationSeconds": str(DURATION_S),
+            "Policy": session_policy(action, resource),
+        }
         try:
-            response = client.invoke(
-                lambda sts, runtime: sts.assume_role_with_options(request, runtime),
+            body = rpc.call(
+                self._transport,
+                self._endpoint,
+                self._identity.current(),
+                "AssumeRole",
+                STS_VERSION,
+                query,
                 deadline,
                 service="STS",
             )
         except ClientException as exc:
             raise _sts_error(exc) from None
         try:
-            raw = response.body.credentials
-            creds = Credentials(raw.access_key_id, raw.access_key_secret, raw.security_token)
-            expires = datetime.fromisoformat(raw.expiration.replace("Z", "+00:00")).timestamp()
-            if not (creds.access_key_id and creds.access_key_secret and creds.security_token):
+            raw = body["Credentials"]
+            creds = Credentials(raw["AccessKeyId"], raw["AccessKeySecret"], raw["SecurityToken"])
+            expires = datetime.fromisoformat(raw["Expiration"].replace("Z", "+00:00")).timestamp()
+            if not all(
+                isinstance(v, str) and v
+                for v in (creds.access_key_id, creds.access_key_secret, creds.security_token)
+            ):
                 raise ValueError
-        except (AttributeError, TypeError, ValueError):
+        except (KeyError, AttributeError, TypeError, ValueError):
             raise upstream_error("STS answered AssumeRole without usable credentials") from None
         return creds, expires
 
 
 def _sts_error(exc: ClientException) -> VendError:
     if exc.status_code == 403:
-        return access_denied("STS refused to assume the vending role")
-    return upstream_error(f"STS refused AssumeRole: {exc.code}")
+        err = access_denied("STS refused to assume the vending role")
+    else:
+        err = upstream_error(f"STS refused AssumeRole: {exc.code}")
+    return retry.refused(err, exc, "STS")
