@@ -79,6 +79,7 @@ class World:
     emulator_port: int
     env: dict[str, str]  # the service's environment: VEND_*, the function's keys
     token: str  # a JWT of `bench`, valid for an hour
+    emulator_pid: int = 0  # the emulator's process, whose CPU the throughput benchmark reads
 
     @property
     def emulator(self) -> str:
@@ -125,7 +126,7 @@ def running_world(latency_ms: int) -> Iterator[World]:
             }
             env.update(local_environment(emulator, seed, policy))
             env.update(extra)
-            yield World(port, env, token)
+            yield World(port, env, token, proc.pid)
     finally:
         if proc is not None:
             proc.terminate()
