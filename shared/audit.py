@@ -1,17 +1,40 @@
-"""One JSON audit record per request on the `vend.audit` logger (contract section 9). The record
-has fixed fields only, so nothing secret can reach it by accident."""
+"""One JSON audit record per request on the `vend.audit` logger (contract section 9), and one JSON
+WARNING line on `vend.upstream` for a request that an upstream failed. Both have fixed fields
+only, so nothing secret can reach them by accident.
+
+Every record has `log` ("audit"), `ts`, `request_id`, `principal`, `action`, `resource`,
+`decision`, `outcome`, `upstream_request_id` and `duration_ms`. The rest are present only when
+they apply, never null for "did not happen":
+- `auth_ms`, `sts_ms`, `eiam_ms`, `kms_ms`, `seal_ms`: milliseconds spent in each stage the
+  request reached (STS and EIAM summed over their calls: a create lists, creates and may
+  obtain); a stage not reached, or still running when the request ended (KMS beside an EIAM
+  that failed first), is absent.
+- `upstream`, `upstream_code`, `upstream_status`, `attempts`: when an upstream's answer (or its
+  silence) decided the outcome: `sts`, `eiam`, `kms` or `store`, its own code and HTTP status
+  (null when it gave none: a timeout, a reset, Redis), and how many calls were made to it for
+  the call that failed (null when not counted). A refusal that is the caller's business (EIAM's
+  404, KMS's 403) names its upstream too, but only a failure (429, 502, 503, 504) logs the
+  WARNING line."""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Literal
+from time import perf_counter
+from typing import Any, Literal
+
+from shared.errors import VendError
 
 logger = logging.getLogger("vend.audit")
+upstream_logger = logging.getLogger("vend.upstream")
+
+# UpstreamFailure.service (as messages name it) -> the audit record's `upstream`.
+UPSTREAMS = {"STS": "sts", "EIAM": "eiam", "KMS": "kms", "store": "store"}
+# The outcomes an upstream is to blame for: each logs one WARNING line.
+FAILURE_STATUSES = frozenset({429, 502, 503, 504})
 
 
 @dataclass
@@ -23,24 +46,100 @@ class AuditRecord:
     decision: Literal["allow", "deny", "none"] = "none"
     outcome: str = "ok"
     upstream_request_id: str | None = None
-    started: float = 0.0
+    started: float = 0.0  # perf_counter() at the start
+    # When an upstream decided the outcome (see the module's docstring).
+    upstream: str | None = None
+    upstream_code: str | None = None
+    upstream_status: int | None = None
+    attempts: int | None = None
+    # Milliseconds per stage reached; None: not reached.
+    auth_ms: float | None = None
+    sts_ms: float | None = None
+    eiam_ms: float | None = None
+    kms_ms: float | None = None
+    seal_ms: float | None = None
+
+    def failed(self, err: VendError) -> None:
+        """The outcome `err`, and the upstream that decided it, if one did."""
+        self.outcome = err.code
+        if err.service is None:
+            return
+        self.upstream = UPSTREAMS.get(err.service, err.service.lower())
+        self.upstream_code = err.upstream_code
+        self.upstream_status = err.upstream_status
+        self.attempts = err.attempts
+        if err.upstream_request_id is not None:
+            self.upstream_request_id = err.upstream_request_id
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "log": "audit",
+            "ts": _now(),
+            "request_id": self.request_id,
+            "principal": self.principal,
+            "action": self.action,
+            "resource": self.resource,
+            "decision": self.decision,
+            "outcome": self.outcome,
+            "upstream_request_id": self.upstream_request_id,
+            "duration_ms": round((perf_counter() - self.started) * 1000, 1),
+        }
+        if self.upstream is not None:
+            data["upstream"] = self.upstream
+            data["upstream_code"] = self.upstream_code
+            data["upstream_status"] = self.upstream_status
+            data["attempts"] = self.attempts
+        for name in STAGES:
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = round(value, 1)
+        return data
 
     def to_json(self) -> str:
-        data = asdict(self)
-        del data["started"]
-        data["ts"] = (
-            datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        )
-        data["duration_ms"] = round((time.monotonic() - self.started) * 1000, 1)
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
+
+
+STAGES = ("auth_ms", "sts_ms", "eiam_ms", "kms_ms", "seal_ms")
+
+
+def elapsed_ms(started: float, so_far: float | None = None) -> float:
+    """Milliseconds since `started` (a perf_counter()), added to `so_far`."""
+    ms = (perf_counter() - started) * 1000
+    return ms if so_far is None else so_far + ms
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def start(request_id: str) -> AuditRecord:
-    return AuditRecord(request_id=request_id, started=time.monotonic())
+    return AuditRecord(request_id=request_id, started=perf_counter())
 
 
 def emit(record: AuditRecord) -> None:
     logger.info(record.to_json())
+
+
+def warn_upstream(record: AuditRecord, err: VendError) -> None:
+    """The one WARNING line of a request that an upstream failed: which request, which upstream,
+    its code and status, the calls made, and the error the caller got. Nothing else."""
+    if record.upstream is None or err.status not in FAILURE_STATUSES:
+        return
+    line = {
+        "log": "upstream",
+        "ts": _now(),
+        "level": "WARNING",
+        "request_id": record.request_id,
+        "action": record.action,
+        "upstream": record.upstream,
+        "upstream_code": record.upstream_code,
+        "upstream_status": record.upstream_status,
+        "attempts": record.attempts,
+        "upstream_request_id": record.upstream_request_id,
+        "outcome": err.code,
+        "message": err.message,
+    }
+    upstream_logger.warning(json.dumps(line, separators=(",", ":"), ensure_ascii=False))
 
 
 def refused(request_id: str, outcome: str, action: str | None = None) -> None:
@@ -52,12 +151,15 @@ def refused(request_id: str, outcome: str, action: str | None = None) -> None:
 
 
 def configure(stream: object = None) -> None:
-    """Sends audit records to stdout (FC ships stdout to Log Service), one JSON per line."""
-    if any(getattr(h, "_vend_audit", False) for h in logger.handlers):
-        return
-    handler = logging.StreamHandler(stream or sys.stdout)  # type: ignore[arg-type]
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    handler._vend_audit = True  # type: ignore[attr-defined]
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+    """Sends audit records and upstream warnings to stdout (FC ships stdout to Log Service), one
+    JSON per line, as they are: not through the root logger, whose format (FC's runtime sets
+    one) would put text before the JSON."""
+    for target in (logger, upstream_logger):
+        if any(getattr(h, "_vend_audit", False) for h in target.handlers):
+            continue
+        handler = logging.StreamHandler(stream or sys.stdout)  # type: ignore[arg-type]
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._vend_audit = True  # type: ignore[attr-defined]
+        target.addHandler(handler)
+        target.setLevel(logging.INFO)
+        target.propagate = False

@@ -43,6 +43,7 @@ _ROUTES: dict[str, tuple[str, str]] = {
     "/v1/secrets/obtain": ("POST", "obtain"),
     "/v1/secrets/create": ("POST", "create"),
     "/v1/health": ("GET", "health"),
+    "/v1/ready": ("GET", "ready"),
     "/v1/openapi.json": ("GET", "openapi"),
 }
 
@@ -50,7 +51,8 @@ _ROUTES: dict[str, tuple[str, str]] = {
 class HttpApi:
     def __init__(self, vendor: Callable[[], Vendor], deadline_s: float) -> None:
         # The vendor is built on first use (or by FC's initializer), so that health checks
-        # answer even before the configuration is needed.
+        # answer even before the configuration is needed (and /v1/ready can say it does not
+        # load).
         self._vendor = vendor
         self._deadline_s = deadline_s
         self._openapi: bytes | None = None
@@ -85,6 +87,11 @@ class HttpApi:
                 )
             if name == "health":
                 return HttpResponse(200, {"status": "ok"})
+            if name == "ready":
+                from shared.readiness import readiness  # noqa: PLC0415 - probes only
+
+                status, body = readiness(self._vendor)
+                return HttpResponse(status, body.model_dump(mode="json", exclude_none=True))
             if name == "openapi":
                 from shared.openapi import openapi_document  # noqa: PLC0415 - first request only
 

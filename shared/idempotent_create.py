@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from enum import Enum
 
-from shared.errors import VendError
+from shared.errors import UpstreamFailure, VendError
 from shared.idempotency import IdempotencyRecord, IdempotencyStore, StoreUnavailable
 from shared.models import CreateRequest
 
@@ -74,8 +74,15 @@ def in_progress() -> VendError:
     )
 
 
-def store_down() -> VendError:
-    return VendError(502, "UpstreamError", "the idempotency store is unavailable")
+def store_down(exc: StoreUnavailable) -> VendError:
+    return UpstreamFailure(
+        502,
+        "UpstreamError",
+        "the idempotency store is unavailable",
+        service="store",
+        upstream_code=exc.code,
+        attempts=exc.attempts,
+    )
 
 
 @dataclass
@@ -91,8 +98,8 @@ class Claim:
     def _replace(self, record: IdempotencyRecord) -> bool:
         try:
             ok = self.store.replace_if_token(self.key, self.record.token, record)
-        except StoreUnavailable:
-            raise store_down() from None
+        except StoreUnavailable as exc:
+            raise store_down(exc) from None
         if ok:
             self.record = record
         return ok
@@ -164,8 +171,8 @@ def claim(
     )
     try:
         existing = store.put_if_absent(key, mine)
-    except StoreUnavailable:
-        raise store_down() from None
+    except StoreUnavailable as exc:
+        raise store_down(exc) from None
     outcome = decide(existing, request_hash_, now)
     if outcome is Outcome.NEW:
         return Claim(store, key, mine, hold_ms), None
@@ -179,8 +186,8 @@ def claim(
     taken = existing.model_copy(update={"token": mine.token, "lapse_at_ms": lapse_at_ms})
     try:
         won = store.replace_if_token(key, existing.token, taken)
-    except StoreUnavailable:
-        raise store_down() from None
+    except StoreUnavailable as exc:
+        raise store_down(exc) from None
     if not won:
         raise in_progress()  # another retry took it over first
     return Claim(store, key, taken, hold_ms), None

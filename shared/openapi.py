@@ -15,6 +15,7 @@ from shared.models import (
     ObtainRequest,
     VendResponse,
 )
+from shared.readiness import Readiness
 
 
 def openapi_document() -> dict[str, Any]:
@@ -22,7 +23,7 @@ def openapi_document() -> dict[str, Any]:
     _, defs = models_json_schema(
         [
             (m, "validation" if m in (ObtainRequest, CreateRequest) else "serialization")
-            for m in (ObtainRequest, CreateRequest, VendResponse, ErrorResponse, Health)
+            for m in (ObtainRequest, CreateRequest, VendResponse, ErrorResponse, Health, Readiness)
         ],
         ref_template="#/components/schemas/{model}",
     )
@@ -98,6 +99,26 @@ def openapi_document() -> dict[str, Any]:
                                 }
                             },
                         }
+                    },
+                }
+            },
+            "/v1/ready": {
+                "get": {
+                    "summary": "Readiness: the configuration and policy loaded, the idempotency "
+                    "store answers, each JWT issuer's key set was fetched (no EIAM call)",
+                    "responses": {
+                        str(status): {
+                            "description": description,
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Readiness"}
+                                }
+                            },
+                        }
+                        for status, description in (
+                            (200, "ready"),
+                            (503, "not ready: the failing checks' names"),
+                        )
                     },
                 }
             },

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from time import perf_counter
 from typing import TypeVar
 
 from pydantic import ValidationError
@@ -116,7 +117,8 @@ class Vendor:
             record.upstream_request_id = response.upstream_request_id
             return response
         except VendError as err:
-            record.outcome = err.code
+            record.failed(err)
+            audit.warn_upstream(record, err)
             raise
         except Exception:
             log.exception("vend: unexpected error in request %s", meta.request_id)
@@ -141,7 +143,19 @@ class Vendor:
             self.region, self.account_id, request.instance_id, request.application_id, secret_id
         )
         record.resource = resource
-        caller = self.authenticator.authenticate(authorization, meta.deadline, retry_of=retry_of)
+        started = perf_counter()
+        try:
+            caller = self.authenticator.authenticate(
+                authorization, meta.deadline, retry_of=retry_of
+            )
+        except VendError as err:
+            if err.service is None and err.status in audit.FAILURE_STATUSES:
+                # What fails authentication upstream is STS verifying a RAM proof (sent once);
+                # a JWT's JWKS that cannot be fetched is a 401.
+                blame(err, "STS", attempts=1)
+            raise
+        finally:
+            record.auth_ms = audit.elapsed_ms(started)
         record.principal = caller.name
         verdict = self.policy.decide(
             caller, EIAM_ACTIONS[action], resource, source_ip=meta.source_ip
@@ -153,7 +167,8 @@ class Vendor:
             )
         context = envelope.encryption_context(resource, caller.name, meta.request_id)
         data_key = self._pool.submit(
-            self.kms.generate_data_key,
+            self._data_key,
+            record,
             self.identity.current(),
             verdict.recipient_key_id or self.default_key_id,
             context,
@@ -162,30 +177,69 @@ class Vendor:
         try:
             if isinstance(request, ObtainRequest):
                 info = self._obtain(
-                    request.instance_id, request.application_id, request.secret_id, meta
+                    request.instance_id, request.application_id, request.secret_id, meta, record
                 )
-                return self.seal(info, _result(data_key, meta.deadline), context, meta.request_id)
+                key = _result(data_key, meta.deadline)
+                return self._seal(info, key, context, meta.request_id, record)
             if idempotency_key is None:
                 # The data key first: a secret made but never delivered would burn one of the
                 # application's two slots.
                 key = _result(data_key, meta.deadline)
-                info = self._create(request, resource, meta)
-                return self.seal(info, key, context, meta.request_id)
+                info = self._create(request, resource, meta, record)
+                return self._seal(info, key, context, meta.request_id, record)
             return self._create_once(
-                request, resource, caller.name, idempotency_key, data_key, context, meta
+                request, resource, caller.name, idempotency_key, data_key, context, meta, record
             )
         finally:
             data_key.cancel()
 
-    def _scoped(
-        self, action: str, resource: str, deadline: Deadline, call: Callable[[Credentials], T]
-    ) -> T:
-        """`call` with the scoped session for (action, resource). If the upstream no longer
-        accepts it (a restarted or rotated STS, a revoked session), once more with a fresh one:
-        the refusal came before anything was done, so this is safe even for a create."""
-        creds = self.sessions.get(action, resource, deadline)
+    def _data_key(
+        self,
+        record: audit.AuditRecord,
+        creds: Credentials,
+        key_id: str,
+        context: dict[str, str],
+        deadline: Deadline,
+    ) -> DataKey:
+        """KMS GenerateDataKey, on the pool beside STS and EIAM, timed for the audit record."""
+        started = perf_counter()
         try:
-            return call(creds)
+            return self.kms.generate_data_key(creds, key_id, context, deadline)
+        except VendError as err:
+            blame(err, "KMS")
+            raise
+        finally:
+            record.kms_ms = audit.elapsed_ms(started)
+
+    def _seal(
+        self,
+        info: SecretInfo,
+        key: DataKey,
+        context: dict[str, str],
+        request_id: str,
+        record: audit.AuditRecord,
+    ) -> VendResponse:
+        started = perf_counter()
+        try:
+            return self.seal(info, key, context, request_id)
+        finally:
+            record.seal_ms = audit.elapsed_ms(started)
+
+    def _scoped(
+        self,
+        action: str,
+        resource: str,
+        deadline: Deadline,
+        call: Callable[[Credentials], T],
+        record: audit.AuditRecord,
+    ) -> T:
+        """`call` (to EIAM) with the scoped session for (action, resource). If the upstream no
+        longer accepts it (a restarted or rotated STS, a revoked session), once more with a
+        fresh one: the refusal came before anything was done, so this is safe even for a
+        create. The time of each goes to the audit record's sts_ms and eiam_ms."""
+        creds = self._session(action, resource, deadline, record)
+        try:
+            return self._eiam_call(call, creds, record)
         except StaleCredentials as stale:
             log.warning(
                 "vend: %s refused a cached STS session (%s); assuming the role again",
@@ -193,10 +247,40 @@ class Vendor:
                 stale.upstream_code,
             )
             self.sessions.drop(action, resource, creds)
-        return call(self.sessions.get(action, resource, deadline))
+        return self._eiam_call(call, self._session(action, resource, deadline, record), record)
+
+    def _session(
+        self, action: str, resource: str, deadline: Deadline, record: audit.AuditRecord
+    ) -> Credentials:
+        started = perf_counter()
+        try:
+            return self.sessions.get(action, resource, deadline)
+        except VendError as err:
+            blame(err, "STS")
+            raise
+        finally:
+            record.sts_ms = audit.elapsed_ms(started, record.sts_ms)
+
+    @staticmethod
+    def _eiam_call(
+        call: Callable[[Credentials], T], creds: Credentials, record: audit.AuditRecord
+    ) -> T:
+        started = perf_counter()
+        try:
+            return call(creds)
+        except VendError as err:
+            blame(err, "EIAM")
+            raise
+        finally:
+            record.eiam_ms = audit.elapsed_ms(started, record.eiam_ms)
 
     def _obtain(
-        self, instance_id: str, application_id: str, secret_id: str, meta: RequestMeta
+        self,
+        instance_id: str,
+        application_id: str,
+        secret_id: str,
+        meta: RequestMeta,
+        record: audit.AuditRecord,
     ) -> SecretInfo:
         arn = secret_arn(self.region, self.account_id, instance_id, application_id, secret_id)
         return self._scoped(
@@ -206,10 +290,11 @@ class Vendor:
             lambda creds: self.eiam.obtain(
                 creds, instance_id, application_id, secret_id, meta.deadline
             ),
+            record,
         )
 
     def _eiam_for_create(
-        self, request: CreateRequest, resource: str, meta: RequestMeta
+        self, request: CreateRequest, resource: str, meta: RequestMeta, record: audit.AuditRecord
     ) -> create_once.Eiam:
         instance, application, deadline = request.instance_id, request.application_id, meta.deadline
         # List is authorized on the application's `.../secret/*`, the ARN create is scoped to.
@@ -219,6 +304,7 @@ class Vendor:
                 resource,
                 deadline,
                 lambda c: self.eiam.list_secret_ids(c, instance, application, deadline),
+                record,
             ),
             create=lambda: self._scoped(
                 EIAM_ACTIONS["create"],
@@ -227,13 +313,18 @@ class Vendor:
                 lambda c: self.eiam.create(
                     c, instance, application, request.expiration_time, deadline
                 ),
+                record,
             ),
-            obtain=lambda secret_id: self._obtain(instance, application, secret_id, meta),
+            obtain=lambda secret_id: self._obtain(instance, application, secret_id, meta, record),
         )
 
-    def _create(self, request: CreateRequest, resource: str, meta: RequestMeta) -> SecretInfo:
+    def _create(
+        self, request: CreateRequest, resource: str, meta: RequestMeta, record: audit.AuditRecord
+    ) -> SecretInfo:
         return create_once.create_at_most_once(
-            self._eiam_for_create(request, resource, meta), create_once.NoJournal(), meta.deadline
+            self._eiam_for_create(request, resource, meta, record),
+            create_once.NoJournal(),
+            meta.deadline,
         )
 
     def _create_once(
@@ -245,6 +336,7 @@ class Vendor:
         data_key: Future[DataKey],
         context: dict[str, str],
         meta: RequestMeta,
+        record: audit.AuditRecord,
     ) -> VendResponse:
         """Create under an idempotency key (contract section 8; see shared.idempotent_create)."""
         # The mark holds until two deadlines after the last create this attempt sends: a create
@@ -258,12 +350,13 @@ class Vendor:
         )
         if held is None:
             assert done is not None
-            info = self._obtain(request.instance_id, request.application_id, done, meta)
-            return self.seal(info, _result(data_key, meta.deadline), context, meta.request_id)
+            info = self._obtain(request.instance_id, request.application_id, done, meta, record)
+            key = _result(data_key, meta.deadline)
+            return self._seal(info, key, context, meta.request_id, record)
         try:
             key = _result(data_key, meta.deadline)
             info = create_once.create_at_most_once(
-                self._eiam_for_create(request, resource, meta), held, meta.deadline
+                self._eiam_for_create(request, resource, meta, record), held, meta.deadline
             )
         except MaybeActed:
             # Whether a secret was made is unknown: the mark stays until it lapses (a create
@@ -272,7 +365,7 @@ class Vendor:
         except VendError:
             held.release()  # keeps a record of a created secret, and what was listed before
             raise
-        return self.seal(info, key, context, meta.request_id)
+        return self._seal(info, key, context, meta.request_id, record)
 
     @staticmethod
     def seal(
@@ -303,4 +396,16 @@ def _result(future: Future[DataKey], deadline: Deadline) -> DataKey:
     try:
         return future.result(timeout=deadline.remaining() + 0.5)
     except FutureTimeout:
-        raise upstream_timeout("the request's deadline ran out waiting for KMS") from None
+        raise blame(
+            upstream_timeout("the request's deadline ran out waiting for KMS"), "KMS"
+        ) from None
+
+
+def blame(err: VendError, service: str, *, attempts: int | None = None) -> VendError:
+    """`err`, naming `service` as the upstream that decided it, unless it names one already: an
+    upstream's answer that could not be used (no client secret in it, not an object) is raised
+    where the stage, not the answer, knows which upstream it was."""
+    if err.service is None and err.status in audit.FAILURE_STATUSES:
+        err.service = service
+        err.attempts = attempts
+    return err

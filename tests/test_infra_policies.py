@@ -532,7 +532,8 @@ def test_terraform_reads_every_policy_file_with_exactly_its_variables() -> None:
 
 def test_terraform_references_resolve() -> None:
     """What `terraform validate` would check first, without the provider (not reachable here):
-    every resource, variable and local referenced is declared; only the five resource types."""
+    every resource, variable and local referenced is declared; only the seven resource types
+    (the last two, the audit's SLS index and dashboard, in logs.tf)."""
     text = _terraform_text()
     declared = set(re.findall(r'^resource "(alicloud_[a-z_]+)" "([a-z_]+)"', text, re.MULTILINE))
     assert {kind for kind, _ in declared} == {
@@ -541,6 +542,8 @@ def test_terraform_references_resolve() -> None:
         "alicloud_ram_role_policy_attachment",
         "alicloud_kms_key",
         "alicloud_kms_alias",
+        "alicloud_log_store_index",
+        "alicloud_log_dashboard",
     }
     used = set(re.findall(r"\b(alicloud_[a-z_]+)\.([a-z_]+)\b", text))
     assert used <= declared
@@ -549,9 +552,13 @@ def test_terraform_references_resolve() -> None:
     variables = set(re.findall(r'^variable "([a-z_]+)"', text, re.MULTILINE))
     assert set(re.findall(r"\bvar\.([a-z_]+)", text)) <= variables
     assert {"region", "account_id", "idaas_instance_id", "callers"} <= variables
-    locals_block = re.search(r"^locals \{(.*?)^\}", text, re.MULTILINE | re.DOTALL)
-    assert locals_block is not None
-    declared_locals = set(re.findall(r"^  ([a-z_]+)\s*=", locals_block[1], re.MULTILINE))
+    locals_blocks = re.findall(r"^locals \{(.*?)^\}", text, re.MULTILINE | re.DOTALL)
+    assert locals_blocks
+    declared_locals = {
+        name
+        for block in locals_blocks
+        for name in re.findall(r"^  ([a-z_]+)\s*=", block, re.MULTILINE)
+    }
     assert set(re.findall(r"\blocal\.([a-z_]+)", text)) <= declared_locals
 
 

@@ -20,6 +20,7 @@ import yaml
 
 from functions import custom_runtime
 from infra.local.fc_context import FunctionInfo, LocalContext
+from shared import http_api, readiness
 from shared.config import Settings
 from shared.fc import DEFAULT_DEADLINE_S, deadline_of
 
@@ -263,7 +264,10 @@ def test_custom_runtime_runs_the_api_server_on_the_port_fc_calls() -> None:
     assert args[:2] == ["-m", "functions.custom_runtime"], args
     assert importlib.util.find_spec("functions.custom_runtime") is not None
     assert args[2:] == ["--host", "0.0.0.0", "--port", str(config["port"])]
-    assert config["healthCheckConfig"]["httpGetUrl"] == "/v1/health"
+    # Readiness (the store, the JWKS, the configuration), served by the API's own router.
+    assert config["healthCheckConfig"]["httpGetUrl"] == "/v1/ready"
+    assert http_api._ROUTES["/v1/ready"] == ("GET", "ready")
+    assert config["healthCheckConfig"]["timeoutSeconds"] > readiness.READY_BUDGET_S
     assert props["environmentVariables"]["PYTHONPATH"] == "/code"
     # Many requests per instance, but no more than the server has threads for.
     assert 1 < props["instanceConcurrency"] <= custom_runtime.THREADS

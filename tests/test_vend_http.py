@@ -369,8 +369,12 @@ def test_health_and_openapi(stack: Stack) -> None:
         "/v1/secrets/obtain",
         "/v1/secrets/create",
         "/v1/health",
+        "/v1/ready",
         "/v1/openapi.json",
     }
+    ready = doc["paths"]["/v1/ready"]["get"]["responses"]
+    assert set(ready) == {"200", "503"}
+    assert doc["components"]["schemas"]["Readiness"]["additionalProperties"] is False
     schema = doc["components"]["schemas"]["ObtainRequest"]
     assert schema["additionalProperties"] is False
     assert schema["properties"]["secret_id"]["pattern"] == "^[A-Za-z0-9_-]+$"
@@ -401,7 +405,16 @@ def test_one_audit_record_per_request_and_no_secret_in_any_log(stack: Stack) -> 
         "outcome",
         "upstream_request_id",
         "duration_ms",
+        "log",  # "audit"
+        # Every stage was reached; no upstream failed (upstream* and attempts are absent).
+        "auth_ms",
+        "sts_ms",
+        "eiam_ms",
+        "kms_ms",
+        "seal_ms",
     }
+    # A denial never reached STS, EIAM, KMS or the seal.
+    assert set(deny) == {*allow} - {"sts_ms", "eiam_ms", "kms_ms", "seal_ms"}
     assert (allow["principal"], allow["decision"], allow["outcome"]) == (BILLING_ARN, "allow", "ok")
     assert allow["request_id"] == ok.json()["request_id"]
     assert allow["upstream_request_id"] == ok.json()["upstream_request_id"]

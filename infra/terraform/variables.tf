@@ -94,3 +94,26 @@ variable "key_rotation_days" {
     error_message = "The rotation period is 0 (none) or a whole number of days from 7 to 365."
   }
 }
+
+variable "log_project" {
+  description = "The Log Service project of the functions' logs (logConfig: auto creates serverless-{region}-..., printed by `s deploy`), for the audit index and dashboard (logs.tf); empty (the default): none, as before the first deploy."
+  type        = string
+  default     = ""
+
+  validation {
+    # SLS project names: 3 to 63 of a-z 0-9 -, starting and ending with a letter or a digit.
+    condition     = var.log_project == "" || can(regex("^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$", var.log_project))
+    error_message = "The project is empty or 3 to 63 of a-z 0-9 -, starting and ending with a-z or 0-9."
+  }
+}
+
+variable "log_logstore" {
+  description = "The logstore of the functions' logs in log_project: default-logs for logConfig: auto."
+  type        = string
+  default     = "default-logs"
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$", var.log_logstore))
+    error_message = "The logstore is 3 to 63 of a-z 0-9 _ -, starting and ending with a-z or 0-9."
+  }
+}

@@ -575,6 +575,42 @@ class JwtAuthenticator:
             )
         return result
 
+    def fetched_once(self, timeout_s: float) -> dict[str, bool]:
+        """Issuer name -> whether its key set has been fetched since start (for `/v1/ready`).
+        An issuer never fetched is fetched now, within `timeout_s` for all of them and no more
+        often than a token's first fetch may (`first_fetch_retry_s`), so that probes never
+        flood an issuer; one fetched before is not fetched again."""
+        deadline = time.monotonic() + timeout_s
+        result: dict[str, bool] = {}
+        for state in self._by_iss.values():
+            if state.keys is None:
+                self._first_fetch(state, deadline)
+            result[state.config.name] = state.keys is not None
+        return result
+
+    def _first_fetch(self, state: _IssuerState, deadline: float) -> None:
+        left = deadline - time.monotonic()
+        if left <= 0 or not state.lock.acquire(timeout=left):
+            return
+        try:
+            now = self._clock()
+            last = state.last_attempt
+            if state.keys is not None or (last is not None and now - last < self._first_retry):
+                return
+            state.last_attempt = now
+            timeout = min(self._timeout, max(0.05, deadline - time.monotonic()))
+            try:
+                state.keys = _KeySet.build(_fetch_jwks(state.config.jwks_url, timeout), now)
+            except _FetchError as error:
+                log.warning(
+                    "could not fetch the JWKS of issuer %s from %s: %s",
+                    state.config.name,
+                    state.config.jwks_url,
+                    error,
+                )
+        finally:
+            state.lock.release()
+
     @staticmethod
     def _cannot_fetch(state: _IssuerState) -> str:
         return f"could not fetch the issuer's keys (issuer {state.config.name})"

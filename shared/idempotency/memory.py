@@ -77,6 +77,10 @@ class MemoryStore:
             del self._records[key]
             return True
 
+    def ping(self, timeout_s: float) -> bool:
+        """The memory store always answers."""
+        return True
+
     def remember(self, key: str, value: str, ttl_s: int) -> None:
         check_ttl(ttl_s)
         with self._lock:

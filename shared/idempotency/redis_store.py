@@ -101,6 +101,8 @@ class RedisStore:
 
     def __init__(self, url: str, *, connect_timeout_s: float = 1.0, timeout_s: float = 1.0) -> None:
         self._where, self._password = _describe(url)
+        self._url = url  # may hold a password: never shown (repr and errors use _where)
+        self._pinger: redis.Redis | None = None
         self._client: redis.Redis = redis.Redis.from_url(
             url,
             socket_connect_timeout=connect_timeout_s,
@@ -118,6 +120,8 @@ class RedisStore:
     def close(self) -> None:
         """Close the pool's connections."""
         self._client.close()
+        if self._pinger is not None:
+            self._pinger.close()
 
     def _call(self, what: str, call: Callable[[], T]) -> T:
         try:
@@ -127,10 +131,30 @@ class RedisStore:
             if self._password:
                 for form in (self._password, unquote(self._password)):
                     detail = detail.replace(form, "***")
+            name = type(exc).__name__
             raise StoreUnavailable(
-                f"idempotency store {self._where} unavailable ({what}): "
-                f"{type(exc).__name__}: {detail}"
+                f"idempotency store {self._where} unavailable ({what}): {name}: {detail}",
+                code=name,
+                # A refused or reset connection is sent once more (the client's Retry above);
+                # a timeout is not.
+                attempts=2 if isinstance(exc, RedisConnectionError) else 1,
             ) from exc
+
+    def ping(self, timeout_s: float) -> bool:
+        """One PING, on connections of its own with `timeout_s` to connect and to answer and no
+        retry, so that a readiness check never waits out the store's own timeouts and retries,
+        nor queues behind requests."""
+        if self._pinger is None:
+            self._pinger = redis.Redis.from_url(
+                self._url,
+                socket_connect_timeout=timeout_s,
+                socket_timeout=timeout_s,
+                retry=Retry(NoBackoff(), 0),
+            )
+        try:
+            return bool(self._pinger.ping())
+        except (redis.exceptions.RedisError, OSError):
+            return False
 
     def put_if_absent(
         self, key: str, record: IdempotencyRecord, ttl_s: int = DEFAULT_TTL_S

@@ -15,7 +15,23 @@ DEFAULT_TTL_S = 24 * 60 * 60  # records expire after 24 hours (contract section 
 
 class StoreUnavailable(Exception):
     """The store cannot be reached or did not answer in time. The message names the store by
-    scheme, host, port and database only: never a password."""
+    scheme, host, port and database only: never a password. `code` names the failure (the
+    client's exception, `ConnectionError` or `TimeoutError`); `attempts` is how many times the
+    command was sent, as the backend's retry policy makes it."""
+
+    def __init__(self, message: str, *, code: str | None = None, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+        self.attempts = attempts
+
+
+@runtime_checkable
+class Pingable(Protocol):
+    """A store that can say, cheaply and within `timeout_s`, whether it answers (`/v1/ready`)."""
+
+    def ping(self, timeout_s: float) -> bool:
+        """True if the store answered; False (never an exception) if it did not in time."""
+        ...
 
 
 def check_ttl(ttl_s: int) -> None:
