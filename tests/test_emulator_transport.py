@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections import deque
 from typing import Any
 
 import pytest
@@ -176,6 +177,17 @@ def test_admin_api_counts_calls_per_action(emulator: EmulatorServer) -> None:
     _obtain(emulator.endpoint)
     counts = requests.get(f"{emulator.url}/_emulator/calls", timeout=5).json()["calls"]
     assert counts == {"GetCallerIdentity": 2, "ObtainApplicationClientSecret": 1}
+
+
+def test_admin_api_counts_every_call_since_start_not_just_the_history(
+    emulator: EmulatorServer,
+) -> None:
+    # The history is bounded (10,000 calls); a benchmark's counts must not roll over with it.
+    emulator.emulator.history = deque(maxlen=2)
+    for _ in range(5):
+        _generic(emulator.endpoint, "GetCallerIdentity", "2015-04-01")
+    counts = requests.get(f"{emulator.url}/_emulator/calls", timeout=5).json()["calls"]
+    assert counts["GetCallerIdentity"] == 5
 
 
 @pytest.mark.parametrize(
