@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .caching import CachingClient
     from .credentials import Credentials
-    from .errors import CloudError, EnvelopeError, VendApiError, VendClientError
+    from .errors import (
+        CloudError,
+        CloudUnreachable,
+        EnvelopeError,
+        VendApiError,
+        VendClientError,
+    )
     from .events import EventsClient
     from .http import VendClient
     from .proof import build_proof
@@ -29,6 +35,7 @@ _HOME = {
     "CachingClient": ".caching",
     "Credentials": ".credentials",
     "CloudError": ".errors",
+    "CloudUnreachable": ".errors",
     "EnvelopeError": ".errors",
     "VendApiError": ".errors",
     "VendClientError": ".errors",
@@ -51,6 +58,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "CachingClient",
     "CloudError",
+    "CloudUnreachable",
     "Credentials",
     "Endpoint",
     "Envelope",
