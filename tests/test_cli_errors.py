@@ -23,7 +23,7 @@ from processes import VEND, free_port, wait_for_port
 from infra.local import cli
 from infra.local.cli import DEMO_POLICY, DEMO_SEED, local_environment
 from vend_client import cli as caller_cli
-from vend_client.cli import ExitStatus
+from vend_client.exit_status import ExitStatus
 
 BILLING_SECRET = "CSdemoBillingSecretValue0000000000000001"
 OBTAIN = ["--instance", "idaas_demo", "--application", "app_billing", "--secret", "sct_billing_1"]
@@ -166,7 +166,7 @@ def test_no_credentials_says_where_they_were_looked_for(tmp_path: Path) -> None:
 
 
 def no_credentials_line(env: dict[str, str]) -> str:
-    code = "from vend_client.cli import no_credentials; print(no_credentials())"
+    code = "from vend_client.failures import no_credentials; print(no_credentials())"
     done = subprocess.run(
         [VEND[0], "-c", code], env=env, capture_output=True, text=True, timeout=30, check=True
     )

@@ -14,7 +14,7 @@ import pytest
 import sdk_clients as sdk
 from processes import VEND, free_port, wait_for_port
 
-from vend_client.cli import ExitStatus
+from vend_client.exit_status import ExitStatus
 
 BILLING_SECRET = "CSdemoBillingSecretValue0000000000000001"
 

@@ -22,7 +22,8 @@ from vend_client import (
     build_proof,
     parse_endpoint,
 )
-from vend_client.cli import ExitStatus, main
+from vend_client.cli import main
+from vend_client.exit_status import ExitStatus
 
 ACCOUNT = "1234567890123456"
 ME = f"acs:ram::{ACCOUNT}:user/billing"

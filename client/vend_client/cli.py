@@ -14,86 +14,35 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
+
+from .exit_status import ExitStatus, Failure, exit_table, fail, unexpected
+from .failures import explain, no_credentials
 
 if TYPE_CHECKING:
     from .http import VendClient
     from .response import Envelope
 
+# Re-exported: `vend` (infra/local/cli.py) builds its commands on these.
+__all__ = [
+    "ExitStatus",
+    "Failure",
+    "Parser",
+    "add_commands",
+    "add_verbose",
+    "exit_table",
+    "explain",
+    "fail",
+    "main",
+    "no_credentials",
+    "unexpected",
+]
+
 DEFAULT_URL = "http://127.0.0.1:9000"
 DEFAULT_REGION = "cn-hangzhou"
 DEFAULT_STS = "sts.aliyuncs.com"
 DEFAULT_TIMEOUT_S = 15.0
-
-
-class ExitStatus(IntEnum):
-    """The exit statuses of `vend` and `vend-client` (README, "The command line")."""
-
-    OK = 0
-    UNEXPECTED = 1  # a bug: one line, the traceback with -v; `vend doctor`: a check failed
-    USAGE = 2  # bad arguments (argparse's own), or a seed, policy or VEND_* that does not parse
-    DENIED = 3  # 403; KMS (RAM) refused the data key; `vend policy check`: deny
-    NO_CREDENTIALS = 4  # no Alibaba Cloud credentials anywhere the default chain looks
-    UNREACHABLE = 5  # the service, STS or KMS: no connection, or no answer within --timeout
-    AUTH_REFUSED = 6  # 401; STS or KMS refused the credentials themselves
-    NOT_FOUND = 7  # 404; KMS does not know the envelope's key
-    UPSTREAM = 8  # 429, 5xx (the service or its STS, EIAM, KMS failed): try again later
-    FILE = 9  # a file cannot be read, or --output exists (without --force) or cannot be written
-    PORT_IN_USE = 10  # `vend local`, `serve`, `emulator`: cannot listen on the port
-    REJECTED = 11  # any other 4xx: invalid parameter, quota, idempotency key in use or reused
-    ENVELOPE = 12  # not an envelope, not for this secret or caller, or altered
-    INTERRUPTED = 130  # Ctrl-C
-
-
-EXIT_MEANINGS = {
-    ExitStatus.OK: "success",
-    ExitStatus.UNEXPECTED: "unexpected error (a bug; -v for the traceback); doctor: a check failed",
-    ExitStatus.USAGE: "bad arguments, or a seed, policy or VEND_* setting that does not parse",
-    ExitStatus.DENIED: "denied: 403, KMS refused the data key, `policy check` says deny",
-    ExitStatus.NO_CREDENTIALS: "no Alibaba Cloud credentials found",
-    ExitStatus.UNREACHABLE: "the service, STS or KMS unreachable, or no answer in --timeout",
-    ExitStatus.AUTH_REFUSED: "authentication refused: 401, or STS/KMS refused the credentials",
-    ExitStatus.NOT_FOUND: "not found: 404, or KMS does not know the envelope's key",
-    ExitStatus.UPSTREAM: "the service or its upstream failed (429, 5xx): try again later",
-    ExitStatus.FILE: "a file cannot be read, or --output exists (no --force) or cannot be written",
-    ExitStatus.PORT_IN_USE: "cannot listen on the port (in use, or not allowed)",
-    ExitStatus.REJECTED: "the service refused the request (another 4xx)",
-    ExitStatus.ENVELOPE: "the envelope is not one, not for this secret or caller, or altered",
-    ExitStatus.INTERRUPTED: "interrupted (Ctrl-C)",
-}
-
-
-def exit_table() -> str:
-    """The table, for `--help`'s epilog."""
-    rows = "\n".join(f"  {int(s):>3}  {EXIT_MEANINGS[s]}" for s in ExitStatus)
-    return f"exit statuses:\n{rows}"
-
-
-class Failure(Exception):
-    """An expected failure: one line on stderr (after "vend: ") and its exit status."""
-
-    def __init__(self, status: ExitStatus, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def fail(failure: Failure) -> int:
-    print(f"vend: {failure}", file=sys.stderr)
-    return int(failure.status)
-
-
-def unexpected(exc: BaseException, verbose: bool) -> int:
-    """A bug: one line (the traceback too with -v), exit 1."""
-    if verbose:
-        import traceback  # noqa: PLC0415
-
-        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-    detail = " ".join(str(exc).split())[:200]
-    hint = "" if verbose else "; run with -v for the traceback"
-    print(f"vend: unexpected error (a bug): {type(exc).__name__}: {detail}{hint}", file=sys.stderr)
-    return int(ExitStatus.UNEXPECTED)
 
 
 # -- the options -----------------------------------------------------------------------------
@@ -504,144 +453,6 @@ def write_private(name: str, text: str, *, force: bool) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise Failure(ExitStatus.FILE, f"cannot write {name}: {exc.strerror or exc}") from None
-
-
-# -- what went wrong, in the caller's terms --------------------------------------------------
-
-_AUTH_CODES = (
-    "InvalidAccessKeyId",
-    "SignatureDoesNotMatch",
-    "IncompleteSignature",
-    "InvalidSecurityToken",
-    "MissingSecurityToken",
-    "InvalidTimeStamp",
-    "SignatureNonceUsed",
-)
-
-
-def explain(exc: BaseException, args: argparse.Namespace) -> Failure | None:
-    """The Failure an expected exception means; None for anything else (a bug)."""
-    import requests  # noqa: PLC0415
-    from alibabacloud_credentials.exceptions import CredentialException  # noqa: PLC0415
-
-    from .errors import CloudError, CloudUnreachable, EnvelopeError, VendApiError  # noqa: PLC0415
-
-    url = getattr(args, "url", None) or DEFAULT_URL
-    if isinstance(exc, CredentialException):
-        return Failure(ExitStatus.NO_CREDENTIALS, no_credentials())
-    if isinstance(exc, requests.exceptions.Timeout):
-        return Failure(
-            ExitStatus.UNREACHABLE,
-            f"the service at {url} did not answer within {args.timeout:g} s (--timeout)",
-        )
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return Failure(
-            ExitStatus.UNREACHABLE,
-            f"cannot reach the service at {url}: {_why(exc)} (--url or VEND_URL)",
-        )
-    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema)):
-        return Failure(ExitStatus.USAGE, f"cannot ask {url}: {type(exc).__name__} (--url)")
-    if isinstance(exc, requests.exceptions.RequestException):  # the answer broke off
-        return Failure(
-            ExitStatus.UNREACHABLE, f"the service at {url} broke off: {type(exc).__name__}"
-        )
-    if isinstance(exc, VendApiError):
-        return _api_failure(exc)
-    if isinstance(exc, CloudUnreachable):
-        flag = f"--{exc.service.lower()}-endpoint"
-        hint = " (--timeout)" if exc.timed_out else f" ({flag} or VEND_{exc.service}_ENDPOINT)"
-        return Failure(
-            ExitStatus.UNREACHABLE, f"{exc.service} unreachable at {exc.url}: {exc.detail}{hint}"
-        )
-    if isinstance(exc, CloudError):
-        return _cloud_failure(exc)
-    if isinstance(exc, EnvelopeError):
-        return Failure(ExitStatus.ENVELOPE, f"cannot open the envelope: {exc}")
-    if isinstance(exc, ValueError):  # an answer the client cannot use, e.g. a root identity
-        return Failure(ExitStatus.UNEXPECTED, str(exc))
-    return None
-
-
-def no_credentials() -> str:
-    """Where the default chain looked (alibabacloud-credentials 1.0.12), in one line."""
-    home = os.environ.get("HOME") or os.path.expanduser("~")
-    places = ["$ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET"]
-    if os.environ.get("ALIBABA_CLOUD_CLI_PROFILE_DISABLED", "").lower() != "true":
-        places.append(os.path.join(home, ".aliyun", "config.json"))
-    places.append(
-        os.environ.get("ALIBABA_CLOUD_CREDENTIALS_FILE")
-        or os.path.join(home, ".alibabacloud", "credentials.ini")
-    )
-    if os.environ.get("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "").lower() != "true":
-        places.append(
-            "the ECS instance metadata (off ECS, ALIBABA_CLOUD_ECS_METADATA_DISABLED=true skips "
-            "its lookups)"
-        )
-    if os.environ.get("ALIBABA_CLOUD_CREDENTIALS_URI"):
-        places.append("$ALIBABA_CLOUD_CREDENTIALS_URI")
-    looked = ", ".join(places[:-1]) + f" and {places[-1]}"
-    return (
-        f"no Alibaba Cloud credentials: looked in {looked}; set ALIBABA_CLOUD_ACCESS_KEY_ID and "
-        "ALIBABA_CLOUD_ACCESS_KEY_SECRET (or pass --token)"
-    )
-
-
-def _why(exc: Exception) -> str:
-    text = str(exc).lower()
-    if "refused" in text:
-        return "connection refused"
-    if any(m in text for m in ("name or service", "nodename", "getaddrinfo", "resolution")):
-        return "unknown host"
-    return "connection failed"
-
-
-def _api_failure(exc: Any) -> Failure:
-    """The service's error answer (contract section 7): its words and its request id."""
-    said = f"{exc.status} {exc.code}: {exc.message} (request {exc.request_id})"
-    status = exc.status
-    if status == 401:
-        hint = "; check your credentials and --audience/VEND_AUDIENCE (or --token)"
-        return Failure(ExitStatus.AUTH_REFUSED, f"authentication refused: {said}{hint}")
-    if status == 403:
-        return Failure(ExitStatus.DENIED, said)
-    if status == 404:
-        return Failure(ExitStatus.NOT_FOUND, said)
-    if status == 429 or status >= 500:
-        after = getattr(exc, "retry_after", None)  # the answer's Retry-After, when it had one
-        when = f"in {after:g} s" if after else "later"
-        return Failure(ExitStatus.UPSTREAM, f"{said}; try again {when}")
-    return Failure(ExitStatus.REJECTED, said)
-
-
-def _cloud_failure(exc: Any) -> Failure:
-    """The caller's own STS or KMS call failed: its code and ITS request id."""
-    service, code, status = exc.service, exc.code or "", exc.status
-    request = exc.request_id and f"{service} request {exc.request_id}"
-    ids = ", ".join(p for p in (code, request) if p)
-    ids = f" ({ids})" if ids else ""
-    if code.startswith(_AUTH_CODES):
-        return Failure(ExitStatus.AUTH_REFUSED, f"{service} refused your credentials{ids}")
-    if service == "KMS" and code == "InvalidParameter":
-        return Failure(
-            ExitStatus.ENVELOPE,
-            "KMS refused to decrypt the envelope's data key: its encryption context does not "
-            f"match the one it was sealed with, or the data key was altered{ids}",
-        )
-    if service == "KMS" and (code == "Forbidden.KeyNotFound" or status == 404):
-        return Failure(
-            ExitStatus.NOT_FOUND,
-            f"KMS does not know the envelope's key (another region or account?){ids}",
-        )
-    if status == 403 or code.startswith("Forbidden"):
-        if service == "KMS":
-            return Failure(
-                ExitStatus.DENIED,
-                f"the data key is not yours to decrypt: KMS denied Decrypt with its key{ids}",
-            )
-        return Failure(ExitStatus.DENIED, f"{service} denied the call{ids}")
-    if status is None or status == 429 or status >= 500 or "throttl" in code.lower():
-        return Failure(ExitStatus.UPSTREAM, f"{service} {exc.message}{ids}; try again later")
-    return Failure(ExitStatus.REJECTED, f"{service} {exc.message}{ids}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

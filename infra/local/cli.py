@@ -14,15 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vend_client.cli import (
-    ExitStatus,
-    Failure,
-    Parser,
-    add_verbose,
-    exit_table,
-    fail,
-    unexpected,
-)
+from vend_client.cli import Parser, add_verbose
+from vend_client.exit_status import ExitStatus, Failure, exit_table, fail, unexpected
 
 if TYPE_CHECKING:
     from functions.wsgi_server import WsgiServer
