@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from shared.errors import MaybeActed, UpstreamFailure, VendError
+from shared.errors import MaybeActed, UpstreamFailure, VendError, decided_by
 from shared.upstream.deadline import Deadline
 from shared.upstream.eiam import SecretInfo
 
@@ -120,12 +120,22 @@ def _adopt(eiam: Eiam, journal: Journal, made: list[str]) -> SecretInfo:
     try:
         return eiam.obtain(made[0])
     except VendError as err:
-        raise VendError(
+        restated = VendError(
             err.status,
             err.code,
             f"{err.message} (the new secret {made[0]} was created; obtain it by its ID)",
             err.headers,
-        ) from None
+        )
+        if err.service is not None:  # the audit record names the upstream that failed
+            decided_by(
+                restated,
+                err.service,
+                code=err.upstream_code,
+                status=err.upstream_status,
+                request_id=err.upstream_request_id,
+                attempts=err.attempts,
+            )
+        raise restated from None
 
 
 def unresolved(err: MaybeActed, before: tuple[str, ...], *, listed: bool = False) -> MaybeActed:

@@ -318,6 +318,33 @@ def test_eiam_not_found_names_eiam_but_warns_nobody(stack: Stack, warnings: Reco
     assert _warning_lines(stack, warnings, record["request_id"]) == []
 
 
+def test_a_create_whose_new_secret_cannot_be_obtained_names_eiam(
+    stack: Stack, warnings: Records
+) -> None:
+    # The create's answer is lost after the secret was made; the listing finds it, and then
+    # obtaining it fails: the record names that failure, though the error is restated to say
+    # which secret was made.
+    _faults(
+        stack,
+        {"action": "CreateApplicationClientSecret", "status": 503, "phase": "after"},
+        {"action": "ObtainApplicationClientSecret", "status": 503, "code": "ServiceUnavailable"},
+    )
+    resp = _send(stack, "create", CREATE, **{"Idempotency-Key": "audit-adopt"})
+    assert resp.status_code == 502, resp.text
+    (made,) = stack.secret_ids("app_empty")
+    assert made in resp.json()["error"]["message"]
+    record = _record(stack, resp)
+    obtains = stack.calls("ObtainApplicationClientSecret")
+    assert (record["upstream"], record["upstream_code"], record["upstream_status"]) == (
+        "eiam",
+        "ServiceUnavailable",
+        503,
+    )
+    assert record["attempts"] == len(obtains) >= 2
+    (line,) = _warning_lines(stack, warnings, record["request_id"])
+    assert (line["upstream"], line["upstream_code"]) == ("eiam", "ServiceUnavailable")
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
