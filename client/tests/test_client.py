@@ -117,6 +117,38 @@ def test_kms_refusing_is_a_cloud_error(httpserver: HTTPServer) -> None:
     assert info.value.request_id == "kms-9"
 
 
+def test_kms_throttling_with_a_retry_after_is_retried_then_a_cloud_error(
+    httpserver: HTTPServer,
+) -> None:
+    # With x-acs-retry-after, tea-openapi raises ThrottlingException, which is not a
+    # ClientException: it is throttling all the same, retried, and in the end a CloudError.
+    throttled = httpserver.expect_request("/", headers={"x-acs-action": "Decrypt"})
+    throttled.respond_with_json(
+        {"Code": "Throttling.User", "Message": "slow down", "RequestId": "kms-t"},
+        status=429,
+        headers={"x-acs-retry-after": "1"},
+    )
+    httpserver.expect_request("/v1/secrets/obtain").respond_with_json(vend_response())
+    vend = client(httpserver, timeout_s=3.0)
+    response = vend.obtain("idaas_x", "app_y", "sct_z")
+    with pytest.raises(CloudError) as info:
+        vend.open(
+            response,
+            instance_id="idaas_x",
+            application_id="app_y",
+            secret_id="sct_z",
+            expected_principal=ME,
+        )
+    assert (info.value.service, info.value.status, info.value.code) == (
+        "KMS",
+        429,
+        "Throttling.User",
+    )
+    assert "throttled" in str(info.value)
+    decrypts = [r for r, _ in httpserver.log if r.headers.get("x-acs-action") == "Decrypt"]
+    assert len(decrypts) >= 2  # retried
+
+
 @pytest.mark.parametrize(
     ("status", "body", "code"),
     [

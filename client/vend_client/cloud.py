@@ -11,7 +11,11 @@ from typing import Any
 
 from alibabacloud_tea_openapi import models as openapi
 from alibabacloud_tea_openapi.client import Client as OpenApiClient
-from alibabacloud_tea_openapi.exceptions import ClientException, ServerException
+from alibabacloud_tea_openapi.exceptions import (
+    ClientException,
+    ServerException,
+    ThrottlingException,
+)
 from darabonba.exceptions import UnretryableException
 from darabonba.runtime import RuntimeOptions
 
@@ -71,25 +75,23 @@ class Cloud:
                 result = self._client(endpoint, creds).call_api(
                     params, openapi.OpenApiRequest(query=query), runtime
                 )
-            except ClientException as exc:
-                throttled = exc.status_code == 429 or "throttl" in str(exc.code or "").lower()
+            except (ClientException, ServerException, ThrottlingException) as exc:
+                # ThrottlingException (an answer with x-acs-retry-after) is no ClientException.
+                throttled = isinstance(exc, ThrottlingException) or (
+                    isinstance(exc, ClientException)
+                    and (exc.status_code == 429 or "throttl" in str(exc.code or "").lower())
+                )
+                refused = isinstance(exc, ClientException) and not throttled
+                what = "throttled" if throttled else "refused" if refused else "failed"
                 failure = CloudError(
                     service,
-                    f"{action} {'throttled' if throttled else 'refused'}",
+                    f"{action} {what}",
                     status=exc.status_code,
                     code=str(exc.code) if exc.code else None,
                     request_id=exc.request_id,
                 )
-                if not throttled:
+                if refused:
                     raise failure from None
-            except ServerException as exc:
-                failure = CloudError(
-                    service,
-                    f"{action} failed",
-                    status=exc.status_code,
-                    code=str(exc.code) if exc.code else None,
-                    request_id=exc.request_id,
-                )
             except UnretryableException as exc:
                 failure = self._unreachable(service, endpoint, action, exc)
             else:
