@@ -16,7 +16,6 @@ from shared.errors import (
     not_found,
     upstream_error,
 )
-from shared.upstream import retry
 from shared.upstream.deadline import Deadline
 from shared.upstream.rpc import EIAM_VERSION, Credentials, RpcTransport, Service
 from shared.wire.endpoint import Endpoint
@@ -145,10 +144,6 @@ def _int_or_none(value: Any) -> int | None:
 
 def eiam_error(exc: ClientException) -> VendError:
     """EIAM's codes for missing entities are not published: 404 is what says "not found"."""
-    return retry.refused(_eiam_error(exc), exc, "EIAM")
-
-
-def _eiam_error(exc: ClientException) -> VendError:
     code = str(exc.code or "")
     message = str(getattr(exc, "message", "") or "")
     if exc.status_code == 404:

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from alibabacloud_tea_openapi.exceptions import ClientException
 
 from shared.errors import VendError, access_denied, upstream_error
-from shared.upstream import retry
 from shared.upstream.deadline import Deadline
 from shared.upstream.rpc import KMS_VERSION, Credentials, RpcTransport, Service
 from shared.wire.endpoint import Endpoint
@@ -53,7 +52,5 @@ class Kms:
 
 def kms_error(exc: ClientException) -> VendError:
     if exc.status_code == 403:
-        err = access_denied("KMS denied the use of the key")
-    else:
-        err = upstream_error(f"KMS refused the call: {exc.code}")
-    return retry.refused(err, exc, "KMS")
+        return access_denied("KMS denied the use of the key")
+    return upstream_error(f"KMS refused the call: {exc.code}")

@@ -61,7 +61,7 @@ def call(
 @dataclass(frozen=True)
 class Service:
     """One upstream API (EIAM or KMS) at one endpoint: its calls, with the service's own mapping
-    of refusals (4xx) to the contract's errors."""
+    of refusals (4xx) to the contract's errors, each naming the upstream for the audit."""
 
     transport: RpcTransport
     endpoint: Endpoint
@@ -101,7 +101,7 @@ class Service:
                     upstream_status=exc.status_code,
                     upstream_request_id=exc.request_id,
                 ) from None
-            raise self.refusal(exc) from None
+            raise retry.refused(self.refusal(exc), exc, self.name) from None
 
 
 # What an Alibaba Cloud gateway answers when the access key or its security token is unknown,
