@@ -149,10 +149,9 @@ class Vendor:
                 authorization, meta.deadline, retry_of=retry_of
             )
         except VendError as err:
-            if err.service is None and err.status in audit.FAILURE_STATUSES:
-                # What fails authentication upstream is STS verifying a RAM proof (sent once);
-                # a JWT's JWKS that cannot be fetched is a 401.
-                blame(err, "STS", attempts=1)
+            # What fails authentication upstream is STS verifying a RAM proof (sent once); a
+            # JWT's JWKS that cannot be fetched is a 401, which blame leaves alone.
+            blame(err, "STS", attempts=1)
             raise
         finally:
             record.auth_ms = audit.elapsed_ms(started)

@@ -525,18 +525,8 @@ class JwtAuthenticator:
             fetch_failed = False
             interval = self._interval if keys is not None else self._first_retry
             if state.last_attempt is None or now - state.last_attempt >= interval:
-                state.last_attempt = now
-                try:
-                    raw = _fetch_jwks(state.config.jwks_url, self._timeout)
-                    keys = state.keys = _KeySet.build(raw, now)
-                except _FetchError as error:
-                    fetch_failed = True
-                    log.warning(
-                        "could not fetch the JWKS of issuer %s from %s: %s",
-                        state.config.name,
-                        state.config.jwks_url,
-                        error,
-                    )
+                fetch_failed = not self._fetch(state, now, self._timeout)
+                keys = state.keys
             if keys is None:
                 raise unauthenticated(self._cannot_fetch(state))
             found = keys.find(alg, kid)
@@ -597,19 +587,26 @@ class JwtAuthenticator:
             last = state.last_attempt
             if state.keys is not None or (last is not None and now - last < self._first_retry):
                 return
-            state.last_attempt = now
-            timeout = min(self._timeout, max(0.05, deadline - time.monotonic()))
-            try:
-                state.keys = _KeySet.build(_fetch_jwks(state.config.jwks_url, timeout), now)
-            except _FetchError as error:
-                log.warning(
-                    "could not fetch the JWKS of issuer %s from %s: %s",
-                    state.config.name,
-                    state.config.jwks_url,
-                    error,
-                )
+            self._fetch(state, now, min(self._timeout, max(0.05, deadline - time.monotonic())))
         finally:
             state.lock.release()
+
+    @staticmethod
+    def _fetch(state: _IssuerState, now: float, timeout_s: float) -> bool:
+        """With `state.lock` held: one fetch of the issuer's key set, kept if it came. False
+        (and a warning in the log) if it did not."""
+        state.last_attempt = now
+        try:
+            state.keys = _KeySet.build(_fetch_jwks(state.config.jwks_url, timeout_s), now)
+        except _FetchError as error:
+            log.warning(
+                "could not fetch the JWKS of issuer %s from %s: %s",
+                state.config.name,
+                state.config.jwks_url,
+                error,
+            )
+            return False
+        return True
 
     @staticmethod
     def _cannot_fetch(state: _IssuerState) -> str:
