@@ -98,6 +98,16 @@ def test_an_envelope_for_someone_else_is_refused_before_kms(
     assert not any(r.headers.get("x-acs-action") == "Decrypt" for r, _ in cloud.log)
 
 
+def open_as_billing(vend: VendClient, response: Any) -> str:
+    return vend.open(
+        response,
+        instance_id="idaas_x",
+        application_id="app_y",
+        secret_id="sct_z",
+        expected_principal=ME,
+    )
+
+
 def test_kms_refusing_is_a_cloud_error(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/", headers={"x-acs-action": "Decrypt"}).respond_with_json(
         {"Code": "Forbidden.RAM", "Message": "no", "RequestId": "kms-9"}, status=403
@@ -106,13 +116,7 @@ def test_kms_refusing_is_a_cloud_error(httpserver: HTTPServer) -> None:
     vend = client(httpserver)
     response = vend.obtain("idaas_x", "app_y", "sct_z")
     with pytest.raises(CloudError) as info:
-        vend.open(
-            response,
-            instance_id="idaas_x",
-            application_id="app_y",
-            secret_id="sct_z",
-            expected_principal=ME,
-        )
+        open_as_billing(vend, response)
     assert (info.value.service, info.value.status, info.value.code) == ("KMS", 403, "Forbidden.RAM")
     assert info.value.request_id == "kms-9"
 
@@ -132,13 +136,7 @@ def test_kms_throttling_with_a_retry_after_is_retried_then_a_cloud_error(
     vend = client(httpserver, timeout_s=3.0)
     response = vend.obtain("idaas_x", "app_y", "sct_z")
     with pytest.raises(CloudError) as info:
-        vend.open(
-            response,
-            instance_id="idaas_x",
-            application_id="app_y",
-            secret_id="sct_z",
-            expected_principal=ME,
-        )
+        open_as_billing(vend, response)
     assert (info.value.service, info.value.status, info.value.code) == (
         "KMS",
         429,
