@@ -65,6 +65,18 @@ def throttled(message: str) -> VendError:
     return VendError(429, "Throttled", message)
 
 
+def reused() -> VendError:
+    return VendError(
+        422, "IdempotencyKeyReused", "this Idempotency-Key was used for another request"
+    )
+
+
+def in_progress() -> VendError:
+    return VendError(
+        409, "IdempotencyInProgress", "a request with this Idempotency-Key is still being served"
+    )
+
+
 def internal() -> VendError:
     return VendError(500, "InternalError", "An internal error occurred.")
 
@@ -144,3 +156,16 @@ def decided_by(
 def bounded(text: str, limit: int = 64) -> str:
     """Caller-supplied text as an error message may echo it: at most `limit` characters."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def store_down(exc: Exception) -> VendError:
+    """The idempotency store did not answer (a StoreUnavailable, which carries its code and
+    attempts): nothing that depends on it is done."""
+    return UpstreamFailure(
+        502,
+        "UpstreamError",
+        "the idempotency store is unavailable",
+        service="store",
+        upstream_code=getattr(exc, "code", None),
+        attempts=getattr(exc, "attempts", 1),
+    )

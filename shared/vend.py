@@ -18,8 +18,8 @@ from shared import idempotent_create as once
 from shared.approval import ApprovalPolicy
 from shared.arns import EIAM_ACTIONS, EIAM_LIST, Action, secret_arn
 from shared.auth.header import Authenticator
+from shared.create_lease import ApplicationLease, Holder, lease_key
 from shared.errors import (
-    MaybeActed,
     StaleCredentials,
     VendError,
     access_denied,
@@ -315,14 +315,30 @@ class Vendor:
                 record,
             ),
             obtain=lambda secret_id: self._obtain(instance, application, secret_id, meta, record),
+            expiration_time=request.expiration_time,
         )
 
     def _create(
-        self, request: CreateRequest, resource: str, meta: RequestMeta, record: audit.AuditRecord
+        self,
+        request: CreateRequest,
+        resource: str,
+        meta: RequestMeta,
+        record: audit.AuditRecord,
+        key: once.Claim | None = None,
     ) -> SecretInfo:
+        """EIAM's create under the application's lease (shared.create_lease). The lease holds
+        two deadlines past each create sent: a create that timed out may still land in EIAM,
+        and whoever takes the application after it must see it listed."""
+        holder = key.holder if key is not None else Holder(None, once.request_hash(request))
+        lease = ApplicationLease(
+            self.store,
+            lease_key(request.instance_id, request.application_id),
+            holder,
+            hold_ms=2 * meta.deadline.remaining_ms(),
+        )
         return create_once.create_at_most_once(
             self._eiam_for_create(request, resource, meta, record),
-            create_once.NoJournal(),
+            once.Journal(lease, key),
             meta.deadline,
         )
 
@@ -337,33 +353,38 @@ class Vendor:
         meta: RequestMeta,
         record: audit.AuditRecord,
     ) -> VendResponse:
-        """Create under an idempotency key (contract section 8; see shared.idempotent_create)."""
-        # The mark holds until two deadlines after the last create this attempt sends: a create
-        # that timed out may still land in EIAM, and a retry that took over before it landed
-        # would not see it listed.
+        """Create under an idempotency key (contract section 8; see shared.idempotent_create).
+        The key's claim lapses with this request's deadline: a claim whose write timed out and
+        landed late holds the key no longer than that."""
         held, done = once.claim(
             self.store,
             once.store_key(principal, idempotency_key),
             once.request_hash(request),
-            hold_ms=2 * meta.deadline.remaining_ms(),
+            hold_ms=meta.deadline.remaining_ms(),
         )
         if held is None:
             assert done is not None
-            info = self._obtain(request.instance_id, request.application_id, done, meta, record)
-            key = _result(data_key, meta.deadline)
-            return self._seal(info, key, context, meta.request_id, record)
+            return self._reobtain(request, done, data_key, context, meta, record)
         try:
             key = _result(data_key, meta.deadline)
-            info = create_once.create_at_most_once(
-                self._eiam_for_create(request, resource, meta, record), held, meta.deadline
-            )
-        except MaybeActed:
-            # Whether a secret was made is unknown: the mark stays until it lapses (a create
-            # still in flight at EIAM may land until then), and the attempt after it lists.
-            raise
         except VendError:
-            held.release()  # keeps a record of a created secret, and what was listed before
+            held.release()
             raise
+        info = self._create(request, resource, meta, record, held)
+        return self._seal(info, key, context, meta.request_id, record)
+
+    def _reobtain(
+        self,
+        request: CreateRequest,
+        secret_id: str,
+        data_key: Future[DataKey],
+        context: dict[str, str],
+        meta: RequestMeta,
+        record: audit.AuditRecord,
+    ) -> VendResponse:
+        """A secret already made under this key, obtained again and sealed afresh."""
+        info = self._obtain(request.instance_id, request.application_id, secret_id, meta, record)
+        key = _result(data_key, meta.deadline)
         return self._seal(info, key, context, meta.request_id, record)
 
     @staticmethod

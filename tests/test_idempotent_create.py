@@ -18,7 +18,10 @@ from stack import DEMO_POLICY, Stack, running_stack
 
 from infra.emulator import Seed
 from shared import idempotent_create as once
+from shared.create_lease import lease_key
+from shared.errors import VendError
 from shared.idempotency import IdempotencyRecord, open_store
+from shared.idempotency.memory import MemoryStore, process_memory_store
 from shared.models import CreateRequest
 from vend_client import VendApiError
 
@@ -216,21 +219,34 @@ def test_a_create_still_in_flight_when_the_deadline_came_is_adopted_later(stack:
 
 
 def test_killed_between_the_eiam_answer_and_the_store_write(stack: Stack, store_url: str) -> None:
-    """The state a process leaves when it dies right after EIAM created: an in-progress record
-    that knows the secrets from before, a secret it never recorded, and its deadline past."""
+    """The state a process leaves when it dies right after EIAM created: its key's in-progress
+    record, the application's lease naming that key with the secrets from before, a secret it
+    never recorded, and its deadline past."""
     key = _key()
     before = stack.secret_ids("app_empty")
     request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
     store = open_store(store_url)
+    now_ms = int(time.time() * 1000)
     store.put_if_absent(
         once.store_key(BILLING_ARN, key),
         IdempotencyRecord(
             status="in_progress",
             request_hash=once.request_hash(request),
             token="dead-attempt",
-            lapse_at_ms=int(time.time() * 1000) - 1,
+            lapse_at_ms=now_ms - 1,
+            created_at_ms=now_ms - 5000,
+        ),
+    )
+    store.put_if_absent(
+        lease_key("idaas_demo", "app_empty"),
+        IdempotencyRecord(
+            status="lease",
+            request_hash=once.request_hash(request),
+            token="dead-attempt-lease",
+            lapse_at_ms=now_ms - 1,
             before_secret_ids=tuple(before),
-            created_at_ms=int(time.time() * 1000) - 5000,
+            holder=once.store_key(BILLING_ARN, key),
+            created_at_ms=now_ms - 5000,
         ),
     )
     orphan = (
@@ -299,3 +315,170 @@ def test_a_recovery_that_fails_keeps_what_the_lost_attempt_knew(stack: Stack) ->
     assert recovered.secret_id == made
     assert stack.secret_ids("app_empty") == [made]
     assert len(stack.emulator.emulator.params("CreateApplicationClientSecret")) == 1
+
+
+# -- issue 17: creates that cannot be confused ----------------------------------------------------
+
+
+def _operator_delete(stack: Stack, secret_id: str) -> None:
+    stack.operator_eiam().delete_application_client_secret(
+        eiam_models.DeleteApplicationClientSecretRequest(
+            instance_id="idaas_demo", application_id="app_empty", secret_id=secret_id
+        )
+    )
+
+
+def _audited(stack: Stack, request_id: str) -> dict[str, object]:
+    (record,) = [
+        r
+        for r in (json.loads(m.getMessage()) for m in stack.audit.records)
+        if r["request_id"] == request_id
+    ]
+    return record
+
+
+def test_a_create_refused_by_the_quota_leaves_nothing_another_caller_made_to_adopt(
+    stack: Stack,
+) -> None:
+    """Issue 17, reproduction 1, as written: reports may create in app_empty but not obtain
+    there. Its keyed create is refused by the quota; the owner deletes a secret and billing
+    creates one; reports's retry of its old key must not come back with billing's secret."""
+    first, second = stack.operator_create("app_empty"), stack.operator_create("app_empty")
+    key = _key()
+    with pytest.raises(VendApiError) as refused:
+        stack.client(sdk.REPORTS).create("idaas_demo", "app_empty", idempotency_key=key)
+    assert (refused.value.status, refused.value.code) == (409, "QuotaExceeded")
+    _operator_delete(stack, first)
+    billings = stack.client().create("idaas_demo", "app_empty", idempotency_key=_key())
+    with pytest.raises(VendApiError) as again:
+        stack.client(sdk.REPORTS).create("idaas_demo", "app_empty", idempotency_key=key)
+    assert (again.value.status, again.value.code) == (409, "QuotaExceeded")
+    assert billings.secret_id not in again.value.message
+    assert sorted(stack.secret_ids("app_empty")) == sorted([second, billings.secret_id])
+    audited = _audited(stack, again.value.request_id or "")
+    assert (audited["principal"], audited["outcome"]) == (
+        f"acs:ram::{sdk.ACCOUNT}:user/reports",
+        "QuotaExceeded",
+    )
+    # And once there is room, the old key makes a secret of its own, not billing's.
+    _operator_delete(stack, second)
+    own = stack.client(sdk.REPORTS).create("idaas_demo", "app_empty", idempotency_key=key)
+    assert own.secret_id not in (first, second, billings.secret_id)
+
+
+def test_a_create_whose_answer_was_reset_never_adopts_what_another_caller_made(
+    stack: Stack,
+) -> None:
+    """Issue 17, reproduction 1's other path: reports's create is refused before EIAM acts (a
+    503 answered in place of the action), then billing creates; reports's retry makes its own."""
+    _faults(
+        stack,
+        {"action": "CreateApplicationClientSecret", "status": 503, "code": "ServiceUnavailable"},
+    )
+    key = _key()
+    with pytest.raises(VendApiError):
+        stack.client(sdk.REPORTS).create("idaas_demo", "app_empty", idempotency_key=key)
+    _faults(stack)
+    billings = stack.client().create("idaas_demo", "app_empty", idempotency_key=_key())
+    own = stack.client(sdk.REPORTS).create("idaas_demo", "app_empty", idempotency_key=key)
+    assert own.secret_id != billings.secret_id
+    assert sorted(stack.secret_ids("app_empty")) == sorted([billings.secret_id, own.secret_id])
+
+
+def _settle(stack: Stack, caller: tuple[str, str], key: str, until: float) -> str | None:
+    """Retries a keyed create until it answers 200 (its secret) or 409 QuotaExceeded (None)."""
+    while True:
+        try:
+            return (
+                stack.client(caller)
+                .create("idaas_demo", "app_empty", idempotency_key=key)
+                .secret_id
+            )
+        except VendApiError as err:
+            if err.code == "QuotaExceeded":
+                return None
+            if time.monotonic() > until:
+                raise
+            time.sleep(0.1)
+
+
+@pytest.mark.parametrize("lost", ["reset", "timeout"])
+def test_two_keyed_creates_at_once_with_the_first_answer_lost_both_settle(
+    stack: Stack, lost: str
+) -> None:
+    """Issue 17, reproduction 2: two callers' keyed creates on one application at once, the
+    first one's answer lost (its connection reset after EIAM acted, or held past the deadline).
+    Within two deadlines after the fault clears both keys settle, each with its own secret or
+    a clean 409, and every secret the application holds is one that a key answers with."""
+    fault: dict[str, object] = (
+        {"phase": "after", "reset": True, "latency_ms": 300}
+        if lost == "reset"
+        else {"latency_ms": 2000}
+    )
+    _faults(stack, {"action": "CreateApplicationClientSecret", "times": 1, **fault})
+    keys = {"billing": (sdk.BILLING, _key()), "reports": (sdk.REPORTS, _key())}
+    first: dict[str, object] = {}
+
+    def send(name: str) -> None:
+        caller, key = keys[name]
+        try:
+            first[name] = stack.client(caller).create(
+                "idaas_demo", "app_empty", idempotency_key=key
+            )
+        except VendApiError as err:
+            first[name] = err
+
+    one = threading.Thread(target=send, args=("billing",))
+    one.start()
+    time.sleep(0.1)  # billing's create is in EIAM's hands when reports's arrives
+    two = threading.Thread(target=send, args=("reports",))
+    two.start()
+    one.join()
+    two.join()
+    cleared = time.monotonic()
+    until = cleared + 2 * 1.6 + 1.0  # two deadlines, and a second for the calls themselves
+    settled = {name: _settle(stack, caller, key, until) for name, (caller, key) in keys.items()}
+    held = sorted(s for s in settled.values() if s is not None)
+    assert held, settled
+    assert sorted(stack.secret_ids("app_empty")) == held  # no secret that no key holds
+    assert len(set(held)) == len(held)
+    # Settled for good: each key answers the same again.
+    for name, (caller, key) in keys.items():
+        assert _settle(stack, caller, key, time.monotonic()) == settled[name]
+
+
+def test_a_refused_create_leaves_no_record_behind(
+    monkeypatch: pytest.MonkeyPatch, demo_seed: Seed
+) -> None:
+    """Refused creates do not live in the store for a day (the memory store grew by 1.6 KiB a
+    refused key): neither the key's record nor the application's lease stays."""
+    env = {"VEND_IDEMPOTENCY_URL": "memory://"}
+    with running_stack(monkeypatch, demo_seed, env=env, timeout_s=2) as stack:
+        store = process_memory_store()
+        stack.operator_create("app_empty")
+        stack.operator_create("app_empty")
+        before = len(store)
+        for _ in range(20):
+            with pytest.raises(VendApiError) as refused:
+                stack.client().create("idaas_demo", "app_empty", idempotency_key=_key())
+            assert refused.value.code == "QuotaExceeded"
+        assert len(store) == before
+
+
+def test_a_claim_holds_its_key_for_one_deadline_at_most() -> None:
+    """Issue 17, item 8: a claim whose write timed out may land late; it must hold the key no
+    longer than the request's own deadline."""
+    store = MemoryStore()
+    now = 1_000_000
+    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+    held, _ = once.claim(store, "k", once.request_hash(request), hold_ms=1600, now_ms=lambda: now)
+    assert held is not None
+    record = store.get("k")
+    assert record is not None
+    assert record.lapse_at_ms <= now + 1600
+    with pytest.raises(VendError):
+        once.claim(store, "k", once.request_hash(request), hold_ms=1600, now_ms=lambda: now + 1599)
+    again, _ = once.claim(
+        store, "k", once.request_hash(request), hold_ms=1600, now_ms=lambda: now + 1600
+    )
+    assert again is not None

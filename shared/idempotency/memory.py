@@ -8,16 +8,24 @@ import time
 from collections.abc import Callable
 
 from shared.idempotency.record import IdempotencyRecord
-from shared.idempotency.store import DEFAULT_TTL_S, check_ttl
+from shared.idempotency.store import DEFAULT_TTL_S, StoreUnavailable, check_ttl
 
 _SWEEP_EVERY = 1024  # writes between sweeps of expired records, so the dict stays bounded
+MAX_RECORDS = 100_000
 
 
 class MemoryStore:
-    """`clock` returns seconds (monotonic by default); tests inject their own."""
+    """`clock` returns seconds (monotonic by default); tests inject their own. At most
+    `max_records` live records: a new one beyond is refused as Redis refuses a write under
+    `noeviction` (StoreUnavailable), rather than any record being dropped, since a dropped
+    record of a create in progress or of unknown outcome could let a retry make a second
+    secret."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, max_records: int = MAX_RECORDS
+    ) -> None:
         self._clock = clock
+        self._max = max_records
         self._lock = threading.Lock()
         self._records: dict[str, tuple[IdempotencyRecord, float]] = {}  # key: (record, expires)
         self._writes = 0
@@ -34,11 +42,26 @@ class MemoryStore:
         return record
 
     def _write(self, key: str, record: IdempotencyRecord, ttl_s: int, now: float) -> None:
+        if key not in self._records and len(self._records) >= self._max:
+            self._sweep(now)
+            if len(self._records) >= self._max:
+                raise StoreUnavailable(
+                    f"idempotency store memory:// is full ({self._max} records)", code="StoreFull"
+                )
         self._records[key] = (record, now + ttl_s)
         self._writes += 1
         if self._writes % _SWEEP_EVERY == 0:
-            for k in [k for k, (_, expires) in self._records.items() if now >= expires]:
-                del self._records[k]
+            self._sweep(now)
+
+    def _sweep(self, now: float) -> None:
+        for k in [k for k, (_, expires) in self._records.items() if now >= expires]:
+            del self._records[k]
+
+    def __len__(self) -> int:
+        """How many live records it holds."""
+        with self._lock:
+            now = self._clock()
+            return sum(1 for _, expires in self._records.values() if now < expires)
 
     def put_if_absent(
         self, key: str, record: IdempotencyRecord, ttl_s: int = DEFAULT_TTL_S

@@ -126,6 +126,14 @@ class RedisStore:
     def _call(self, what: str, call: Callable[[], T]) -> T:
         try:
             return call()
+        except redis.exceptions.ResponseError as exc:
+            # A Redis at maxmemory under `noeviction` refuses the write: the store is full,
+            # which the caller meets as an unavailable store (nothing is created).
+            if not str(exc).startswith("OOM"):
+                raise
+            raise StoreUnavailable(
+                f"idempotency store {self._where} is full ({what}): OOM", code="OOM"
+            ) from None
         except (RedisConnectionError, RedisTimeoutError) as exc:
             detail = str(exc)
             if self._password:
