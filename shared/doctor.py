@@ -25,7 +25,7 @@ from alibabacloud_tea_openapi.exceptions import ClientException
 from shared.arns import EIAM_LIST, secret_arn, session_policy
 from shared.config import ConfigError, Settings
 from shared.errors import UpstreamFailure, bounded
-from shared.idempotency.store import StoreUnavailable
+from shared.idempotency.store import Forgetful, StoreUnavailable
 from shared.upstream import rpc
 from shared.upstream.deadline import Deadline
 from shared.upstream.identity import FunctionIdentity
@@ -246,7 +246,11 @@ def _store_check(vendor: Vendor, url: str) -> _Ok:
         raise _Failed(f"{vendor.store!r} did not give back what it was given")
     if url == "memory://":
         return _Ok("memory:// answers (this process only: use redis:// when deployed)")
-    return _Ok(f"{vendor.store!r} stores and reads back")
+    risks = vendor.store.risks(2.0) if isinstance(vendor.store, Forgetful) else []
+    if risks:
+        # Each can let a retried create make a second secret (README, Reliability).
+        raise _Failed(f"{vendor.store!r} may forget records: " + "; ".join(risks))
+    return _Ok(f"{vendor.store!r} stores and reads back, persists, and does not evict")
 
 
 def _list_check(up: _Upstreams, instance_id: str, application_id: str) -> _Ok:

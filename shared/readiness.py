@@ -5,7 +5,8 @@ or never get, without calling EIAM and without anything a caller could learn a s
 - `config` (or `policy`, when it is `VEND_POLICY` that fails): the service builds from the
   environment;
 - `store`: the idempotency store answers a PING within STORE_TIMEOUT_S (Redis; the memory store
-  always answers);
+  always answers); `store:eviction`: its eviction policy may drop records at maxmemory;
+  `store:lost`: it came back empty since this instance first looked (named on that probe);
 - `jwks:{issuer name}`: each JWT issuer's key set was fetched at least once since start (one
   never fetched is fetched now, at most once a second).
 
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict
 
 from shared.config import ConfigError
-from shared.idempotency.store import Pingable
+from shared.idempotency.store import Forgetful, Pingable
 
 if TYPE_CHECKING:
     from shared.vend import Vendor
@@ -61,6 +62,14 @@ def failing_checks(vendor: Callable[[], Vendor]) -> list[str]:
     if isinstance(store, Pingable) and not store.ping(STORE_TIMEOUT_S):
         log.warning("ready: the idempotency store %r does not answer", store)
         failing.append("store")
+    elif isinstance(store, Forgetful):
+        # A store that may drop records breaks one-secret-per-key (README, Reliability); one
+        # that forgot already is named once, when first seen. Persistence is vend doctor's.
+        for risk in store.risks(STORE_TIMEOUT_S):
+            kind = risk.split(":", 1)[0]
+            if kind in ("eviction", "lost"):
+                log.warning("ready: the idempotency store %r: %s", store, risk)
+                failing.append(f"store:{kind}")
     jwt = service.authenticator.jwt
     if jwt is not None:
         left = max(0.1, READY_BUDGET_S - (time.monotonic() - started))

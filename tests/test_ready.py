@@ -189,3 +189,29 @@ def test_a_configuration_that_does_not_load_is_named_not_quoted(
         assert (resp.status_code, resp.json()) == (503, {"status": "not ready", "failing": [check]})
         assert "not-ours" not in resp.text and "Maybe" not in resp.text
         assert _healthy(stack.api.url)
+
+
+# -- a store that may forget (issue 17, item 3) --------------------------------------------------
+
+
+def test_ready_names_a_redis_that_may_evict_or_came_back_empty(
+    custom_runtime_url: str, redis_later: PersistentRedis
+) -> None:
+    """An evicting Redis dropped the record of a create of unknown outcome and its retry made a
+    second secret: /v1/ready names such a store (`store:eviction`), and one that came back empty
+    since the instance first looked (`store:lost`, on the probe that sees it)."""
+    import redis
+
+    redis_later.start()
+    url = custom_runtime_url
+    assert _until_ready(url) == READY
+    admin = redis.Redis.from_url(redis_later.url)
+    admin.config_set("maxmemory", "100mb")
+    admin.config_set("maxmemory-policy", "volatile-lru")
+    assert _ready(url) == (503, {"status": "not ready", "failing": ["store:eviction"]})
+    admin.config_set("maxmemory-policy", "noeviction")
+    assert _ready(url) == READY
+    admin.flushall()
+    assert _ready(url) == (503, {"status": "not ready", "failing": ["store:lost"]})
+    assert _ready(url) == READY
+    assert _healthy(url)

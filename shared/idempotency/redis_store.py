@@ -15,6 +15,8 @@ harmless); a timeout is not retried. Either, when it persists, is `StoreUnavaila
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from collections.abc import Callable
 from typing import TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -29,6 +31,7 @@ from shared.idempotency.record import IdempotencyRecord
 from shared.idempotency.store import DEFAULT_TTL_S, StoreUnavailable, check_ttl
 
 KEY_PREFIX = "vend:idem:"
+EPOCH_KEY = "vend:epoch"
 NOTE_PREFIX = "vend:note:"
 
 _PUT_IF_ABSENT = """
@@ -103,6 +106,7 @@ class RedisStore:
         self._where, self._password = _describe(url)
         self._url = url  # may hold a password: never shown (repr and errors use _where)
         self._pinger: redis.Redis | None = None
+        self._epoch_seen: str | None = None
         self._client: redis.Redis = redis.Redis.from_url(
             url,
             socket_connect_timeout=connect_timeout_s,
@@ -152,6 +156,12 @@ class RedisStore:
         """One PING, on connections of its own with `timeout_s` to connect and to answer and no
         retry, so that a readiness check never waits out the store's own timeouts and retries,
         nor queues behind requests."""
+        try:
+            return bool(self._probe(timeout_s).ping())
+        except (redis.exceptions.RedisError, OSError):
+            return False
+
+    def _probe(self, timeout_s: float) -> redis.Redis:
         if self._pinger is None:
             self._pinger = redis.Redis.from_url(
                 self._url,
@@ -159,10 +169,48 @@ class RedisStore:
                 socket_timeout=timeout_s,
                 retry=Retry(NoBackoff(), 0),
             )
+        return self._pinger
+
+    def risks(self, timeout_s: float) -> list[str]:
+        """What could make this Redis forget a record it acknowledged (contract section 8 holds
+        only while it does not): an eviction policy that may drop keys once `maxmemory` is
+        reached, persistence that is off, or records lost since this instance first looked (the
+        marker `vend:epoch`, written once and never expiring, is gone or changed: the store came
+        back empty). Each as a short phrase; [] when none is seen. A server that refuses INFO or
+        CONFIG (some managed Redis do) is taken at its word for what it does answer."""
+        client = self._probe(timeout_s)
+        found: list[str] = []
         try:
-            return bool(self._pinger.ping())
-        except (redis.exceptions.RedisError, OSError):
-            return False
+            memory = client.info("memory")
+            policy = str(memory.get("maxmemory_policy", "noeviction"))
+            if int(memory.get("maxmemory", 0) or 0) > 0 and policy != "noeviction":
+                found.append(f"eviction: maxmemory-policy is {policy}, not noeviction")
+            aof = bool(int(client.info("persistence").get("aof_enabled", 0) or 0))
+            if not aof:
+                with contextlib.suppress(redis.exceptions.ResponseError):
+                    save = client.config_get("save").get("save", "")
+                    if not save:
+                        found.append("persistence: neither AOF nor RDB snapshots are on")
+            found.extend(self._epoch(client))
+        except (redis.exceptions.RedisError, OSError, ValueError) as exc:
+            found.append(f"unreadable: {type(exc).__name__}")
+        return found
+
+    def _epoch(self, client: redis.Redis) -> list[str]:
+        mine = uuid.uuid4().hex
+        if client.set(EPOCH_KEY, mine, nx=True):  # absent: a new store, or one that forgot
+            lost = self._epoch_seen is not None
+            self._epoch_seen = mine
+            return ["lost: the store came back empty since this instance started"] if lost else []
+        current = client.get(EPOCH_KEY)
+        seen = current.decode() if isinstance(current, bytes) else str(current)
+        if self._epoch_seen is None:
+            self._epoch_seen = seen
+            return []
+        if seen != self._epoch_seen:
+            self._epoch_seen = seen
+            return ["lost: the store was emptied or replaced since this instance started"]
+        return []
 
     def put_if_absent(
         self, key: str, record: IdempotencyRecord, ttl_s: int = DEFAULT_TTL_S

@@ -41,6 +41,17 @@ def check_ttl(ttl_s: int) -> None:
 
 
 @runtime_checkable
+class Forgetful(Protocol):
+    """A store that can say what could make it forget an acknowledged record (`/v1/ready`,
+    `vend doctor`)."""
+
+    def risks(self, timeout_s: float) -> list[str]:
+        """Short phrases, each starting with its kind (`eviction:`, `persistence:`, `lost:`,
+        `unreadable:`); [] when none is seen. Never raises, never shows a password."""
+        ...
+
+
+@runtime_checkable
 class IdempotencyStore(Protocol):
     """Keys are opaque strings the caller builds. `ttl_s` is the record's lifetime in whole
     seconds (at least 1), counted from the write."""
