@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared import audit
 from shared.composition_root import instance_vendor
@@ -16,6 +16,9 @@ from shared.events import RAISED, DoctorEvent, RetryableError, error_result, par
 from shared.fc import deadline_of, request_id_of
 from shared.upstream.deadline import Deadline
 from shared.vend import RequestMeta
+
+if TYPE_CHECKING:
+    from shared.doctor import Report
 
 log = logging.getLogger("vend")
 
@@ -48,18 +51,22 @@ def _handle(event: Any, context: Any, request_id: str) -> bytes:
     except VendError as err:
         audit.refused(request_id, err.code)
         raise
-    if isinstance(parsed, DoctorEvent):
-        from shared import doctor  # noqa: PLC0415 - only an operator's one-off run needs it
-
-        record = audit.start(request_id)
-        report = doctor.run_in_function(context)
-        record.action, record.outcome = "doctor", "ok" if report.ok else "DoctorCheckFailed"
-        audit.emit(record)
-        return json.dumps({**report.as_dict(), "request_id": request_id}).encode()
     meta = RequestMeta(request_id, Deadline(deadline_of(context)))
+    if isinstance(parsed, DoctorEvent):
+        report = vendor.run_doctor(
+            parsed.authorization, meta, lambda: _doctor_report(context), retry_of=request_id
+        )
+        return json.dumps({**report.as_dict(), "request_id": request_id}).encode()
     # For create, FC's request id is the default key: FC keeps it across its async retries.
     key = parsed.idempotency_key or (request_id if parsed.action == "create" else None)
     response = vendor.vend(
         parsed.action, parsed.body, parsed.authorization, meta, key, retry_of=request_id
     )
     return response.model_dump_json().encode()
+
+
+def _doctor_report(context: Any) -> Report:
+    """Imported here, after the caller was approved: only an operator's one-off run needs it."""
+    from shared import doctor  # noqa: PLC0415
+
+    return doctor.run_in_function(context)

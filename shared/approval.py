@@ -1,5 +1,6 @@
-"""The approval policy (contract section 5): may this caller get this secret, and with which KMS
-key is the answer sealed. Loaded and validated once, at start; evaluated per request, no I/O."""
+"""The approval policy (contract section 5): may this caller get this secret (or run the
+deployment checks, `vend:RunDoctor`), and with which KMS key is the answer sealed. Loaded and
+validated once, at start; evaluated per request, no I/O."""
 
 from __future__ import annotations
 
@@ -12,8 +13,21 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shared.arns import RUN_DOCTOR_RESOURCE, VEND_ACTIONS
 from shared.principal import Caller
-from shared.ram_policy import Decision, Policy, PolicyError, RequestContext, evaluate, parse_policy
+from shared.ram_policy import (
+    Decision,
+    Policy,
+    PolicyError,
+    RequestContext,
+    Statement,
+    evaluate,
+    parse_policy,
+)
+from shared.ram_policy.conditions import quote
+from shared.ram_policy.wildcard import compile_patterns
+
+_VEND_PREFIX = "vend:"
 
 
 class _Recipient(BaseModel):
@@ -76,6 +90,8 @@ def parse_approval_policy(document: str | bytes | Mapping[str, Any]) -> Approval
     policy = parse_policy(
         data, kind="resource", extra_top_level=frozenset({"Recipients"}), name="approval"
     )
+    for statement in policy.statements:
+        _check_vend_actions(statement)
     raw = data.get("Recipients", []) if isinstance(data, Mapping) else []
     if not isinstance(raw, list):
         raise PolicyError("approval policy: Recipients must be a list")
@@ -89,6 +105,34 @@ def parse_approval_policy(document: str | bytes | Mapping[str, Any]) -> Approval
             raise PolicyError(f"approval policy: Recipients[{i}] {where}: {first['msg']}") from None
         recipients.append((item.Principal, item.KeyId))
     return ApprovalPolicy(policy, tuple(recipients))
+
+
+def _check_vend_actions(statement: Statement) -> None:
+    """The service's own actions (`vend:`) are few and fixed: a pattern in that namespace that
+    names none of them is a typo that would silently grant or deny nothing, and a statement of
+    `vend:` actions only whose Resource cannot be `*` (what they are decided on) is void."""
+    where = f"policy {quote('approval')} Statement[{statement.index}]"  # as parse_policy says it
+    if statement.sid is not None:
+        where += f" ({quote(statement.sid)})"
+    element = "NotAction" if statement.not_action else "Action"
+    own = [a for a in statement.actions if a.lower().startswith(_VEND_PREFIX)]
+    for pattern in own:
+        matcher = compile_patterns([pattern], ignore_case=True)
+        if not any(matcher.fullmatch(known) for known in VEND_ACTIONS):
+            raise PolicyError(
+                f"{where}: {element} {quote(pattern)} names no action of this service"
+                f" (it knows {', '.join(VEND_ACTIONS)})"
+            )
+    only_own = bool(own) and len(own) == len(statement.actions) and not statement.not_action
+    if not only_own or statement.resources is None:
+        return
+    matches_any = compile_patterns(statement.resources).fullmatch(RUN_DOCTOR_RESOURCE) is not None
+    if matches_any == statement.not_resource:
+        element = "NotResource" if statement.not_resource else "Resource"
+        raise PolicyError(
+            f"{where}: {', '.join(VEND_ACTIONS)} is decided on Resource"
+            f" {quote(RUN_DOCTOR_RESOURCE)}, which this statement's {element} leaves out"
+        )
 
 
 def load_approval_policy(value: str) -> ApprovalPolicy:

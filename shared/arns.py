@@ -11,6 +11,9 @@ from shared.wire.arns import application_arn, secret_arn
 __all__ = [
     "EIAM_ACTIONS",
     "EIAM_LIST",
+    "RUN_DOCTOR",
+    "RUN_DOCTOR_RESOURCE",
+    "VEND_ACTIONS",
     "Action",
     "application_arn",
     "kms_key_arn",
@@ -27,6 +30,11 @@ EIAM_ACTIONS: dict[Action, str] = {
 # Only a create lists (to recover a lost answer), on the ARN it creates on: RAM authorizes List on
 # the resource type Secret, `.../application/{id}/secret/*` (the API reference).
 EIAM_LIST = "eiam:ListApplicationClientSecrets"
+# The service's own action (contract section 5): who may run the deployment checks over events.
+# It names no resource of a cloud service, so the approval policy decides it on `*`.
+RUN_DOCTOR = "vend:RunDoctor"
+RUN_DOCTOR_RESOURCE = "*"
+VEND_ACTIONS = (RUN_DOCTOR,)
 
 
 def kms_key_arn(region: str, account: str, key_id: str) -> str:

@@ -361,7 +361,8 @@ def _jwks_checks(vendor: Vendor) -> list[Check]:
 
 
 def run_in_function(context: object) -> Report:
-    """The checks from inside FC (`{"action": "doctor"}` to vend-events): the function's own
+    """The checks from inside FC (`{"action": "doctor", "authorization"}` to vend-events, once
+    `Vendor.run_doctor` has approved the caller for `vend:RunDoctor`): the function's own
     environment, region, account and credentials, as its requests see them."""
     import os  # noqa: PLC0415
 

@@ -28,21 +28,24 @@ class Event:
 
 @dataclass(frozen=True)
 class DoctorEvent:
-    """`{"action": "doctor"}`: run `vend doctor`'s checks inside the function (README)."""
+    """`{"action": "doctor", "authorization"}`: run `vend doctor`'s checks inside the function,
+    for a caller the approval policy allows `vend:RunDoctor` (README)."""
+
+    authorization: str | None
 
 
 def parse_event(raw: bytes | str | dict[str, Any]) -> Event | DoctorEvent:
     data = raw if isinstance(raw, dict) else parse_json_object(raw, "event")
     action = data.get("action")
-    if action == "doctor":
-        if set(data) != {"action"}:
-            raise invalid("a doctor event has no field but action")
-        return DoctorEvent()
-    if action not in ("obtain", "create"):
+    if action not in ("obtain", "create", "doctor"):
         raise invalid("action must be obtain, create or doctor")
     authorization = data.get("authorization")
     if authorization is not None and not isinstance(authorization, str):
         raise invalid("authorization must be a string")
+    if action == "doctor":
+        if not set(data) <= {"action", "authorization"}:
+            raise invalid("a doctor event has no field but action and authorization")
+        return DoctorEvent(authorization)
     key = data.get("idempotency_key")
     if key is not None:
         check_idempotency_key(key, action)

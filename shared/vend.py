@@ -4,19 +4,27 @@ authorize, then scoped STS and EIAM alongside KMS, seal, respond, audit."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from dataclasses import dataclass
 from time import perf_counter
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from pydantic import ValidationError
 
 from shared import audit, create_once, envelope
 from shared import idempotent_create as once
-from shared.approval import ApprovalPolicy
-from shared.arns import EIAM_ACTIONS, EIAM_LIST, Action, secret_arn
+from shared.approval import ApprovalPolicy, Verdict
+from shared.arns import (
+    EIAM_ACTIONS,
+    EIAM_LIST,
+    RUN_DOCTOR,
+    RUN_DOCTOR_RESOURCE,
+    Action,
+    secret_arn,
+)
 from shared.auth.header import Authenticator
 from shared.create_lease import ApplicationLease, Holder, lease_key
 from shared.errors import (
@@ -31,6 +39,7 @@ from shared.errors import (
 )
 from shared.idempotency import IdempotencyStore
 from shared.models import CreateRequest, ObtainRequest, VendResponse
+from shared.principal import Caller
 from shared.upstream.deadline import Deadline
 from shared.upstream.eiam import Eiam, SecretInfo
 from shared.upstream.identity import FunctionIdentity
@@ -40,6 +49,16 @@ from shared.upstream.sts import ScopedSessions
 
 log = logging.getLogger("vend")
 T = TypeVar("T")
+
+
+class _Report(Protocol):
+    """What the deployment checks answer (shared.doctor.Report, which imports this module)."""
+
+    @property
+    def ok(self) -> bool: ...
+
+
+R = TypeVar("R", bound=_Report)
 
 
 @dataclass(frozen=True)
@@ -110,22 +129,72 @@ class Vendor:
         `retry_of` is the FC request id of an event (see Authenticator.authenticate)."""
         record = audit.start(meta.request_id)
         record.action = action
-        try:
+        with _audited(record):
             response = self._vend(
                 action, data, authorization, meta, record, idempotency_key, retry_of
             )
             record.upstream_request_id = response.upstream_request_id
             return response
+
+    def run_doctor(
+        self,
+        authorization: str | None,
+        meta: RequestMeta,
+        checks: Callable[[], R],
+        retry_of: str | None = None,
+    ) -> R:
+        """The deployment checks over events (contract section 6), audited as `doctor`. They
+        name the account, the roles and every recipient's key, and each run costs an AssumeRole
+        and a data key per key: `checks` runs only for a caller whom the approval policy allows
+        `vend:RunDoctor` on `*`, and nothing is asked of an upstream before that (but STS, to
+        verify a RAM proof)."""
+        record = audit.start(meta.request_id)
+        record.action, record.resource = "doctor", RUN_DOCTOR_RESOURCE
+        with _audited(record):
+            self._admit(
+                RUN_DOCTOR,
+                RUN_DOCTOR_RESOURCE,
+                authorization,
+                meta,
+                record,
+                retry_of,
+                what="run the deployment checks",
+            )
+            report = checks()
+            record.outcome = "ok" if report.ok else "DoctorCheckFailed"
+            return report
+
+    def _admit(
+        self,
+        action: str,
+        resource: str,
+        authorization: str | None,
+        meta: RequestMeta,
+        record: audit.AuditRecord,
+        retry_of: str | None,
+        *,
+        what: str,
+    ) -> tuple[Caller, Verdict]:
+        """The caller, authenticated and approved for `action` on `resource` (`what` says it
+        to a caller who is not), and the policy's verdict."""
+        started = perf_counter()
+        try:
+            caller = self.authenticator.authenticate(
+                authorization, meta.deadline, retry_of=retry_of
+            )
         except VendError as err:
-            record.failed(err)
-            audit.warn_upstream(record, err)
+            # What fails authentication upstream is STS verifying a RAM proof (sent once); a
+            # JWT's JWKS that cannot be fetched is a 401, which blame leaves alone.
+            blame(err, "STS", attempts=1)
             raise
-        except Exception:
-            log.exception("vend: unexpected error in request %s", meta.request_id)
-            record.outcome = "InternalError"
-            raise internal() from None
         finally:
-            audit.emit(record)
+            record.auth_ms = audit.elapsed_ms(started)
+        record.principal = caller.name
+        verdict = self.policy.decide(caller, action, resource, source_ip=meta.source_ip)
+        record.decision = "allow" if verdict.allowed else "deny"
+        if not verdict.allowed:
+            raise access_denied(f"the approval policy does not allow {caller.name} to {what}")
+        return caller, verdict
 
     def _vend(
         self,
@@ -143,27 +212,15 @@ class Vendor:
             self.region, self.account_id, request.instance_id, request.application_id, secret_id
         )
         record.resource = resource
-        started = perf_counter()
-        try:
-            caller = self.authenticator.authenticate(
-                authorization, meta.deadline, retry_of=retry_of
-            )
-        except VendError as err:
-            # What fails authentication upstream is STS verifying a RAM proof (sent once); a
-            # JWT's JWKS that cannot be fetched is a 401, which blame leaves alone.
-            blame(err, "STS", attempts=1)
-            raise
-        finally:
-            record.auth_ms = audit.elapsed_ms(started)
-        record.principal = caller.name
-        verdict = self.policy.decide(
-            caller, EIAM_ACTIONS[action], resource, source_ip=meta.source_ip
+        caller, verdict = self._admit(
+            EIAM_ACTIONS[action],
+            resource,
+            authorization,
+            meta,
+            record,
+            retry_of,
+            what=f"{action} this secret",
         )
-        record.decision = "allow" if verdict.allowed else "deny"
-        if not verdict.allowed:
-            raise access_denied(
-                f"the approval policy does not allow {caller.name} to {action} this secret"
-            )
         context = envelope.encryption_context(resource, caller.name, meta.request_id)
         data_key = self._pool.submit(
             self._data_key,
@@ -410,6 +467,24 @@ class Vendor:
             last_used_time=info.last_used_time,
             envelope=sealed,
         )
+
+
+@contextmanager
+def _audited(record: audit.AuditRecord) -> Iterator[None]:
+    """Emits `record` whatever happens inside, with the outcome of a VendError (and the
+    upstream's WARNING line when one failed); anything else is a bug, an InternalError."""
+    try:
+        yield
+    except VendError as err:
+        record.failed(err)
+        audit.warn_upstream(record, err)
+        raise
+    except Exception:
+        log.exception("vend: unexpected error in request %s", record.request_id)
+        record.outcome = "InternalError"
+        raise internal() from None
+    finally:
+        audit.emit(record)
 
 
 def _result(future: Future[DataKey], deadline: Deadline) -> DataKey:

@@ -17,8 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "examples" / "policy.json"
 ACCT = "1234567890123456"
 OBTAIN = "eiam:ObtainApplicationClientSecret"
+RUN_DOCTOR = "vend:RunDoctor"
 BILLING = Caller.ram(f"acs:ram::{ACCT}:user/billing", ACCT)
 REPORTS = Caller.ram(f"acs:ram::{ACCT}:user/reports", ACCT)
+OPERATOR = Caller.ram(f"acs:ram::{ACCT}:user/operator", ACCT)
 
 
 def _arn(app: str, secret: str = "s1", instance: str = "idaas_demo") -> str:
@@ -79,6 +81,10 @@ def _arn(app: str, secret: str = "s1", instance: str = "idaas_demo") -> str:
             None,
             None,
         ),
+        (OPERATOR, RUN_DOCTOR, "*", True, "the-operator-runs-the-deployment-checks", None),
+        (OPERATOR, "VEND:rundoctor", "*", True, "the-operator-runs-the-deployment-checks", None),
+        (BILLING, RUN_DOCTOR, "*", False, None, "key-billing"),
+        (OPERATOR, OBTAIN, _arn("app_billing"), False, None, None),
     ],
     ids=[
         "allowed",
@@ -90,6 +96,10 @@ def _arn(app: str, secret: str = "s1", instance: str = "idaas_demo") -> str:
         "jwt-other-issuer",
         "explicit-deny",
         "principal-case",
+        "operator-runs-doctor",
+        "run-doctor-case",
+        "billing-may-not-run-doctor",
+        "operator-reads-no-secret",
     ],
 )
 def test_decisions_of_the_demo_policy(
@@ -170,6 +180,36 @@ def test_conditions_on_source_ip() -> None:
         ),
         ({"Version": "1", "Statement": [], "Recipient": []}, "Recipient"),
         ({"Version": "2", "Statement": []}, "Version"),
+        (
+            {
+                "Version": "1",
+                "Statement": [
+                    {
+                        "Sid": "typo",
+                        "Effect": "Allow",
+                        "Principal": "*",
+                        "Action": ["vend:RunDocter"],
+                        "Resource": "*",
+                    }
+                ],
+            },
+            'Statement\\[0\\] \\("typo"\\): Action "vend:RunDocter" names no action',
+        ),
+        (
+            {
+                "Version": "1",
+                "Statement": [
+                    {"Effect": "Allow", "Principal": "*", "Action": OBTAIN, "Resource": "*"},
+                    {
+                        "Effect": "Allow",
+                        "Principal": "*",
+                        "Action": RUN_DOCTOR,
+                        "Resource": _arn("app_billing", "*"),
+                    },
+                ],
+            },
+            'Statement\\[1\\]: vend:RunDoctor is decided on Resource "\\*"',
+        ),
     ],
     ids=[
         "no-principal",
@@ -177,6 +217,8 @@ def test_conditions_on_source_ip() -> None:
         "recipient-without-key",
         "unknown-top-level",
         "version",
+        "unknown-vend-action",
+        "run-doctor-on-a-secret",
     ],
 )
 def test_bad_policies_are_refused_naming_the_problem(
@@ -184,6 +226,29 @@ def test_bad_policies_are_refused_naming_the_problem(
 ) -> None:
     with pytest.raises(PolicyError, match=message):
         parse_approval_policy(json.dumps(document))
+
+
+@pytest.mark.parametrize(
+    "actions", [RUN_DOCTOR, "vend:*", "vend:Run*", [OBTAIN, "vend:RunDoctor"], "*"]
+)
+def test_run_doctor_is_an_action_the_policy_loads(actions: str | list[str]) -> None:
+    policy = parse_approval_policy(
+        json.dumps(
+            {
+                "Version": "1",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"RAM": OPERATOR.name},
+                        "Action": actions,
+                        "Resource": "*",
+                    }
+                ],
+            }
+        )
+    )
+    assert policy.decide(OPERATOR, RUN_DOCTOR, "*").allowed
+    assert not policy.decide(BILLING, RUN_DOCTOR, "*").allowed
 
 
 def test_policy_from_yaml_file(tmp_path: Path) -> None:
@@ -241,6 +306,24 @@ def test_vend_policy_check_prints_the_decision_and_statement() -> None:
         "--principal", "jwt:app_reports@demo", "--action", OBTAIN, "--resource", _arn("app_reports")
     )
     assert "decision: allow" in jwt.stdout and "reports-reads-its-secret" in jwt.stdout
+
+
+def test_vend_policy_check_knows_run_doctor() -> None:
+    """vend:RunDoctor is decided on `*`, so the question needs no --resource; a `vend:` name the
+    service does not know is a usage error, not a silent deny."""
+    operator = _check("--principal", OPERATOR.name, "--action", RUN_DOCTOR)
+    assert operator.returncode == 0, operator.stderr
+    assert "decision: allow" in operator.stdout
+    assert "statement: the-operator-runs-the-deployment-checks" in operator.stdout
+    assert "recipient key" not in operator.stdout  # the checks seal nothing
+    billing = _check("--principal", BILLING.name, "--action", RUN_DOCTOR, "--resource", "*")
+    assert billing.returncode == 3 and "decision: deny" in billing.stdout
+    typo = _check("--principal", OPERATOR.name, "--action", "vend:RunDocter")
+    assert typo.returncode == 2 and "vend:RunDoctor" in typo.stderr
+    elsewhere = _check("--principal", OPERATOR.name, "--action", RUN_DOCTOR, "--resource", "x")
+    assert elsewhere.returncode == 2 and "leave out --resource" in elsewhere.stderr
+    no_resource = _check("--principal", BILLING.name, "--action", OBTAIN)
+    assert no_resource.returncode == 2 and "--resource is required" in no_resource.stderr
 
 
 def test_vend_policy_check_refuses_a_bad_policy(tmp_path: Path) -> None:

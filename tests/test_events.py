@@ -155,25 +155,79 @@ def test_a_retryable_failure_is_raised_for_fc(stack: Stack) -> None:
     assert BILLING_SECRET not in str(info.value)
 
 
+def _doctor_records(stack: Stack) -> list[dict[str, object]]:
+    records = [json.loads(r.getMessage()) for r in stack.audit.records]
+    return [r for r in records if r["action"] == "doctor"]
+
+
 def test_the_doctor_runs_inside_the_function(stack: Stack) -> None:
     """The operator's one-off check after `s deploy`: the function's own environment and
-    credentials; a failing check is a report (returned), never an error FC would retry."""
-    report = json.loads(_invoke(stack, {"action": "doctor"}).data)  # type: ignore[attr-defined]
+    credentials, for a principal the approval policy allows `vend:RunDoctor`; a failing check
+    is a report (returned), never an error FC would retry."""
+    operator = stack.events(sdk.OPERATOR)
+    report = operator.doctor()
     assert report["ok"] is True and report["request_id"]
     names = {c["name"] for c in report["checks"]}
     assert {"identity", "assume-role", "data-key:key-default", "store"} <= names
-    assert '"action":"doctor"' in stack.audit.text() and '"outcome":"ok"' in stack.audit.text()
+    (record,) = _doctor_records(stack)
+    assert record["principal"] == f"acs:ram::{sdk.ACCOUNT}:user/operator"
+    assert (record["resource"], record["decision"], record["outcome"]) == ("*", "allow", "ok")
+    assert record["request_id"] == report["request_id"]
     requests.put(
         f"{stack.emulator.url}/_emulator/faults",
         timeout=5,
         json=[{"action": "AssumeRole", "status": 403, "code": "NoPermission"}],
     )
-    report = json.loads(_invoke(stack, {"action": "doctor"}).data)  # type: ignore[attr-defined]
+    report = operator.doctor()
     failed = {c["name"]: c for c in report["checks"] if c["status"] != "ok"}
     assert report["ok"] is False and set(failed) == {"assume-role"}
     assert failed["assume-role"]["upstream_code"] == "NoPermission"
-    body = json.loads(_invoke(stack, {"action": "doctor", "x": 1}).data)  # type: ignore[attr-defined]
+    assert _doctor_records(stack)[-1]["outcome"] == "DoctorCheckFailed"
+    event = {"action": "doctor", "authorization": stack.client(sdk.OPERATOR).authorization()}
+    body = json.loads(_invoke(stack, {**event, "x": 1}).data)  # type: ignore[attr-defined]
     assert (body["status"], body["error"]["code"]) == (400, "InvalidParameter")
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        pytest.param(None, id="none"),
+        pytest.param("", id="empty"),
+        pytest.param("Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln", id="no-jwt-issuer"),
+        pytest.param("RAM not-a-proof", id="not-a-proof"),
+    ],
+)
+def test_the_doctor_without_authorization_is_401_and_asks_no_upstream(
+    stack: Stack, authorization: str | None
+) -> None:
+    """The report names the account, the roles and every recipient's key, and a run costs an
+    AssumeRole and a data key per key: an invoker who proves no identity gets neither."""
+    event: dict[str, object] = {"action": "doctor"}
+    if authorization is not None:
+        event["authorization"] = authorization
+    before = len(stack.emulator.emulator.calls())
+    body = json.loads(_invoke(stack, event).data)  # type: ignore[attr-defined]
+    assert (body["status"], body["error"]["code"]) == (401, "Unauthenticated")
+    assert "checks" not in body and sdk.ACCOUNT not in json.dumps(body)
+    assert stack.emulator.emulator.calls()[before:] == []
+    (record,) = _doctor_records(stack)
+    assert (record["principal"], record["decision"]) == (None, "none")
+    assert record["outcome"] == "Unauthenticated"
+
+
+def test_the_doctor_for_a_principal_without_run_doctor_is_403(stack: Stack) -> None:
+    """billing may obtain its secrets, not run the deployment checks: its proof is verified
+    (STS GetCallerIdentity, the one call authentication makes) and nothing else is asked."""
+    before = len(stack.emulator.emulator.calls())
+    with pytest.raises(VendApiError) as info:
+        stack.events(sdk.BILLING).doctor()
+    assert (info.value.status, info.value.code) == (403, "AccessDenied")
+    billing = f"acs:ram::{sdk.ACCOUNT}:user/billing"
+    assert stack.emulator.emulator.calls()[before:] == [("GetCallerIdentity", billing, "OK")]
+    assert stack.calls("AssumeRole") == [] and stack.calls("GenerateDataKey") == []
+    (record,) = _doctor_records(stack)
+    assert (record["principal"], record["resource"]) == (billing, "*")
+    assert (record["decision"], record["outcome"]) == ("deny", "AccessDenied")
 
 
 def test_fc_signature_is_checked_against_the_emulators_keys(stack: Stack) -> None:

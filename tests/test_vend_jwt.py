@@ -117,3 +117,15 @@ def test_bearer_refusals(stack: Stack, token: Callable[[], str], code: str) -> N
     assert info.value.code == code
     assert value not in info.value.message
     assert stack.calls("ObtainApplicationClientSecret") == []
+
+
+def test_a_bearer_caller_without_run_doctor_gets_403_and_no_upstream_is_asked(
+    stack: Stack,
+) -> None:
+    """A JWT is verified against the cached JWKS, so a refused doctor event costs the cloud
+    nothing at all: not even the STS call a RAM proof needs."""
+    before = len(stack.emulator.emulator.calls())
+    with pytest.raises(VendApiError) as info:
+        stack.events(sdk.REPORTS, token=_token()).doctor()
+    assert (info.value.status, info.value.code) == (403, "AccessDenied")
+    assert stack.emulator.emulator.calls()[before:] == []

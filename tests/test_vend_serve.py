@@ -53,11 +53,11 @@ def with_invoke_api(emulator: EmulatorServer) -> Iterator[str]:
     yield from _serve(emulator, "--fc-invoke-api")
 
 
-def _client(url: str, emulator: EmulatorServer) -> VendClient:
+def _client(url: str, emulator: EmulatorServer, key: tuple[str, str] = sdk.BILLING) -> VendClient:
     return VendClient(
         url=url,
         audience="vend-local",
-        credentials=Credentials(*sdk.BILLING),
+        credentials=Credentials(*key),
         sts=endpoint(emulator.url),
         kms=endpoint(emulator.url),
     )
@@ -91,7 +91,9 @@ def test_the_invoke_api_when_asked_for(with_invoke_api: str, emulator: EmulatorS
     events = EventsClient(_client(with_invoke_api, emulator), fc, service="any")
     response = events.obtain("idaas_demo", "app_billing", "sct_billing_1")
     assert response.secret_id == "sct_billing_1"
-    reply = json.loads(
+    unauthenticated = json.loads(
         fc.invoke_function("any", "vend-events", payload=b'{"action": "doctor"}', headers={}).data
     )
-    assert reply["ok"] is True
+    assert (unauthenticated["status"], unauthenticated["error"]["code"]) == (401, "Unauthenticated")
+    operator = EventsClient(_client(with_invoke_api, emulator, sdk.OPERATOR), fc, service="any")
+    assert operator.doctor()["ok"] is True

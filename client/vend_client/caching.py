@@ -43,7 +43,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 
 import requests
@@ -67,7 +67,8 @@ Key = tuple[str, str, str]  # (instance_id, application_id, secret_id)
 
 @dataclass(frozen=True)
 class _Entry:
-    value: str
+    # The opened secret is in no repr: a debugger's or a crash reporter's capture of locals.
+    value: str = field(repr=False)
     refresh_at: float  # from here on, a get starts a background refresh
     expires_at: float  # from here on, the value is never served
 

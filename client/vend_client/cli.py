@@ -291,7 +291,7 @@ def _resolve(args: argparse.Namespace, *, asks: bool) -> None:
 
 def _client(args: argparse.Namespace, steps: Steps) -> VendClient:
     # Each command imports the client when it runs: the parser alone stays cheap to build.
-    from .http import VendClient  # noqa: PLC0415
+    from .http import VendClient, bearer_token  # noqa: PLC0415
     from .wire.endpoint import parse_endpoint  # noqa: PLC0415
 
     class TimedClient(VendClient):
@@ -329,6 +329,11 @@ def _client(args: argparse.Namespace, steps: Steps) -> VendClient:
                 "credentials: the default chain (profile files, then ECS instance metadata: "
                 "off ECS, ALIBABA_CLOUD_ECS_METADATA_DISABLED=true skips its lookups)"
             )
+    if args.token:
+        try:
+            bearer_token(args.token)
+        except ValueError as exc:
+            raise Failure(ExitStatus.USAGE, f"--token: {exc}") from None
     return TimedClient(
         url=args.url,
         audience=args.audience,

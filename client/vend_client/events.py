@@ -26,11 +26,13 @@ class EventsClient:
     service: str = "vend"
     function: str = "vend-events"
 
-    def _event(self, action: str, body: dict[str, Any]) -> bytes:
-        event = {"action": action, **body, "authorization": self.vend.authorization()}
-        return json.dumps(event).encode()
+    def _authorization(self) -> dict[str, str]:
+        return {"authorization": self.vend.authorization()}
 
-    def _sync(self, payload: bytes) -> VendResponse:
+    def _event(self, action: str, body: dict[str, Any]) -> bytes:
+        return json.dumps({"action": action, **body, **self._authorization()}).encode()
+
+    def _invoke(self, payload: bytes) -> Any:
         from fc2.fc_exceptions import FcError  # noqa: PLC0415 - the `events` extra
 
         try:
@@ -42,10 +44,24 @@ class EventsClient:
             )
         except FcError as exc:
             raise _unhandled(exc) from None
-        data = json.loads(reply.data)
+        return json.loads(reply.data)
+
+    def _sync(self, payload: bytes) -> VendResponse:
+        data = self._invoke(payload)
         # An error is {"error": ..., "status": N}; a vend response's own "status" is the secret's.
         failed = isinstance(data, dict) and "error" in data
         return response_of(int(data.get("status", 500)) if failed else 200, data)
+
+    def doctor(self) -> dict[str, Any]:
+        """The deployment checks, run by the function itself (`{"action": "doctor"}`): the
+        report `{"ok", "checks": [...], "request_id"}`, for a caller the service's approval
+        policy allows `vend:RunDoctor`; VendApiError (401, 403) for anyone else."""
+        data = self._invoke(json.dumps({"action": "doctor", **self._authorization()}).encode())
+        if isinstance(data, dict) and "error" in data:
+            response_of(int(data.get("status", 500)), data)  # raises the error it describes
+        if not isinstance(data, dict) or not isinstance(data.get("checks"), list):
+            raise VendApiError(200, "BadResponse", "the answer is not a doctor's report", None)
+        return data
 
     def obtain(self, instance_id: str, application_id: str, secret_id: str) -> VendResponse:
         body = {"instance_id": instance_id, "application_id": application_id}

@@ -9,6 +9,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
@@ -21,6 +22,10 @@ from .wire.arns import expected_arn_for
 from .wire.endpoint import Endpoint
 from .wire.envelope import check_context, open_bytes
 from .wire.proof import principal_arn
+
+# RFC 6750 section 2.1: what a bearer token may be. Anything else (a newline from a token file,
+# a quote, a space) would make requests refuse the header with the whole value in its message.
+_B64TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 
 
 @dataclass
@@ -35,16 +40,28 @@ class VendClient:
     timeout_s: float = 15.0
 
     def __post_init__(self) -> None:
+        if self.token:
+            bearer_token(self.token)  # refused here, before anything is asked
         self._source = CredentialSource(self.credentials)
         self._cloud = Cloud(self.region, self.timeout_s)
         self._http = requests.Session()
+
+    def __repr__(self) -> str:
+        # Never the token (nor a password or query in the URL): a repr ends up in logs,
+        # tracebacks and crash reports.
+        how = "bearer token" if self.token else "RAM proof"
+        return (
+            f"{type(self).__name__}(url={shown_url(self.url)!r}, audience={self.audience!r}, "
+            f"auth={how!r}, credentials={self.credentials!r}, sts={self.sts!r}, kms={self.kms!r}, "
+            f"region={self.region!r}, timeout_s={self.timeout_s!r})"
+        )
 
     # -- asking ----------------------------------------------------------------------------
 
     def authorization(self) -> str:
         """The `Authorization` value of one request: a RAM proof is single-use."""
         if self.token:
-            return f"Bearer {self.token}"
+            return f"Bearer {bearer_token(self.token)}"
         if not self.audience:
             raise ValueError("a RAM proof needs the service's audience")
         creds = self._source.current()
@@ -155,6 +172,31 @@ class VendClient:
         return self.open_envelope(
             response.envelope, expected_arn=expected, expected_principal=expected_principal
         )
+
+
+def bearer_token(token: str) -> str:
+    """`token` without surrounding whitespace; ValueError, never naming it, for one that a
+    header cannot carry as a bearer token."""
+    value = token.strip()
+    if not _B64TOKEN.fullmatch(value):
+        raise ValueError(
+            "the bearer token has a character a token cannot have (RFC 6750: letters, digits and"
+            " -._~+/, then =): a quote, a space or a line break inside it?"
+        )
+    return value
+
+
+def shown_url(url: str) -> str:
+    """`url` as a repr may show it: without a password in it, or its query and fragment."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:  # not a URL that parses: nothing of it is shown
+        return "<not a URL>"
+    user = "***@" if parts.username is not None or parts.password is not None else ""
+    netloc = f"{user}[{host}]{port}" if ":" in host else f"{user}{host}{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "***" if parts.query else "", ""))
 
 
 def response_of(status: int, data: object, *, retry_after: float | None = None) -> VendResponse:

@@ -3,7 +3,7 @@ Plain dataclasses: a caller needs no validation library to read four strings and
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import VendApiError
@@ -13,9 +13,10 @@ from .wire.envelope import ALG, FORMAT
 @dataclass(frozen=True)
 class Envelope:
     key_id: str
-    encrypted_data_key: str
-    iv: str
-    ciphertext: str
+    # Not in a repr: the wrapped data key and what it seals are nothing a log needs.
+    encrypted_data_key: str = field(repr=False)
+    iv: str = field(repr=False)
+    ciphertext: str = field(repr=False)
     encryption_context: dict[str, str]
     format: str = FORMAT
     alg: str = ALG

@@ -272,11 +272,37 @@ def _doctor(args: argparse.Namespace) -> int:
 # -- policy check ----------------------------------------------------------------------------
 
 
+def _checked_resource(action: str, resource: str | None) -> str:
+    """The resource to ask about: the service's own actions (`vend:`) are decided on `*`, and
+    a name in that namespace that the service does not know is a typo, refused."""
+    from shared.arns import RUN_DOCTOR_RESOURCE, VEND_ACTIONS
+
+    if not action.lower().startswith("vend:"):
+        if resource is None:
+            raise Failure(ExitStatus.USAGE, f"policy check: --resource is required for {action}")
+        return resource
+    known = {a.lower(): a for a in VEND_ACTIONS}
+    if action.lower() not in known:
+        raise Failure(
+            ExitStatus.USAGE,
+            f"policy check: {action[:64]!r} is no action of this service"
+            f" (it knows {', '.join(VEND_ACTIONS)})",
+        )
+    if resource not in (None, RUN_DOCTOR_RESOURCE):
+        raise Failure(
+            ExitStatus.USAGE,
+            f"policy check: {known[action.lower()]} is decided on resource"
+            f" {RUN_DOCTOR_RESOURCE!r} (leave out --resource)",
+        )
+    return RUN_DOCTOR_RESOURCE
+
+
 def _policy_check(args: argparse.Namespace) -> int:
     from shared.approval import load_approval_policy
     from shared.principal import Caller
     from shared.ram_policy import PolicyError
 
+    resource = _checked_resource(args.action, args.resource)
     if not args.policy.lstrip().startswith("{"):  # a path, not the JSON itself
         _readable(args.policy, "the policy", "policy check")
     try:
@@ -290,10 +316,10 @@ def _policy_check(args: argparse.Namespace) -> int:
     else:
         account = principal.split(":")[3] if principal.count(":") >= 4 else None
         caller = Caller.ram(principal, account or "")
-    verdict = policy.decide(caller, args.action, args.resource, source_ip=args.source_ip)
+    verdict = policy.decide(caller, args.action, resource, source_ip=args.source_ip)
     print(f"decision: {'allow' if verdict.allowed else 'deny'} ({verdict.decision.value})")
     print(f"statement: {verdict.statement or '(none matched: default deny)'}")
-    if verdict.allowed:
+    if verdict.allowed and not args.action.lower().startswith("vend:"):  # seals nothing
         print(f"recipient key: {verdict.recipient_key_id or '(the default key)'}")
     return ExitStatus.OK if verdict.allowed else ExitStatus.DENIED
 
@@ -449,8 +475,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--policy", required=True, help="a path, or the JSON itself")
     check.add_argument("--principal", required=True, help="a RAM ARN, or jwt:{sub}@{issuer}")
-    check.add_argument("--action", required=True, help="e.g. eiam:ObtainApplicationClientSecret")
-    check.add_argument("--resource", required=True, help="the secret ARN")
+    check.add_argument(
+        "--action",
+        required=True,
+        help="e.g. eiam:ObtainApplicationClientSecret, or vend:RunDoctor (the deployment checks "
+        "over events)",
+    )
+    check.add_argument(
+        "--resource",
+        default=None,
+        help="the secret ARN (default: none; vend:RunDoctor is decided on *)",
+    )
     check.add_argument(
         "--source-ip", default=None, help="the caller's IP, for acs:SourceIp (default: none)"
     )
