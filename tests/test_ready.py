@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 import requests
 import sdk_clients as sdk
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -200,8 +201,6 @@ def test_ready_names_a_redis_that_may_evict_or_came_back_empty(
     """An evicting Redis dropped the record of a create of unknown outcome and its retry made a
     second secret: /v1/ready names such a store (`store:eviction`), and one that came back empty
     since the instance first looked (`store:lost`, on the probe that sees it)."""
-    import redis
-
     redis_later.start()
     url = custom_runtime_url
     assert _until_ready(url) == READY
