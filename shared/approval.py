@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from shared.principal import Caller
 from shared.ram_policy import Decision, Policy, PolicyError, RequestContext, evaluate, parse_policy
 
+_SOURCE_IP_UNKNOWN = frozenset({"acs:SourceIp"})
+
 
 class _Recipient(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -49,6 +51,11 @@ class ApprovalPolicy:
                 resource=resource,
                 principal=caller.policy_principal,
                 conditions=conditions,
+                # No address we can vouch for (an event, or an HTTP request whose address the
+                # platform did not give): an IP condition fails closed, so that neither
+                # `Allow ... NotIpAddress` nor `Allow ... IpAddress` lets it through and every
+                # `Deny` on an address applies.
+                unknown=frozenset() if source_ip else _SOURCE_IP_UNKNOWN,
             ),
         )
         return Verdict(
