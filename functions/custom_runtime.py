@@ -9,8 +9,8 @@ WSGI server with many requests per instance. Each WSGI request goes straight to 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -19,6 +19,13 @@ from shared.composition_root import instance_vendor
 from shared.config import ConfigError
 from shared.fc import deadline_for
 from shared.http_api import HttpApi, HttpRequest
+from shared.request_origin import (
+    checked_request_id,
+    inside_fc,
+    ip_or_none,
+    last_forwarded_hop,
+    new_request_id,
+)
 from shared.vend import Vendor
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
@@ -30,22 +37,28 @@ THREADS = 16
 
 
 class ApiApp:
-    """The HTTP API as a WSGI app."""
+    """The HTTP API as a WSGI app. `in_fc`: FC's front end, not the caller, connects to it, and
+    sets the request id and the caller's address (see `request_of`)."""
 
     def __init__(
-        self, vendor: Callable[[], Vendor], *, timeout_s: int = FUNCTION_TIMEOUT_S
+        self,
+        vendor: Callable[[], Vendor],
+        *,
+        timeout_s: int = FUNCTION_TIMEOUT_S,
+        in_fc: bool = False,
     ) -> None:
         self._api = HttpApi(vendor, deadline_for(timeout_s))
+        self._in_fc = in_fc
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        response = self._api.handle(request_of(environ))
+        response = self._api.handle(request_of(environ, in_fc=self._in_fc))
         payload = response.encoded()
         headers = [*response.headers.items(), ("Content-Length", str(len(payload)))]
         start_response(status_line(response.status), headers)
         return [payload]
 
 
-def request_of(environ: dict[str, Any]) -> HttpRequest:
+def request_of(environ: dict[str, Any], *, in_fc: bool) -> HttpRequest:
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -54,8 +67,15 @@ def request_of(environ: dict[str, Any]) -> HttpRequest:
     headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k[:5] == "HTTP_"}
     if environ.get("CONTENT_TYPE"):
         headers["content-type"] = environ["CONTENT_TYPE"]
-    # FC names each request in x-fc-request-id; anywhere else, a fresh id.
-    request_id = headers.get("x-fc-request-id") or str(uuid.uuid4())
+    if in_fc:
+        # FC names each request in x-fc-request-id and refuses a caller's x-fc-* header; the
+        # last X-Forwarded-For hop is the one FC's front end appended (ASSUMPTIONS F26, F28).
+        request_id = checked_request_id(headers.get("x-fc-request-id")) or new_request_id()
+        source_ip = last_forwarded_hop(headers.get("x-forwarded-for"))
+    else:
+        # Nothing stands between the caller and this server: every header is the caller's.
+        request_id = new_request_id()
+        source_ip = ip_or_none(environ.get("REMOTE_ADDR"))
     path = (environ.get("PATH_INFO") or "/").encode("latin-1").decode("utf-8", "replace")
     return HttpRequest(
         method=environ.get("REQUEST_METHOD", "GET"),
@@ -63,7 +83,7 @@ def request_of(environ: dict[str, Any]) -> HttpRequest:
         headers=headers,
         body=body,
         request_id=request_id,
-        source_ip=environ.get("REMOTE_ADDR") or None,
+        source_ip=source_ip,
     )
 
 
@@ -71,7 +91,7 @@ def build_app() -> ApiApp:
     """The app, with the service built now from the environment: a bad configuration stops the
     start (ConfigError names the variable), not a caller's request."""
     instance_vendor(None)
-    return ApiApp(lambda: instance_vendor(None))
+    return ApiApp(lambda: instance_vendor(None), in_fc=inside_fc(os.environ))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -29,6 +29,8 @@ from shared.ram_policy.wildcard import compile_patterns
 
 _VEND_PREFIX = "vend:"
 
+_SOURCE_IP_UNKNOWN = frozenset({"acs:SourceIp"})
+
 
 class _Recipient(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -63,6 +65,11 @@ class ApprovalPolicy:
                 resource=resource,
                 principal=caller.policy_principal,
                 conditions=conditions,
+                # No address we can vouch for (an event, or an HTTP request whose address the
+                # platform did not give): an IP condition fails closed, so that neither
+                # `Allow ... NotIpAddress` nor `Allow ... IpAddress` lets it through and every
+                # `Deny` on an address applies.
+                unknown=frozenset() if source_ip else _SOURCE_IP_UNKNOWN,
             ),
         )
         return Verdict(

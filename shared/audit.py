@@ -14,7 +14,11 @@ they apply, never null for "did not happen":
   (null when it gave none: a timeout, a reset, Redis), and how many calls were made to it for
   the call that failed (null when not counted). A refusal that is the caller's business (EIAM's
   404, KMS's 403) names its upstream too, but only a failure (429, 502, 503, 504) logs the
-  WARNING line."""
+  WARNING line.
+
+Both lines are pure ASCII: every character outside it, the Unicode line separators (U+0085,
+U+2028, U+2029) among them, is a JSON escape, and control characters are escaped by JSON
+itself, so no value can split a line for a reader that splits on more than `\n`."""
 
 from __future__ import annotations
 
@@ -96,7 +100,7 @@ class AuditRecord:
         return data
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
+        return _line(self.to_dict())
 
 
 STAGES = ("auth_ms", "sts_ms", "eiam_ms", "kms_ms", "seal_ms")
@@ -106,6 +110,10 @@ def elapsed_ms(started: float, so_far: float | None = None) -> float:
     """Milliseconds since `started` (a perf_counter()), added to `so_far`."""
     ms = (perf_counter() - started) * 1000
     return ms if so_far is None else so_far + ms
+
+
+def _line(data: dict[str, Any]) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=True)
 
 
 def _now() -> str:
@@ -139,7 +147,7 @@ def warn_upstream(record: AuditRecord, err: VendError) -> None:
         "outcome": err.code,
         "message": err.message,
     }
-    upstream_logger.warning(json.dumps(line, separators=(",", ":"), ensure_ascii=False))
+    upstream_logger.warning(_line(line))
 
 
 def refused(request_id: str, outcome: str, action: str | None = None) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.http_api import HttpRequest, HttpResponse
+from shared.request_origin import checked_request_id, ip_or_none, request_id_or_new
 
 DEFAULT_DEADLINE_S = 10.0
 
@@ -61,8 +62,9 @@ def parse_http_event(event: bytes | str | dict[str, Any], request_id: str) -> Ht
         path=ev.requestContext.http.path or ev.rawPath,
         headers={k.lower(): v for k, v in ev.headers.items()},
         body=body,
-        request_id=ev.requestContext.requestId or request_id,
-        source_ip=ev.requestContext.http.sourceIp,
+        request_id=checked_request_id(ev.requestContext.requestId) or request_id,
+        # The address that connected to FC (ASSUMPTIONS F27); never a header the caller sent.
+        source_ip=ip_or_none(ev.requestContext.http.sourceIp),
     )
 
 
@@ -77,7 +79,8 @@ def to_http_result(response: HttpResponse) -> dict[str, Any]:
 
 
 def request_id_of(context: object) -> str:
-    return str(getattr(context, "request_id", "") or "local")
+    """FC's request id for this invocation if it has the contract's shape, else our own."""
+    return request_id_or_new(getattr(context, "request_id", None))
 
 
 def deadline_of(context: object) -> float:

@@ -142,6 +142,39 @@ def test_conditions_on_source_ip() -> None:
     assert not policy.decide(BILLING, OBTAIN, _arn("a"), source_ip=None).allowed
 
 
+def test_without_a_source_ip_every_ip_condition_fails_closed() -> None:
+    """No address (an event, or one the platform did not give): `Allow ... NotIpAddress` does
+    not allow, and `Deny ... IpAddress` denies, as if the address were the worst one."""
+    statement = {"Principal": {"RAM": "*"}, "Action": OBTAIN}
+    policy = parse_approval_policy(
+        json.dumps(
+            {
+                "Version": "1",
+                "Statement": [
+                    {
+                        **statement,
+                        "Effect": "Allow",
+                        "Resource": _arn("a"),
+                        "Condition": {"NotIpAddress": {"acs:SourceIp": "10.0.0.0/8"}},
+                    },
+                    {**statement, "Effect": "Allow", "Resource": _arn("b")},
+                    {
+                        **statement,
+                        "Effect": "Deny",
+                        "Resource": _arn("b"),
+                        "Condition": {"IpAddress": {"acs:SourceIp": "192.0.2.0/24"}},
+                    },
+                ],
+            }
+        )
+    )
+    assert policy.decide(BILLING, OBTAIN, _arn("a"), source_ip="203.0.113.7").allowed
+    assert policy.decide(BILLING, OBTAIN, _arn("b"), source_ip="203.0.113.7").allowed
+    for unknown in (None, ""):
+        assert not policy.decide(BILLING, OBTAIN, _arn("a"), source_ip=unknown).allowed
+        assert not policy.decide(BILLING, OBTAIN, _arn("b"), source_ip=unknown).allowed
+
+
 @pytest.mark.parametrize(
     ("document", "message"),
     [

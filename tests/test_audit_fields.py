@@ -304,6 +304,26 @@ def test_an_upstream_503_past_the_retries_is_named_in_the_record_and_one_warning
     assert authorization.partition(" ")[2][:40] not in warnings.text()
 
 
+def test_no_value_splits_an_audit_or_warning_line(stack: Stack, warnings: Records) -> None:
+    """An upstream whose error code holds U+0085, U+2028, U+2029 and an escape sequence: the
+    record and the WARNING line carry it JSON-escaped, each one line of ASCII for any line
+    splitter (Log Service's, or a Unicode-aware one), and it reads back unchanged."""
+    code = "Busy\u0085\u2028\u2029\x1b[2J"
+    _faults(stack, {"action": "ObtainApplicationClientSecret", "status": 503, "code": code})
+    resp = _send(stack, "obtain", OBTAIN)
+    assert resp.status_code == 502, resp.text
+    request_id = resp.headers["X-Request-Id"]
+    lines = [
+        r.getMessage()
+        for r in [*stack.audit.records, *warnings.records]
+        if request_id in r.getMessage()
+    ]
+    assert len(lines) == 2  # the record and the WARNING
+    for line in lines:
+        assert line.isascii() and line.splitlines() == [line], line
+        assert json.loads(line)["upstream_code"] == code
+
+
 def test_eiam_not_found_names_eiam_but_warns_nobody(stack: Stack, warnings: Records) -> None:
     resp = _send(stack, "obtain", {**OBTAIN, "secret_id": "sct_nobody"})
     assert resp.status_code == 404, resp.text

@@ -4,8 +4,10 @@ local FC invoke API of `vend local`."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import fc2
 import pytest
@@ -14,10 +16,12 @@ import sdk_clients as sdk
 from fc2.fc_exceptions import FcError
 from stack import Stack, running_stack
 
+from functions import events as events_function
 from infra.emulator import Seed
 from vend_client import VendApiError
 
 BILLING_SECRET = "CSdemoBillingSecretValue0000000000000001"
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 
 @pytest.fixture
@@ -271,3 +275,82 @@ def test_async_create_lands_exactly_once_even_when_the_first_attempt_raises(stac
     again = stack.events().create("idaas_demo", "app_empty", idempotency_key=request_id)
     assert again.secret_id == made[0]
     assert len(stack.secret_ids("app_empty")) == len(before) + 1
+
+
+def _fc_context(request_id: str) -> SimpleNamespace:
+    """The context FC's Python runtime hands the handler, with the request id it chose."""
+    return SimpleNamespace(
+        request_id=request_id,
+        function=SimpleNamespace(
+            name="vend-events", handler="functions.events.handler", memory=512, timeout=15
+        ),
+        region=sdk.REGION,
+        account_id=sdk.ACCOUNT,
+        credentials=None,
+    )
+
+
+def _obtain_event(stack: Stack, application: str = "app_billing") -> bytes:
+    secret = {"app_billing": "sct_billing_1", "app_reports": "sct_reports_1"}[application]
+    return json.dumps(
+        {
+            "action": "obtain",
+            "instance_id": "idaas_demo",
+            "application_id": application,
+            "secret_id": secret,
+            "authorization": stack.client().authorization(),
+        }
+    ).encode()
+
+
+@pytest.mark.parametrize("claimed", ["A" * 10 * 1024, "nel\x85split", "has space"])
+def test_a_context_request_id_without_the_contracts_shape_is_never_used(
+    stack: Stack, claimed: str
+) -> None:
+    """The handler called as FC calls it, with a request id the contract does not allow: the
+    service's own UUID names the request, in the answer and in the envelope."""
+    reply = json.loads(events_function.handler(_obtain_event(stack), _fc_context(claimed)))
+    assert UUID.fullmatch(reply["request_id"]), reply
+    assert reply["envelope"]["encryption_context"]["vend:request_id"] == reply["request_id"]
+    kept = json.loads(events_function.handler(_obtain_event(stack), _fc_context("1-ab_c.d:e")))
+    assert kept["request_id"] == "1-ab_c.d:e"
+
+
+def test_an_event_has_no_address_so_an_ip_condition_fails_closed(
+    monkeypatch: pytest.MonkeyPatch, demo_seed: Seed
+) -> None:
+    """Another function's invocation carries no caller address: `Allow ... NotIpAddress` does not
+    allow it (as if any address could be the one excluded), `Deny ... IpAddress` denies it."""
+    billing = f"acs:ram::{sdk.ACCOUNT}:user/billing"
+    policy = {
+        "Version": "1",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"RAM": billing},
+                "Action": "eiam:ObtainApplicationClientSecret",
+                "Resource": "*",
+                "Condition": {"NotIpAddress": {"acs:SourceIp": "10.0.0.0/8"}},
+            },
+            {
+                "Effect": "Allow",
+                "Principal": {"RAM": billing},
+                "Action": "eiam:ObtainApplicationClientSecret",
+                "Resource": "*/application/app_reports/*",
+            },
+            {
+                "Effect": "Deny",
+                "Principal": {"RAM": billing},
+                "Action": "eiam:ObtainApplicationClientSecret",
+                "Resource": "*/application/app_reports/*",
+                "Condition": {"IpAddress": {"acs:SourceIp": "198.51.100.0/24"}},
+            },
+        ],
+    }
+    with running_stack(monkeypatch, demo_seed, env={"VEND_POLICY": json.dumps(policy)}) as stack:
+        not_ip = json.loads(events_function.handler(_obtain_event(stack), _fc_context("r-1")))
+        denied = json.loads(
+            events_function.handler(_obtain_event(stack, "app_reports"), _fc_context("r-2"))
+        )
+    assert (not_ip["status"], not_ip["error"]["code"]) == (403, "AccessDenied")
+    assert (denied["status"], denied["error"]["code"]) == (403, "AccessDenied")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -18,6 +19,7 @@ from shared import composition_root
 from shared.config import ConfigError
 
 BILLING_SECRET = "CSdemoBillingSecretValue0000000000000001"
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 
 @pytest.fixture
@@ -39,7 +41,12 @@ def _context(credentials: Any = None, request_id: str = "fc-req-1") -> SimpleNam
 
 
 def _event(
-    stack: Stack, body: bytes, *, b64: bool = False, request_id: str | None = "1-abc-def"
+    stack: Stack,
+    body: bytes,
+    *,
+    b64: bool = False,
+    request_id: str | None = "1-abc-def",
+    source_ip: str = "10.0.0.1",
 ) -> bytes:
     auth = stack.client().authorization()
     event = {
@@ -55,7 +62,7 @@ def _event(
                 "method": "POST",
                 "path": "/v1/secrets/obtain",
                 "protocol": "HTTP/1.1",
-                "sourceIp": "10.0.0.1",
+                "sourceIp": source_ip,
                 "userAgent": "test",
             },
             "requestId": request_id,
@@ -82,6 +89,53 @@ def test_handler_answers_in_the_shape_fc_expects(stack: Stack, b64: bool) -> Non
 def test_request_id_falls_back_to_the_context(stack: Stack) -> None:
     result = http.handler(_event(stack, BODY, request_id=None), _context(request_id="ctx-42"))
     assert json.loads(result["body"])["request_id"] == "ctx-42"
+
+
+@pytest.mark.parametrize(
+    "claimed", ["A" * 10 * 1024, "B" * 65, "nel\x85split", "ctl\x1b[2J", "has space", "a/b"]
+)
+def test_a_request_id_without_the_contracts_shape_is_never_used(stack: Stack, claimed: str) -> None:
+    """Contract section 7: a platform's request id is 1 to 64 of [A-Za-z0-9_.:-]. The event's
+    falls back to the context's, and a context's that fails too to the service's own UUID; the
+    request is served all the same, never a 5xx."""
+    from_context = http.handler(_event(stack, BODY, request_id=claimed), _context())
+    own = http.handler(_event(stack, BODY, request_id=claimed), _context(request_id=claimed))
+    for result in (from_context, own):
+        assert result["statusCode"] == 200, result["body"]
+        body = json.loads(result["body"])
+        request_id = result["headers"]["X-Request-Id"]
+        assert body["request_id"] == request_id
+        assert body["envelope"]["encryption_context"]["vend:request_id"] == request_id
+    assert from_context["headers"]["X-Request-Id"] == "fc-req-1"
+    assert UUID.fullmatch(own["headers"]["X-Request-Id"])
+
+
+def test_source_ip_is_the_events_address_and_unknown_when_it_is_not_one(
+    monkeypatch: pytest.MonkeyPatch, demo_seed: Seed
+) -> None:
+    """acs:SourceIp is requestContext.http.sourceIp (never a header); a sourceIp that is not an
+    address is unknown, and an IP condition then fails closed: `NotIpAddress` does not allow."""
+    policy = json.dumps(
+        {
+            "Version": "1",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"RAM": f"acs:ram::{sdk.ACCOUNT}:user/billing"},
+                    "Action": "eiam:ObtainApplicationClientSecret",
+                    "Resource": "*",
+                    "Condition": {"NotIpAddress": {"acs:SourceIp": "10.0.0.0/8"}},
+                }
+            ],
+        }
+    )
+    with running_stack(monkeypatch, demo_seed, env={"VEND_POLICY": policy}) as stack:
+        outside = http.handler(_event(stack, BODY, source_ip="203.0.113.7"), _context())
+        inside = http.handler(_event(stack, BODY, source_ip="10.0.0.1"), _context())
+        garbage = http.handler(_event(stack, BODY, source_ip="203.0.113.7, x"), _context())
+        empty = http.handler(_event(stack, BODY, source_ip=""), _context())
+    assert outside["statusCode"] == 200, outside["body"]
+    assert [r["statusCode"] for r in (inside, garbage, empty)] == [403, 403, 403]
 
 
 def test_an_event_that_is_not_an_http_event_is_400(stack: Stack) -> None:

@@ -894,6 +894,31 @@ def test_deny_unless_from_network_denies_unknown_source() -> None:
     assert evaluate([policy], RequestContext(OBTAIN, SCT_1)).decision is EXPLICIT
 
 
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"IpAddress": {"acs:SourceIp": "0.0.0.0/0"}},
+        {"NotIpAddress": {"acs:SourceIp": "10.0.0.0/8"}},
+        {"NotIpAddress": {"ACS:SOURCEIP": "10.0.0.0/8"}},
+    ],
+    ids=["ip", "notip", "notip-key-case"],
+)
+def test_a_condition_on_an_unknown_key_fails_closed(condition: dict[str, Any]) -> None:
+    """A key the context marks unknown (an address nobody vouches for): whatever the operator,
+    an Allow on it does not apply and a Deny on it does."""
+    unknown = RequestContext(OBTAIN, SCT_1, unknown=frozenset({"acs:SourceIp"}))
+    allowed = parse_policy(doc(allow("*", Condition=condition)))
+    assert evaluate([allowed], unknown).decision is IMPLICIT
+    denied = parse_policy(doc(allow("*"), deny("*", Condition=condition)))
+    assert evaluate([denied], unknown).decision is EXPLICIT
+    # A condition on another key is evaluated as usual.
+    other = parse_policy(doc(allow("*", Condition={"StringEquals": {"k:env": "prod"}})))
+    known = RequestContext(
+        OBTAIN, SCT_1, conditions={"k:env": "prod"}, unknown=frozenset({"acs:SourceIp"})
+    )
+    assert evaluate([other], known).decision is ALLOW
+
+
 # --------------------------------------------------------------------------- STS sessions
 
 ROLE_OBTAIN_ALL = doc(allow("eiam:Obtain*", f"{SECRETS}/*"))

@@ -5,7 +5,9 @@ Semantics chosen where the language leaves room:
 * A condition key absent from the request context (or present with no values) makes a
   positive operator false and a negated one (``StringNot*``, ``*NotEquals``,
   ``NotIpAddress``) true, so ``Deny ... NotIpAddress`` still denies a caller whose source
-  address is unknown.
+  address is unknown. A key the context marks *unknown* (``RequestContext.unknown``) is
+  different: it applies but could not be learnt, so every condition on it fails closed (an
+  Allow does not apply, a Deny does), whatever the operator.
 * A context value that cannot be read as the operator's type (a malformed number, date,
   boolean or IP address) matches none of the policy's values, i.e. it is treated like a
   value that is present but different.

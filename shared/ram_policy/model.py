@@ -59,8 +59,14 @@ class RequestContext:
     resource: str | None = None
     principal: Principal | None = None
     conditions: Mapping[str, str | Sequence[str]] = field(default_factory=dict)
+    unknown: frozenset[str] = frozenset()
+    """Condition keys that apply to the request but whose value the caller of the engine could
+    not learn (an address it cannot trust). A condition on one fails closed: it never makes an
+    Allow apply, and always lets a Deny apply, whatever its operator."""
     condition_values: Mapping[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
     """``conditions`` with lower-cased keys and tuple values, built once per request."""
+    unknown_keys: frozenset[str] = field(init=False, repr=False, compare=False)
+    """``unknown``, lower-cased."""
 
     def __post_init__(self) -> None:
         values: dict[str, tuple[str, ...]] = {}
@@ -70,6 +76,7 @@ class RequestContext:
                 (value,) if isinstance(value, str) else tuple(value)
             )
         object.__setattr__(self, "condition_values", values)
+        object.__setattr__(self, "unknown_keys", frozenset(k.lower() for k in self.unknown))
 
 
 def _account_of(principal: Principal) -> str | None:
@@ -160,7 +167,11 @@ class Statement:
             ctx.principal is None or not self._principal.matches(ctx.principal)
         ):
             return False
-        return all(c.holds(ctx.condition_values) for c in self.conditions)
+        fail_closed = self.effect is Effect.DENY
+        return all(
+            fail_closed if c.key.lower() in ctx.unknown_keys else c.holds(ctx.condition_values)
+            for c in self.conditions
+        )
 
 
 @dataclass(frozen=True)
