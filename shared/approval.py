@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.arns import RUN_DOCTOR_RESOURCE, VEND_ACTIONS
+from shared.arns import RUN_DOCTOR_RESOURCE, SERVICE_ACTIONS
 from shared.principal import Caller
 from shared.ram_policy import (
     Decision,
@@ -125,10 +125,10 @@ def _check_vend_actions(statement: Statement) -> None:
     own = [a for a in statement.actions if a.lower().startswith(_VEND_PREFIX)]
     for pattern in own:
         matcher = compile_patterns([pattern], ignore_case=True)
-        if not any(matcher.fullmatch(known) for known in VEND_ACTIONS):
+        if not any(matcher.fullmatch(known) for known in SERVICE_ACTIONS):
             raise PolicyError(
                 f"{where}: {element} {quote(pattern)} names no action of this service"
-                f" (it knows {', '.join(VEND_ACTIONS)})"
+                f" (it knows {', '.join(SERVICE_ACTIONS)})"
             )
     only_own = bool(own) and len(own) == len(statement.actions) and not statement.not_action
     if not only_own or statement.resources is None:
@@ -137,7 +137,7 @@ def _check_vend_actions(statement: Statement) -> None:
     if matches_any == statement.not_resource:
         element = "NotResource" if statement.not_resource else "Resource"
         raise PolicyError(
-            f"{where}: {', '.join(VEND_ACTIONS)} is decided on Resource"
+            f"{where}: {', '.join(SERVICE_ACTIONS)} is decided on Resource"
             f" {quote(RUN_DOCTOR_RESOURCE)}, which this statement's {element} leaves out"
         )
 

@@ -13,7 +13,7 @@ __all__ = [
     "EIAM_LIST",
     "RUN_DOCTOR",
     "RUN_DOCTOR_RESOURCE",
-    "VEND_ACTIONS",
+    "SERVICE_ACTIONS",
     "Action",
     "application_arn",
     "kms_key_arn",
@@ -34,7 +34,7 @@ EIAM_LIST = "eiam:ListApplicationClientSecrets"
 # It names no resource of a cloud service, so the approval policy decides it on `*`.
 RUN_DOCTOR = "vend:RunDoctor"
 RUN_DOCTOR_RESOURCE = "*"
-VEND_ACTIONS = (RUN_DOCTOR,)
+SERVICE_ACTIONS = (RUN_DOCTOR,)
 
 
 def kms_key_arn(region: str, account: str, key_id: str) -> str:

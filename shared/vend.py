@@ -391,7 +391,9 @@ class Vendor:
             self.store,
             lease_key(request.instance_id, request.application_id),
             holder,
-            hold_ms=2 * meta.deadline.remaining_ms(),
+            # Two whole deadlines, however late in the request the create goes: EIAM may hold
+            # a create that long past the moment this request stops waiting for it.
+            hold_ms=int(2000 * meta.deadline.seconds),
         )
         return create_once.create_at_most_once(
             self._eiam_for_create(request, resource, meta, record),

@@ -21,6 +21,7 @@ from infra.emulator import EmulatorServer, Seed
 from infra.local.cli import local_environment
 from infra.local.fc_bridge import LocalFc
 from shared import composition_root
+from shared.idempotency.memory import process_memory_store
 from vend_client import Credentials, EventsClient, VendClient
 from vend_client import parse_endpoint as endpoint
 
@@ -119,6 +120,7 @@ def running_stack(
         monkeypatch.setattr(
             composition_root, "_instance", None
         )  # a fresh instance, as after a cold start
+        process_memory_store().clear()  # and a fresh world: no lease or key of an earlier test
         audit, logs = Records(), Records()
         audit_logger = logging.getLogger("vend.audit")
         root = logging.getLogger()

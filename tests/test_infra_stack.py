@@ -20,6 +20,7 @@ from infra.emulator import Seed, load_seed
 from infra.policies import load_policy
 from infra.seed_from_policies import seed_with_infra_policies
 from shared import idempotent_create as once
+from shared.create_lease import lease_key
 from shared.idempotency import IdempotencyRecord, open_store
 from shared.models import CreateRequest
 from vend_client import CloudError, VendApiError, VendResponse
@@ -135,21 +136,34 @@ def test_a_caller_the_approval_policy_refuses(stack: Stack) -> None:
 def test_recovering_a_create_killed_between_the_eiam_answer_and_the_store_write(
     stack: Stack,
 ) -> None:
-    """The state a process leaves when it dies right after EIAM created: an in-progress record
-    that knows the secrets from before, a secret it never recorded, its deadline past. The
+    """The state a process leaves when it dies right after EIAM created: its key's in-progress
+    record, the application's lease with the secrets from before, a secret it never recorded,
+    its deadline past. The
     retry lists the application's secrets (eiam:ListApplicationClientSecrets on the
     application's ARN) to find and adopt the orphan."""
     key = f"infra-{uuid.uuid4().hex}"
     request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
-    open_store("memory://").put_if_absent(
+    store, now_ms = open_store("memory://"), int(time.time() * 1000)
+    store.put_if_absent(
         once.store_key(BILLING_ARN, key),
         IdempotencyRecord(
             status="in_progress",
             request_hash=once.request_hash(request),
             token="dead-attempt",
-            lapse_at_ms=int(time.time() * 1000) - 1,
+            lapse_at_ms=now_ms - 1,
+            created_at_ms=now_ms - 5000,
+        ),
+    )
+    store.put_if_absent(  # the application's lease, with what the attempt listed
+        lease_key("idaas_demo", "app_empty"),
+        IdempotencyRecord(
+            status="lease",
+            request_hash=once.request_hash(request),
+            token="dead-attempt-lease",
+            lapse_at_ms=now_ms - 1,
             before_secret_ids=tuple(stack.secret_ids("app_empty")),
-            created_at_ms=int(time.time() * 1000) - 5000,
+            holder=once.store_key(BILLING_ARN, key),
+            created_at_ms=now_ms - 5000,
         ),
     )
     orphan = (

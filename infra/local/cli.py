@@ -275,18 +275,18 @@ def _doctor(args: argparse.Namespace) -> int:
 def _checked_resource(action: str, resource: str | None) -> str:
     """The resource to ask about: the service's own actions (`vend:`) are decided on `*`, and
     a name in that namespace that the service does not know is a typo, refused."""
-    from shared.arns import RUN_DOCTOR_RESOURCE, VEND_ACTIONS
+    from shared.arns import RUN_DOCTOR_RESOURCE, SERVICE_ACTIONS
 
     if not action.lower().startswith("vend:"):
         if resource is None:
             raise Failure(ExitStatus.USAGE, f"policy check: --resource is required for {action}")
         return resource
-    known = {a.lower(): a for a in VEND_ACTIONS}
+    known = {a.lower(): a for a in SERVICE_ACTIONS}
     if action.lower() not in known:
         raise Failure(
             ExitStatus.USAGE,
             f"policy check: {action[:64]!r} is no action of this service"
-            f" (it knows {', '.join(VEND_ACTIONS)})",
+            f" (it knows {', '.join(SERVICE_ACTIONS)})",
         )
     if resource not in (None, RUN_DOCTOR_RESOURCE):
         raise Failure(

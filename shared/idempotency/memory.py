@@ -57,6 +57,12 @@ class MemoryStore:
         for k in [k for k, (_, expires) in self._records.items() if now >= expires]:
             del self._records[k]
 
+    def clear(self) -> None:
+        """Forgets every record and note, as a Redis restarted empty would."""
+        with self._lock:
+            self._records.clear()
+            self._notes.clear()
+
     def __len__(self) -> int:
         """How many live records it holds."""
         with self._lock:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 class Deadline:
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
+        self.seconds = seconds  # the whole of it, as it was given
         self._end = clock() + seconds
 
     def remaining(self) -> float:
