@@ -19,10 +19,17 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from pytest_httpserver import HTTPServer
+from trickle import TrickleServer, http_answer
 from werkzeug.wrappers import Request, Response
 
-from shared.auth.jwt_bearer import IssuerConfig, JwtAuthenticator, parse_issuers
+from shared.auth.jwt_bearer import (
+    MAX_WAITING_FOR_FETCH,
+    IssuerConfig,
+    JwtAuthenticator,
+    parse_issuers,
+)
 from shared.errors import VendError
+from shared.upstream.deadline import Deadline
 
 ISS = "https://idaas.example.com/api/v2/app_x/oidc"
 PARTNER_ISS = "https://partner.example.org/oidc"
@@ -577,26 +584,137 @@ def test_rate_limit_is_per_issuer(
     assert jwks.served == 2
 
 
+def _in_threads(count: int, call: Callable[[], str]) -> tuple[list[threading.Thread], list[str]]:
+    """`count` threads started at once, each appending what `call` returns (or the message of
+    the VendError it raises) to the list."""
+    start = threading.Barrier(count)
+    results: list[str] = []
+
+    def run() -> None:
+        start.wait()
+        try:
+            results.append(call())
+        except VendError as error:
+            results.append(error.message)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    return threads, results
+
+
 def test_concurrent_first_calls_fetch_once(
     auth: JwtAuthenticator, jwks: JwksServer, keys: Keys
 ) -> None:
     token = sign(keys.rsa1)
     jwks.gate = threading.Event()  # hold the first fetch until every thread is waiting
-    start = threading.Barrier(16)
-    results: list[str] = []
-
-    def call() -> None:
-        start.wait()
-        results.append(auth.authenticate(token).name)
-
-    threads = [threading.Thread(target=call) for _ in range(16)]
-    for thread in threads:
-        thread.start()
+    threads, results = _in_threads(1 + MAX_WAITING_FOR_FETCH, lambda: auth.authenticate(token).name)
     threading.Timer(0.2, jwks.gate.set).start()
     for thread in threads:
         thread.join(5)
-    assert results == ["jwt:svc-1@idaas"] * 16
+    assert results == ["jwt:svc-1@idaas"] * (1 + MAX_WAITING_FOR_FETCH)
     assert jwks.served == 1
+
+
+def test_a_slow_fetch_holds_only_a_few_threads(
+    make_auth: Callable[..., JwtAuthenticator], jwks: JwksServer, keys: Keys
+) -> None:
+    """While the first fetch hangs, the tokens that need it beyond MAX_WAITING_FOR_FETCH are
+    refused at once, not queued behind it: a slow JWKS cannot take every thread of the
+    server. Those that waited get their answer when the fetch comes."""
+    auth = make_auth(http_timeout_s=5.0)
+    token = sign(keys.rsa1)
+    jwks.gate = threading.Event()
+    threads, results = _in_threads(1 + MAX_WAITING_FOR_FETCH, lambda: auth.authenticate(token).name)
+    time.sleep(0.5)  # they reach the fetch and wait for it
+    assert jwks.served == 1
+    started = time.monotonic()
+    error = refused(auth, token)
+    assert time.monotonic() - started < 1.0  # not the 5 s of the fetch
+    assert error.message == "could not fetch the issuer's keys (issuer idaas)"
+    assert results == []  # the others still wait
+    jwks.gate.set()
+    for thread in threads:
+        thread.join(5)
+    assert results == ["jwt:svc-1@idaas"] * (1 + MAX_WAITING_FOR_FETCH)
+    assert auth.authenticate(token).name == "jwt:svc-1@idaas"
+    assert jwks.served == 1
+
+
+@pytest.fixture
+def partner_server() -> Iterator[HTTPServer]:
+    """A second JWKS host, so that one hanging does not hold up the other's answers."""
+    server = HTTPServer()
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+def test_a_refresh_in_flight_holds_up_no_token_the_cached_set_can_verify(
+    make_auth: Callable[..., JwtAuthenticator],
+    partner_server: HTTPServer,
+    jwks: JwksServer,
+    keys: Keys,
+    clock: Clock,
+) -> None:
+    """A stale set is being refreshed and its JWKS hangs: a token whose key the stale set has is
+    served from it at once, and another issuer's first token does not wait either."""
+    partner_server.expect_request("/jwks").respond_with_json(
+        {"keys": [public_jwk(keys.ec1, "ec1")]}
+    )
+    auth = make_auth(
+        issuer(jwks.url),
+        issuer(partner_server.url_for("/jwks"), name="partner", issuer=PARTNER_ISS, audience=AUD),
+        max_key_age_s=600,
+        http_timeout_s=5.0,
+    )
+    assert auth.authenticate(sign(keys.rsa1, exp=NOW + 3600)).name == "jwt:svc-1@idaas"
+    clock.advance(600)
+    jwks.gate = threading.Event()
+    threads, results = _in_threads(
+        1, lambda: auth.authenticate(sign(keys.rsa1, exp=NOW + 3600)).name
+    )
+    time.sleep(0.3)  # the refresh is in flight, and hangs
+    assert jwks.served == 2
+    started = time.monotonic()
+    assert auth.authenticate(sign(keys.rsa1, sub="svc-2", exp=NOW + 3600)).name == (
+        "jwt:svc-2@idaas"
+    )
+    partner_token = sign(keys.ec1, "ES256", "ec1", iss=PARTNER_ISS, exp=NOW + 3600)
+    assert auth.authenticate(partner_token).name == "jwt:svc-1@partner"
+    assert time.monotonic() - started < 1.0  # not the 5 s of the refresh
+    assert results == []
+    jwks.gate.set()
+    threads[0].join(5)
+    assert results == ["jwt:svc-1@idaas"]
+
+
+def test_a_trickling_jwks_is_given_up_when_the_fetch_time_is_up(
+    make_auth: Callable[..., JwtAuthenticator], keys: Keys
+) -> None:
+    """A JWKS that answers a byte every 0.3 s (each byte well within any read timeout) is given
+    up after http_timeout_s in all; the token is refused, and not hung."""
+    body = json.dumps({"keys": standard_jwks(keys)}).encode()
+    with TrickleServer(http_answer(body), every_s=0.3, for_s=4.0) as server:
+        auth = make_auth(issuer(server.url()), http_timeout_s=1.0)
+        started = time.monotonic()
+        error = refused(auth, sign(keys.rsa1))
+        assert time.monotonic() - started < 2.5
+        assert error.message == "could not fetch the issuer's keys (issuer idaas)"
+        assert server.requests == 1
+
+
+def test_the_request_deadline_bounds_the_fetch(
+    make_auth: Callable[..., JwtAuthenticator], jwks: JwksServer, keys: Keys
+) -> None:
+    jwks.gate = threading.Event()
+    auth = make_auth(http_timeout_s=5.0)
+    started = time.monotonic()
+    with pytest.raises(VendError) as info:
+        auth.authenticate(sign(keys.rsa1), Deadline(0.3))
+    assert time.monotonic() - started < 2.0  # not the 5 s of the fetch
+    assert info.value.message == "could not fetch the issuer's keys (issuer idaas)"
 
 
 def test_stale_key_set_is_refreshed_and_removed_keys_stop_working(

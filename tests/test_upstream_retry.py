@@ -387,7 +387,7 @@ def _transport_call(port: int, timeout_ms: int) -> WireError:
             "2021-12-01",
             {"InstanceId": "i"},
             connect_timeout_ms=timeout_ms,
-            read_timeout_ms=timeout_ms,
+            timeout_ms=timeout_ms,
         )
     except WireError as exc:
         return exc

@@ -73,7 +73,7 @@ def call(
     query: dict[str, str] | None = None,
     *,
     creds: Credentials = KEY,
-    read_timeout_ms: int = 5000,
+    timeout_ms: int = 5000,
 ) -> Any:
     return rpc.call(
         endpoint,
@@ -82,7 +82,7 @@ def call(
         version,
         {"InstanceId": "idaas_demo"} if query is None else query,
         connect_timeout_ms=1000,
-        read_timeout_ms=read_timeout_ms,
+        timeout_ms=timeout_ms,
     )
 
 
@@ -445,6 +445,7 @@ class Reply:
     delay_s: float = 0.0
     close_after: bool = False  # close the connection after answering (no header says so)
     answer: bool = True  # False: close the connection without answering
+    trickle_s: float = 0.0  # send the answer one byte at a time, this long apart
 
     def encode(self) -> bytes:
         lines = [f"HTTP/1.1 {self.status} X", "Content-Type: application/json"]
@@ -499,7 +500,12 @@ class RawServer:
                 time.sleep(reply.delay_s)
                 if not reply.answer:
                     return
-                conn.sendall(reply.encode())
+                if reply.trickle_s:
+                    for byte in reply.encode():
+                        conn.sendall(bytes([byte]))
+                        time.sleep(reply.trickle_s)
+                else:
+                    conn.sendall(reply.encode())
                 if reply.close_after:
                     return
         except OSError:
@@ -605,7 +611,7 @@ def test_a_timed_out_connection_is_not_reused(serve: Serve, transport: RpcTransp
 
     server = serve(reply)
     with pytest.raises(WireError) as info:
-        call(transport, server.endpoint, query={"N": "1"}, read_timeout_ms=100)
+        call(transport, server.endpoint, query={"N": "1"}, timeout_ms=100)
     assert info.value.kind == "timeout"
     assert call(transport, server.endpoint, query={"N": "2"}) == {"N": "2"}
     assert [r.connection for r in server.received] == [0, 1]
@@ -641,11 +647,25 @@ def test_the_read_timeout_is_honoured(serve: Serve, transport: RpcTransport) -> 
     server = serve(lambda r: Reply(delay_s=1.0))
     started = time.monotonic()
     with pytest.raises(WireError) as info:
-        call(transport, server.endpoint, read_timeout_ms=200)
+        call(transport, server.endpoint, timeout_ms=200)
     elapsed = time.monotonic() - started
     assert info.value.kind == "timeout"
     assert info.value.status_code is None
     assert elapsed < 0.9
+
+
+def test_a_trickled_answer_cannot_stretch_the_call_past_its_timeout(
+    serve: Serve, transport: RpcTransport
+) -> None:
+    """One byte every 50 ms, each well within any read timeout: the call still ends when its
+    time is up (the whole answer would take about 6 s)."""
+    server = serve(lambda r: Reply(trickle_s=0.05))
+    started = time.monotonic()
+    with pytest.raises(WireError) as info:
+        call(transport, server.endpoint, timeout_ms=300)
+    elapsed = time.monotonic() - started
+    assert info.value.kind == "timeout"
+    assert elapsed < 1.0
 
 
 def test_a_refused_connection_is_connection(transport: RpcTransport) -> None:

@@ -59,7 +59,7 @@ class Authenticator:
         if scheme.lower() == "bearer":
             if self._jwt is None:
                 raise unauthenticated("no JWT issuer is configured; use RAM proofs")
-            return self._jwt.authenticate(credential)
+            return self._jwt.authenticate(credential, deadline)
         if scheme.upper() == "RAM":
             if retry_of is None or self._notes is None:
                 return self._ram.authenticate(credential, timeout_s=deadline.remaining())

@@ -5,13 +5,19 @@ algorithm that issuer is configured for (RS256 or ES256; never `none`, never HS*
 a key of the matching type from the issuer's JWKS, names the audience, has `exp` in the future (no
 leeway) and `nbf`/`iat` not more than 60 s in the future, and has a sensible `sub`.
 
-The JWKS of each issuer is fetched over HTTP(S) with a timeout and cached. An unknown `kid` (or a
-cache older than `max_key_age_s`) causes a refetch, but at most one fetch attempt per issuer per
-`min_refetch_interval_s`, successful or not, so a flood of tokens with random `kid`s costs one
-request a minute. Until a first fetch has succeeded, though, the limit is
+The JWKS of each issuer is fetched over HTTP(S) and cached; a fetch ends within
+`http_timeout_s` (and the request's deadline) in all, however slowly the answer comes. An unknown
+`kid` (or a cache older than `max_key_age_s`) causes a refetch, but at most one fetch attempt
+per issuer per `min_refetch_interval_s`, successful or not, so a flood of tokens with random
+`kid`s costs one request a minute. Until a first fetch has succeeded, though, the limit is
 `first_fetch_retry_s` (1 s): with no keys at all every token fails, and a JWKS endpoint that was
 down at start must not keep every caller out for a minute after it is back. Header-supplied
 keys (`jwk`, `jku`, `x5u`, `x5c`) are never used.
+
+No lock is held across a fetch. While one is in flight, a token whose key the cached set has
+(even a stale set) is served from it, other issuers' tokens are not concerned, and a token that
+needs the fetch waits for it, up to MAX_WAITING_FOR_FETCH threads per issuer; beyond them it is
+refused at once, so a slow JWKS cannot take every thread of the server.
 
 Error messages say which check failed and never contain the token or anything taken from it
 beyond a well-known algorithm name.
@@ -20,10 +26,12 @@ beyond a well-known algorithm name.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import logging
 import math
 import re
+import ssl
 import threading
 import time
 import urllib.request
@@ -39,6 +47,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from shared.errors import VendError, unauthenticated
 from shared.principal import Caller
+from shared.upstream.bounded import BoundedHTTPConnection, BoundedHTTPSConnection, tls_context
+from shared.upstream.deadline import Deadline
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +65,14 @@ MAX_JWKS_BYTES = 1024 * 1024
 # same token for many requests, and verifying it again costs more CPU than the rest of the check.
 MAX_VERIFIED_TOKENS = 1024
 MIN_RSA_BITS = 2048
+# Threads that may wait for an issuer's fetch in flight, its own aside. A token that needs the
+# keys beyond them is refused at once: a JWKS that answers slowly (or trickles) then holds at
+# most 1 + this many of the server's threads, whatever the number of its tokens.
+MAX_WAITING_FOR_FETCH = 4
+# A fetch is not started with less time than this left to the request.
+MIN_FETCH_S = 0.05
+# How long past a fetch's end its waiters wait for it to hand over what it got.
+FETCH_GRACE_S = 0.05
 
 # Algorithm names that may be repeated in an error message. Anything else the token's header says
 # is not echoed: the message never carries attacker-chosen text.
@@ -281,23 +299,71 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_opener = urllib.request.build_opener(_NoRedirect)
+class _BoundedHttp(urllib.request.HTTPHandler):
+    """urllib's http handler, on connections that end by `end` (time.monotonic())."""
+
+    def __init__(self, end: float) -> None:
+        super().__init__()
+        self._end = end
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(self._connection, req)
+
+    def _connection(self, host: str, **kwargs: Any) -> BoundedHTTPConnection:
+        conn = BoundedHTTPConnection(host, **kwargs)
+        conn.until(self._end)
+        return conn
+
+
+class _BoundedHttps(urllib.request.HTTPSHandler):
+    """urllib's https handler, on connections that end by `end` (time.monotonic())."""
+
+    def __init__(self, end: float) -> None:
+        super().__init__()
+        self._end = end
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(self._connection, req)
+
+    def _connection(self, host: str, **kwargs: Any) -> BoundedHTTPSConnection:
+        kwargs.pop("context", None)  # ours, whose sockets keep to the deadline
+        kwargs.pop("check_hostname", None)  # the context checks it
+        conn = BoundedHTTPSConnection(host, context=_tls(), **kwargs)
+        conn.until(self._end)
+        return conn
+
+
+_TLS: ssl.SSLContext | None = None
+_TLS_LOCK = threading.Lock()
+
+
+def _tls() -> ssl.SSLContext:
+    """One context for every issuer, with the system's CAs (as urllib's default), built at the
+    first https fetch: loading the CAs is the cost."""
+    global _TLS  # noqa: PLW0603
+    with _TLS_LOCK:
+        if _TLS is None:
+            _TLS = tls_context()
+        return _TLS
 
 
 def _fetch_jwks(url: str, timeout_s: float) -> list[Any]:
+    """The `keys` of the JWKS at `url`, fetched within `timeout_s` in all (connecting, sending,
+    and the answer, however slowly it comes), or _FetchError."""
     request = urllib.request.Request(  # noqa: S310 - the scheme is checked by IssuerConfig
         url, headers={"Accept": "application/json", "User-Agent": "secret-vending"}
     )
-    deadline = time.monotonic() + timeout_s
+    end = time.monotonic() + timeout_s
+    # urllib, for the proxy of the environment (an issuer may be outside the cloud); a new
+    # opener per fetch, whose connections keep to this fetch's deadline.
+    opener = urllib.request.build_opener(_NoRedirect, _BoundedHttp(end), _BoundedHttps(end))
     try:
-        with _opener.open(request, timeout=timeout_s) as response:
+        with opener.open(request, timeout=timeout_s) as response:
             if response.status != 200:
                 raise _FetchError(f"HTTP {response.status}")
             chunks: list[bytes] = []
             size = 0
             while True:
-                if time.monotonic() > deadline:
-                    raise _FetchError("timed out reading the response")
                 chunk = response.read(65536)
                 if not chunk:
                     break
@@ -316,13 +382,26 @@ def _fetch_jwks(url: str, timeout_s: float) -> list[Any]:
     return keys
 
 
+class _Fetch:
+    """One fetch of an issuer's key set, in flight: whoever needs its outcome waits for `done`,
+    until `ends` (time.monotonic()) at the latest."""
+
+    def __init__(self, ends: float) -> None:
+        self.ends = ends
+        self.done = threading.Event()
+        self.ok = False
+        self.waiting = 0  # threads waiting for it, its own aside (under the issuer's lock)
+
+
 class _IssuerState:
     def __init__(self, config: IssuerConfig, audience: str) -> None:
         self.config = config
         self.audience = config.audience if config.audience is not None else audience
+        # Guards the fields below, and is never held across I/O: a fetch in flight is `fetch`.
         self.lock = threading.Lock()
         self.keys: _KeySet | None = None
         self.last_attempt: float | None = None
+        self.fetch: _Fetch | None = None
 
 
 @dataclass(frozen=True)
@@ -383,8 +462,9 @@ class JwtAuthenticator:
         self._verified: OrderedDict[bytes, _Verified] = OrderedDict()
         self._verified_lock = threading.Lock()
 
-    def authenticate(self, token: str) -> Caller:
-        """The caller a bearer token (without the `Bearer ` prefix) proves, or 401."""
+    def authenticate(self, token: str, deadline: Deadline | None = None) -> Caller:
+        """The caller a bearer token (without the `Bearer ` prefix) proves, or 401. A fetch of
+        the issuer's keys, or the wait for one in flight, ends by `deadline` too."""
         if not isinstance(token, str) or not token:
             raise unauthenticated("malformed bearer token")
         if len(token) > MAX_TOKEN_CHARS:
@@ -416,7 +496,8 @@ class JwtAuthenticator:
         if kid is not None and not isinstance(kid, str):
             raise unauthenticated("malformed bearer token: kid is not a string")
 
-        key = self._key(state, alg, kid, now)
+        end = None if deadline is None else time.monotonic() + deadline.remaining()
+        key = self._key(state, alg, kid, now, end)
 
         try:
             claims = jwt.decode(
@@ -507,29 +588,33 @@ class JwtAuthenticator:
             if value > now + NBF_IAT_LEEWAY_S:
                 raise unauthenticated(f"token {what}")
 
-    def _key(self, state: _IssuerState, alg: str, kid: str | None, now: float) -> jwt.PyJWK:
+    def _key(
+        self, state: _IssuerState, alg: str, kid: str | None, now: float, end: float | None
+    ) -> jwt.PyJWK:
+        """The issuer's key for the token, from the cached set while it is fresh; else after a
+        fetch, or after the fetch in flight, which this thread waits for until `end`
+        (time.monotonic(); None: the fetch's own end) at the latest."""
         keys = state.keys
+        found = keys.find(alg, kid) if keys is not None else None
         if keys is not None and now - keys.fetched_at < self._max_age:
-            found = keys.find(alg, kid)
             if isinstance(found, jwt.PyJWK):
                 return found
             if isinstance(found, str):
                 raise unauthenticated(found)
-        with state.lock:
-            keys = state.keys
-            if keys is not None and now - keys.fetched_at < self._max_age:
-                # Another thread may have refreshed the set while this one waited.
-                found = keys.find(alg, kid)
-                if isinstance(found, jwt.PyJWK):
-                    return found
-            fetch_failed = False
-            interval = self._interval if keys is not None else self._first_retry
-            if state.last_attempt is None or now - state.last_attempt >= interval:
-                fetch_failed = not self._fetch(state, now, self._timeout)
-                keys = state.keys
-            if keys is None:
-                raise unauthenticated(self._cannot_fetch(state))
-            found = keys.find(alg, kid)
+        # The set is stale or lacks the token's key. A stale set that has it serves the token
+        # while another thread refreshes it: only a token that needs the fetch waits for it.
+        timeout = self._timeout if end is None else min(self._timeout, end - time.monotonic())
+        fetch, mine = self._claim(state, now, timeout, join=not isinstance(found, jwt.PyJWK))
+        fetch_failed = False
+        if fetch is not None:
+            if mine:
+                fetch_failed = not self._run(state, fetch, now, timeout)
+            else:
+                fetch_failed = not self._wait(state, fetch, end)
+        keys = state.keys
+        if keys is None:
+            raise unauthenticated(self._cannot_fetch(state))
+        found = keys.find(alg, kid)
         if isinstance(found, jwt.PyJWK):
             return found
         if isinstance(found, str):
@@ -540,6 +625,65 @@ class JwtAuthenticator:
             raise unauthenticated(f"the issuer's key set has no {alg} key")
         raise unauthenticated("no key in the issuer's key set has the token's kid")
 
+    def _claim(
+        self, state: _IssuerState, now: float, timeout_s: float, *, join: bool = True
+    ) -> tuple[_Fetch | None, bool]:
+        """(the fetch in flight, False) for a thread that may wait for it (`join`, and fewer
+        than MAX_WAITING_FOR_FETCH wait already); else (a new fetch, True) for the thread to
+        run, when the refetch limits allow one now and `timeout_s` leaves time for it; else
+        (None, False): the thread goes on with the keys there are."""
+        with state.lock:
+            fetch = state.fetch
+            if fetch is not None:
+                if not join or fetch.waiting >= MAX_WAITING_FOR_FETCH:
+                    return None, False
+                fetch.waiting += 1
+                return fetch, False
+            interval = self._interval if state.keys is not None else self._first_retry
+            too_soon = state.last_attempt is not None and now - state.last_attempt < interval
+            if too_soon or timeout_s < MIN_FETCH_S:
+                return None, False
+            state.last_attempt = now
+            state.fetch = fetch = _Fetch(time.monotonic() + timeout_s)
+            return fetch, True
+
+    @staticmethod
+    def _run(state: _IssuerState, fetch: _Fetch, now: float, timeout_s: float) -> bool:
+        """Runs the fetch `_claim` gave this thread, without the lock; keeps the set if it came.
+        False (and a warning in the log) if it did not."""
+        keys: _KeySet | None = None
+        try:
+            keys = _KeySet.build(_fetch_jwks(state.config.jwks_url, timeout_s), now)
+        except _FetchError as error:
+            log.warning(
+                "could not fetch the JWKS of issuer %s from %s: %s",
+                state.config.name,
+                state.config.jwks_url,
+                error,
+            )
+        finally:
+            with state.lock:
+                if keys is not None:
+                    state.keys = keys
+                state.fetch = None
+            fetch.ok = keys is not None
+            fetch.done.set()
+        return fetch.ok
+
+    @staticmethod
+    def _wait(state: _IssuerState, fetch: _Fetch, end: float | None) -> bool:
+        """Waits for a fetch `_claim` let this thread join, until it ends or `end`: whether it
+        came back with a key set."""
+        until = fetch.ends + FETCH_GRACE_S
+        if end is not None:
+            until = min(until, end)
+        try:
+            fetch.done.wait(max(0.0, until - time.monotonic()))
+        finally:
+            with state.lock:
+                fetch.waiting -= 1
+        return fetch.done.is_set() and fetch.ok
+
     def refresh(self) -> dict[str, str | None]:
         """Fetches every issuer's key set now and keeps what arrives, as a token's first use
         would: issuer name -> None when the set came and holds a key that can verify a token,
@@ -549,11 +693,12 @@ class JwtAuthenticator:
             now = self._clock()
             with state.lock:
                 state.last_attempt = now
-                try:
-                    keys = _KeySet.build(_fetch_jwks(state.config.jwks_url, self._timeout), now)
-                except _FetchError as error:
-                    result[state.config.name] = f"could not fetch the JWKS: {error}"
-                    continue
+            try:
+                keys = _KeySet.build(_fetch_jwks(state.config.jwks_url, self._timeout), now)
+            except _FetchError as error:
+                result[state.config.name] = f"could not fetch the JWKS: {error}"
+                continue
+            with state.lock:
                 state.keys = keys
             allowed = state.config.algorithms
             usable = any(
@@ -567,46 +712,23 @@ class JwtAuthenticator:
 
     def fetched_once(self, timeout_s: float) -> dict[str, bool]:
         """Issuer name -> whether its key set has been fetched since start (for `/v1/ready`).
-        An issuer never fetched is fetched now, within `timeout_s` for all of them and no more
-        often than a token's first fetch may (`first_fetch_retry_s`), so that probes never
-        flood an issuer; one fetched before is not fetched again."""
+        An issuer never fetched is fetched now (or its fetch in flight waited for), within
+        `timeout_s` for all of them and no more often than a token's first fetch may
+        (`first_fetch_retry_s`), so that probes never flood an issuer; one fetched before is
+        not fetched again."""
         deadline = time.monotonic() + timeout_s
         result: dict[str, bool] = {}
         for state in self._by_iss.values():
             if state.keys is None:
-                self._first_fetch(state, deadline)
+                now = self._clock()
+                timeout = min(self._timeout, deadline - time.monotonic())
+                fetch, mine = self._claim(state, now, timeout)
+                if fetch is not None and mine:
+                    self._run(state, fetch, now, timeout)
+                elif fetch is not None:
+                    self._wait(state, fetch, deadline)
             result[state.config.name] = state.keys is not None
         return result
-
-    def _first_fetch(self, state: _IssuerState, deadline: float) -> None:
-        left = deadline - time.monotonic()
-        if left <= 0 or not state.lock.acquire(timeout=left):
-            return
-        try:
-            now = self._clock()
-            last = state.last_attempt
-            if state.keys is not None or (last is not None and now - last < self._first_retry):
-                return
-            self._fetch(state, now, min(self._timeout, max(0.05, deadline - time.monotonic())))
-        finally:
-            state.lock.release()
-
-    @staticmethod
-    def _fetch(state: _IssuerState, now: float, timeout_s: float) -> bool:
-        """With `state.lock` held: one fetch of the issuer's key set, kept if it came. False
-        (and a warning in the log) if it did not."""
-        state.last_attempt = now
-        try:
-            state.keys = _KeySet.build(_fetch_jwks(state.config.jwks_url, timeout_s), now)
-        except _FetchError as error:
-            log.warning(
-                "could not fetch the JWKS of issuer %s from %s: %s",
-                state.config.name,
-                state.config.jwks_url,
-                error,
-            )
-            return False
-        return True
 
     @staticmethod
     def _cannot_fetch(state: _IssuerState) -> str:

@@ -72,15 +72,15 @@ def call(
     sleep: Callable[[float], None] = time.sleep,
     retry_server_errors: bool = True,
 ) -> T:
-    """Runs `attempt(read_timeout_ms)` until it succeeds, fails for good, or the deadline ends.
-    Client errors (4xx) are raised as they are, for the caller to map; the rest become
-    UpstreamFailures (429, 502 or 504).
+    """Runs `attempt(timeout_ms)` (which must end within `timeout_ms`) until it succeeds, fails
+    for good, or the deadline ends. Client errors (4xx) are raised as they are, for the caller
+    to map; the rest become UpstreamFailures (429, 502 or 504).
 
     A call that is not idempotent (EIAM's create) passes `retry_server_errors=False`: it is
     sent again only when nothing was sent (a refused or timed-out connect). Any other failure
     (a 5xx, throttling, a read timeout, a dropped connection, an unreadable answer) may come
     after the upstream acted, and is raised as MaybeActed for the caller to resolve. Such a call
-    keeps a third of the deadline (at most 1 s) for that: its read timeout ends earlier."""
+    keeps a third of the deadline (at most 1 s) for that: its attempts end earlier."""
     last: Kind = "timeout"
     code: str | None = None
     status: int | None = None

@@ -36,15 +36,15 @@ def call(
     `deadline` (not on a 5xx when the call is not `idempotent`)."""
     sent = {k: str(v) for k, v in query.items() if v is not None}
 
-    def attempt(read_timeout_ms: int) -> object:
+    def attempt(timeout_ms: int) -> object:
         return transport.call(
             endpoint,
             creds,
             action,
             version,
             sent,
-            connect_timeout_ms=min(CONNECT_TIMEOUT_MS, read_timeout_ms),
-            read_timeout_ms=read_timeout_ms,
+            connect_timeout_ms=CONNECT_TIMEOUT_MS,
+            timeout_ms=timeout_ms,
         )
 
     body = retry.call(attempt, deadline, service=service, retry_server_errors=idempotent)

@@ -1,27 +1,58 @@
 """Scoped credentials: STS AssumeRole on the vending role with an inline session policy that
 allows one EIAM action on one secret ARN, cached per (action, ARN) until a minute before they
-expire (AssumeRole is limited to 100 QPS per account)."""
+expire.
+
+STS allows AssumeRole 100 times a second per account, for every instance together. So the
+cache is bounded (MAX_SESSIONS, least recently used first out), and an instance assumes the
+role at most ASSUME_ROLE_PER_S times a second, with a burst of ASSUME_ROLE_BURST: a request that
+needs a new session beyond that is refused at once with 429 `Throttled` and `Retry-After`, and
+nothing is sent to STS. A caller approved on many secrets (a wildcard) cannot make the instance
+hammer STS or hold a session per secret."""
 
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 
 from alibabacloud_tea_openapi.exceptions import ClientException
 
 from shared.arns import session_policy
-from shared.errors import VendError, access_denied, upstream_error
+from shared.errors import (
+    UpstreamFailure,
+    VendError,
+    access_denied,
+    upstream_error,
+    upstream_timeout,
+)
 from shared.upstream import retry, rpc
 from shared.upstream.deadline import Deadline
 from shared.upstream.identity import FunctionIdentity
 from shared.upstream.rpc import STS_VERSION, Credentials, RpcTransport
+from shared.upstream.token_bucket import TokenBucket
 from shared.wire.endpoint import Endpoint
 
 DURATION_S = 900
 REFRESH_BEFORE_S = 60
+# About 2 KB each (the security token is most of it): 1,024 sessions hold about 2 MB.
+MAX_SESSIONS = 1024
+# Five instances at this rate reach STS's 100 a second.
+ASSUME_ROLE_PER_S = 20.0
+ASSUME_ROLE_BURST = 10
+
+_Key = tuple[str, str]
+
+
+class _KeyLock:
+    """One AssumeRole per key at a time; the lock lives while a request uses or awaits it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
 
 
 class ScopedSessions:
@@ -32,15 +63,34 @@ class ScopedSessions:
         identity: FunctionIdentity,
         role_arn: str,
         clock: Callable[[], float] = time.time,
+        *,
+        max_sessions: int = MAX_SESSIONS,
+        rate_per_s: float = ASSUME_ROLE_PER_S,
+        burst: int = ASSUME_ROLE_BURST,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._transport = transport
         self._endpoint = endpoint
         self._identity = identity
         self._role_arn = role_arn
         self._clock = clock
-        self._cache: dict[tuple[str, str], tuple[Credentials, float]] = {}
-        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._max = max_sessions
+        self._bucket = TokenBucket(rate_per_s, burst, monotonic)
+        self._cache: OrderedDict[_Key, tuple[Credentials, float]] = OrderedDict()
+        self._locks: dict[_Key, _KeyLock] = {}
         self._guard = threading.Lock()
+
+    def __len__(self) -> int:
+        """How many sessions are cached (at most `max_sessions`)."""
+        with self._guard:
+            return len(self._cache)
+
+    @property
+    def keys_in_use(self) -> int:
+        """How many keys have an AssumeRole in flight or awaited: their locks, dropped when no
+        request uses them any more."""
+        with self._guard:
+            return len(self._locks)
 
     def get(self, action: str, resource: str, deadline: Deadline) -> Credentials:
         key = (action, resource)
@@ -48,17 +98,32 @@ class ScopedSessions:
         if cached is not None:
             return cached
         with self._guard:
-            lock = self._locks.setdefault(key, threading.Lock())
-        with lock:  # one AssumeRole per key at a time; the others wait and reuse it
-            cached = self._fresh(key)
-            if cached is not None:
-                return cached
-            creds, expires = self._assume(action, resource, deadline)
+            entry = self._locks.get(key)
+            if entry is None:
+                entry = self._locks[key] = _KeyLock()
+            entry.users += 1
+        try:
+            # One AssumeRole per key at a time; the others wait (within their deadline) and
+            # reuse what it got.
+            if not entry.lock.acquire(timeout=deadline.remaining()):
+                raise upstream_timeout("the request's deadline ran out waiting for STS")
+            try:
+                cached = self._fresh(key)
+                if cached is not None:
+                    return cached
+                wait_s = self._bucket.take()
+                if wait_s:
+                    raise _over_rate(wait_s)
+                creds, expires = self._assume(action, resource, deadline)
+                self._keep(key, creds, expires)
+                return creds
+            finally:
+                entry.lock.release()
+        finally:
             with self._guard:
-                now = self._clock()
-                self._cache = {k: v for k, v in self._cache.items() if v[1] > now}
-                self._cache[key] = (creds, expires)
-            return creds
+                entry.users -= 1
+                if entry.users == 0:
+                    del self._locks[key]
 
     def drop(self, action: str, resource: str, stale: Credentials) -> None:
         """Forgets `stale`, which an upstream refused (a restarted STS, a revoked session, a
@@ -69,12 +134,21 @@ class ScopedSessions:
             if entry is not None and entry[0] == stale:
                 del self._cache[(action, resource)]
 
-    def _fresh(self, key: tuple[str, str]) -> Credentials | None:
+    def _fresh(self, key: _Key) -> Credentials | None:
         with self._guard:
             entry = self._cache.get(key)
+            if entry is not None:
+                self._cache.move_to_end(key)
         if entry is not None and self._clock() < entry[1] - REFRESH_BEFORE_S:
             return entry[0]
         return None
+
+    def _keep(self, key: _Key, creds: Credentials, expires: float) -> None:
+        with self._guard:
+            self._cache[key] = (creds, expires)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._max:
+                self._cache.popitem(last=False)
 
     def _assume(self, action: str, resource: str, deadline: Deadline) -> tuple[Credentials, float]:
         query = {
@@ -117,3 +191,17 @@ def _sts_error(exc: ClientException) -> VendError:
     else:
         err = upstream_error(f"STS refused AssumeRole: {exc.code}")
     return retry.refused(err, exc, "STS")
+
+
+def _over_rate(wait_s: float) -> UpstreamFailure:
+    """The refusal of a request over this instance's AssumeRole rate: nothing was sent."""
+    seconds = max(1, math.ceil(wait_s))
+    err = UpstreamFailure(
+        429,
+        "Throttled",
+        f"Too many new STS sessions at once on this instance; retry after {seconds} s.",
+        service="STS",
+        attempts=0,
+    )
+    err.headers["Retry-After"] = str(seconds)
+    return err

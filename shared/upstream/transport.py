@@ -9,7 +9,10 @@ takes about 200 ms of every cold start, the signer package alone about 50; and i
 to each endpoint host builds an SSL context with the CA bundle (about 36 ms), even over http.
 Here one SSL context serves every https host, built once. What the SDK decides about an answer
 is kept: an error answer raises tea-openapi's own ClientException, ServerException or
-ThrottlingException with the same fields, so the callers' mapping of codes is unchanged."""
+ThrottlingException with the same fields, so the callers' mapping of codes is unchanged.
+
+Each call ends within its `timeout_ms`, connect included, however slowly an upstream trickles
+its answer (`shared.upstream.bounded`)."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import json
 import select
 import ssl
 import threading
+import time
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -31,6 +35,12 @@ from alibabacloud_tea_openapi.exceptions import (
 from alibabacloud_tea_util.client import Client as TeaUtil
 from Tea.request import TeaRequest
 
+from shared.upstream.bounded import (
+    BoundedConnection,
+    BoundedHTTPConnection,
+    BoundedHTTPSConnection,
+    tls_context,
+)
 from shared.wire.credentials import Credentials
 from shared.wire.endpoint import Endpoint
 
@@ -57,7 +67,7 @@ class RpcTransport:
 
     def __init__(self, max_idle_per_host: int = MAX_IDLE_PER_HOST) -> None:
         self._max_idle = max_idle_per_host
-        self._idle: dict[Endpoint, list[http.client.HTTPConnection]] = {}
+        self._idle: dict[Endpoint, list[BoundedConnection]] = {}
         self._lock = threading.Lock()
         self._tls: ssl.SSLContext | None = None
         self._user_agent = TeaUtil.get_user_agent(None)
@@ -71,15 +81,16 @@ class RpcTransport:
         query: dict[str, str],
         *,
         connect_timeout_ms: int,
-        read_timeout_ms: int,
+        timeout_ms: int,
     ) -> Any:
         """The JSON body of a 2xx answer; an error answer raises tea-openapi's exceptions, a
-        failed exchange WireError."""
+        failed exchange WireError. The whole call (connect, send, the answer) ends within
+        `timeout_ms`; connecting, within `connect_timeout_ms` too."""
+        end = time.monotonic() + timeout_ms / 1000
         path, headers = self._signed(endpoint, credentials, action, version, query)
-        conn = self._connection(endpoint, connect_timeout_ms)
+        conn = self._connection(endpoint, min(connect_timeout_ms, timeout_ms))
         try:
-            assert conn.sock is not None
-            conn.sock.settimeout(read_timeout_ms / 1000)
+            conn.until(end)
             conn.request("POST", path, headers=headers)
             response = conn.getresponse()
             body = response.read(MAX_BODY_BYTES + 1)
@@ -140,9 +151,7 @@ class RpcTransport:
         # The signer canonicalizes the query itself; any correct encoding of it will do here.
         return "/?" + urlencode(query), headers
 
-    def _connection(
-        self, endpoint: Endpoint, connect_timeout_ms: int
-    ) -> http.client.HTTPConnection:
+    def _connection(self, endpoint: Endpoint, connect_timeout_ms: int) -> BoundedConnection:
         with self._lock:
             idle = self._idle.get(endpoint)
             while idle:
@@ -151,14 +160,14 @@ class RpcTransport:
                     return pooled
                 pooled.close()
         timeout = connect_timeout_ms / 1000
-        conn: http.client.HTTPConnection
+        conn: BoundedConnection
         # http.client parses host[:port] itself, bracketed IPv6 literals included.
         if endpoint.protocol == "https":
-            conn = http.client.HTTPSConnection(
+            conn = BoundedHTTPSConnection(
                 endpoint.host, timeout=timeout, context=self._tls_context()
             )
         else:
-            conn = http.client.HTTPConnection(endpoint.host, timeout=timeout)
+            conn = BoundedHTTPConnection(endpoint.host, timeout=timeout)
         try:
             conn.connect()
         except OSError as exc:  # refused, unreachable, timed out, TLS failed: nothing was sent
@@ -168,7 +177,7 @@ class RpcTransport:
             ) from None
         return conn
 
-    def _release(self, endpoint: Endpoint, conn: http.client.HTTPConnection) -> None:
+    def _release(self, endpoint: Endpoint, conn: BoundedConnection) -> None:
         with self._lock:
             idle = self._idle.setdefault(endpoint, [])
             if len(idle) < self._max_idle:
@@ -182,7 +191,7 @@ class RpcTransport:
             if self._tls is None:
                 import certifi  # noqa: PLC0415 (https only; the bundle requests verifies with)
 
-                self._tls = ssl.create_default_context(cafile=certifi.where())
+                self._tls = tls_context(cafile=certifi.where())
             return self._tls
 
     def close(self) -> None:

@@ -1,0 +1,257 @@
+"""The STS sessions of the service (issue 17, item 7): the cache is bounded (least recently used
+out), AssumeRole is rate-limited per instance (beyond it 429 `Throttled` with `Retry-After`, and
+nothing sent to STS), and a key's lock lives only while a request uses it. Against the
+emulator's STS over real HTTP; the rate's clock is injected where the test drives it."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import sdk_clients as sdk
+from pytest_httpserver import HTTPServer
+from stack import Stack, running_stack
+from werkzeug import Request, Response
+
+from infra.emulator import EmulatorServer, Seed
+from shared.errors import VendError
+from shared.upstream.deadline import Deadline
+from shared.upstream.identity import FunctionIdentity
+from shared.upstream.rpc import Credentials, RpcTransport
+from shared.upstream.sts import ASSUME_ROLE_BURST, ASSUME_ROLE_PER_S, ScopedSessions
+from shared.upstream.token_bucket import TokenBucket
+from shared.wire.endpoint import Endpoint
+from vend_client import VendApiError
+
+OBTAIN = "eiam:ObtainApplicationClientSecret"
+# Far more than the rate lets through in the seconds they take; the test stops at the first 429.
+MAX_REQUESTS = 400
+
+
+def arn(secret: str) -> str:
+    return f"acs:eiam:cn-hangzhou:{sdk.ACCOUNT}:instance/idaas_demo/application/app_billing/secret/{secret}"
+
+
+class Ticks:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# -- the token bucket ----------------------------------------------------------------------------
+
+
+def test_the_bucket_gives_its_burst_then_its_rate() -> None:
+    ticks = Ticks()
+    bucket = TokenBucket(rate_per_s=4.0, burst=3, clock=ticks)
+    assert [bucket.take() for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert bucket.take() == pytest.approx(0.25)  # a token comes every 0.25 s
+    ticks.now += 0.25
+    assert bucket.take() == 0.0
+    assert bucket.take() == pytest.approx(0.25)
+    ticks.now += 60  # a long pause refills it to its burst, no more
+    assert [bucket.take() for _ in range(4)] == [0.0, 0.0, 0.0, pytest.approx(0.25)]
+
+
+def test_a_refusal_takes_no_token() -> None:
+    ticks = Ticks()
+    bucket = TokenBucket(rate_per_s=1.0, burst=1, clock=ticks)
+    assert bucket.take() == 0.0
+    for _ in range(5):
+        assert bucket.take() == pytest.approx(1.0)
+    ticks.now += 1.0
+    assert bucket.take() == 0.0
+
+
+# -- ScopedSessions against the emulator's STS ---------------------------------------------------
+
+
+@pytest.fixture
+def transport() -> Iterator[RpcTransport]:
+    rpc = RpcTransport()
+    yield rpc
+    rpc.close()
+
+
+def sessions_of(
+    emulator: EmulatorServer, transport: RpcTransport, **kwargs: object
+) -> ScopedSessions:
+    return ScopedSessions(
+        transport,
+        Endpoint("http", emulator.endpoint),
+        FunctionIdentity(Credentials(*sdk.FUNCTION)),
+        sdk.ROLE_ARN,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def assumed(emulator: EmulatorServer) -> int:
+    return len(emulator.emulator.calls("AssumeRole"))
+
+
+def test_the_cache_keeps_the_most_recently_used_sessions_and_no_more(
+    emulator: EmulatorServer, transport: RpcTransport
+) -> None:
+    sessions = sessions_of(emulator, transport, max_sessions=3, rate_per_s=1000.0, burst=1000)
+    first = {s: sessions.get(OBTAIN, arn(s), Deadline(5)) for s in ("a", "b", "c")}
+    assert assumed(emulator) == 3
+    assert sessions.get(OBTAIN, arn("a"), Deadline(5)) == first["a"]  # a hit: "a" is recent
+    assert assumed(emulator) == 3
+    sessions.get(OBTAIN, arn("d"), Deadline(5))  # "b", the least recently used, goes
+    assert len(sessions) == 3
+    assert assumed(emulator) == 4
+    assert sessions.get(OBTAIN, arn("a"), Deadline(5)) == first["a"]
+    assert sessions.get(OBTAIN, arn("c"), Deadline(5)) == first["c"]
+    assert assumed(emulator) == 4
+    assert sessions.get(OBTAIN, arn("b"), Deadline(5)) != first["b"]  # assumed afresh
+    assert assumed(emulator) == 5
+    for n in range(20):
+        sessions.get(OBTAIN, arn(f"s{n}"), Deadline(5))
+        assert len(sessions) <= 3
+
+
+def test_beyond_the_rate_nothing_is_sent_and_the_refusal_says_when_to_retry(
+    emulator: EmulatorServer, transport: RpcTransport
+) -> None:
+    ticks = Ticks()
+    sessions = sessions_of(emulator, transport, rate_per_s=2.0, burst=2, monotonic=ticks)
+    sessions.get(OBTAIN, arn("a"), Deadline(5))
+    sessions.get(OBTAIN, arn("b"), Deadline(5))
+    with pytest.raises(VendError) as info:
+        sessions.get(OBTAIN, arn("c"), Deadline(5))
+    err = info.value
+    assert (err.status, err.code) == (429, "Throttled")
+    assert err.headers == {"Retry-After": "1"}
+    assert (err.service, err.attempts) == ("STS", 0)  # the audit: STS's stage, no call made
+    assert assumed(emulator) == 2
+    # Cached sessions are not limited: they cost STS nothing.
+    sessions.get(OBTAIN, arn("a"), Deadline(5))
+    assert assumed(emulator) == 2
+    ticks.now += 0.5
+    sessions.get(OBTAIN, arn("c"), Deadline(5))
+    assert assumed(emulator) == 3
+
+
+def test_a_keys_lock_is_dropped_once_no_request_uses_it(
+    emulator: EmulatorServer, transport: RpcTransport
+) -> None:
+    sessions = sessions_of(emulator, transport, rate_per_s=1000.0, burst=1000)
+    errors: list[BaseException] = []
+
+    def worker(t: int) -> None:
+        try:
+            for n in range(10):
+                # Threads share half their keys, so that some wait for another's AssumeRole.
+                sessions.get(OBTAIN, arn(f"k{(t % 2) * 100 + n}"), Deadline(5))
+        except BaseException as exc:  # the test reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    assert len(sessions) == 20
+    assert assumed(emulator) == 20  # one AssumeRole per key, however many asked at once
+    assert sessions.keys_in_use == 0
+
+
+def test_a_request_waiting_for_anothers_assume_role_keeps_to_its_own_deadline(
+    httpserver: HTTPServer, transport: RpcTransport
+) -> None:
+    """STS hangs on one request's AssumeRole; another request for the same key waits for it
+    only as long as its own deadline lets it, then 504, having sent nothing."""
+    gate = threading.Event()
+
+    def slow_sts(request: Request) -> Response:
+        gate.wait(10)
+        expires = "2099-01-01T00:00:00Z"
+        creds = {"AccessKeyId": "STS.k", "AccessKeySecret": "s", "SecurityToken": "t"}
+        body = {"RequestId": "r", "Credentials": {**creds, "Expiration": expires}}
+        return Response(json.dumps(body), content_type="application/json")
+
+    httpserver.expect_request("/").respond_with_handler(slow_sts)
+    sessions = ScopedSessions(
+        transport,
+        Endpoint("http", f"{httpserver.host}:{httpserver.port}"),
+        FunctionIdentity(Credentials(*sdk.FUNCTION)),
+        sdk.ROLE_ARN,
+    )
+    first = threading.Thread(target=sessions.get, args=(OBTAIN, arn("a"), Deadline(5)))
+    first.start()
+    try:
+        time.sleep(0.3)  # the first is waiting for STS
+        started = time.monotonic()
+        with pytest.raises(VendError) as info:
+            sessions.get(OBTAIN, arn("a"), Deadline(0.3))
+        assert info.value.code == "UpstreamTimeout"
+        assert time.monotonic() - started < 2.0  # its 0.3 s, not the first one's wait
+        assert len(httpserver.log) == 0  # the first's request is still being answered
+    finally:
+        gate.set()
+        first.join(10)
+    assert sessions.keys_in_use == 0
+
+
+# -- over HTTP: a caller approved on a wildcard asks for many secrets that do not exist ----------
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch, demo_seed: Seed) -> Iterator[Stack]:
+    with running_stack(monkeypatch, demo_seed) as running:
+        yield running
+
+
+def test_many_missing_secrets_cannot_make_the_instance_hammer_sts(stack: Stack) -> None:
+    """The billing caller may obtain any secret of app_billing (`secret/*`). It asks for
+    distinct secrets that do not exist, from as many threads as the server has, until one is
+    refused: the AssumeRole calls never exceed the instance's burst and rate, and the refused
+    requests answer 429 `Throttled` with `Retry-After`, having sent nothing to STS."""
+    numbers = iter(range(MAX_REQUESTS))
+    lock = threading.Lock()
+    codes: list[str] = []
+    waits: list[float | None] = []
+    throttled = threading.Event()
+
+    def worker() -> None:
+        client = stack.client(sdk.BILLING)
+        while not throttled.is_set():
+            with lock:
+                n = next(numbers, None)
+            if n is None:
+                return
+            try:
+                client.obtain("idaas_demo", "app_billing", f"sct_missing_{n}")
+            except VendApiError as error:
+                with lock:
+                    codes.append(error.code)
+                    waits.append(error.retry_after)
+                if error.code == "Throttled":
+                    throttled.set()
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    elapsed = time.monotonic() - started
+
+    assert set(codes) == {"NotFound", "Throttled"}
+    assert all(w == 1.0 for c, w in zip(codes, waits, strict=True) if c == "Throttled")
+    # One AssumeRole per NotFound, none for a refusal, no more than the bucket could give.
+    calls = len(stack.calls("AssumeRole"))
+    assert calls == codes.count("NotFound")
+    assert calls <= ASSUME_ROLE_BURST + ASSUME_ROLE_PER_S * elapsed + 1
+    audit = [json.loads(r.getMessage()) for r in stack.audit.records]
+    refused = [a for a in audit if a["outcome"] == "Throttled"]
+    assert len(refused) == codes.count("Throttled")
+    assert all(a["upstream"] == "sts" and a["attempts"] == 0 for a in refused)
