@@ -42,7 +42,8 @@ REFRESH_BEFORE_S = 60
 MAX_SESSIONS = 1024
 # Five instances at this rate reach STS's 100 a second.
 ASSUME_ROLE_PER_S = 20.0
-ASSUME_ROLE_BURST = 10
+# A cold instance needs a session per (action, ARN) it serves at once: the burst covers that.
+ASSUME_ROLE_BURST = 50
 
 _Key = tuple[str, str]
 
