@@ -255,3 +255,17 @@ def test_many_missing_secrets_cannot_make_the_instance_hammer_sts(stack: Stack) 
     refused = [a for a in audit if a["outcome"] == "Throttled"]
     assert len(refused) == codes.count("Throttled")
     assert all(a["upstream"] == "sts" and a["attempts"] == 0 for a in refused)
+
+
+def test_the_rate_is_the_operators_to_set(monkeypatch: pytest.MonkeyPatch, demo_seed: Seed) -> None:
+    """VEND_ASSUME_ROLE_RATE=0.5,1: one new session, then none for 2 s."""
+    env = {"VEND_ASSUME_ROLE_RATE": "0.5,1"}
+    with running_stack(monkeypatch, demo_seed, env=env) as running:
+        client = running.client(sdk.BILLING)
+        with pytest.raises(VendApiError) as first:
+            client.obtain("idaas_demo", "app_billing", "sct_missing_a")
+        with pytest.raises(VendApiError) as second:
+            client.obtain("idaas_demo", "app_billing", "sct_missing_b")
+        assert (first.value.code, second.value.code) == ("NotFound", "Throttled")
+        assert second.value.retry_after == 2.0
+        assert len(running.calls("AssumeRole")) == 1
