@@ -16,7 +16,7 @@ from shared.upstream.eiam import Eiam
 from shared.upstream.identity import FunctionIdentity
 from shared.upstream.kms import Kms
 from shared.upstream.rpc import Credentials, RpcTransport
-from shared.upstream.sts import ScopedSessions
+from shared.upstream.sts import ASSUME_ROLE_BURST, ASSUME_ROLE_PER_S, ScopedSessions
 from shared.vend import Vendor
 
 
@@ -53,10 +53,19 @@ def build_vendor(settings: Settings, identity: FunctionIdentity) -> Vendor:
         policy=settings.policy,
         authenticator=Authenticator(ram, jwt, notes=store),
         identity=identity,
-        sessions=ScopedSessions(transport, settings.sts, identity, settings.role_arn),
+        sessions=sessions(settings, transport, identity),
         eiam=Eiam(transport, settings.eiam),
         kms=Kms(transport, settings.kms),
         store=store,
+    )
+
+
+def sessions(
+    settings: Settings, transport: RpcTransport, identity: FunctionIdentity
+) -> ScopedSessions:
+    rate, burst = settings.assume_role_rate or (ASSUME_ROLE_PER_S, ASSUME_ROLE_BURST)
+    return ScopedSessions(
+        transport, settings.sts, identity, settings.role_arn, rate_per_s=rate, burst=burst
     )
 
 

@@ -31,6 +31,8 @@ class Settings:
     kms: Endpoint
     proof_hosts: tuple[str, ...]
     idempotency_url: str
+    # VEND_ASSUME_ROLE_RATE: (AssumeRole calls a second, burst); None: shared.upstream.sts's.
+    assume_role_rate: tuple[float, int] | None = None
 
     @classmethod
     def from_env(
@@ -76,6 +78,7 @@ class Settings:
             kms=_endpoint(env, "VEND_KMS_ENDPOINT", f"kms.{region}.aliyuncs.com"),
             proof_hosts=hosts,
             idempotency_url=idem,
+            assume_role_rate=_rate(env, "VEND_ASSUME_ROLE_RATE"),
         )
 
 
@@ -100,3 +103,18 @@ def _endpoint(env: Mapping[str, str], name: str, default: str) -> Endpoint:
     ):
         raise ConfigError(f"{name}: {value!r} must be host[:port] or http(s)://host[:port]")
     return Endpoint(parts.scheme, parts.netloc)
+
+
+def _rate(env: Mapping[str, str], name: str) -> tuple[float, int] | None:
+    """`<calls a second>` or `<calls a second>,<burst>` (the burst defaults to the rate)."""
+    value = (env.get(name) or "").strip()
+    if not value:
+        return None
+    match = re.fullmatch(r"([0-9]{1,4}(?:\.[0-9]{1,3})?)(?:,([0-9]{1,4}))?", value)
+    rate = float(match[1]) if match else 0.0
+    burst = int(match[2] or max(1, int(rate))) if match else 0
+    if not (0 < rate <= 1000 and 1 <= burst <= 1000):
+        raise ConfigError(
+            f"{name}: {value!r} must be <calls a second>[,<burst>], each from 1 to 1000"
+        )
+    return rate, burst

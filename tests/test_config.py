@@ -63,6 +63,14 @@ def test_endpoint_forms() -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "rate"),
+    [("", None), ("50", (50.0, 50)), ("2.5,10", (2.5, 10)), ("0.5", (0.5, 1))],
+)
+def test_the_assume_role_rate(value: str, rate: tuple[float, int] | None) -> None:
+    assert Settings.from_env({**GOOD, "VEND_ASSUME_ROLE_RATE": value}).assume_role_rate == rate
+
+
+@pytest.mark.parametrize(
     ("name", "value"),
     [
         ("VEND_REGION", "Hangzhou!"),
@@ -78,6 +86,11 @@ def test_endpoint_forms() -> None:
         ("VEND_KMS_ENDPOINT", "https://kms.example.com/path"),
         ("VEND_STS_PROOF_HOSTS", "ok.example.com,bad host"),
         ("VEND_IDEMPOTENCY_URL", "mysql://x"),
+        ("VEND_ASSUME_ROLE_RATE", "0"),
+        ("VEND_ASSUME_ROLE_RATE", "fast"),
+        ("VEND_ASSUME_ROLE_RATE", "20,0"),
+        ("VEND_ASSUME_ROLE_RATE", "5000"),
+        ("VEND_ASSUME_ROLE_RATE", "-1,5"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:

@@ -699,7 +699,13 @@ def test_keyed_creates_under_faults(
 ) -> None:
     url, redis = store
     name = "redis" if redis is not None else "memory"
-    env = {"VEND_IDEMPOTENCY_URL": url, "VEND_POLICY": str(stateful_policy(tmp_path / "p.json"))}
+    env = {
+        "VEND_IDEMPOTENCY_URL": url,
+        "VEND_POLICY": str(stateful_policy(tmp_path / "p.json")),
+        # The machine sends request after request, on ever new applications and secrets: far
+        # more AssumeRoles a second than an instance allows itself (tests/test_sts_sessions.py).
+        "VEND_ASSUME_ROLE_RATE": "1000",
+    }
     STEPS[name] = 0
     STATS[name] = Counter()
     started = time.monotonic()

@@ -255,3 +255,36 @@ def test_many_missing_secrets_cannot_make_the_instance_hammer_sts(stack: Stack) 
     refused = [a for a in audit if a["outcome"] == "Throttled"]
     assert len(refused) == codes.count("Throttled")
     assert all(a["upstream"] == "sts" and a["attempts"] == 0 for a in refused)
+
+
+def test_the_rate_is_the_operators_to_set(monkeypatch: pytest.MonkeyPatch, demo_seed: Seed) -> None:
+    """VEND_ASSUME_ROLE_RATE=0.5,1: one new session, then none for 2 s."""
+    env = {"VEND_ASSUME_ROLE_RATE": "0.5,1"}
+    with running_stack(monkeypatch, demo_seed, env=env) as running:
+        client = running.client(sdk.BILLING)
+        with pytest.raises(VendApiError) as first:
+            client.obtain("idaas_demo", "app_billing", "sct_missing_a")
+        with pytest.raises(VendApiError) as second:
+            client.obtain("idaas_demo", "app_billing", "sct_missing_b")
+        assert (first.value.code, second.value.code) == ("NotFound", "Throttled")
+        assert second.value.retry_after == 2.0
+        assert len(running.calls("AssumeRole")) == 1
+
+
+def test_a_create_refused_by_the_rate_leaves_its_key_free_for_a_retry(
+    monkeypatch: pytest.MonkeyPatch, demo_seed: Seed
+) -> None:
+    """A keyed create needs two new sessions (to list, to create); with one to spare it is
+    refused before anything is created, and its retry, once the rate allows, makes the one
+    secret."""
+    env = {"VEND_ASSUME_ROLE_RATE": "1,1"}
+    with running_stack(monkeypatch, demo_seed, env=env) as running:
+        client = running.client(sdk.BILLING)
+        before = running.secret_ids("app_empty")
+        with pytest.raises(VendApiError) as refused:
+            client.create("idaas_demo", "app_empty", idempotency_key="rate-1")
+        assert refused.value.code == "Throttled"
+        assert running.calls("CreateApplicationClientSecret") == []
+        time.sleep(refused.value.retry_after or 1.0)
+        made = client.create("idaas_demo", "app_empty", idempotency_key="rate-1")
+        assert running.secret_ids("app_empty") == [*before, made.secret_id]

@@ -40,7 +40,7 @@ DURATION_S = 900
 REFRESH_BEFORE_S = 60
 # About 2 KB each (the security token is most of it): 1,024 sessions hold about 2 MB.
 MAX_SESSIONS = 1024
-# Five instances at this rate reach STS's 100 a second.
+# Five instances at this rate reach STS's 100 a second (VEND_ASSUME_ROLE_RATE overrides it).
 ASSUME_ROLE_PER_S = 20.0
 # A cold instance needs a session per (action, ARN) it serves at once: the burst covers that.
 ASSUME_ROLE_BURST = 50
