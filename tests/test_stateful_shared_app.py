@@ -370,7 +370,11 @@ class SharedAppMachine(RuleBasedStateMachine):
                 if not key.settled:
                     self._fail(f"{key.name} never settled: {key.answers}")
         self.no_secret_reaches_two_keys()
-        self._count("runs where the store lost records" if self.lost else "runs with nothing lost (I1 and orphans checked)")
+        self._count(
+            "runs where the store lost records"
+            if self.lost
+            else "runs with nothing lost (I1 and orphans checked)"
+        )
         if not self.lost:
             held = set().union(*(k.secret_ids for k in self.keys)) if self.keys else set()
             orphans = self._secrets() - held
