@@ -152,3 +152,20 @@ def redis_url() -> Iterator[str]:
     """`redis://127.0.0.1:PORT/0` of a redis-server of this session's own."""
     with RedisServer(redis_binary()) as server:
         yield server.url
+
+
+@pytest.fixture(params=["memory", "redis"])
+def persistent_store(
+    request: pytest.FixtureRequest,
+) -> Iterator[tuple[str, PersistentRedis | None]]:
+    """The store URL of each kind, memory:// and a redis-server persisting every write (with
+    the server, to restart), for the tests that run the same over both."""
+    if request.param == "memory":
+        yield "memory://", None
+        return
+    server = PersistentRedis(redis_binary())
+    try:
+        server.start()
+        yield server.url, server
+    finally:
+        server.stop()

@@ -72,11 +72,13 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
-from redis_server import PersistentRedis, redis_binary
+from redis_server import PersistentRedis
 from stack import DEMO_POLICY, Stack, running_stack
 
 from infra.emulator import Seed, parse_seed
 from vend_client import VendApiError, VendClient
+
+pytest_plugins = ["redis_server"]
 
 INSTANCE = sdk.INSTANCE
 APPS = tuple(f"app_sf_{i}" for i in range(8))
@@ -677,27 +679,14 @@ def _machine_for(world: World) -> Callable[[], FaultMachine]:
 # -- the test ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["memory", "redis"])
-def store(request: pytest.FixtureRequest) -> Iterator[tuple[str, PersistentRedis | None]]:
-    if request.param == "memory":
-        yield "memory://", None
-        return
-    server = PersistentRedis(redis_binary())
-    try:
-        server.start()
-        yield server.url, server
-    finally:
-        server.stop()
-
-
 def test_keyed_creates_under_faults(
     monkeypatch: pytest.MonkeyPatch,
     demo_seed: Seed,
-    store: tuple[str, PersistentRedis | None],
+    persistent_store: tuple[str, PersistentRedis | None],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    url, redis = store
+    url, redis = persistent_store
     name = "redis" if redis is not None else "memory"
     env = {
         "VEND_IDEMPOTENCY_URL": url,

@@ -39,7 +39,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,12 +52,14 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
-from redis_server import PersistentRedis, redis_binary
+from redis_server import PersistentRedis
 from stack import DEMO_POLICY, Stack, running_stack
 
 from infra.emulator import Seed, parse_seed
 from shared.idempotency.memory import process_memory_store
 from vend_client import VendApiError, VendClient
+
+pytest_plugins = ["redis_server"]
 
 INSTANCE = sdk.INSTANCE
 APP = "app_shared"
@@ -394,27 +396,14 @@ def _machine(world: World) -> Callable[[], SharedAppMachine]:
     return hypothesis_seed(int(SEED))(factory) if SEED is not None else factory
 
 
-@pytest.fixture(params=["memory", "redis"])
-def store(request: pytest.FixtureRequest) -> Iterator[tuple[str, PersistentRedis | None]]:
-    if request.param == "memory":
-        yield "memory://", None
-        return
-    server = PersistentRedis(redis_binary())
-    try:
-        server.start()
-        yield server.url, server
-    finally:
-        server.stop()
-
-
 def test_two_principals_create_on_one_application(
     monkeypatch: pytest.MonkeyPatch,
     demo_seed: Seed,
-    store: tuple[str, PersistentRedis | None],
+    persistent_store: tuple[str, PersistentRedis | None],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    url, server = store
+    url, server = persistent_store
     env = {
         "VEND_IDEMPOTENCY_URL": url,
         "VEND_POLICY": str(_policy(tmp_path / "p.json")),
