@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from shared.errors import reused, store_down, upstream_timeout
+from shared.errors import VendError, reused, store_down, upstream_timeout
 from shared.idempotency import IdempotencyRecord, IdempotencyStore, StoreUnavailable
 from shared.upstream.deadline import Deadline
 
@@ -87,6 +87,10 @@ class ApplicationLease:
         self._now_ms = now_ms or (lambda: int(time.time() * 1000))
         self._sleep = sleep
         self.record: IdempotencyRecord | None = None  # set while this attempt holds the lease
+        # Taken with an earlier holder's create still to settle: until `settle`, the lease must
+        # not be given back, or what that holder listed would be lost with it.
+        self._unsettled = False
+        self._handed_on_lapse = 0
 
     def _put(self, record: IdempotencyRecord, ttl_s: int) -> IdempotencyRecord | None:
         try:
@@ -139,6 +143,8 @@ class ApplicationLease:
                 )
                 if self._swap(existing.token, taken):
                     self.record = taken
+                    self._unsettled = prior is not None
+                    self._handed_on_lapse = existing.lapse_at_ms
                     return prior
                 continue
             if deadline.remaining() - _POLL_S[-1] < floor:
@@ -204,12 +210,24 @@ class ApplicationLease:
             )
         assert self.record is not None
         self._replace(self.record.model_copy(update={"before_secret_ids": None}))
+        self._unsettled = False
 
-    def release(self) -> None:
+    def release(self, *, settled: bool = False) -> None:
         """The outcome is known (made and recorded, or nothing made): the application is free.
         Best effort: a lease that stays lapses, and the next taker finds nothing to settle or
-        a secret already recorded."""
+        a secret already recorded. A lease taken with an earlier create still unsettled (this
+        attempt failed before it could settle it; `settled`: the secret it made was adopted) is
+        handed on instead, with what that create's holder listed and the lapse it had, for the
+        next taker to settle."""
         if self.record is None:
+            return
+        if self._unsettled and not settled:
+            try:
+                lapse = self._handed_on_lapse
+                self._replace(self.record.model_copy(update={"lapse_at_ms": lapse}))
+            except VendError:
+                log.warning("create: could not hand on the application's lease; it lapses")
+            self.record = None
             return
         try:
             self.store.delete_if_token(self.key, self.record.token)

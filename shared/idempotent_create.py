@@ -225,7 +225,7 @@ class Journal:
             # key's retry (or the next taker) find and record it.
             self.lease.keep()
             return
-        self.lease.release()
+        self.lease.release(settled=True)
 
     def nothing_made(self) -> None:
         if self._ended:

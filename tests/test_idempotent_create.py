@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -218,12 +219,10 @@ def test_a_create_still_in_flight_when_the_deadline_came_is_adopted_later(stack:
     assert len(stack.emulator.emulator.params("CreateApplicationClientSecret")) == 1
 
 
-def test_killed_between_the_eiam_answer_and_the_store_write(stack: Stack, store_url: str) -> None:
+def _plant_a_dead_attempt(store_url: str, key: str, before: list[str]) -> None:
     """The state a process leaves when it dies right after EIAM created: its key's in-progress
-    record, the application's lease naming that key with the secrets from before, a secret it
-    never recorded, and its deadline past."""
-    key = _key()
-    before = stack.secret_ids("app_empty")
+    record, and the application's lease naming that key with the secrets from before, both
+    past their lapse."""
     request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
     store = open_store(store_url)
     now_ms = int(time.time() * 1000)
@@ -249,7 +248,11 @@ def test_killed_between_the_eiam_answer_and_the_store_write(stack: Stack, store_
             created_at_ms=now_ms - 5000,
         ),
     )
-    orphan = (
+
+
+def _operator_made(stack: Stack) -> Any:
+    """A secret made straight through EIAM: here, the one the dead attempt made."""
+    return (
         sdk.eiam(stack.emulator.endpoint, sdk.OPERATOR)
         .create_application_client_secret(
             eiam_models.CreateApplicationClientSecretRequest(
@@ -258,6 +261,13 @@ def test_killed_between_the_eiam_answer_and_the_store_write(stack: Stack, store_
         )
         .body.application_client_secret
     )
+
+
+def test_killed_between_the_eiam_answer_and_the_store_write(stack: Stack, store_url: str) -> None:
+    """A dead attempt's secret, never recorded, is what its key's retry answers with."""
+    key = _key()
+    _plant_a_dead_attempt(store_url, key, stack.secret_ids("app_empty"))
+    orphan = _operator_made(stack)
     recovered = stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
     assert recovered.secret_id == orphan.secret_id
     assert _open(stack, recovered) == orphan.client_secret
@@ -265,6 +275,28 @@ def test_killed_between_the_eiam_answer_and_the_store_write(stack: Stack, store_
     # And from now on the key answers with it at once.
     again = stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
     assert again.secret_id == orphan.secret_id
+
+
+def test_a_retry_that_fails_before_settling_a_dead_attempt_hands_it_on(
+    stack: Stack, store_url: str
+) -> None:
+    """The retry takes the dead attempt's lease, then fails before it can settle it (the
+    listing refused, past its retries): what the dead attempt listed is handed on with the
+    lease, not dropped, so the next retry still adopts its secret instead of making another."""
+    key = _key()
+    _plant_a_dead_attempt(store_url, key, stack.secret_ids("app_empty"))
+    orphan = _operator_made(stack)
+    _faults(
+        stack,
+        {"action": "ListApplicationClientSecrets", "status": 503, "code": "ServiceUnavailable"},
+    )
+    with pytest.raises(VendApiError) as failed:
+        stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
+    assert failed.value.status == 502
+    _faults(stack)
+    recovered = stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
+    assert recovered.secret_id == orphan.secret_id
+    assert stack.secret_ids("app_empty") == [orphan.secret_id]
 
 
 def test_an_attempt_that_died_before_creating_is_taken_over(stack: Stack, store_url: str) -> None:
