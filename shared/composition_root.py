@@ -30,7 +30,11 @@ def build_vendor(settings: Settings, identity: FunctionIdentity) -> Vendor:
         raise ConfigError(
             f"VEND_STS_ENDPOINT / VEND_STS_PROOF_HOSTS / VEND_REGION: {exc}"
         ) from None
-    ram = RamProofVerifier(ProofPolicy(audience=settings.audience, allowed=targets))
+    transport = RpcTransport()
+    # The proofs go to STS over the service's own connections: each exchange ends in time.
+    ram = RamProofVerifier(
+        ProofPolicy(audience=settings.audience, allowed=targets), transport=transport
+    )
     jwt = None
     if settings.jwt_issuers_json:
         from shared.auth.jwt_bearer import JwtAuthenticator, parse_issuers
@@ -44,7 +48,6 @@ def build_vendor(settings: Settings, identity: FunctionIdentity) -> Vendor:
         store = open_store(settings.idempotency_url)
     except ValueError as exc:
         raise ConfigError(f"VEND_IDEMPOTENCY_URL: {exc}") from None
-    transport = RpcTransport()
     audit.configure()
     return Vendor(
         region=settings.region,

@@ -4,6 +4,7 @@ then verified by the emulator's STS over real HTTP (signature, security token, s
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import socket
@@ -12,13 +13,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import requests
 import sdk_clients as sdk
 from alibabacloud_credentials.client import Client as CredentialClient
 from alibabacloud_credentials.models import Config as CredentialConfig
 from alibabacloud_sts20150401 import models as sts_models
 from pytest_httpserver import HTTPServer
 from replay import capture
+from trickle import TrickleServer, http_answer
 
 from infra.emulator import EmulatorServer
 from shared.auth.ram_proof import (
@@ -28,18 +29,18 @@ from shared.auth.ram_proof import (
     allowed_sts_targets,
 )
 from shared.errors import VendError
+from shared.upstream.transport import RpcTransport
+from shared.wire.credentials import Credentials
+from shared.wire.endpoint import Endpoint
+from shared.wire.rpc import STS_VERSION
 from vend_client.proof import build_proof
 
 AUD = "vend-svc-7f3a"
 USER_ARN = f"acs:ram::{sdk.ACCOUNT}:user/billing"
-# A target nothing listens on, for the checks made before sending: their verifier's session
-# fails the test if it is asked to send anything.
+# A target nothing listens on, for the checks made before sending: a verifier that sent a proof
+# there would fail with 502 (STS could not be reached), never the 401 those tests expect.
 NOWHERE = "127.0.0.1:9"
-
-
-class _NoSend(requests.Session):
-    def send(self, request: Any, **kwargs: Any) -> Any:
-        raise AssertionError(f"a request was sent to {request.url}")
+TIMEOUTS = {"connect_timeout_ms": 2000, "timeout_ms": 2000}
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -93,11 +94,11 @@ def _set_signed(doc: dict[str, Any], names: list[str]) -> None:
 
 def _verifier(
     *targets: tuple[str, str],
-    session: requests.Session | None = None,
+    transport: RpcTransport | None = None,
     clock: Callable[[], float] = time.time,
 ) -> RamProofVerifier:
     allowed = frozenset(targets) or frozenset({("http", NOWHERE)})
-    return RamProofVerifier(ProofPolicy(AUD, allowed), session=session or _NoSend(), clock=clock)
+    return RamProofVerifier(ProofPolicy(AUD, allowed), transport=transport, clock=clock)
 
 
 def _emulator_verifier(
@@ -153,12 +154,41 @@ def _assume(endpoint: str) -> sts_models.AssumeRoleResponseBodyCredentials:
 
 
 @pytest.fixture
+def transport() -> Iterator[RpcTransport]:
+    """The connections a verifier sends proofs over, as the service's own."""
+    rpc = RpcTransport()
+    yield rpc
+    rpc.close()
+
+
+@pytest.fixture
 def silent_port() -> Iterator[int]:
     """A port that accepts connections (the kernel's backlog) and never answers."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen(8)
         yield sock.getsockname()[1]
+
+
+@pytest.fixture
+def full_port() -> Iterator[int]:
+    """A port whose queue of connections waiting to be accepted is full: the kernel drops any
+    further connection attempt, so a connect waits until it times out."""
+    with contextlib.ExitStack() as stack:
+        listener = stack.enter_context(socket.socket())
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port: int = listener.getsockname()[1]
+        for _ in range(16):
+            waiting = stack.enter_context(socket.socket())
+            waiting.settimeout(0.2)
+            try:
+                waiting.connect(("127.0.0.1", port))
+            except TimeoutError:
+                break
+        else:
+            pytest.fail("the listener's queue never filled")
+        yield port
 
 
 def _closed_port() -> int:
@@ -306,17 +336,20 @@ def test_proof_is_the_request_the_sdk_sends_plus_the_audience(
     assert headers["x-acs-signature-nonce"] != _decode(_proof())["headers"]["x-acs-signature-nonce"]
 
 
-def test_sent_request_is_exactly_the_proof(httpserver: HTTPServer) -> None:
+def test_sent_request_is_exactly_the_proof(httpserver: HTTPServer, transport: RpcTransport) -> None:
     httpserver.expect_request("/", method="POST").respond_with_json(
         {"RequestId": "r", "Arn": USER_ARN, "AccountId": sdk.ACCOUNT}
     )
-    session = requests.Session()
-    session.headers["X-Session-Default"] = "must-not-be-sent"
+    # The connections have just carried a signed call of the service's own there, with headers
+    # a proof does not have (a security token): none of them may go with the proof.
+    own = Credentials("LTAI5tOwnCall0000001", "own-secret", "OWN-TOKEN")
+    endpoint = Endpoint("http", _local(httpserver))
+    transport.call(endpoint, own, "GetCallerIdentity", STS_VERSION, {}, **TIMEOUTS)
     proof = _proof(_local(httpserver))
-    verifier = _verifier(("http", _local(httpserver)), session=session)
+    verifier = _verifier(("http", _local(httpserver)), transport=transport)
     assert verifier.authenticate(proof, timeout_s=2).name == USER_ARN
-    assert len(httpserver.log) == 1
-    request, _ = httpserver.log[0]
+    assert len(httpserver.log) == 2
+    request, _ = httpserver.log[1]
     assert (request.method, request.path, request.query_string, request.get_data()) == (
         "POST",
         "/",
@@ -398,7 +431,7 @@ def test_target_outside_the_allow_list_gets_no_request(
 ) -> None:
     httpserver.expect_request("/").respond_with_json({"Arn": USER_ARN, "AccountId": sdk.ACCOUNT})
     # The allow-list names the recording server over http; no proof for elsewhere may reach it,
-    # nor anywhere else (a real session, so that a send would happen if the check let it).
+    # nor anywhere else (real connections, so that a send would happen if the check let it).
     targets = allowed_sts_targets(sdk.REGION, f"http://{_local(httpserver)}", [])
     verifier = RamProofVerifier(ProofPolicy(AUD, targets))
     proof = _proof(endpoint or _local(httpserver), protocol=protocol)
@@ -603,11 +636,13 @@ def test_no_time_left_sends_nothing() -> None:
 # -- STS failing ---------------------------------------------------------------------------------
 
 
-def test_sts_5xx_is_an_upstream_error_and_is_not_retried(httpserver: HTTPServer) -> None:
+def test_sts_5xx_is_an_upstream_error_and_is_not_retried(
+    httpserver: HTTPServer, transport: RpcTransport
+) -> None:
     httpserver.expect_request("/", method="POST").respond_with_json(
         {"RequestId": "r", "Code": "ServiceUnavailable", "Message": "busy"}, status=503
     )
-    verifier = _verifier(("http", _local(httpserver)), session=requests.Session())
+    verifier = _verifier(("http", _local(httpserver)), transport=transport)
     _refused(verifier, _proof(_local(httpserver)), "HTTP 503", status=502)
     assert len(httpserver.log) == 1
 
@@ -623,23 +658,23 @@ def test_sts_5xx_is_an_upstream_error_and_is_not_retried(httpserver: HTTPServer)
     ],
 )
 def test_sts_4xx_is_unauthenticated(
-    httpserver: HTTPServer, status: int, body: object, match: str
+    httpserver: HTTPServer, transport: RpcTransport, status: int, body: object, match: str
 ) -> None:
     handler = httpserver.expect_request("/", method="POST")
     if isinstance(body, str):
         handler.respond_with_data(body, status=status)
     else:
         handler.respond_with_json(body, status=status)
-    verifier = _verifier(("http", _local(httpserver)), session=requests.Session())
+    verifier = _verifier(("http", _local(httpserver)), transport=transport)
     err = _refused(verifier, _proof(_local(httpserver)), match)
     assert "<b>" not in err.message
 
 
-def test_sts_redirect_is_not_followed(httpserver: HTTPServer) -> None:
+def test_sts_redirect_is_not_followed(httpserver: HTTPServer, transport: RpcTransport) -> None:
     httpserver.expect_request("/").respond_with_data(
         "", status=302, headers={"Location": "http://127.0.0.1:9/elsewhere"}
     )
-    verifier = _verifier(("http", _local(httpserver)), session=requests.Session())
+    verifier = _verifier(("http", _local(httpserver)), transport=transport)
     _refused(verifier, _proof(_local(httpserver)), "unexpected HTTP 302", status=502)
     assert len(httpserver.log) == 1
 
@@ -680,14 +715,14 @@ def test_sts_redirect_is_not_followed(httpserver: HTTPServer) -> None:
     ],
 )
 def test_garbage_200_from_sts_is_an_upstream_error(
-    httpserver: HTTPServer, body: object, match: str
+    httpserver: HTTPServer, transport: RpcTransport, body: object, match: str
 ) -> None:
     handler = httpserver.expect_request("/", method="POST")
     if isinstance(body, str):
         handler.respond_with_data(body, content_type="text/html")
     else:
         handler.respond_with_json(body)
-    verifier = _verifier(("http", _local(httpserver)), session=requests.Session())
+    verifier = _verifier(("http", _local(httpserver)), transport=transport)
     _refused(verifier, _proof(_local(httpserver)), match, status=502)
 
 
@@ -702,34 +737,61 @@ def test_garbage_200_from_sts_is_an_upstream_error(
         ),
     ],
 )
-def test_identity_forms_sts_may_return(httpserver: HTTPServer, arn: str, principal: str) -> None:
+def test_identity_forms_sts_may_return(
+    httpserver: HTTPServer, transport: RpcTransport, arn: str, principal: str
+) -> None:
     httpserver.expect_request("/", method="POST").respond_with_json(
         {"RequestId": "r", "Arn": arn, "AccountId": sdk.ACCOUNT, "IdentityType": "x"}
     )
-    verifier = _verifier(("http", _local(httpserver)), session=requests.Session())
+    verifier = _verifier(("http", _local(httpserver)), transport=transport)
     caller = verifier.authenticate(_proof(_local(httpserver)), timeout_s=2)
     assert (caller.name, caller.policy_principal.account_id) == (principal, sdk.ACCOUNT)
 
 
-def test_root_account_is_refused(httpserver: HTTPServer) -> None:
+def test_root_account_is_refused(httpserver: HTTPServer, transport: RpcTransport) -> None:
     httpserver.expect_request("/", method="POST").respond_with_json(
         {"RequestId": "r", "Arn": f"acs:ram::{sdk.ACCOUNT}:root", "AccountId": sdk.ACCOUNT}
     )
-    verifier = _verifier(("http", _local(httpserver)), session=requests.Session())
+    verifier = _verifier(("http", _local(httpserver)), transport=transport)
     _refused(verifier, _proof(_local(httpserver)), "root credentials")
 
 
-def test_sts_not_answering_is_a_timeout(silent_port: int) -> None:
+def test_sts_not_answering_is_a_timeout(silent_port: int, transport: RpcTransport) -> None:
     target = f"127.0.0.1:{silent_port}"
-    verifier = _verifier(("http", target), session=requests.Session())
+    verifier = _verifier(("http", target), transport=transport)
     started = time.monotonic()
     _refused(verifier, _proof(target), "did not answer in time", status=504, timeout_s=0.3)
     assert time.monotonic() - started < 2
 
 
-def test_sts_unreachable_is_an_upstream_error() -> None:
+def test_sts_trickling_its_answer_is_a_timeout_when_the_time_is_up(
+    transport: RpcTransport,
+) -> None:
+    """A byte every 0.3 s, each well within any read timeout: the verification still ends when
+    its time is up (the whole answer would take about 45 s; the server gives up after 5)."""
+    body = json.dumps({"RequestId": "r", "Arn": USER_ARN, "AccountId": sdk.ACCOUNT}).encode()
+    with TrickleServer(http_answer(body), every_s=0.3, for_s=5) as sts:
+        target = f"127.0.0.1:{sts.port}"
+        verifier = _verifier(("http", target), transport=transport)
+        started = time.monotonic()
+        _refused(verifier, _proof(target), "did not answer in time", status=504, timeout_s=1)
+        assert time.monotonic() - started < 1.5
+        assert sts.requests == 1
+
+
+def test_sts_not_accepting_the_connection_in_time_is_a_timeout(
+    full_port: int, transport: RpcTransport
+) -> None:
+    target = f"127.0.0.1:{full_port}"
+    verifier = _verifier(("http", target), transport=transport)
+    started = time.monotonic()
+    _refused(verifier, _proof(target), "did not answer in time", status=504, timeout_s=0.3)
+    assert time.monotonic() - started < 2
+
+
+def test_sts_unreachable_is_an_upstream_error(transport: RpcTransport) -> None:
     target = f"127.0.0.1:{_closed_port()}"
-    verifier = _verifier(("http", target), session=requests.Session())
+    verifier = _verifier(("http", target), transport=transport)
     _refused(verifier, _proof(target), "could not be reached", status=502)
 
 

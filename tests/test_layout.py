@@ -97,11 +97,12 @@ def test_no_package_of_the_core_imports_in_a_circle() -> None:
 
 def test_the_handlers_import_only_what_every_request_needs() -> None:
     """What only some configurations use is imported when they are configured: PyYAML for a YAML
-    policy, redis-py for a redis:// store, PyJWT for JWT issuers, requests for the first RAM
-    proof, the OpenAPI builder and the readiness checks on their routes. Each costs a cold start
-    tens of milliseconds. And what the service never needs: tea-openapi's client and the
-    credentials library's client (aiohttp with them, about 200 ms), which the floor of P2 pays
-    and the service does not (shared/upstream/transport.py)."""
+    policy, redis-py for a redis:// store, PyJWT for JWT issuers, the OpenAPI builder and the
+    readiness checks on their routes. Each costs a cold start tens of milliseconds. And what the
+    service never needs: requests (about 35 ms; RAM proofs go to STS over the service's own
+    connections), tea-openapi's client and the credentials library's client (aiohttp with them,
+    about 200 ms), which the floor of P2 pays and the service does not
+    (shared/upstream/transport.py)."""
     code = (
         "import sys, functions.http, functions.events, functions.custom_runtime; "
         "print(' '.join(sorted(sys.modules)))"

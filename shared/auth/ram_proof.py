@@ -18,18 +18,14 @@ import hashlib
 import hmac
 import json
 import re
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError
-
-if TYPE_CHECKING:
-    import requests
 
 from shared.errors import (
     VendError,
@@ -40,6 +36,8 @@ from shared.errors import (
     upstream_timeout,
 )
 from shared.principal import Caller
+from shared.upstream.transport import MAX_BODY_BYTES, Answer, RpcTransport, WireError
+from shared.wire.endpoint import Endpoint
 from shared.wire.proof import (
     AUDIENCE_HEADER,
     DEFAULT_STS_HOST,
@@ -185,56 +183,43 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-_SESSION: requests.Session | None = None
-_SESSION_LOCK = threading.Lock()
-
-
-def _shared_session() -> requests.Session:
-    """One session per process, so connections to STS are pooled. requests is imported here,
-    at the first RAM proof: it costs about 35 ms, which a JWT-only cold start need not pay."""
-    global _SESSION  # noqa: PLW0603
-    with _SESSION_LOCK:
-        if _SESSION is None:
-            import requests  # noqa: PLC0415
-
-            _SESSION = requests.Session()
-        return _SESSION
-
-
 class RamProofVerifier:
-    """Checks a RAM proof, then has STS verify it. Thread-safe; keep one per process, so the
-    HTTP session (and its pooled connections to STS) is reused."""
+    """Checks a RAM proof, then has STS verify it. Thread-safe; keep one per process. The proof
+    is sent over `transport` (the service's own, so that its pooled connections to STS serve the
+    proofs too; by default one of the verifier's own)."""
 
     def __init__(
         self,
         policy: ProofPolicy,
         *,
-        session: requests.Session | None = None,
+        transport: RpcTransport | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._policy = policy
-        self._session = session
+        self._transport = transport if transport is not None else RpcTransport()
         self._clock = clock
         self._urls = frozenset(f"{scheme}://{host}/" for scheme, host in policy.allowed)
 
     def authenticate(self, proof: str, *, timeout_s: float) -> Caller:
         """The caller the proof proves, or VendError: 401 for a bad or refused proof, 502 when STS
-        fails or answers strangely, 504 when it does not answer within `timeout_s`. Every check
-        is made before the proof is sent; it is sent once (STS accepts its nonce once)."""
-        url, headers = self._check(proof)
-        return self._send(url, headers, timeout_s)
+        fails or answers strangely, 504 when it does not answer within `timeout_s`: the whole
+        exchange (connecting, sending, the answer, however slowly it comes) ends within it.
+        Every check is made before the proof is sent; it is sent once (STS accepts its nonce
+        once)."""
+        target, headers = self._check(proof)
+        return self._send(target, headers, timeout_s)
 
     # -- the checks, in order, all before anything is sent --------------------------------------
 
-    def _check(self, proof: str) -> tuple[str, dict[str, str]]:
+    def _check(self, proof: str) -> tuple[Endpoint, dict[str, str]]:
         parsed = _decode(proof)
         headers = _headers(parsed)
         if parsed.method != "POST":
             raise unauthenticated("The RAM proof's method must be POST.")
         if parsed.body != "":
             raise unauthenticated("The RAM proof's body must be empty.")
-        netloc = self._check_url(parsed.url)
-        if headers.get("host") != netloc:
+        target = self._check_url(parsed.url)
+        if headers.get("host") != target.host:
             raise unauthenticated("The RAM proof's host header must equal the host of its URL.")
         if headers.get("x-acs-action") != STS_ACTION:
             raise unauthenticated("The RAM proof's x-acs-action must be GetCallerIdentity.")
@@ -245,10 +230,10 @@ class RamProofVerifier:
         if not hmac.compare_digest(audience.encode(), self._policy.audience.encode()):
             raise unauthenticated("The RAM proof was made for another audience.")
         self._check_date(headers["x-acs-date"])
-        return parsed.url, headers
+        return target, headers
 
-    def _check_url(self, url: str) -> str:
-        """The URL's netloc, if the URL is exactly `scheme://host[:port]/` of an allowed target."""
+    def _check_url(self, url: str) -> Endpoint:
+        """The STS target, if the URL is exactly `scheme://host[:port]/` of an allowed one."""
         try:
             parts = urlsplit(url)
         except ValueError:
@@ -267,7 +252,7 @@ class RamProofVerifier:
             )
         if url not in self._urls:
             raise unauthenticated("The RAM proof's URL is not in canonical form.")
-        return parts.netloc
+        return Endpoint(parts.scheme, parts.netloc)
 
     def _check_date(self, value: str) -> None:
         try:
@@ -285,37 +270,39 @@ class RamProofVerifier:
 
     # -- sending it ---------------------------------------------------------------------------
 
-    def _send(self, url: str, headers: dict[str, str], timeout_s: float) -> Caller:
+    def _send(self, target: Endpoint, headers: dict[str, str], timeout_s: float) -> Caller:
         if not timeout_s > 0:
             raise upstream_timeout("No time was left to have STS verify the RAM proof.")
-        import requests  # noqa: PLC0415 (see _shared_session)
-
-        session = self._session if self._session is not None else _shared_session()
-        # Prepared outside the session, so exactly the proof's headers go (requests adds only
-        # Content-Length: 0): no session defaults, and no ~/.netrc credentials over ours.
+        timeout_ms = max(1, int(timeout_s * 1000))
+        end = time.monotonic() + timeout_ms / 1000  # the exchange's own end is no earlier
         try:
-            prepared = requests.Request("POST", url, headers=headers, data=b"").prepare()
-            response = session.send(prepared, timeout=timeout_s, allow_redirects=False)
-        except requests.Timeout as exc:
-            err = upstream_timeout("STS did not answer in time to verify the RAM proof.")
+            # Exactly the proof's headers go (http.client adds Content-Length: 0 and
+            # Accept-Encoding: identity), to its URL's path ("/", checked); no redirect is
+            # followed. Connecting may take all the time, as it could before.
+            answer = self._transport.exchange(
+                target, "/", headers, connect_timeout_ms=timeout_ms, timeout_ms=timeout_ms
+            )
+        except WireError as exc:
+            # A connect that took all the time is a timeout too, as for the other upstreams
+            # (shared.upstream.retry.exhausted).
+            if exc.kind == "timeout" or time.monotonic() >= end:
+                err = upstream_timeout("STS did not answer in time to verify the RAM proof.")
+            else:
+                err = upstream_error("STS could not be reached to verify the RAM proof.")
             raise decided_by(err, "STS", attempts=1) from exc
-        except requests.RequestException as exc:
-            err = upstream_error("STS could not be reached to verify the RAM proof.")
-            raise decided_by(err, "STS", attempts=1) from exc
-        with response:
-            try:
-                return _caller_from(response)
-            except VendError as err:
-                if err.status != 401:  # STS failed (sent once): the audit record names it
-                    decided_by(
-                        err,
-                        "STS",
-                        code=_sts_code(response),
-                        status=response.status_code,
-                        request_id=response.headers.get("x-acs-request-id"),
-                        attempts=1,
-                    )
-                raise
+        try:
+            return _caller_from(answer)
+        except VendError as err:
+            if err.status != 401:  # STS failed (sent once): the audit record names it
+                decided_by(
+                    err,
+                    "STS",
+                    code=_sts_code(answer),
+                    status=answer.status,
+                    request_id=answer.headers.get("x-acs-request-id"),
+                    attempts=1,
+                )
+            raise
 
 
 def _decode(proof: str) -> _Proof:
@@ -395,12 +382,12 @@ def _check_signed_headers(headers: dict[str, str]) -> None:
         raise unauthenticated("The RAM proof's x-acs-content-sha256 is not that of an empty body.")
 
 
-def _caller_from(response: requests.Response) -> Caller:
-    status = response.status_code
+def _caller_from(answer: Answer) -> Caller:
+    status = answer.status
     if status == 200:
-        return _identity(response)
+        return _identity(answer)
     if 400 <= status < 500:
-        code = _sts_code(response)
+        code = _sts_code(answer)
         if status == 429 or (code or "").startswith("Throttling"):
             # STS is busy, not the proof wrong: the caller may try again with a fresh proof.
             raise throttled("STS throttled the verification of the RAM proof.")
@@ -412,18 +399,28 @@ def _caller_from(response: requests.Response) -> Caller:
     raise upstream_error(f"STS answered the RAM proof with an unexpected HTTP {status}.")
 
 
-def _sts_code(response: requests.Response) -> str | None:
+def _json(answer: Answer) -> Any:
+    """The answer's body as JSON; ValueError if it is not (or was cut at MAX_BODY_BYTES)."""
+    if len(answer.body) > MAX_BODY_BYTES:
+        raise ValueError("the body was cut")
     try:
-        body = response.json()
+        return json.loads(answer.body)
+    except RecursionError:
+        raise ValueError("the body is nested too deeply") from None
+
+
+def _sts_code(answer: Answer) -> str | None:
+    try:
+        body = _json(answer)
     except ValueError:
         return None
     code = body.get("Code") if isinstance(body, dict) else None
     return code if isinstance(code, str) and _STS_CODE.fullmatch(code) else None
 
 
-def _identity(response: requests.Response) -> Caller:
+def _identity(answer: Answer) -> Caller:
     try:
-        body = response.json()
+        body = _json(answer)
     except ValueError:
         raise upstream_error("STS answered the RAM proof with a body that is not JSON.") from None
     arn = body.get("Arn") if isinstance(body, dict) else None

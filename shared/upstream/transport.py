@@ -12,7 +12,8 @@ is kept: an error answer raises tea-openapi's own ClientException, ServerExcepti
 ThrottlingException with the same fields, so the callers' mapping of codes is unchanged.
 
 Each call ends within its `timeout_ms`, connect included, however slowly an upstream trickles
-its answer (`shared.upstream.bounded`)."""
+its answer (`shared.upstream.bounded`). A request signed elsewhere (a caller's RAM proof, which
+the service has STS verify) goes through `exchange`, on the same connections and terms."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import select
 import ssl
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -62,6 +64,15 @@ class WireError(Exception):
         self.status_code = status
 
 
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer as it came: `body` is at most MAX_BODY_BYTES + 1 bytes (longer: cut)."""
+
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+
 class RpcTransport:
     """Keep-alive connections per endpoint, shared by every thread and credential."""
 
@@ -86,8 +97,31 @@ class RpcTransport:
         """The JSON body of a 2xx answer; an error answer raises tea-openapi's exceptions, a
         failed exchange WireError. The whole call (connect, send, the answer) ends within
         `timeout_ms`; connecting, within `connect_timeout_ms` too."""
-        end = time.monotonic() + timeout_ms / 1000
         path, headers = self._signed(endpoint, credentials, action, version, query)
+        answer = self.exchange(
+            endpoint,
+            path,
+            headers,
+            connect_timeout_ms=connect_timeout_ms,
+            timeout_ms=timeout_ms,
+        )
+        return _answer(answer.status, answer.headers, answer.body)
+
+    def exchange(
+        self,
+        endpoint: Endpoint,
+        path: str,
+        headers: dict[str, str],
+        *,
+        connect_timeout_ms: int,
+        timeout_ms: int,
+    ) -> Answer:
+        """POSTs an empty body to `path` with exactly `headers` (http.client adds only
+        Content-Length: 0, and Host and Accept-Encoding: identity when they are not there), on
+        a pooled connection, and returns the answer as it came, or raises WireError. The whole
+        exchange ends within `timeout_ms`; connecting, within `connect_timeout_ms` too. For a
+        request signed elsewhere (a RAM proof); `call` signs its own."""
+        end = time.monotonic() + timeout_ms / 1000
         conn = self._connection(endpoint, min(connect_timeout_ms, timeout_ms))
         try:
             conn.until(end)
@@ -111,7 +145,7 @@ class RpcTransport:
             conn.close()
         else:
             self._release(endpoint, conn)
-        return _answer(response.status, response.headers, body)
+        return Answer(response.status, response.headers, body)
 
     def _signed(
         self,
@@ -257,4 +291,4 @@ def _retry_after(value: str | None) -> int | None:
     return wait if wait > 0 else None
 
 
-__all__ = ["RpcTransport", "WireError"]
+__all__ = ["MAX_BODY_BYTES", "Answer", "RpcTransport", "WireError"]
