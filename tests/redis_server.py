@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,6 +124,22 @@ class PersistentRedis:
             self._proc.send_signal(signal.SIGKILL)
             self._proc.wait()
             self._proc = None
+
+    def freeze(self, seconds: float) -> threading.Thread:
+        """Stops the process (SIGSTOP) for `seconds`, then lets it go on (SIGCONT), from a
+        thread of its own: commands sent meanwhile wait in the socket and run when it resumes,
+        even those whose client gave up waiting."""
+        proc = self._proc
+        assert proc is not None
+        proc.send_signal(signal.SIGSTOP)
+
+        def resume() -> None:
+            time.sleep(seconds)
+            proc.send_signal(signal.SIGCONT)
+
+        thread = threading.Thread(target=resume, daemon=True)
+        thread.start()
+        return thread
 
     def restart(self, *, empty: bool = False) -> None:
         self.kill()

@@ -142,6 +142,25 @@ def test_slow(stack: Stack, server: PersistentRedis) -> None:
     assert stack.secret_ids("app_empty") == [made]
 
 
+def test_a_claim_whose_write_timed_out_holds_its_key_one_deadline_at_most(
+    stack: Stack, server: PersistentRedis
+) -> None:
+    """Issue 17, item 8: Redis stopped (SIGSTOP) while the key is claimed; the claim times out (502,
+    nothing created) but its queued write lands when Redis resumes. It lapses with the request's
+    own deadline: a retry just after that deadline is served at once, never 409."""
+    warm = _create(stack, uuid.uuid4().hex)  # the store's scripts loaded, as in a warm instance
+    assert warm[0] == 200
+    key = uuid.uuid4().hex
+    started = time.monotonic()
+    resumed = server.freeze(1.2)
+    assert _create(stack, key) == (502, "UpstreamError")
+    resumed.join()
+    time.sleep(max(0.0, started + DEADLINE_S + 0.3 - time.monotonic()))
+    status, made = _create(stack, key)
+    assert status == 200, made
+    assert sorted(stack.secret_ids("app_empty")) == sorted([warm[1], made])
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="known limit (README, Reliability under faults): a store that forgets what it "
