@@ -4,6 +4,7 @@ handler behind the local FC bridge, configured through the environment."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,7 +22,11 @@ from infra.emulator import EmulatorServer, Seed
 from infra.local.cli import local_environment
 from infra.local.fc_bridge import LocalFc
 from shared import composition_root
+from shared import idempotent_create as once
+from shared.create_lease import lease_key
+from shared.idempotency import IdempotencyRecord, open_store
 from shared.idempotency.memory import process_memory_store
+from shared.models import CreateRequest
 from vend_client import Credentials, EventsClient, VendClient
 from vend_client import parse_endpoint as endpoint
 
@@ -143,3 +148,34 @@ def running_stack(
             audit_logger.removeHandler(audit)
             root.removeHandler(logs)
             root.setLevel(old_level)
+
+
+def plant_a_dead_create(store_url: str, principal: str, key: str, before: list[str]) -> None:
+    """The state a process leaves when it dies right after EIAM created: its key's in-progress
+    record, and the application's lease naming that key with the secrets from before, both
+    past their lapse: as `principal` sent a create of app_empty under `key`."""
+    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+    store = open_store(store_url)
+    now_ms = int(time.time() * 1000)
+    store.put_if_absent(
+        once.store_key(principal, key),
+        IdempotencyRecord(
+            status="in_progress",
+            request_hash=once.request_hash(request),
+            token="dead-attempt",
+            lapse_at_ms=now_ms - 1,
+            created_at_ms=now_ms - 5000,
+        ),
+    )
+    store.put_if_absent(
+        lease_key("idaas_demo", "app_empty"),
+        IdempotencyRecord(
+            status="lease",
+            request_hash=once.request_hash(request),
+            token="dead-attempt-lease",
+            lapse_at_ms=now_ms - 1,
+            before_secret_ids=tuple(before),
+            holder=once.store_key(principal, key),
+            created_at_ms=now_ms - 5000,
+        ),
+    )

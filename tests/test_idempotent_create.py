@@ -15,11 +15,10 @@ import pytest
 import requests
 import sdk_clients as sdk
 from alibabacloud_eiam20211201 import models as eiam_models
-from stack import DEMO_POLICY, Stack, running_stack
+from stack import DEMO_POLICY, Stack, plant_a_dead_create, running_stack
 
 from infra.emulator import Seed
 from shared import idempotent_create as once
-from shared.create_lease import lease_key
 from shared.errors import VendError
 from shared.idempotency import IdempotencyRecord, open_store
 from shared.idempotency.memory import MemoryStore, process_memory_store
@@ -219,37 +218,6 @@ def test_a_create_still_in_flight_when_the_deadline_came_is_adopted_later(stack:
     assert len(stack.emulator.emulator.params("CreateApplicationClientSecret")) == 1
 
 
-def _plant_a_dead_attempt(store_url: str, key: str, before: list[str]) -> None:
-    """The state a process leaves when it dies right after EIAM created: its key's in-progress
-    record, and the application's lease naming that key with the secrets from before, both
-    past their lapse."""
-    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
-    store = open_store(store_url)
-    now_ms = int(time.time() * 1000)
-    store.put_if_absent(
-        once.store_key(BILLING_ARN, key),
-        IdempotencyRecord(
-            status="in_progress",
-            request_hash=once.request_hash(request),
-            token="dead-attempt",
-            lapse_at_ms=now_ms - 1,
-            created_at_ms=now_ms - 5000,
-        ),
-    )
-    store.put_if_absent(
-        lease_key("idaas_demo", "app_empty"),
-        IdempotencyRecord(
-            status="lease",
-            request_hash=once.request_hash(request),
-            token="dead-attempt-lease",
-            lapse_at_ms=now_ms - 1,
-            before_secret_ids=tuple(before),
-            holder=once.store_key(BILLING_ARN, key),
-            created_at_ms=now_ms - 5000,
-        ),
-    )
-
-
 def _operator_made(stack: Stack) -> Any:
     """A secret made straight through EIAM: here, the one the dead attempt made."""
     return (
@@ -266,7 +234,7 @@ def _operator_made(stack: Stack) -> Any:
 def test_killed_between_the_eiam_answer_and_the_store_write(stack: Stack, store_url: str) -> None:
     """A dead attempt's secret, never recorded, is what its key's retry answers with."""
     key = _key()
-    _plant_a_dead_attempt(store_url, key, stack.secret_ids("app_empty"))
+    plant_a_dead_create(store_url, BILLING_ARN, key, stack.secret_ids("app_empty"))
     orphan = _operator_made(stack)
     recovered = stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
     assert recovered.secret_id == orphan.secret_id
@@ -284,7 +252,7 @@ def test_a_retry_that_fails_before_settling_a_dead_attempt_hands_it_on(
     listing refused, past its retries): what the dead attempt listed is handed on with the
     lease, not dropped, so the next retry still adopts its secret instead of making another."""
     key = _key()
-    _plant_a_dead_attempt(store_url, key, stack.secret_ids("app_empty"))
+    plant_a_dead_create(store_url, BILLING_ARN, key, stack.secret_ids("app_empty"))
     orphan = _operator_made(stack)
     _faults(
         stack,

@@ -6,7 +6,6 @@ approval policy would let it through."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,15 +13,11 @@ from pathlib import Path
 import pytest
 import sdk_clients as sdk
 from alibabacloud_eiam20211201 import models as eiam_models
-from stack import DEMO_POLICY, DEMO_SEED, Stack, running_stack
+from stack import DEMO_POLICY, DEMO_SEED, Stack, plant_a_dead_create, running_stack
 
 from infra.emulator import Seed, load_seed
 from infra.policies import load_policy
 from infra.seed_from_policies import seed_with_infra_policies
-from shared import idempotent_create as once
-from shared.create_lease import lease_key
-from shared.idempotency import IdempotencyRecord, open_store
-from shared.models import CreateRequest
 from vend_client import CloudError, VendApiError, VendResponse
 
 BILLING_ARN = f"acs:ram::{sdk.ACCOUNT}:user/billing"
@@ -142,30 +137,7 @@ def test_recovering_a_create_killed_between_the_eiam_answer_and_the_store_write(
     retry lists the application's secrets (eiam:ListApplicationClientSecrets on the
     application's ARN) to find and adopt the orphan."""
     key = f"infra-{uuid.uuid4().hex}"
-    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
-    store, now_ms = open_store("memory://"), int(time.time() * 1000)
-    store.put_if_absent(
-        once.store_key(BILLING_ARN, key),
-        IdempotencyRecord(
-            status="in_progress",
-            request_hash=once.request_hash(request),
-            token="dead-attempt",
-            lapse_at_ms=now_ms - 1,
-            created_at_ms=now_ms - 5000,
-        ),
-    )
-    store.put_if_absent(  # the application's lease, with what the attempt listed
-        lease_key("idaas_demo", "app_empty"),
-        IdempotencyRecord(
-            status="lease",
-            request_hash=once.request_hash(request),
-            token="dead-attempt-lease",
-            lapse_at_ms=now_ms - 1,
-            before_secret_ids=tuple(stack.secret_ids("app_empty")),
-            holder=once.store_key(BILLING_ARN, key),
-            created_at_ms=now_ms - 5000,
-        ),
-    )
+    plant_a_dead_create("memory://", BILLING_ARN, key, stack.secret_ids("app_empty"))
     orphan = (
         sdk.eiam(stack.emulator.endpoint, sdk.OPERATOR)
         .create_application_client_secret(
