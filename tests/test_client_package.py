@@ -96,3 +96,9 @@ def test_installs_alone_and_its_tests_pass(tmp_path: Path) -> None:
         text=True,
     )
     assert "No module named 'shared'" in where.stderr  # the service is not there to lean on
+    typed = subprocess.run(  # PEP 561: a caller's mypy reads vend_client's own types
+        [python, "-c", "import pathlib, vend_client; "
+         "print((pathlib.Path(vend_client.__file__).parent / 'py.typed').is_file())"],
+        cwd=tmp_path, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert typed.stdout.strip() == "True", typed.stderr
