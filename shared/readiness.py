@@ -65,7 +65,7 @@ def failing_checks(vendor: Callable[[], Vendor]) -> list[str]:
     elif isinstance(store, Forgetful):
         # A store that may drop records breaks one-secret-per-key (README, Reliability); one
         # that forgot already is named once, when first seen. Persistence is vend doctor's.
-        for risk in store.risks(STORE_TIMEOUT_S):
+        for risk in store.risks(STORE_TIMEOUT_S, persistence=False):
             kind = risk.split(":", 1)[0]
             if kind in ("eviction", "lost"):
                 log.warning("ready: the idempotency store %r: %s", store, risk)

@@ -171,13 +171,15 @@ class RedisStore:
             )
         return self._pinger
 
-    def risks(self, timeout_s: float) -> list[str]:
+    def risks(self, timeout_s: float, *, persistence: bool = True) -> list[str]:
         """What could make this Redis forget a record it acknowledged (contract section 8 holds
         only while it does not): an eviction policy that may drop keys once `maxmemory` is
         reached, persistence that is off, or records lost since this instance first looked (the
         marker `vend:epoch`, written once and never expiring, is gone or changed: the store came
-        back empty). Each as a short phrase; [] when none is seen. A server that refuses INFO or
-        CONFIG (some managed Redis do) is taken at its word for what it does answer."""
+        back empty). Each as a short phrase; [] when none is seen. `persistence=False` leaves
+        out the persistence check (readiness does not fail on it: it is `vend doctor`'s). A
+        server that refuses INFO or CONFIG (some managed Redis do) is taken at its word for
+        what it does answer."""
         client = self._probe(timeout_s)
         found: list[str] = []
         try:
@@ -185,16 +187,21 @@ class RedisStore:
             policy = str(memory.get("maxmemory_policy", "noeviction"))
             if int(memory.get("maxmemory", 0) or 0) > 0 and policy != "noeviction":
                 found.append(f"eviction: maxmemory-policy is {policy}, not noeviction")
-            aof = bool(int(client.info("persistence").get("aof_enabled", 0) or 0))
-            if not aof:
-                with contextlib.suppress(redis.exceptions.ResponseError):
-                    save = client.config_get("save").get("save", "")
-                    if not save:
-                        found.append("persistence: neither AOF nor RDB snapshots are on")
+            if persistence:
+                found.extend(self._unpersisted(client))
             found.extend(self._epoch(client))
         except (redis.exceptions.RedisError, OSError, ValueError) as exc:
             found.append(f"unreadable: {type(exc).__name__}")
         return found
+
+    @staticmethod
+    def _unpersisted(client: redis.Redis) -> list[str]:
+        if int(client.info("persistence").get("aof_enabled", 0) or 0):
+            return []
+        with contextlib.suppress(redis.exceptions.ResponseError):  # CONFIG may be refused
+            if not client.config_get("save").get("save", ""):
+                return ["persistence: neither AOF nor RDB snapshots are on"]
+        return []
 
     def _epoch(self, client: redis.Redis) -> list[str]:
         mine = uuid.uuid4().hex

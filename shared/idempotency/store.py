@@ -45,9 +45,10 @@ class Forgetful(Protocol):
     """A store that can say what could make it forget an acknowledged record (`/v1/ready`,
     `vend doctor`)."""
 
-    def risks(self, timeout_s: float) -> list[str]:
-        """Short phrases, each starting with its kind (`eviction:`, `persistence:`, `lost:`,
-        `unreadable:`); [] when none is seen. Never raises, never shows a password."""
+    def risks(self, timeout_s: float, *, persistence: bool = True) -> list[str]:
+        """Short phrases, each starting with its kind (`eviction:`, `persistence:` unless
+        `persistence` is False, `lost:`, `unreadable:`); [] when none is seen. Never raises,
+        never shows a password."""
         ...
 
 
