@@ -423,27 +423,15 @@ class Vendor:
         )
         if held is None:
             assert done is not None
-            return self._reobtain(request, done, data_key, context, meta, record)
+            info = self._obtain(request.instance_id, request.application_id, done, meta, record)
+            key = _result(data_key, meta.deadline)
+            return self._seal(info, key, context, meta.request_id, record)
         try:
             key = _result(data_key, meta.deadline)
         except VendError:
             held.release()
             raise
         info = self._create(request, resource, meta, record, held)
-        return self._seal(info, key, context, meta.request_id, record)
-
-    def _reobtain(
-        self,
-        request: CreateRequest,
-        secret_id: str,
-        data_key: Future[DataKey],
-        context: dict[str, str],
-        meta: RequestMeta,
-        record: audit.AuditRecord,
-    ) -> VendResponse:
-        """A secret already made under this key, obtained again and sealed afresh."""
-        info = self._obtain(request.instance_id, request.application_id, secret_id, meta, record)
-        key = _result(data_key, meta.deadline)
         return self._seal(info, key, context, meta.request_id, record)
 
     @staticmethod
