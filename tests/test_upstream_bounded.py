@@ -4,11 +4,8 @@ case is in test_upstream_transport.py."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import socket
 import ssl
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from trickle import TrickleServer
 
 from shared.upstream.bounded import BoundedHTTPSConnection, tls_context
 
@@ -52,54 +50,18 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-class TlsServer:
-    """Answers each request over TLS, one byte every `trickle_s` (0: all at once)."""
-
-    def __init__(self, cert: Path, key: Path, trickle_s: float) -> None:
-        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self._context.load_cert_chain(cert, key)
-        self._trickle_s = trickle_s
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        try:
-            with self._context.wrap_socket(conn, server_side=True) as tls:
-                tls.recv(65536)
-                if not self._trickle_s:
-                    tls.sendall(ANSWER)
-                    return
-                for byte in ANSWER:
-                    tls.sendall(bytes([byte]))
-                    time.sleep(self._trickle_s)
-        except OSError:
-            return
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)
-        self._listener.close()
-
-
 @pytest.fixture
 def cert(tmp_path: Path) -> tuple[Path, Path]:
     return _self_signed(tmp_path)
 
 
 @pytest.fixture
-def server(cert: tuple[Path, Path], request: pytest.FixtureRequest) -> Iterator[TlsServer]:
-    running = TlsServer(*cert, trickle_s=request.param)
-    yield running
-    running.close()
+def server(cert: tuple[Path, Path], request: pytest.FixtureRequest) -> Iterator[TrickleServer]:
+    """Answers each request over TLS, one byte every `request.param` seconds (0: all at once)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*cert)
+    with TrickleServer(ANSWER, every_s=request.param, tls=context) as running:
+        yield running
 
 
 def _get(port: int, cafile: Path, seconds: float) -> bytes:
@@ -115,13 +77,13 @@ def _get(port: int, cafile: Path, seconds: float) -> bytes:
 
 
 @pytest.mark.parametrize("server", [0.0], indirect=True)
-def test_an_answer_in_time_is_read_whole(server: TlsServer, cert: tuple[Path, Path]) -> None:
+def test_an_answer_in_time_is_read_whole(server: TrickleServer, cert: tuple[Path, Path]) -> None:
     assert _get(server.port, cert[0], 5.0) == b"x" * 20
 
 
 @pytest.mark.parametrize("server", [0.05], indirect=True)
 def test_a_trickled_tls_answer_ends_at_the_deadline(
-    server: TlsServer, cert: tuple[Path, Path]
+    server: TrickleServer, cert: tuple[Path, Path]
 ) -> None:
     """About 60 bytes, one every 50 ms (3 s in all), each well within the socket's timeout:
     the exchange still ends when its 0.4 s are up."""

@@ -5,17 +5,26 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 import time
 from types import TracebackType
 
 
 class TrickleServer:
-    """Sends `answer` a byte every `every_s`, and closes the connection after `for_s` (so that
-    a client that waits for it all is not held forever: the test fails, it does not hang)."""
+    """Sends `answer` a byte every `every_s` (0: all at once), over TLS with `tls`, and closes
+    the connection after `for_s` (so that a client that waits for it all is not held forever:
+    the test fails, it does not hang)."""
 
-    def __init__(self, answer: bytes, every_s: float = 0.5, for_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        answer: bytes,
+        every_s: float = 0.5,
+        for_s: float = 10.0,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self._answer = answer
+        self._tls = tls
         self._every_s = every_s
         self._for_s = for_s
         self._stop = threading.Event()
@@ -36,7 +45,12 @@ class TrickleServer:
                 return
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
-    def _serve(self, conn: socket.socket) -> None:
+    def _serve(self, raw: socket.socket) -> None:
+        try:
+            conn = raw if self._tls is None else self._tls.wrap_socket(raw, server_side=True)
+        except OSError:
+            raw.close()
+            return
         with conn:
             try:
                 head = b""
@@ -47,6 +61,9 @@ class TrickleServer:
                     head += chunk
                 with self._lock:
                     self.requests += 1
+                if not self._every_s:
+                    conn.sendall(self._answer)
+                    return
                 until = time.monotonic() + self._for_s
                 for byte in self._answer:
                     conn.sendall(bytes([byte]))
