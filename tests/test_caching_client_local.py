@@ -53,11 +53,23 @@ def test_a_second_get_is_served_from_memory_and_refresh_now_asks_again(stack: St
         assert (len(_service_requests(stack)), _eiam_obtains(stack)) == (1, 1)
         assert cache.get(*IDS) == BILLING_SECRET
         assert (len(_service_requests(stack)), _eiam_obtains(stack)) == (1, 1)
-        assert cache.refresh_now(*IDS) == BILLING_SECRET
+        assert cache.refresh_now(*IDS).client_secret == BILLING_SECRET
         assert (len(_service_requests(stack)), _eiam_obtains(stack)) == (2, 2)
         assert cache.get(*IDS) == BILLING_SECRET
         assert len(_service_requests(stack)) == 2
     assert all(r["outcome"] == "ok" for r in _service_requests(stack))
+
+
+def test_get_secret_answers_what_oauth_and_rotation_need(stack: Stack) -> None:
+    with _cache(stack) as cache:
+        vended = cache.get_secret(*IDS)
+        assert cache.get_secret(*IDS) is vended  # the same cached answer
+    assert (vended.instance_id, vended.application_id, vended.secret_id) == IDS
+    assert (vended.client_id, vended.client_secret) == ("app_billing", BILLING_SECRET)
+    assert vended.status == "enabled"
+    assert vended.expiration_time is None
+    assert BILLING_SECRET not in repr(vended) + str(vended)
+    assert len(_service_requests(stack)) == 1
 
 
 def test_a_denial_is_neither_retried_nor_cached(stack: Stack) -> None:

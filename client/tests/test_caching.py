@@ -345,7 +345,7 @@ def test_refresh_now_fetches_and_replaces_the_cached_value(make: Any, service: S
     service.secret = "v2"  # rotated
     assert cache.get(*IDS) == "v1"
     assert service.requests == 1
-    assert cache.refresh_now(*IDS) == "v2"
+    assert cache.refresh_now(*IDS).client_secret == "v2"
     assert service.requests == 2
     assert cache.get(*IDS) == "v2"
     assert service.requests == 2
@@ -357,7 +357,7 @@ def test_refresh_now_and_gets_at_once_make_one_request(make: Any, service: Servi
 
     def ask() -> str:
         first = next(turn) % 2 == 0
-        return str(cache.refresh_now(*IDS) if first else cache.get(*IDS))
+        return cache.refresh_now(*IDS).client_secret if first else cache.get(*IDS)
 
     assert _ask_together(10, ask, service) == ["v1"] * 10
     assert service.requests == 1

@@ -122,6 +122,9 @@ def test_a_caching_client_holding_a_secret_shows_none_of_it(httpserver: HTTPServ
         expected_principal=ME,
     ) as secrets:
         assert secrets.get("idaas_x", "app_y", "sct_z") == CLIENT_SECRET
+        vended = secrets.get_secret("idaas_x", "app_y", "sct_z")
+        assert vended.client_secret == CLIENT_SECRET
+        assert_repr_safe(vended)
         assert len(secrets) == 1
         assert_repr_safe(secrets)
         assert_shows_nothing(repr(vars(secrets)))

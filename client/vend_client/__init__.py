@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .http import VendClient
     from .proof import build_proof
     from .response import Envelope, VendResponse
+    from .vended import VendedSecret
     from .wire.endpoint import Endpoint, parse_endpoint
 
 # Each name is imported from its module on first use: the SDK behind the clients costs about
@@ -44,6 +45,7 @@ _HOME = {
     "build_proof": ".proof",
     "Envelope": ".response",
     "VendResponse": ".response",
+    "VendedSecret": ".vended",
     "Endpoint": ".wire.endpoint",
     "parse_endpoint": ".wire.endpoint",
 }
@@ -68,6 +70,7 @@ __all__ = [
     "VendClient",
     "VendClientError",
     "VendResponse",
+    "VendedSecret",
     "build_proof",
     "parse_endpoint",
 ]

@@ -5,8 +5,9 @@ pays four round trips per read and spends the service's (and EIAM's) rate limits
 
     with CachingClient("https://...", audience="vend-prod") as secrets:
         secret = secrets.get("idaas_x", "app_y", "sct_z")   # the opened client secret
+        vended = secrets.get_secret("idaas_x", "app_y", "sct_z")  # with client_id, expiry...
         ...
-        secret = secrets.refresh_now("idaas_x", "app_y", "sct_z")  # after it stopped working
+        vended = secrets.refresh_now("idaas_x", "app_y", "sct_z")  # after it stopped working
 
 What it promises, and why:
 
@@ -43,7 +44,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 
 import requests
@@ -52,6 +53,7 @@ from .credentials import Credentials
 from .errors import VendApiError
 from .http import VendClient
 from .response import VendResponse
+from .vended import VendedSecret
 from .wire.endpoint import Endpoint, parse_endpoint
 
 __all__ = ["RETRYABLE_STATUSES", "CachingClient"]
@@ -67,8 +69,7 @@ Key = tuple[str, str, str]  # (instance_id, application_id, secret_id)
 
 @dataclass(frozen=True)
 class _Entry:
-    # The opened secret is in no repr: a debugger's or a crash reporter's capture of locals.
-    value: str = field(repr=False)
+    value: VendedSecret  # whose repr leaves the opened secret out
     refresh_at: float  # from here on, a get starts a background refresh
     expires_at: float  # from here on, the value is never served
 
@@ -157,7 +158,7 @@ class CachingClient:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._entries: OrderedDict[Key, _Entry] = OrderedDict()  # least recently used first
-        self._flights: dict[Key, Future[str]] = {}  # the one fetch in flight per secret
+        self._flights: dict[Key, Future[VendedSecret]] = {}  # the one fetch in flight per secret
         self._background: set[threading.Thread] = set()
         self._closed = False
         self._stop = threading.Event()  # set by close(): cuts a background refresh's waits
@@ -165,9 +166,13 @@ class CachingClient:
     # -- asking ----------------------------------------------------------------------------
 
     def get(self, instance_id: str, application_id: str, secret_id: str) -> str:
-        """The opened client secret: from memory while fresh, else fetched (once, whoever else
-        asks meanwhile). Raises what the fetch raised (VendApiError, CloudError, EnvelopeError,
-        a requests error), after the retries described in the module's docstring."""
+        """The opened client secret alone: `get_secret(...).client_secret`."""
+        return self.get_secret(instance_id, application_id, secret_id).client_secret
+
+    def get_secret(self, instance_id: str, application_id: str, secret_id: str) -> VendedSecret:
+        """The opened client secret with its client id, status and expiry: from memory while
+        fresh, else fetched (once, whoever else asks meanwhile). Raises what the fetch raised
+        (a VendClientError), after the retries described in the module's docstring."""
         key = (instance_id, application_id, secret_id)
         with self._lock:
             self._check_open()
@@ -185,7 +190,7 @@ class CachingClient:
             self._complete(key, flight, background=False)
         return flight.result()
 
-    def refresh_now(self, instance_id: str, application_id: str, secret_id: str) -> str:
+    def refresh_now(self, instance_id: str, application_id: str, secret_id: str) -> VendedSecret:
         """Fetches the secret now, whatever the cache holds, and caches what comes back: for
         when the cached value stopped working (rotated, disabled). If a fetch of it is already in
         flight (a get's or a background refresh's), its answer is this one's: it was asked for
@@ -240,7 +245,7 @@ class CachingClient:
         if self._closed:
             raise RuntimeError("this CachingClient is closed")
 
-    def _join_or_start_locked(self, key: Key) -> tuple[Future[str], bool]:
+    def _join_or_start_locked(self, key: Key) -> tuple[Future[VendedSecret], bool]:
         """The fetch in flight for `key`, and whether the caller just started it (and so must
         run it)."""
         flight = self._flights.get(key)
@@ -257,7 +262,7 @@ class CachingClient:
         self._background.add(thread)
         thread.start()
 
-    def _run_background(self, key: Key, flight: Future[str]) -> None:
+    def _run_background(self, key: Key, flight: Future[VendedSecret]) -> None:
         try:
             self._complete(key, flight, background=True)
         finally:
@@ -265,7 +270,7 @@ class CachingClient:
                 self._background.discard(threading.current_thread())
                 self._changed.notify_all()
 
-    def _complete(self, key: Key, flight: Future[str], *, background: bool) -> None:
+    def _complete(self, key: Key, flight: Future[VendedSecret], *, background: bool) -> None:
         """Runs the fetch of `flight` and settles it: caches a value, never an error."""
         try:
             value, entry = self._fetch(key, background=background)
@@ -293,18 +298,21 @@ class CachingClient:
                     self._entries.popitem(last=False)
         flight.set_result(value)
 
-    def _fetch(self, key: Key, *, background: bool) -> tuple[str, _Entry | None]:
+    def _fetch(self, key: Key, *, background: bool) -> tuple[VendedSecret, _Entry | None]:
         """Obtains (with retries) and opens one secret; the entry to cache, None when it may
         not be cached (the secret has already expired)."""
         instance_id, application_id, secret_id = key
         asked_at = self._clock()
         response = self._obtain(key, background=background)
-        value = self.client.open(
+        value = VendedSecret.of(
             response,
-            instance_id=instance_id,
-            application_id=application_id,
-            secret_id=secret_id,
-            expected_principal=self._expected_principal,
+            self.client.open(
+                response,
+                instance_id=instance_id,
+                application_id=application_id,
+                secret_id=secret_id,
+                expected_principal=self._expected_principal,
+            ),
         )
         fresh_for = self._ttl_s
         if response.expiration_time is not None:
