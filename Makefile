@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/vend_latency.py
 	$(BIN)/python benchmarks/emulator_nonces.py
+	$(BIN)/python benchmarks/client_cache.py
 
 # The stateful fault test, longer than in `make test` (STEPS steps in each of EXAMPLES runs,
 # a random seed unless SEED is given).
