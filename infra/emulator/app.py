@@ -1,5 +1,7 @@
 """The emulator as one WSGI application: STS, EIAM and KMS on one port, told apart by
-`x-acs-version`, plus a loopback-only admin API under /_emulator/."""
+`x-acs-version`; each IDaaS instance's OAuth token endpoint, discovery document and JWKS under
+/{instance_id}/api/v2/iauths_system/oauth2/ (oauth.py); and a loopback-only admin API under
+/_emulator/."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from functions.wsgi_server import status_line
 
-from . import eiam, ids, kms, sts
+from . import eiam, ids, kms, oauth, sts
 from .call import Call, Handler
 from .clock import Clock
 from .errors import ApiError
@@ -69,6 +71,15 @@ class Emulator:
         self.sts = sts.Sts(self.account)
         self.kms = kms.Kms(self.account, keys)
         self.eiam = eiam.Eiam(self.account, records, on_change=self._save_state)
+        self.signing_keys = oauth.SigningKeys(
+            saved.get("oauth") if saved else None, on_new=self._save_state
+        )
+        self.oauth = oauth.AuthorizationServer(
+            self.eiam,
+            self.clock,
+            self.signing_keys,
+            {i.instance_id: i.access_token_expires_in for i in seed.eiam_instances},
+        )
         self.faults = Faults(seed.faults)
         # What was called, by whom, with what outcome: tests read it to prove a call was (or
         # was not) made.
@@ -101,6 +112,7 @@ class Emulator:
         data = {
             "eiam": eiam.records_to_json(self.eiam.state),
             "kms": kms.keys_to_json(self.kms.keys),
+            "oauth": self.signing_keys.to_json(),
         }
         with self._persist_lock:
             # Write then rename, so a crash never leaves half a state file behind.
@@ -118,6 +130,8 @@ class Emulator:
         if path.startswith("/_emulator/"):
             status, body, headers = self._admin(environ, path)
             answer = _Answer(status, json.dumps(body).encode(), headers=headers)
+        elif (where := oauth.route(path)) is not None:
+            answer = self._oauth(environ, where, request_id)
         else:
             answer = self._api(environ, request_id)
         if answer.reset and not drop_connection(environ):
@@ -228,6 +242,61 @@ class Emulator:
         )
         return _Answer(status, json.dumps(body).encode(), headers=headers)
 
+    def _oauth(self, environ: Environ, where: oauth.Route, request_id: str) -> _Answer:
+        """An instance's OAuth endpoint, with the faults injected for its action (OAuthToken,
+        OidcDiscovery, OidcJwks), recorded in the history by client_id. A JSON fault answers
+        in OAuth's error shape, with Retry-After when it has one."""
+        started = time.monotonic()
+        action = where.action
+        try:
+            fault = self.faults.pick(action)
+            if fault is not None and fault.phase == "before":
+                apply_fault(fault, request_id)
+            request = oauth.Request(
+                method=environ.get("REQUEST_METHOD", "GET"),
+                base_url=_base_url(environ),
+                authorization=environ.get("HTTP_AUTHORIZATION", ""),
+                content_type=environ.get("CONTENT_TYPE", ""),
+                body=_read_body(environ),
+            )
+            answer = self.oauth.serve(where, request)
+            if fault is not None and fault.phase == "after":
+                apply_fault(fault, request_id)
+        except InjectedAnswer as injected:
+            self.history.append((action, "-", injected.outcome))
+            log.info("%s %s -> injected %s", action, request_id, injected.outcome)
+            return _Answer(
+                injected.status or 502,
+                injected.payload,
+                injected.content_type or JSON,
+                injected.headers,
+                reset=injected.reset,
+            )
+        except ApiError as err:  # an injected fault, or a body too large to read
+            headers = dict(err.headers)
+            if "x-acs-retry-after" in headers:
+                headers["Retry-After"] = headers["x-acs-retry-after"]
+            body = {"error": err.code, "error_description": err.message}
+            answer = oauth.Answer(err.status, body, headers)
+        except Exception:
+            log.exception("emulator: unhandled error in %s", action)
+            body = {"error": "server_error", "error_description": "The emulator failed."}
+            answer = oauth.Answer(500, body)
+        who = answer.client_id or "-"
+        self.history.append((action, who, answer.outcome))
+        with self._counts_lock:
+            self.counts[action] = self.counts.get(action, 0) + 1
+        log.info(
+            "%s %s by %s -> %d %s (%.1f ms)",
+            action,
+            request_id,
+            who,
+            answer.status,
+            answer.outcome,
+            (time.monotonic() - started) * 1000,
+        )
+        return _Answer(answer.status, json.dumps(answer.body).encode(), headers=answer.headers)
+
     def calls(self, action: str | None = None) -> list[tuple[str, str, str]]:
         """The history, optionally of one action: (action, caller ARN, "OK" or error code)."""
         return [h for h in list(self.history) if action is None or h[0] == action]
@@ -311,6 +380,12 @@ def _read_request(environ: Environ) -> Request:
     path = (environ.get("PATH_INFO") or "/").encode("latin-1").decode("utf-8", "replace")
     query = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
     return Request(environ.get("REQUEST_METHOD", "GET"), path, query, headers, _read_body(environ))
+
+
+def _base_url(environ: Environ) -> str:
+    """scheme://host[:port] as the client addressed this server (the Host header)."""
+    host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME')}:{environ.get('SERVER_PORT')}"
+    return f"{environ.get('wsgi.url_scheme', 'http')}://{host}"
 
 
 def _is_loopback(address: str) -> bool:

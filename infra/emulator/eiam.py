@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hmac
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from . import ids
 from .call import Call, Handler, not_found
@@ -103,6 +104,19 @@ def records_from_json(data: dict[str, Any]) -> dict[str, dict[str, ApplicationRe
     }
 
 
+class ClientRejected(Exception):
+    """A token request's client credentials, refused: why, in the OAuth endpoint's words."""
+
+    def __init__(self, reason: Literal["unknown", "disabled", "expired"]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# Compared against when the client is unknown, so that the work done does not tell an unknown
+# client_id from a known one with a wrong secret.
+_NO_SECRET = ids.client_secret().encode()
+
+
 class Eiam:
     def __init__(
         self,
@@ -155,6 +169,37 @@ class Eiam:
         if record is None:
             raise not_found("EntityNotExists.Secret", "client secret")
         return instance_id, app, record
+
+    # -- the instance's OAuth token endpoint (oauth.py) --------------------------------------
+
+    def authenticate_client(
+        self, instance_id: str, client_id: str, client_secret: str
+    ) -> ApplicationRecord:
+        """The application whose client_id this is, if `client_secret` is one of its secrets,
+        enabled and unexpired (by the emulator's clock); that secret's LastUsedTime becomes now.
+        Every secret of the application is compared, each in constant time. ClientRejected
+        otherwise: "unknown" for an unknown client_id or a secret that matches none (a deleted
+        one included), so that the answer does not tell which."""
+        given = client_secret.encode()
+        now = self.account.clock.now_ms()
+        with self.lock:
+            apps = self.state.get(instance_id, {})
+            app = next((a for a in apps.values() if a.client_id == client_id), None)
+            match: SecretRecord | None = None
+            for secret in app.secrets.values() if app is not None else ():
+                if hmac.compare_digest(secret.client_secret.encode(), given) and match is None:
+                    match = secret
+            if app is None:
+                hmac.compare_digest(_NO_SECRET, given)
+            if app is None or match is None:
+                raise ClientRejected("unknown")
+            if match.status != "enabled":
+                raise ClientRejected("disabled")
+            if match.expiration_time is not None and match.expiration_time <= now:
+                raise ClientRejected("expired")
+            match.last_used_time = now
+            self.on_change()
+            return app
 
     # -- actions ------------------------------------------------------------------------------
 

@@ -72,6 +72,9 @@ class Application(_Model):
 class Instance(_Model):
     instance_id: str = Field(pattern=_ID)
     applications: tuple[Application, ...] = ()
+    # The `expires_in` of the M2M access tokens the instance's token endpoint issues (3600 in
+    # IDaaS's example answer; infra/ASSUMPTIONS.md T5). Short ones let tests see tokens expire.
+    access_token_expires_in: int = Field(default=3600, ge=1, le=86400)
 
 
 class Fault(_Model):
