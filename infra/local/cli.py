@@ -180,6 +180,32 @@ def local_environment(emulator_url: str, seed_path: Path, policy_path: Path) -> 
     }
 
 
+def local_jwt_issuers(emulator_url: str, seed: Seed) -> str:
+    """`VEND_JWT_ISSUERS` for the demo world: the M2M token issuer of each IDaaS instance of the
+    seed, served by the emulator (infra/emulator/oauth.py), so that its access tokens are Bearer
+    callers. An issuer is named by its instance ID without the `idaas_` prefix (`idaas_demo` is
+    `demo`, the name examples/policy.json gives: `jwt:app_reports@demo`), or the whole ID where
+    that would name two; its audience is the service's (`vend-local`)."""
+    import json
+
+    from infra.emulator.oauth import issuer
+
+    instances = [i.instance_id for i in seed.eiam_instances]
+    short = [i.removeprefix("idaas_") or i for i in instances]
+    issuers = []
+    for instance_id, name in zip(instances, short, strict=True):
+        iss = issuer(emulator_url, instance_id)
+        issuers.append(
+            {
+                "name": name if short.count(name) == 1 else instance_id,
+                "issuer": iss,
+                "jwks_url": f"{iss}/jwks",
+                "algorithms": ["RS256"],
+            }
+        )
+    return json.dumps(issuers)
+
+
 def _local(args: argparse.Namespace) -> int:
     from infra.emulator import EmulatorServer
 
@@ -203,6 +229,7 @@ def _local(args: argparse.Namespace) -> int:
     emulator.start()
     try:
         env = local_environment(emulator.url, seed_path, Path(args.policy))
+        env["VEND_JWT_ISSUERS"] = local_jwt_issuers(emulator.url, seed)
         os.environ.update(env)
         server = _start_api(args.host, args.port, emulator.emulator.account.key_secret)
         print(_local_banner(f"http://{args.host}:{args.port}", emulator.url, seed))
@@ -214,8 +241,8 @@ def _local(args: argparse.Namespace) -> int:
     return 0
 
 
-def _local_banner(api: str, emulator: str, seed: object) -> str:
-    users = {u.name: u for u in seed.users}  # type: ignore[attr-defined]
+def _local_banner(api: str, emulator: str, seed: Seed) -> str:
+    users = {u.name: u for u in seed.users}
     billing = users.get("billing")
     caller = (
         f"export ALIBABA_CLOUD_ACCESS_KEY_ID={billing.access_key_id} "
@@ -223,6 +250,53 @@ def _local_banner(api: str, emulator: str, seed: object) -> str:
         if billing
         else "# (the seed has no user named billing)"
     )
+    return f"""{_caller_banner(api, emulator, caller)}
+
+{_bearer_banner(api, emulator, seed)}
+
+Ctrl-C stops both."""
+
+
+def _bearer_banner(api: str, emulator: str, seed: Seed) -> str:
+    """How the demo M2M application app_reports calls the service with an access token from
+    the emulator's IDaaS instance (a Bearer caller: no Alibaba Cloud credentials to ask)."""
+    from infra.emulator.oauth import issuer
+
+    instance = next((i for i in seed.eiam_instances if i.instance_id == "idaas_demo"), None)
+    apps = instance.applications if instance is not None else ()
+    app = next((a for a in apps if a.application_id == "app_reports"), None)
+    if app is None or not app.secrets:
+        return "(the seed has no application app_reports with a secret in idaas_demo)"
+    client_id, secret = app.client_id or app.application_id, app.secrets[0]
+    users = {u.name: u for u in seed.users}
+    reports = users.get("reports")
+    opener = (
+        f"ALIBABA_CLOUD_ACCESS_KEY_ID={reports.access_key_id} "
+        f"ALIBABA_CLOUD_ACCESS_KEY_SECRET={reports.access_key_secret} \\\n      "
+        if reports
+        else ""
+    )
+    body = (
+        f'{{"instance_id": "idaas_demo", "application_id": "app_reports", '
+        f'"secret_id": "{secret.secret_id}"}}'
+    )
+    return f"""As the demo M2M application app_reports, with an access token from the emulator's
+IDaaS instance idaas_demo: the service knows this caller as jwt:{client_id}@demo, whom
+examples/policy.json lets read app_reports' secrets (the last command opens the envelope with
+the demo user reports' keys, as KMS lets only them decrypt with key-reports):
+
+  TOKEN=$(curl -s -u {client_id}:{secret.client_secret} \\
+      -d grant_type=client_credentials --data-urlencode 'scope=vend-local|obtain' \\
+      {issuer(emulator, "idaas_demo")}/token \\
+      | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+  curl -s -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
+      -d '{body}' \\
+      {api}/v1/secrets/obtain
+  {opener}.venv/bin/vend obtain --token "$TOKEN" --instance idaas_demo \\
+      --application app_reports --secret {secret.secret_id}"""
+
+
+def _caller_banner(api: str, emulator: str, caller: str) -> str:
     return f"""vend local: the service and a seeded emulator, no cloud account needed.
 
   API        {api}/v1/   (health: {api}/v1/health, OpenAPI: {api}/v1/openapi.json)
@@ -238,9 +312,7 @@ In another shell, as the demo caller "billing" (its demo keys are in the seed):
   .venv/bin/vend create --instance idaas_demo --application app_empty --idempotency-key demo-1
   .venv/bin/vend obtain --instance idaas_demo --application app_billing \\
       --secret sct_billing_1 --json --output vended.json
-  .venv/bin/vend decrypt vended.json
-
-Ctrl-C stops both."""
+  .venv/bin/vend decrypt vended.json"""
 
 
 # -- doctor --------------------------------------------------------------------------------
