@@ -289,7 +289,7 @@ the demo user reports' keys, as KMS lets only them decrypt with key-reports):
       -d grant_type=client_credentials --data-urlencode 'scope=vend-local|obtain' \\
       {issuer(emulator, "idaas_demo")}/token \\
       | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
-  curl -s -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
+  curl -s -w '\\n' -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
       -d '{body}' \\
       {api}/v1/secrets/obtain
   {opener}.venv/bin/vend obtain --token "$TOKEN" --instance idaas_demo \\
