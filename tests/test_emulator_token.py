@@ -6,6 +6,7 @@ other secret; OAuth's 400s for a malformed request (infra/ASSUMPTIONS.md T1 to T
 from __future__ import annotations
 
 import base64
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,8 @@ import pytest
 import requests
 import sdk_clients as sdk
 from alibabacloud_eiam20211201 import models as eiam_models
+from conftest import DEMO_SEED
+from processes import VEND, free_port, wait_for_port
 
 from infra.emulator import EmulatorServer, Seed
 
@@ -340,3 +343,32 @@ def test_an_injected_fault_answers_in_oauths_shape(emulator: EmulatorServer) -> 
     assert answer.json()["error"] == "ServiceUnavailable"
     assert answer.headers["Retry-After"] == "7"
     assert _token(emulator).status_code == 200  # once only
+
+
+def test_vend_emulator_prints_each_instances_token_endpoint() -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [*VEND, "emulator", "--seed", str(DEMO_SEED), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for_port(port, proc)
+        assert proc.stdout is not None
+        printed: list[str] = []
+        while not any("idaas_other" in line for line in printed):
+            printed.append(proc.stdout.readline())
+            assert printed[-1], printed  # the process ended first
+        lines = [line for line in printed if "instance idaas_demo: M2M token endpoint" in line]
+        endpoint = lines[0].split()[-1]
+        answer = requests.post(
+            endpoint,
+            data={"grant_type": "client_credentials"},
+            auth=(CLIENT_ID, SECRET),
+            timeout=10,
+        )
+        assert answer.status_code == 200, answer.text
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)

@@ -78,6 +78,7 @@ def _cannot_listen(exc: OSError, host: str, port: int, flag: str, command: str) 
 
 def _emulator(args: argparse.Namespace) -> int:
     from infra.emulator import EmulatorServer
+    from infra.emulator.oauth import issuer
 
     seed = _load_seed(args.seed, "emulator")
     if args.state is not None and os.path.exists(args.state):
@@ -92,6 +93,9 @@ def _emulator(args: argparse.Namespace) -> int:
         raise Failure(ExitStatus.USAGE, f"emulator: the state file {args.state}: {exc}") from None
     print(f"emulator: STS, EIAM and KMS at {server.url} (account {seed.account_id}, {seed.region})")
     print(f"emulator: point an SDK Config at endpoint={server.endpoint!r}, protocol='http'")
+    for instance in seed.eiam_instances:
+        token = f"{issuer(server.url, instance.instance_id)}/token"
+        print(f"emulator: IDaaS instance {instance.instance_id}: M2M token endpoint {token}")
     sys.stdout.flush()
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
