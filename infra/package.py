@@ -346,16 +346,26 @@ def install_dependencies(
 
 
 def source_files(root: Path = ROOT) -> dict[str, Path]:
-    """The `.py` files of `functions/` and `shared/`, by their path in the zip."""
+    """The `.py` files of `functions/` and `shared/`, by their path in the zip. Linked folders
+    are followed (`shared/wire` links to the caller's package, which holds those files), so
+    the zip holds their files as its own."""
     files: dict[str, Path] = {}
     for package in SOURCES:
         top = root / package
         if not (top / "__init__.py").is_file():
             raise PackageError(f"{top} is not a package")
-        for path in top.rglob("*.py"):
-            rel = path.relative_to(root)
-            if not any(part in PRUNED_DIRS for part in rel.parts) and path.is_file():
-                files[rel.as_posix()] = path
+        seen: set[str] = set()
+        for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+            real = os.path.realpath(dirpath)
+            if real in seen:  # a link back up the tree
+                dirnames.clear()
+                continue
+            seen.add(real)
+            dirnames[:] = [d for d in dirnames if d not in PRUNED_DIRS]
+            for name in filenames:
+                path = Path(dirpath) / name
+                if name.endswith(".py") and path.is_file():
+                    files[path.relative_to(root).as_posix()] = path
     return files
 
 

@@ -1,12 +1,14 @@
 """The three rooms, held by reading every import (at module level and inside functions): the core
 that ships (`shared/`) leans on nothing of the functions, the caller's package, the laptop's
 tools or the infrastructure; the functions lean on nothing of the laptop or the caller; the
-caller's package on nothing of the service but the wire folder it links; and no package of
-the core imports in a circle."""
+caller's package on nothing of the service (the service's `shared/wire` links to the caller's
+wire folder, and is walked as part of the core); and no package of the core imports in a
+circle."""
 
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -41,7 +43,13 @@ def imports_of(path: Path, base: Path) -> Iterator[str]:
 
 
 def _files(folder: str) -> list[Path]:
-    return sorted(p for p in (ROOT / folder).rglob("*.py") if "__pycache__" not in p.parts)
+    """The modules of `folder`, linked folders followed (`shared/wire` is a link)."""
+    return sorted(
+        Path(where) / name
+        for where, _, names in os.walk(ROOT / folder, followlinks=True)
+        for name in names
+        if name.endswith(".py") and "__pycache__" not in Path(where).parts
+    )
 
 
 @pytest.mark.parametrize(
@@ -70,6 +78,7 @@ def test_the_walker_sees_lazy_and_relative_imports() -> None:
     assert "shared.composition_root" in doctor  # imported inside run()
     arns = set(imports_of(ROOT / "shared" / "wire" / "arns.py", ROOT))
     assert "shared.wire.envelope" in arns  # `from .envelope import ...`
+    assert ROOT / "shared" / "wire" / "arns.py" in _files("shared")  # through the link
 
 
 def test_no_package_of_the_core_imports_in_a_circle() -> None:

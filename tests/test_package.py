@@ -203,6 +203,8 @@ def test_holds_the_handlers_and_the_core_at_the_zip_root(built: BuildResult) -> 
     names = set(_names(built))
     for required in ("functions/http.py", "functions/events.py", "shared/__init__.py"):
         assert required in names
+    # shared/wire is a link to the caller's package: the zip holds its files as the core's own.
+    assert {"shared/wire/__init__.py", "shared/wire/envelope.py"} <= names
     # Every source file of functions/ and shared/, byte for byte, and nothing else of ours.
     sources = package.source_files(ROOT)
     ours = {n for n in names if n.startswith(("functions/", "shared/"))}
