@@ -6,7 +6,10 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test lint typecheck unit emulator bench stateful-long clean
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml client/pyproject.toml
+# The version lives in the packages' __init__.py (pyproject.toml reads it): a new one is
+# installed again, so that the editable installs' metadata tells it.
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml client/pyproject.toml \
+		shared/__init__.py client/vend_client/__init__.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e . -e ./client

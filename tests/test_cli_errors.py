@@ -13,6 +13,7 @@ import socket
 import stat
 import subprocess
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -191,6 +192,16 @@ def test_a_service_that_never_answers_times_out(local: Local) -> None:
 def test_the_usage_error_is_argparses_in_one_line() -> None:
     done = _vend(_clean_env(), "obtain", "--instance", "idaas_demo")
     _fails(done, ExitStatus.USAGE, "--application", "--secret", "vend obtain --help")
+
+
+def test_version_names_the_service_and_the_caller_package() -> None:
+    """Not a usage error: both distributions' versions, as installed, on stdout."""
+    done = _vend(_clean_env(), "--version")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == (
+        f"vend {version('secret-vending')} (secret-vending), "
+        f"vend_client {version('secret-vending-client')} (secret-vending-client)\n"
+    )
 
 
 def test_a_ram_proof_without_an_audience_is_a_usage_error() -> None:

@@ -13,6 +13,9 @@ with your own KMS permission.
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# The one place the version is written: pyproject.toml reads it ([tool.setuptools.dynamic]).
+__version__ = "0.1.0"
+
 if TYPE_CHECKING:
     from .caching import CachingClient
     from .credentials import Credentials

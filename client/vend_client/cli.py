@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from . import __version__
 from .exit_status import ExitStatus, Failure, exit_table, fail, unexpected
 from .failures import explain, no_credentials
 
@@ -470,6 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="each step with its time; tracebacks"
     )
+    parser.add_argument("--version", action="version", version=f"vend-client {__version__}")
     add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     try:

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shared import __version__
+from vend_client import __version__ as client_version
 from vend_client.cli import Parser, add_verbose
 from vend_client.exit_status import ExitStatus, Failure, exit_table, fail, unexpected
 
@@ -427,6 +429,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="servers: log every request; callers: each step with its time; any command: the "
         "traceback of an unexpected error",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"vend {__version__} (secret-vending), vend_client {client_version} "
+        "(secret-vending-client)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
