@@ -172,7 +172,7 @@ def test_a_missing_audience_is_named_unless_a_token_is_given(env: pytest.MonkeyP
 def test_an_unusable_timeout_is_named_alike_by_from_env_and_the_command(
     env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], timeout: str
 ) -> None:
-    env.setenv("VEND_URL", "https://vend.example")
+    env.setenv("VEND_URL", closed_url())
     env.setenv("VEND_AUDIENCE", "vend-prod")
     env.setenv("VEND_TIMEOUT", timeout)
     with pytest.raises(ConfigurationError, match="VEND_TIMEOUT") as info:
@@ -181,6 +181,9 @@ def test_an_unusable_timeout_is_named_alike_by_from_env_and_the_command(
     ids = ["--instance", IDS[0], "--application", IDS[1], "--secret", IDS[2]]
     assert main(["obtain", *ids]) == ExitStatus.USAGE
     assert capsys.readouterr().err == f"vend: {info.value}\n"
+    # Given, the setting is not read from its variable: by a flag, or by a keyword.
+    assert main(["obtain", *ids, "--timeout", "5"]) == ExitStatus.UNREACHABLE
+    assert CachingClient.from_env(timeout_s=5).client.timeout_s == 5
 
 
 def test_a_caching_client_with_nothing_says_what_is_missing() -> None:

@@ -261,8 +261,10 @@ def _resolve(args: argparse.Namespace, *, asks: bool) -> None:
     then needs the audience)."""
     from .errors import ConfigurationError  # noqa: PLC0415
 
+    flags = {name: name.removesuffix("_s") for name in VARIABLES}  # timeout_s: --timeout
+    given = [name for name, flag in flags.items() if getattr(args, flag) is not None]
     try:
-        env = settings.from_environment()
+        env = settings.from_environment(given=given)  # a flag wins, whatever its variable holds
     except ConfigurationError as exc:
         raise Failure(ExitStatus.USAGE, str(exc)) from None
     args.url = args.url or env.get("url", DEFAULT_URL)

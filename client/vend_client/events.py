@@ -144,7 +144,8 @@ def _fc_error(exc: Any) -> VendApiError:
     status = getattr(exc, "status_code", None)
     if isinstance(status, int) and status >= 400:
         code = str(getattr(exc, "err_code", "") or "FcError")
-        return api_error(status, code, "Function Compute refused the invocation", fc_request)
+        what = "refused" if status < 500 else "failed"
+        return api_error(status, code, f"Function Compute {what} the invocation", fc_request)
     try:
         said = json.loads(str(getattr(exc, "message", "")))
     except ValueError:
