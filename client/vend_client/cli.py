@@ -267,13 +267,12 @@ def _resolve(args: argparse.Namespace, *, asks: bool) -> None:
         env = settings.from_environment(given=given)  # a flag wins, whatever its variable holds
     except ConfigurationError as exc:
         raise Failure(ExitStatus.USAGE, str(exc)) from None
-    args.url = args.url or env.get("url", DEFAULT_URL)
-    args.audience = args.audience or env.get("audience")
-    args.region = args.region or env.get("region", DEFAULT_REGION)
-    args.sts_endpoint = args.sts_endpoint or env.get("sts_endpoint", DEFAULT_STS)
-    args.kms_endpoint = args.kms_endpoint or env.get(
-        "kms_endpoint", settings.default_kms(args.region)
-    )
+    defaults = {"url": DEFAULT_URL, "region": DEFAULT_REGION, "sts_endpoint": DEFAULT_STS}
+    for name in ("url", "audience", "region", "sts_endpoint"):
+        if getattr(args, name) is None:
+            setattr(args, name, env.get(name, defaults.get(name)))
+    if args.kms_endpoint is None:
+        args.kms_endpoint = env.get("kms_endpoint", settings.default_kms(args.region))
     if args.timeout is None:
         args.timeout = env.get("timeout_s", DEFAULT_TIMEOUT_S)
     elif not args.timeout > 0:
