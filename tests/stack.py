@@ -60,8 +60,8 @@ class Stack:
             "url": self.api.url,
             "audience": "vend-local",
             "credentials": Credentials(*key),
-            "sts": endpoint(self.emulator.url),
-            "kms": endpoint(self.emulator.url),
+            "sts_endpoint": endpoint(self.emulator.url),
+            "kms_endpoint": endpoint(self.emulator.url),
         }
         fields.update(kw)
         return VendClient(**fields)  # type: ignore[arg-type]

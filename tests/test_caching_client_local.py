@@ -5,6 +5,10 @@ from memory (no request reaches the service or EIAM), `refresh_now` goes all the
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +17,7 @@ import sdk_clients as sdk
 from stack import Stack, running_stack
 
 from infra.emulator import Seed
+from infra.local.cli import _local_banner
 from vend_client import CachingClient, Credentials, VendApiError
 
 BILLING_SECRET = "CSdemoBillingSecretValue0000000000000001"
@@ -80,3 +85,32 @@ def test_a_denial_is_neither_retried_nor_cached(stack: Stack) -> None:
             assert (info.value.status, info.value.code) == (403, "AccessDenied")
             assert len(_service_requests(stack)) == asked
     assert _eiam_obtains(stack) == 0
+
+
+def test_from_env_needs_only_what_vend_local_says_to_export(stack: Stack, demo_seed: Seed) -> None:
+    """A caller's process with nothing but the `export` lines of `vend local`'s banner (the demo
+    caller's keys, VEND_URL, VEND_AUDIENCE, VEND_STS_ENDPOINT, VEND_KMS_ENDPOINT):
+    `CachingClient.from_env()` gets the secret."""
+    banner = _local_banner(stack.api.url, stack.emulator.url, demo_seed)
+    exported: dict[str, str] = {}
+    for line in banner.splitlines():
+        if line.strip().startswith("export "):
+            for word in shlex.split(line.strip())[1:]:
+                name, _, value = word.partition("=")
+                exported[name] = value
+    assert {"VEND_URL", "VEND_AUDIENCE", "ALIBABA_CLOUD_ACCESS_KEY_ID"} <= set(exported)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VEND_", "ALIBABA_CLOUD_"))}
+    code = (
+        "from vend_client import CachingClient\n"
+        "with CachingClient.from_env() as cache:\n"
+        f"    print(cache.get(*{IDS!r}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, **exported},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == BILLING_SECRET

@@ -117,8 +117,8 @@ def _client(served: Served, emulator: EmulatorServer) -> VendClient:
         url=served.url,
         audience="vend-local",
         credentials=Credentials(*sdk.BILLING),
-        sts=endpoint(emulator.url),
-        kms=endpoint(emulator.url),
+        sts_endpoint=endpoint(emulator.url),
+        kms_endpoint=endpoint(emulator.url),
     )
 
 

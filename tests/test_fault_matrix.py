@@ -140,7 +140,7 @@ class World:
             return f"Bearer {self.token()}"
         if sts is None:
             return self.stack.client().authorization()
-        return self.stack.client(sts=endpoint(sts)).authorization()
+        return self.stack.client(sts_endpoint=endpoint(sts)).authorization()
 
     def send(self, cell: Cell, key: str, sts: str | None = None) -> requests.Response:
         action, body = ("obtain", OBTAIN) if cell.request == "obtain" else ("create", CREATE)

@@ -99,8 +99,8 @@ def test_ready_follows_redis_while_health_stays_ok(
         url=url,
         audience="vend-local",
         credentials=Credentials(*sdk.BILLING),
-        sts=endpoint(emulator.url),
-        kms=endpoint(emulator.url),
+        sts_endpoint=endpoint(emulator.url),
+        kms_endpoint=endpoint(emulator.url),
     )
     assert client.obtain(*OBTAIN).secret_id == OBTAIN[2]
     assert _healthy(url)

@@ -471,7 +471,7 @@ def test_proof_for_a_host_off_the_allow_list_is_never_sent(
     stack: Stack, httpserver: HTTPServer
 ) -> None:
     httpserver.expect_request("/").respond_with_json({"Arn": BILLING_ARN, "AccountId": sdk.ACCOUNT})
-    rogue = stack.client(sts=endpoint(f"http://127.0.0.1:{httpserver.port}"))
+    rogue = stack.client(sts_endpoint=endpoint(f"http://127.0.0.1:{httpserver.port}"))
     with pytest.raises(VendApiError) as info:
         rogue.obtain("idaas_demo", "app_billing", "sct_billing_1")
     assert info.value.code == "Unauthenticated"

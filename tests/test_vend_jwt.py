@@ -119,6 +119,29 @@ def test_bearer_refusals(stack: Stack, token: Callable[[], str], code: str) -> N
     assert stack.calls("ObtainApplicationClientSecret") == []
 
 
+@pytest.mark.parametrize("way", ["http", "events"])
+def test_an_expired_token_from_a_callable_is_renewed_once(stack: Stack, way: str) -> None:
+    """The token a callable gave has expired by the time the service reads it: the client asks
+    the callable again and sends the request once more, over HTTP and through FC alike."""
+    given: list[str] = []
+
+    def tokens() -> str:
+        expired = not given
+        given.append(_token(exp=int(time.time()) - 1) if expired else _token())
+        return given[-1]
+
+    keys = Credentials(*sdk.REPORTS)
+    ids = ("idaas_demo", "app_reports", "sct_reports_1")
+    if way == "http":
+        response = stack.client(sdk.REPORTS, token=tokens, credentials=keys).obtain(*ids)
+    else:
+        response = stack.events(sdk.REPORTS, token=tokens, credentials=keys).obtain(*ids)
+    assert response.secret_id == "sct_reports_1"
+    assert len(given) == 2
+    outcomes = [json.loads(r.getMessage())["outcome"] for r in stack.audit.records]
+    assert outcomes == ["Unauthenticated", "ok"]
+
+
 def test_a_bearer_caller_without_run_doctor_gets_403_and_no_upstream_is_asked(
     stack: Stack,
 ) -> None:

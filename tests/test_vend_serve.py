@@ -58,8 +58,8 @@ def _client(url: str, emulator: EmulatorServer, key: tuple[str, str] = sdk.BILLI
         url=url,
         audience="vend-local",
         credentials=Credentials(*key),
-        sts=endpoint(emulator.url),
-        kms=endpoint(emulator.url),
+        sts_endpoint=endpoint(emulator.url),
+        kms_endpoint=endpoint(emulator.url),
     )
 
 

@@ -15,12 +15,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import requests
 import sealed
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from vend_client import CachingClient, Credentials, VendApiError, VendClient, parse_endpoint
+from vend_client import (
+    CachingClient,
+    Credentials,
+    ServiceTimeout,
+    ServiceUnreachable,
+    VendApiError,
+    VendClient,
+    parse_endpoint,
+)
 
 ACCOUNT = "1234567890123456"
 ME = f"acs:ram::{ACCOUNT}:user/billing"
@@ -451,9 +458,33 @@ def test_a_refused_connection_is_retried(make: Any, pauses: list[float]) -> None
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cache = make(url=f"http://127.0.0.1:{port}", max_attempts=3)
-    with pytest.raises(requests.ConnectionError):
+    with pytest.raises(ServiceUnreachable) as info:
         cache.get(*IDS)
+    assert info.value.detail == "connection refused"
     assert len(pauses) == 2
+
+
+def test_a_tls_failure_is_not_retried(
+    make: Any, service: Service, httpserver: HTTPServer, pauses: list[float]
+) -> None:
+    """https:// to a server that speaks plain HTTP: a handshake that fails will again."""
+    cache = make(url=f"https://127.0.0.1:{httpserver.port}", max_attempts=3)
+    with pytest.raises(ServiceUnreachable) as info:
+        cache.get(*IDS)
+    assert info.value.detail.startswith("TLS failed")
+    assert pauses == []
+
+
+def test_a_read_timeout_is_not_retried(make: Any, service: Service, pauses: list[float]) -> None:
+    """The service got the request and spent its deadline: asking again would multiply the
+    caller's wait."""
+    service.gate.clear()  # held until the client gave up
+    cache = make(timeout_s=0.3, max_attempts=3)
+    with pytest.raises(ServiceTimeout):
+        cache.get(*IDS)
+    service.gate.set()
+    assert service.requests == 1
+    assert pauses == []
 
 
 # -- Retry-After on VendApiError -----------------------------------------------------------------
@@ -504,8 +535,8 @@ def test_an_existing_vend_client_can_be_wrapped(
         url=base,
         audience="vend-prod",
         credentials=KEYS,
-        sts=parse_endpoint(base),
-        kms=parse_endpoint(base),
+        sts_endpoint=parse_endpoint(base),
+        kms_endpoint=parse_endpoint(base),
         timeout_s=5,
     )
     with CachingClient(client=vend, clock=clock) as cache:

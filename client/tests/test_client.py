@@ -54,8 +54,8 @@ def client(server: HTTPServer, **kw: Any) -> VendClient:
         "url": server.url_for(""),
         "audience": "vend-prod",
         "credentials": KEYS,
-        "sts": parse_endpoint(server.url_for("").rstrip("/")),
-        "kms": parse_endpoint(server.url_for("").rstrip("/")),
+        "sts_endpoint": parse_endpoint(server.url_for("").rstrip("/")),
+        "kms_endpoint": parse_endpoint(server.url_for("").rstrip("/")),
         "timeout_s": 5,
     }
     return VendClient(**{**fields, **kw})

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import requests
 import sealed
 from pytest_httpserver import HTTPServer
 
@@ -21,6 +20,7 @@ from vend_client import (
     CloudError,
     Credentials,
     EventsClient,
+    ServiceUnreachable,
     VendApiError,
     VendClient,
     parse_endpoint,
@@ -159,7 +159,7 @@ def test_a_token_a_header_cannot_carry_is_refused_without_showing_it(
 
 def test_errors_of_a_failed_call_carry_no_token_or_key(httpserver: HTTPServer) -> None:
     client = VendClient(url="http://127.0.0.1:1", token=TOKEN, timeout_s=2)
-    with pytest.raises(requests.exceptions.ConnectionError) as unreachable:
+    with pytest.raises(ServiceUnreachable) as unreachable:
         client.obtain("idaas_x", "app_y", "sct_z")
     assert_repr_safe(unreachable.value)
 
@@ -170,7 +170,11 @@ def test_errors_of_a_failed_call_carry_no_token_or_key(httpserver: HTTPServer) -
     )
     endpoint = parse_endpoint(httpserver.url_for("").rstrip("/"))
     client = VendClient(
-        url=httpserver.url_for(""), token=TOKEN, credentials=KEYS, sts=endpoint, kms=endpoint
+        url=httpserver.url_for(""),
+        token=TOKEN,
+        credentials=KEYS,
+        sts_endpoint=endpoint,
+        kms_endpoint=endpoint,
     )
     response = client.obtain("idaas_x", "app_y", "sct_z")
     with pytest.raises(CloudError) as denied:

@@ -2,12 +2,14 @@
 with a RAM proof (your own Alibaba Cloud credentials) or a JWT, and open the envelope it comes in
 with your own KMS permission.
 
-    kms = parse_endpoint("kms.cn-hangzhou.aliyuncs.com")
-    client = VendClient(url="https://...", audience="vend-prod", kms=kms)
+    client = VendClient(url="https://...", audience="vend-prod")
+    # or from VEND_URL, VEND_AUDIENCE, VEND_KMS_ENDPOINT, ...: VendClient.from_env()
     response = client.obtain("idaas_x", "app_y", "sct_z")
     secret = client.open(
         response, instance_id="idaas_x", application_id="app_y", secret_id="sct_z"
     )
+
+Every failure is a `VendClientError` (see `vend_client.errors` for its kinds).
 """
 
 import importlib
@@ -22,7 +24,13 @@ if TYPE_CHECKING:
     from .errors import (
         CloudError,
         CloudUnreachable,
+        ConfigurationError,
         EnvelopeError,
+        NoCredentialsError,
+        RefusedError,
+        ServiceTimeout,
+        ServiceUnreachable,
+        UpstreamError,
         VendApiError,
         VendClientError,
     )
@@ -40,7 +48,13 @@ _HOME = {
     "Credentials": ".credentials",
     "CloudError": ".errors",
     "CloudUnreachable": ".errors",
+    "ConfigurationError": ".errors",
     "EnvelopeError": ".errors",
+    "NoCredentialsError": ".errors",
+    "RefusedError": ".errors",
+    "ServiceTimeout": ".errors",
+    "ServiceUnreachable": ".errors",
+    "UpstreamError": ".errors",
     "VendApiError": ".errors",
     "VendClientError": ".errors",
     "EventsClient": ".events",
@@ -64,11 +78,17 @@ __all__ = [
     "CachingClient",
     "CloudError",
     "CloudUnreachable",
+    "ConfigurationError",
     "Credentials",
     "Endpoint",
     "Envelope",
     "EnvelopeError",
     "EventsClient",
+    "NoCredentialsError",
+    "RefusedError",
+    "ServiceTimeout",
+    "ServiceUnreachable",
+    "UpstreamError",
     "VendApiError",
     "VendClient",
     "VendClientError",

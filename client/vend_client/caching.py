@@ -46,15 +46,15 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
-import requests
-
+from . import settings
 from .credentials import Credentials
-from .errors import VendApiError
-from .http import VendClient
+from .errors import ConfigurationError, ServiceUnreachable, VendApiError
+from .http import VendClient, from_env_settings
 from .response import VendResponse
 from .vended import VendedSecret
-from .wire.endpoint import Endpoint, parse_endpoint
+from .wire.endpoint import Endpoint
 
 __all__ = ["RETRYABLE_STATUSES", "CachingClient"]
 
@@ -78,9 +78,10 @@ class CachingClient:
     """Opened client secrets, cached in memory by (instance_id, application_id, secret_id).
 
     Thread-safe: one instance is meant to be shared by all of a process's threads. Either give
-    the service's `url` (and the rest, as `VendClient` takes them: `audience` for RAM proofs or a
-    bearer `token`, `credentials` or the default chain, the STS and KMS endpoints), or an existing
-    `client=VendClient(...)`, not both.
+    the service's `url` and the rest as `VendClient` takes them (`audience` for RAM proofs or a
+    bearer `token`, a string or a callable; `credentials` or the default chain; `sts_endpoint`,
+    `kms_endpoint`, `region`, `timeout_s`), or an existing `client=VendClient(...)`, not both;
+    or build it from the `VEND_*` variables with `CachingClient.from_env()`.
 
     `clock` (monotonic seconds), `wall_clock` (epoch seconds, read against a secret's
     `expiration_time`), `sleep` and `rng` (uniform in [0, 1)) are there to be replaced in tests.
@@ -94,12 +95,12 @@ class CachingClient:
         *,
         client: VendClient | None = None,
         audience: str | None = None,
-        token: str | None = None,
+        token: str | Callable[[], str] | None = None,
         credentials: Credentials | None = None,
         sts_endpoint: str | Endpoint | None = None,
         kms_endpoint: str | Endpoint | None = None,
-        region: str = "cn-hangzhou",
-        timeout_s: float = 15.0,
+        region: str = settings.DEFAULT_REGION,
+        timeout_s: float = settings.DEFAULT_TIMEOUT_S,
         expected_principal: str | None = None,
         ttl_s: float = 300.0,
         refresh_ahead_s: float | None = None,
@@ -119,16 +120,41 @@ class CachingClient:
         waited for (the error is raised at once: a caller blocked for minutes is worse off than
         one told to come back). STS defaults to `sts.aliyuncs.com` and KMS to
         `kms.{region}.aliyuncs.com`, as the `vend` command's do. `expected_principal` skips
-        asking STS who the caller is before each opening (see `VendClient.open`)."""
-        if (url is None) == (client is None):
-            raise ValueError("give either the service's url or an existing client=, not both")
+        asking STS who the caller is before each opening (see `VendClient.open`).
+        ConfigurationError (a ValueError) for settings that cannot work."""
+        if url is None and client is None:
+            raise ConfigurationError(
+                "CachingClient needs the service's url (or CachingClient.from_env() with "
+                "VEND_URL set), or an existing client=VendClient(...)",
+                setting="url",
+            )
+        if client is not None:
+            given = {
+                "url": url,
+                "audience": audience,
+                "token": token,
+                "credentials": credentials,
+                "sts_endpoint": sts_endpoint,
+                "kms_endpoint": kms_endpoint,
+            }
+            both = [name for name, value in given.items() if value is not None]
+            if both:
+                raise ConfigurationError(
+                    f"give either an existing client= or the settings to make one "
+                    f"({', '.join(both)}), not both",
+                    setting=both[0],
+                )
         if ttl_s <= 0:
-            raise ValueError("ttl_s must be positive")
+            raise ConfigurationError("ttl_s must be positive", setting="ttl_s")
         ahead = ttl_s / 5 if refresh_ahead_s is None else refresh_ahead_s
         if not 0 <= ahead < ttl_s:
-            raise ValueError("refresh_ahead_s must be at least 0 and less than ttl_s")
+            raise ConfigurationError(
+                "refresh_ahead_s must be at least 0 and less than ttl_s", setting="refresh_ahead_s"
+            )
         if max_entries < 1 or max_attempts < 1:
-            raise ValueError("max_entries and max_attempts must be at least 1")
+            raise ConfigurationError(
+                "max_entries and max_attempts must be at least 1", setting="max_entries"
+            )
         if client is None:
             assert url is not None
             client = VendClient(
@@ -136,8 +162,8 @@ class CachingClient:
                 audience=audience,
                 token=token,
                 credentials=credentials,
-                sts=_endpoint(sts_endpoint or "sts.aliyuncs.com"),
-                kms=_endpoint(kms_endpoint or f"kms.{region}.aliyuncs.com"),
+                sts_endpoint=sts_endpoint,
+                kms_endpoint=kms_endpoint,
                 region=region,
                 timeout_s=timeout_s,
             )
@@ -162,6 +188,22 @@ class CachingClient:
         self._background: set[threading.Thread] = set()
         self._closed = False
         self._stop = threading.Event()  # set by close(): cuts a background refresh's waits
+
+    def __repr__(self) -> str:
+        # Its client's repr (no token, no key), never an entry (each holds an opened secret).
+        return (
+            f"{type(self).__name__}(client={self.client!r}, ttl_s={self._ttl_s!r}, "
+            f"max_entries={self._max_entries!r})"
+        )
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> CachingClient:
+        """A caching client configured as `VendClient.from_env()` is (`VEND_URL`,
+        `VEND_AUDIENCE`, `VEND_STS_ENDPOINT`, `VEND_KMS_ENDPOINT`, `VEND_REGION`, `VEND_TIMEOUT`,
+        the default credential chain), each keyword given here winning over its variable; any
+        of the constructor's keywords (`ttl_s`, `token`, ...) may be given. ConfigurationError,
+        naming the variable, as `VendClient.from_env`."""
+        return cls(**from_env_settings(overrides))
 
     # -- asking ----------------------------------------------------------------------------
 
@@ -345,9 +387,11 @@ class CachingClient:
                 if exc.retry_after is not None and exc.retry_after > self._max_retry_after_s:
                     raise
                 last = exc
-            except requests.exceptions.SSLError:
-                raise  # a certificate that does not verify will not on the next try either
-            except requests.exceptions.ConnectionError as exc:
+            except ServiceUnreachable as exc:
+                # A connection that failed is retried; not a read timeout (ServiceTimeout), a
+                # TLS certificate that does not verify, or an answer that broke off.
+                if not exc.retryable:
+                    raise
                 last = exc
             log.debug(
                 "obtain %s failed (attempt %d of %d): %s",
@@ -375,7 +419,3 @@ class CachingClient:
             self._stop.wait(seconds)
         else:
             time.sleep(seconds)
-
-
-def _endpoint(value: str | Endpoint) -> Endpoint:
-    return value if isinstance(value, Endpoint) else parse_endpoint(value)

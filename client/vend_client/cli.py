@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from . import __version__
+from . import __version__, settings
 from .exit_status import ExitStatus, Failure, exit_table, fail, unexpected
 from .failures import explain, no_credentials
+from .settings import DEFAULT_REGION, DEFAULT_STS, DEFAULT_TIMEOUT_S, VARIABLES
 
 if TYPE_CHECKING:
     from .http import VendClient
@@ -40,10 +41,8 @@ __all__ = [
     "unexpected",
 ]
 
+# The command's own default (`vend local`'s port); `from_env` has none: a library must be told.
 DEFAULT_URL = "http://127.0.0.1:9000"
-DEFAULT_REGION = "cn-hangzhou"
-DEFAULT_STS = "sts.aliyuncs.com"
-DEFAULT_TIMEOUT_S = 15.0
 
 
 # -- the options -----------------------------------------------------------------------------
@@ -86,12 +85,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--url",
         default=None,
-        help=f"the service (default: $VEND_URL, else {DEFAULT_URL})",
+        help=f"the service (default: ${VARIABLES['url']}, else {DEFAULT_URL})",
     )
     parser.add_argument(
         "--audience",
         default=None,
-        help="the audience RAM proofs name (default: $VEND_AUDIENCE; needed unless --token)",
+        help=f"the audience RAM proofs name (default: ${VARIABLES['audience']}; needed unless "
+        "--token)",
     )
     parser.add_argument(
         "--token",
@@ -101,27 +101,29 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--region",
         default=None,
-        help=f"the region of the default KMS endpoint (default: $VEND_REGION, else "
+        help=f"the region of the default KMS endpoint (default: ${VARIABLES['region']}, else "
         f"{DEFAULT_REGION})",
     )
     parser.add_argument(
         "--sts-endpoint",
         default=None,
-        help=f"STS, for RAM proofs and asking who you are (default: $VEND_STS_ENDPOINT, else "
+        help=f"STS, for RAM proofs and asking who you are (default: "
+        f"${VARIABLES['sts_endpoint']}, else "
         f"{DEFAULT_STS})",
     )
     parser.add_argument(
         "--kms-endpoint",
         default=None,
-        help="KMS, for opening the envelope (default: $VEND_KMS_ENDPOINT, else "
-        "kms.REGION.aliyuncs.com)",
+        help=f"KMS, for opening the envelope (default: ${VARIABLES['kms_endpoint']}, else "
+        f"{settings.default_kms('REGION')})",
     )
     parser.add_argument(
         "--timeout",
         type=float,
         default=None,
         metavar="SECONDS",
-        help=f"for each call to the service, STS and KMS (default: $VEND_TIMEOUT, else "
+        help=f"for each call to the service, STS and KMS (default: "
+        f"${VARIABLES['timeout_s']}, else "
         f"{DEFAULT_TIMEOUT_S:g})",
     )
     parser.add_argument(
@@ -253,29 +255,27 @@ def _command(body: Callable[[argparse.Namespace, Steps], int]) -> Callable[..., 
     return run
 
 
-def _setting(args: argparse.Namespace, name: str, env: str, default: str | None) -> str | None:
-    value = getattr(args, name)
-    if value is None:
-        value = os.environ.get(env) or default
-    return value if value is None else str(value)
-
-
 def _resolve(args: argparse.Namespace, *, asks: bool) -> None:
-    """Each option's value: the flag, else its environment variable, else its default. `asks`:
-    the command asks the service (a RAM proof then needs the audience)."""
-    args.url = _setting(args, "url", "VEND_URL", DEFAULT_URL)
-    args.audience = _setting(args, "audience", "VEND_AUDIENCE", None)
-    args.region = _setting(args, "region", "VEND_REGION", DEFAULT_REGION)
-    args.sts_endpoint = _setting(args, "sts_endpoint", "VEND_STS_ENDPOINT", DEFAULT_STS)
-    args.kms_endpoint = _setting(
-        args, "kms_endpoint", "VEND_KMS_ENDPOINT", f"kms.{args.region}.aliyuncs.com"
-    )
-    timeout = _setting(args, "timeout", "VEND_TIMEOUT", str(DEFAULT_TIMEOUT_S))
+    """Each option's value: the flag, else its environment variable (`settings.VARIABLES`, as
+    `from_env` reads them), else its default. `asks`: the command asks the service (a RAM proof
+    then needs the audience)."""
+    from .errors import ConfigurationError  # noqa: PLC0415
+
+    flags = {name: name.removesuffix("_s") for name in VARIABLES}  # timeout_s: --timeout
+    given = [name for name, flag in flags.items() if getattr(args, flag) is not None]
     try:
-        args.timeout = float(timeout or DEFAULT_TIMEOUT_S)
-    except ValueError:
-        raise Failure(ExitStatus.USAGE, f"VEND_TIMEOUT={timeout!r} is not a number") from None
-    if not args.timeout > 0:
+        env = settings.from_environment(given=given)  # a flag wins, whatever its variable holds
+    except ConfigurationError as exc:
+        raise Failure(ExitStatus.USAGE, str(exc)) from None
+    defaults = {"url": DEFAULT_URL, "region": DEFAULT_REGION, "sts_endpoint": DEFAULT_STS}
+    for name in ("url", "audience", "region", "sts_endpoint"):
+        if getattr(args, name) is None:
+            setattr(args, name, env.get(name, defaults.get(name)))
+    if args.kms_endpoint is None:
+        args.kms_endpoint = env.get("kms_endpoint", settings.default_kms(args.region))
+    if args.timeout is None:
+        args.timeout = env.get("timeout_s", DEFAULT_TIMEOUT_S)
+    elif not args.timeout > 0:
         raise Failure(ExitStatus.USAGE, "--timeout must be more than 0 seconds")
     if asks and not args.token and not args.audience:
         raise Failure(
@@ -293,7 +293,6 @@ def _resolve(args: argparse.Namespace, *, asks: bool) -> None:
 def _client(args: argparse.Namespace, steps: Steps) -> VendClient:
     # Each command imports the client when it runs: the parser alone stays cheap to build.
     from .http import VendClient, bearer_token  # noqa: PLC0415
-    from .wire.endpoint import parse_endpoint  # noqa: PLC0415
 
     class TimedClient(VendClient):
         """The client, each of its steps timed for -v."""
@@ -308,7 +307,7 @@ def _client(args: argparse.Namespace, steps: Steps) -> VendClient:
                 return super().authorization()
 
         def whoami(self) -> str:
-            with steps("identify", f"STS GetCallerIdentity at {self.sts.url}") as said:
+            with steps("identify", f"STS GetCallerIdentity at {self.sts_endpoint.url}") as said:
                 principal = super().whoami()
                 said.append(principal)
                 return principal
@@ -316,8 +315,7 @@ def _client(args: argparse.Namespace, steps: Steps) -> VendClient:
         def open_envelope(
             self, envelope: Envelope, *, expected_arn: str, expected_principal: str | None
         ) -> str:
-            where = self.kms.url if self.kms else "?"
-            with steps("open", f"KMS Decrypt at {where}, then AES-256-GCM"):
+            with steps("open", f"KMS Decrypt at {self.kms_endpoint.url}, then AES-256-GCM"):
                 return super().open_envelope(
                     envelope, expected_arn=expected_arn, expected_principal=expected_principal
                 )
@@ -339,8 +337,8 @@ def _client(args: argparse.Namespace, steps: Steps) -> VendClient:
         url=args.url,
         audience=args.audience,
         token=args.token,
-        sts=parse_endpoint(args.sts_endpoint),
-        kms=parse_endpoint(args.kms_endpoint),
+        sts_endpoint=args.sts_endpoint,
+        kms_endpoint=args.kms_endpoint,
         region=args.region,
         timeout_s=args.timeout,
     )

@@ -3,11 +3,15 @@ Plain dataclasses: a caller needs no validation library to read four strings and
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .errors import VendApiError
+from .errors import EnvelopeError, api_error
 from .wire.envelope import ALG, FORMAT
+
+# What a request id may be (contract section 7): anything else is not shown.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -23,7 +27,7 @@ class Envelope:
 
     @classmethod
     def from_dict(cls, data: Any) -> Envelope:
-        """Raises ValueError for anything but a `vend-envelope/1` envelope."""
+        """Raises EnvelopeError (a ValueError) for anything but a `vend-envelope/1` envelope."""
         fields = ("key_id", "encrypted_data_key", "iv", "ciphertext")
         if (
             not isinstance(data, dict)
@@ -36,7 +40,7 @@ class Envelope:
                 for k, v in data["encryption_context"].items()
             )
         ):
-            raise ValueError(f"not a {FORMAT} envelope")
+            raise EnvelopeError(f"not a {FORMAT} envelope")
         return cls(
             key_id=data["key_id"],
             encrypted_data_key=data["encrypted_data_key"],
@@ -63,8 +67,9 @@ class VendResponse:
     envelope: Envelope
 
     @classmethod
-    def from_dict(cls, data: Any) -> VendResponse:
-        """Raises VendApiError (`BadResponse`) for a body that is not a vend response."""
+    def from_dict(cls, data: Any, *, request_id: str | None = None) -> VendResponse:
+        """Raises VendApiError (`BadResponse`) for a body that is not a vend response, naming
+        the body's request id, else `request_id` (the answer's header)."""
         try:
             if not isinstance(data, dict):
                 raise ValueError
@@ -84,9 +89,12 @@ class VendResponse:
                 envelope=Envelope.from_dict(data.get("envelope")),
             )
         except ValueError:
-            request_id = data.get("request_id") if isinstance(data, dict) else None
-            raise VendApiError(
-                200, "BadResponse", "the answer is not a vend response", request_id
+            said = data.get("request_id") if isinstance(data, dict) else None
+            raise api_error(
+                200,
+                "BadResponse",
+                "the answer is not a vend response",
+                request_id_of(said) or request_id,
             ) from None
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,3 +105,11 @@ def _optional(value: Any, kind: type) -> Any:
     if value is None or (isinstance(value, kind) and not isinstance(value, bool)):
         return value
     raise ValueError
+
+
+def request_id_of(value: object) -> str | None:
+    """A request id as the contract bounds them (section 7), else None: an answerer's header
+    is shown in messages and logs only when it is one."""
+    if isinstance(value, str) and _REQUEST_ID.fullmatch(value):
+        return value
+    return None
