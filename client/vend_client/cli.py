@@ -1,5 +1,5 @@
-"""`vend obtain`, `vend create` and `vend decrypt`: the caller's commands, in the project's `vend`
-and alone as `vend-client` (this package installed by itself).
+"""`vend obtain`, `create`, `decrypt`, `agent` and `run`: the caller's commands, in the project's
+`vend` and alone as `vend-client` (this package installed by itself).
 
 Each expected failure is one line on stderr and an exit status of `ExitStatus`, the one table of
 both commands (`vend` adds its own commands' failures to the same table). Nothing heavy is
@@ -23,6 +23,7 @@ from .failures import explain, no_credentials
 from .settings import DEFAULT_REGION, DEFAULT_STS, DEFAULT_TIMEOUT_S, VARIABLES
 
 if TYPE_CHECKING:
+    from .caching import CachingClient
     from .http import VendClient
     from .response import Envelope
 
@@ -43,6 +44,7 @@ __all__ = [
 
 # The command's own default (`vend local`'s port); `from_env` has none: a library must be told.
 DEFAULT_URL = "http://127.0.0.1:9000"
+DEFAULT_AGENT_PORT = 2773
 
 
 # -- the options -----------------------------------------------------------------------------
@@ -69,11 +71,13 @@ def add_verbose(
     )
 
 
-CREDENTIALS_HELP = """credentials (RAM proofs, and your own STS and KMS calls), as the Alibaba Cloud
-SDKs find them: ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET (and
+CREDENTIALS_CHAIN = """credentials (RAM proofs, and your own STS and KMS calls), as the Alibaba
+Cloud SDKs find them: ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET (and
 ALIBABA_CLOUD_SECURITY_TOKEN); else the CLI profile ~/.aliyun/config.json; else
 ~/.alibabacloud/credentials.ini (or $ALIBABA_CLOUD_CREDENTIALS_FILE); else the ECS instance's
-RAM role from its metadata service (ALIBABA_CLOUD_ECS_METADATA_DISABLED=true skips it off ECS).
+RAM role from its metadata service (ALIBABA_CLOUD_ECS_METADATA_DISABLED=true skips it off ECS)."""
+
+CREDENTIALS_HELP = f"""{CREDENTIALS_CHAIN}
 
 On success stdout holds the secret alone (or, with --json, the response with client_secret
 added), unless --output writes it to a file; `create` also prints the new secret's ID on stderr
@@ -81,7 +85,8 @@ added), unless --output writes it to a file; `create` also prints the new secret
 `vend-client --help`) lists the exit statuses."""
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def service_options(parser: argparse.ArgumentParser) -> None:
+    """Where the service is and how to prove who you are: every caller command's."""
     parser.add_argument(
         "--url",
         default=None,
@@ -133,6 +138,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="refuse an envelope sealed for anyone else (default: who STS says you are; "
         "none with --token)",
     )
+    add_verbose(parser)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    service_options(parser)
     parser.add_argument(
         "--json",
         action="store_true",
@@ -147,16 +157,33 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--force", action="store_true", help="with --output: replace an existing FILE"
     )
-    add_verbose(parser)
+
+
+AGENT_HELP = f"""The agent serves, on localhost, to callers in any language that send its token in
+the X-Vend-Agent-Token header:
+  GET /v1/secret?instance_id=I&application_id=A&secret_id=S  the opened secret, as JSON
+  GET /v1/token?instance_id=I&application_id=A&secret_id=S[&scope=...]
+                                     an M2M access token got with that secret (--token-endpoint)
+  GET /v1/health                     without a token
+refresh_now=true skips the cache. One JSON line per request on stderr; never a secret or token.
+
+{CREDENTIALS_CHAIN}"""
+
+RUN_HELP = f"""COMMAND runs with NAME set to the secret and NAME_CLIENT_ID to its client id, for
+each --env; every secret is got first, and if one cannot be, COMMAND does not run (one line on
+stderr names which). The exit status is COMMAND's (128 + N when signal N killed it). Nothing is
+written to disk.
+
+{CREDENTIALS_CHAIN}"""
 
 
 def add_commands(sub: Any) -> None:
-    def command(name: str, summary: str) -> argparse.ArgumentParser:
+    def command(name: str, summary: str, epilog: str = CREDENTIALS_HELP) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = sub.add_parser(
             name,
             help=summary,
             description=summary,
-            epilog=CREDENTIALS_HELP,
+            epilog=epilog,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         return parser
@@ -199,6 +226,68 @@ def add_commands(sub: Any) -> None:
         help="the secret ARN it must be for (default: from the response; a bare envelope needs it)",
     )
     decrypt.set_defaults(run=_command(_decrypt))
+
+    agent = command(
+        "agent", "serve secrets and M2M access tokens on localhost, to any language", AGENT_HELP
+    )
+    service_options(agent)
+    _agent_options(agent)
+    agent.set_defaults(run=_command(_agent))
+
+    run = command("run", "run a command with client secrets in its environment", RUN_HELP)
+    service_options(run)
+    run.add_argument(
+        "--env",
+        action="append",
+        required=True,
+        metavar="NAME=INSTANCE/APPLICATION/SECRET_ID",
+        help="put that secret in NAME (and its client id in NAME_CLIENT_ID); repeatable",
+    )
+    run.add_argument(
+        "command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS]", help="what to run"
+    )
+    run.set_defaults(run=_command(_run))
+
+
+def _agent_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="where to listen (default: 127.0.0.1, this host only)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_AGENT_PORT, help=f"(default: {DEFAULT_AGENT_PORT})"
+    )
+    parser.add_argument(
+        "--token-file",
+        default=None,
+        metavar="PATH",
+        help="read the agent token (what callers send in X-Vend-Agent-Token) from PATH, made "
+        "with mode 0600 and a random token if absent (default: $VEND_AGENT_TOKEN; one of the "
+        "two is needed)",
+    )
+    parser.add_argument(
+        "--token-endpoint",
+        default=None,
+        metavar="URL",
+        help="the IDaaS instance's OAuth token endpoint, for /v1/token; it may name "
+        "{instance_id} and {application_id} (default: $VEND_TOKEN_ENDPOINT, else no /v1/token)",
+    )
+    parser.add_argument(
+        "--token-auth-method",
+        choices=("client_secret_basic", "client_secret_post"),
+        default=None,
+        help="how the agent authenticates there (default: $VEND_TOKEN_AUTH_METHOD, else "
+        "client_secret_basic)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=8, help="requests served at once (default: 8)"
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=100,
+        metavar="N",
+        help="open connections at most; more wait to be accepted (default: 100)",
+    )
 
 
 # -- running a command -----------------------------------------------------------------------
@@ -285,9 +374,10 @@ def _resolve(args: argparse.Namespace, *, asks: bool) -> None:
         )
     if not str(args.url).startswith(("http://", "https://")):
         raise Failure(ExitStatus.USAGE, f"--url {args.url!r} is not an http:// or https:// URL")
-    if args.output is not None and not args.force and os.path.lexists(args.output):
+    output = getattr(args, "output", None)  # the commands that print a secret
+    if output is not None and not args.force and os.path.lexists(output):
         # Checked before asking: a create is not spent on a file that cannot be written.
-        raise Failure(ExitStatus.FILE, f"{args.output} exists: --force to replace it")
+        raise Failure(ExitStatus.FILE, f"{output} exists: --force to replace it")
 
 
 def _client(args: argparse.Namespace, steps: Steps) -> VendClient:
@@ -342,6 +432,43 @@ def _client(args: argparse.Namespace, steps: Steps) -> VendClient:
         region=args.region,
         timeout_s=args.timeout,
     )
+
+
+def caching_client(args: argparse.Namespace) -> CachingClient:
+    """The cache `agent` and `run` ask through, configured as the other commands' client (the
+    options resolved)."""
+    from .caching import CachingClient  # noqa: PLC0415
+    from .http import bearer_token  # noqa: PLC0415
+
+    if args.token:
+        try:
+            bearer_token(args.token)
+        except ValueError as exc:
+            raise Failure(ExitStatus.USAGE, f"--token: {exc}") from None
+    return CachingClient(
+        args.url,
+        audience=args.audience,
+        token=args.token,
+        sts_endpoint=args.sts_endpoint,
+        kms_endpoint=args.kms_endpoint,
+        region=args.region,
+        timeout_s=args.timeout,
+        expected_principal=args.expect_principal,
+    )
+
+
+def _agent(args: argparse.Namespace, steps: Steps) -> int:
+    from .agent.command import run_agent  # noqa: PLC0415
+
+    _resolve(args, asks=True)
+    return run_agent(args)
+
+
+def _run(args: argparse.Namespace, steps: Steps) -> int:
+    from .run import run_command  # noqa: PLC0415
+
+    _resolve(args, asks=True)
+    return run_command(args)
 
 
 def _obtain_or_create(args: argparse.Namespace, steps: Steps) -> int:
