@@ -28,7 +28,7 @@ class AgentTokenError(Exception):
 
 
 class NoAgentToken(AgentTokenError):
-    """No token was given, or two were."""
+    """No usable token was given (none, two, or one that cannot be a token)."""
 
 
 def agent_token(env_value: str | None, token_file: str | None) -> str:
@@ -36,9 +36,9 @@ def agent_token(env_value: str | None, token_file: str | None) -> str:
     if env_value and token_file:
         raise NoAgentToken("give VEND_AGENT_TOKEN or --token-file, not both")
     if env_value:
-        return _checked(env_value.strip(), "VEND_AGENT_TOKEN")
+        return _checked(env_value.strip(), "VEND_AGENT_TOKEN", NoAgentToken)
     if token_file:
-        return _checked(_read_or_create(Path(token_file)), token_file)
+        return _checked(_read_or_create(Path(token_file)), token_file, AgentTokenError)
     raise NoAgentToken(
         "the agent needs a token its callers must send: set VEND_AGENT_TOKEN, or give "
         "--token-file PATH (created with a random token if absent)"
@@ -54,11 +54,11 @@ def matches(sent: str | None, token: str) -> bool:
     return hmac.compare_digest(sent.encode("latin-1", "replace"), token.encode("ascii"))
 
 
-def _checked(token: str, where: str) -> str:
+def _checked(token: str, where: str, error: type[AgentTokenError]) -> str:
     if not _TOKEN.fullmatch(token):
-        raise AgentTokenError(f"{where}: the token must be visible ASCII without spaces")
+        raise error(f"{where}: the token must be visible ASCII without spaces")
     if len(token) < MIN_CHARS:
-        raise AgentTokenError(f"{where}: the token is shorter than {MIN_CHARS} characters")
+        raise error(f"{where}: the token is shorter than {MIN_CHARS} characters")
     return token
 
 
