@@ -60,8 +60,7 @@ class Service:
         asked = json.loads(request.data)
         ids = (asked["instance_id"], asked["application_id"], asked["secret_id"])
         arn = (
-            f"acs:eiam:cn-hangzhou:{ACCOUNT}:instance/{ids[0]}/application/{ids[1]}"
-            f"/secret/{ids[2]}"
+            f"acs:eiam:cn-hangzhou:{ACCOUNT}:instance/{ids[0]}/application/{ids[1]}/secret/{ids[2]}"
         )
         answer = sealed.vend_response(
             secret=secret, arn=arn, principal=ME, data_key=DATA_KEY, ids=ids
@@ -132,9 +131,7 @@ class World:
         """`vend-client`'s environment: this world's service, STS and KMS, the caller's keys,
         and nothing of the test runner's own VEND_* or Alibaba Cloud settings."""
         base = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("VEND_", "ALIBABA_CLOUD_"))
+            k: v for k, v in os.environ.items() if not k.startswith(("VEND_", "ALIBABA_CLOUD_"))
         }
         return {
             **base,
@@ -157,12 +154,10 @@ def world_on(server: HTTPServer) -> World:
         {"KeyId": "key-billing", "Plaintext": base64.b64encode(DATA_KEY).decode()}
     )
     service, token_endpoint = Service(), TokenEndpoint()
-    server.expect_request("/v1/secrets/obtain", method="POST").respond_with_handler(
-        service.handle
+    server.expect_request("/v1/secrets/obtain", method="POST").respond_with_handler(service.handle)
+    server.expect_request("/api/v2/iauths_system/oauth2/token", method="POST").respond_with_handler(
+        token_endpoint.handle
     )
-    server.expect_request(
-        "/api/v2/iauths_system/oauth2/token", method="POST"
-    ).respond_with_handler(token_endpoint.handle)
     return World(server, service, token_endpoint)
 
 
@@ -186,9 +181,7 @@ class Agent:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def get(
-        self, path: str, token: str | None = AGENT_TOKEN, **headers: str
-    ) -> requests.Response:
+    def get(self, path: str, token: str | None = AGENT_TOKEN, **headers: str) -> requests.Response:
         sent = {k.replace("_", "-"): v for k, v in headers.items()}
         if token is not None:
             sent["X-Vend-Agent-Token"] = token

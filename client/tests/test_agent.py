@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from agent_world import (
     AGENT_TOKEN,
     QUERY,
@@ -37,9 +38,7 @@ def world(httpserver: HTTPServer) -> World:
 @pytest.fixture
 def agent(world: World, tmp_path: Path) -> Iterator[Agent]:
     token_endpoint = world.url + "/api/v2/iauths_system/oauth2/token"
-    with running_agent(
-        world.env(VEND_TOKEN_ENDPOINT=token_endpoint), tmp_path
-    ) as running:
+    with running_agent(world.env(VEND_TOKEN_ENDPOINT=token_endpoint), tmp_path) as running:
         yield running
 
 
@@ -89,8 +88,6 @@ def test_health_needs_no_token(agent: Agent) -> None:
 
 
 def test_only_get_on_known_paths(agent: Agent, world: World) -> None:
-    import requests
-
     posted = requests.post(
         f"{agent.url}/v1/secret?{QUERY}", headers={"X-Vend-Agent-Token": AGENT_TOKEN}, timeout=10
     )

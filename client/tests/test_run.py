@@ -109,9 +109,7 @@ def test_a_secret_that_cannot_be_got_is_one_line_and_the_command_does_not_run(
         ("DB=idaas_x/app_y/current", "current secret"),
     ],
 )
-def test_a_bad_env_is_refused_before_anything_is_asked(
-    world: World, env: str, said: str
-) -> None:
+def test_a_bad_env_is_refused_before_anything_is_asked(world: World, env: str, said: str) -> None:
     done = _run(world, "--env", env, "--", "true")
     assert done.returncode == ExitStatus.USAGE
     assert said in done.stderr

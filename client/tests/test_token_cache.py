@@ -85,9 +85,7 @@ def test_a_token_with_30_s_or_less_to_live_is_not_cached(
     assert len(cache) == 0
 
 
-def test_refresh_skips_the_cache_and_caches_the_new_token(
-    cache: TokenCache, world: World
-) -> None:
+def test_refresh_skips_the_cache_and_caches_the_new_token(cache: TokenCache, world: World) -> None:
     first = cache.get(*IDS)
     second = cache.get(*IDS, refresh=True)
     assert second.access_token != first.access_token

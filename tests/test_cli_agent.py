@@ -1,0 +1,180 @@
+"""`vend-client agent` against the whole local stack (the emulator, and the service as `vend local`
+runs it), asked from outside Python: `curl`, and a POSIX shell script (tests/agent_smoke.sh),
+as a Go, Java or Node program would ask it over plain HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sdk_clients as sdk
+from processes import free_port, wait_for_port
+from pytest_httpserver import HTTPServer
+from stack import Stack, running_stack
+from werkzeug import Request, Response
+
+from infra.emulator import Seed
+
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE = ROOT / "tests" / "agent_smoke.sh"
+VEND_CLIENT = Path(sys.executable).with_name("vend-client")
+BILLING_SECRET = "CSdemoBillingSecretValue0000000000000001"
+AGENT_TOKEN = "demo-agent-token-0123456789abcdef"
+QUERY = "instance_id=idaas_demo&application_id=app_billing&secret_id=sct_billing_1"
+TOKEN_PATH = "/api/v2/iauths_system/oauth2/token"
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch, demo_seed: Seed) -> Iterator[Stack]:
+    with running_stack(monkeypatch, demo_seed) as running:
+        yield running
+
+
+def _caller_env(stack: Stack, **extra: str) -> dict[str, str]:
+    """The demo caller's environment, as the README has a user set it."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("VEND_", "ALIBABA_CLOUD_"))}
+    return {
+        **base,
+        "ALIBABA_CLOUD_ACCESS_KEY_ID": sdk.BILLING[0],
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": sdk.BILLING[1],
+        "VEND_URL": stack.api.url,
+        "VEND_AUDIENCE": "vend-local",
+        "VEND_STS_ENDPOINT": stack.emulator.url,
+        "VEND_KMS_ENDPOINT": stack.emulator.url,
+        **extra,
+    }
+
+
+@dataclass
+class Agent:
+    url: str
+    log: Path
+
+    def stderr(self) -> str:
+        return self.log.read_text()
+
+
+@contextmanager
+def _agent(env: dict[str, str], tmp_path: Path, *args: str) -> Iterator[Agent]:
+    port = free_port()
+    log = tmp_path / "agent.log"
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [str(VEND_CLIENT), "agent", "--port", str(port), *args],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+            text=True,
+        )
+    try:
+        wait_for_port(port, proc)
+        yield Agent(f"http://127.0.0.1:{port}", log)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0, log.read_text()
+
+
+class TokenEndpoint:
+    """The IDaaS instance's token endpoint, for the demo billing application's secret."""
+
+    def __init__(self) -> None:
+        self.hits = 0
+
+    def handle(self, request: Request) -> Response:
+        self.hits += 1
+        auth = request.authorization
+        if auth is None or (auth.username, auth.password) != ("app_billing", BILLING_SECRET):
+            return Response(json.dumps({"error": "invalid_client"}), 401)
+        body = {"access_token": f"demo-access-token-{self.hits}", "token_type": "Bearer"}
+        return Response(json.dumps({**body, "expires_in": 3600}), 200)
+
+
+def _smoke(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["sh", str(SMOKE)], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_the_smoke_script_passes_against_the_local_stack(
+    stack: Stack, tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    token_endpoint = TokenEndpoint()
+    httpserver.expect_request(TOKEN_PATH, method="POST").respond_with_handler(token_endpoint.handle)
+    env = _caller_env(
+        stack,
+        VEND_AGENT_TOKEN=AGENT_TOKEN,
+        VEND_TOKEN_ENDPOINT=httpserver.url_for(TOKEN_PATH),
+    )
+    with _agent(env, tmp_path) as agent:
+        done = _smoke(
+            {
+                **os.environ,
+                "AGENT_URL": agent.url,
+                "AGENT_TOKEN": AGENT_TOKEN,
+                "INSTANCE": "idaas_demo",
+                "APPLICATION": "app_billing",
+                "SECRET_ID": "sct_billing_1",
+                "EXPECT_SECRET": BILLING_SECRET,
+                "DENIED_APPLICATION": "app_reports",
+                "DENIED_SECRET_ID": "sct_reports_1",
+                "TOKENS": "1",
+            }
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "not ok" not in done.stdout
+        assert done.stdout.count("ok - ") == 18, done.stdout
+        assert token_endpoint.hits == 1
+        stderr = agent.stderr()
+    assert BILLING_SECRET not in stderr
+    assert AGENT_TOKEN not in stderr
+    assert "demo-access-token" not in stderr
+    lines = [json.loads(line) for line in stderr.splitlines()]
+    statuses = [line["status"] for line in lines if line.get("event") == "request"]
+    assert statuses == [200, 401, 401, 400, 200, 405, 404, 400, 403, 200]
+
+
+def test_the_smoke_script_fails_and_says_which_check_when_an_answer_is_wrong(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """The script is checked too: told to expect another secret than the one the agent answers,
+    it stops at that check, exit 1."""
+    env = _caller_env(stack, VEND_AGENT_TOKEN=AGENT_TOKEN)
+    with _agent(env, tmp_path) as agent:
+        done = _smoke(
+            {
+                **os.environ,
+                "AGENT_URL": agent.url,
+                "AGENT_TOKEN": AGENT_TOKEN,
+                "INSTANCE": "idaas_demo",
+                "APPLICATION": "app_billing",
+                "SECRET_ID": "sct_billing_1",
+                "EXPECT_SECRET": "not-the-secret",
+            }
+        )
+    assert done.returncode == 1
+    assert "not ok - the secret: 200 with client_secret: the answer lacks" in done.stdout
+    assert "ok - POST: 405" not in done.stdout  # it stopped there
+
+
+def test_the_readmes_curl_call_answers_the_secret(stack: Stack, tmp_path: Path) -> None:
+    """The README's set-up and call, as printed there (but on a free port): the agent makes its
+    token file, and curl sends its content."""
+    token_file = tmp_path / "vend-agent-token"
+    with _agent(_caller_env(stack), tmp_path, "--token-file", str(token_file)) as agent:
+        call = (
+            f'curl -s -H "X-Vend-Agent-Token: $(cat {token_file})" '
+            f"'{agent.url}/v1/secret?{QUERY}'"
+        )
+        done = subprocess.run(
+            ["sh", "-c", call], capture_output=True, text=True, timeout=60, check=True
+        )
+    answer = json.loads(done.stdout)
+    assert answer["client_secret"] == BILLING_SECRET
+    assert answer["client_id"] == "app_billing"
+    assert oct(token_file.stat().st_mode & 0o777) == "0o600"
