@@ -4,6 +4,8 @@ instance's token endpoint."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import stat
 import subprocess
@@ -85,6 +87,23 @@ def test_a_request_through_a_proxy_is_refused_before_anything_else(
 def test_health_needs_no_token(agent: Agent) -> None:
     answer = agent.get("/v1/health", token=None)
     assert (answer.status_code, answer.json()) == (200, {"status": "ok"})
+
+
+def test_one_connection_serves_request_after_request(agent: Agent, world: World) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", agent.port, timeout=10)
+    headers = {"X-Vend-Agent-Token": AGENT_TOKEN}
+    try:
+        connection.request("GET", f"/v1/secret?{QUERY}", headers=headers)
+        first = connection.getresponse()
+        assert (first.status, json.loads(first.read())["client_secret"]) == (200, SECRET)
+        assert first.getheader("Connection") != "close"
+        socket = connection.sock
+        connection.request("GET", "/v1/health")
+        second = connection.getresponse()
+        assert (second.status, second.read()) == (200, b'{"status":"ok"}')
+        assert connection.sock is socket  # kept alive, not opened again
+    finally:
+        connection.close()
 
 
 def test_only_get_on_known_paths(agent: Agent, world: World) -> None:
@@ -243,6 +262,15 @@ def test_another_refusal_is_not_retried(agent: Agent, world: World) -> None:
     assert refused.status_code == 502
     assert "400: invalid_scope" in refused.json()["error"]["message"]
     assert (world.token_endpoint.hits, world.service.requests) == (1, 1)
+
+
+def test_an_unreachable_token_endpoint_is_502(world: World, tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}/token"
+    with running_agent(world.env(VEND_TOKEN_ENDPOINT=dead), tmp_path) as agent:
+        refused = agent.get(f"/v1/token?{QUERY}")
+    assert refused.status_code == 502
+    assert refused.json()["error"]["code"] == "TokenEndpointUnreachable"
+    assert "connection refused" in refused.json()["error"]["message"]
 
 
 def test_without_a_token_endpoint_tokens_are_not_served(world: World, tmp_path: Path) -> None:
