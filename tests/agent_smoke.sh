@@ -5,8 +5,8 @@
 # Needs: AGENT_URL (http://127.0.0.1:2773), AGENT_TOKEN, INSTANCE, APPLICATION, SECRET_ID and
 # EXPECT_SECRET (what /v1/secret must answer). Optional: DENIED_APPLICATION and DENIED_SECRET_ID
 # (a secret the agent's identity may not read: the service's 403 must reach the caller), and
-# TOKENS=1 (the agent has a token endpoint: /v1/token must answer an access token without the
-# secret in it).
+# TOKENS=1 (the agent has a token endpoint: /v1/token, with SCOPE if given, must answer an access
+# token without the secret in it).
 set -eu
 
 : "${AGENT_URL:?}" "${AGENT_TOKEN:?}" "${INSTANCE:?}" "${APPLICATION:?}" "${SECRET_ID:?}"
@@ -84,7 +84,8 @@ if [ -n "${DENIED_SECRET_ID:-}" ]; then
 fi
 
 if [ "${TOKENS:-}" = 1 ]; then
-    ask 200 "a token" -H "X-Vend-Agent-Token: $AGENT_TOKEN" "$AGENT_URL/v1/token?$query"
+    ask 200 "a token" -G --data-urlencode "scope=${SCOPE:-}" \
+        -H "X-Vend-Agent-Token: $AGENT_TOKEN" "$AGENT_URL/v1/token?$query"
     says '"access_token":"' "a token: 200 with an access token"
     says '"token_type":"Bearer"' "a token: Bearer"
     says '"expires_at":' "a token: its expiry"

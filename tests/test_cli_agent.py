@@ -13,15 +13,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import jwt
 import pytest
+import requests
 import sdk_clients as sdk
+from alibabacloud_eiam20211201 import models as eiam_models
 from processes import free_port, wait_for_port
-from pytest_httpserver import HTTPServer
 from stack import Stack, running_stack
-from werkzeug import Request, Response
 
 from infra.emulator import Seed
+from infra.emulator.oauth import ISSUER_PATH
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "tests" / "agent_smoke.sh"
@@ -29,7 +32,7 @@ VEND_CLIENT = Path(sys.executable).with_name("vend-client")
 BILLING_SECRET = "CSdemoBillingSecretValue0000000000000001"
 AGENT_TOKEN = "demo-agent-token-0123456789abcdef"
 QUERY = "instance_id=idaas_demo&application_id=app_billing&secret_id=sct_billing_1"
-TOKEN_PATH = "/api/v2/iauths_system/oauth2/token"
+SCOPE = "vend-local|obtain"
 
 
 @pytest.fixture
@@ -82,34 +85,18 @@ def _agent(env: dict[str, str], tmp_path: Path, *args: str) -> Iterator[Agent]:
         assert proc.wait(timeout=15) == 0, log.read_text()
 
 
-class TokenEndpoint:
-    """The IDaaS instance's token endpoint, for the demo billing application's secret."""
-
-    def __init__(self) -> None:
-        self.hits = 0
-
-    def handle(self, request: Request) -> Response:
-        self.hits += 1
-        auth = request.authorization
-        if auth is None or (auth.username, auth.password) != ("app_billing", BILLING_SECRET):
-            return Response(json.dumps({"error": "invalid_client"}), 401)
-        body = {"access_token": f"demo-access-token-{self.hits}", "token_type": "Bearer"}
-        return Response(json.dumps({**body, "expires_in": 3600}), 200)
-
-
 def _smoke(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["sh", str(SMOKE)], env=env, capture_output=True, text=True, timeout=120)
 
 
-def test_the_smoke_script_passes_against_the_local_stack(
-    stack: Stack, tmp_path: Path, httpserver: HTTPServer
-) -> None:
-    token_endpoint = TokenEndpoint()
-    httpserver.expect_request(TOKEN_PATH, method="POST").respond_with_handler(token_endpoint.handle)
+def _token_endpoint(stack: Stack) -> str:
+    """The emulator's IDaaS token endpoints, one per instance (infra/ASSUMPTIONS.md T2)."""
+    return f"{stack.emulator.url}/{{instance_id}}{ISSUER_PATH}/token"
+
+
+def test_the_smoke_script_passes_against_the_local_stack(stack: Stack, tmp_path: Path) -> None:
     env = _caller_env(
-        stack,
-        VEND_AGENT_TOKEN=AGENT_TOKEN,
-        VEND_TOKEN_ENDPOINT=httpserver.url_for(TOKEN_PATH),
+        stack, VEND_AGENT_TOKEN=AGENT_TOKEN, VEND_TOKEN_ENDPOINT=_token_endpoint(stack)
     )
     with _agent(env, tmp_path) as agent:
         done = _smoke(
@@ -124,16 +111,16 @@ def test_the_smoke_script_passes_against_the_local_stack(
                 "DENIED_APPLICATION": "app_reports",
                 "DENIED_SECRET_ID": "sct_reports_1",
                 "TOKENS": "1",
+                "SCOPE": SCOPE,
             }
         )
         assert done.returncode == 0, done.stdout + done.stderr
         assert "not ok" not in done.stdout
         assert done.stdout.count("ok - ") == 18, done.stdout
-        assert token_endpoint.hits == 1
         stderr = agent.stderr()
     assert BILLING_SECRET not in stderr
     assert AGENT_TOKEN not in stderr
-    assert "demo-access-token" not in stderr
+    assert '"access_token"' not in stderr and "eyJ" not in stderr
     lines = [json.loads(line) for line in stderr.splitlines()]
     statuses = [line["status"] for line in lines if line.get("event") == "request"]
     assert statuses == [200, 401, 401, 400, 200, 405, 404, 400, 403, 200]
@@ -178,3 +165,73 @@ def test_the_readmes_curl_call_answers_the_secret(stack: Stack, tmp_path: Path) 
     assert answer["client_secret"] == BILLING_SECRET
     assert answer["client_id"] == "app_billing"
     assert oct(token_file.stat().st_mode & 0o777) == "0o600"
+
+
+def _curl(url: str, *args: str) -> tuple[int, dict[str, Any]]:
+    done = subprocess.run(
+        ["curl", "-sS", "-w", "\n%{http_code}", *args, url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    body, _, status = done.stdout.rpartition("\n")
+    return int(status), json.loads(body)
+
+
+def _verify(token: str, issuer: str) -> dict[str, Any]:
+    """As a resource server does it: the issuer's discovery document names the JWKS."""
+    discovery = requests.get(f"{issuer}/.well-known/openid-configuration", timeout=10).json()
+    key = jwt.PyJWKClient(discovery["jwks_uri"]).get_signing_key_from_jwt(token)
+    claims: dict[str, Any] = jwt.decode(
+        token,
+        key.key,
+        algorithms=["RS256"],
+        audience="vend-local",
+        issuer=issuer,
+        options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+    )
+    return claims
+
+
+def test_curl_gets_an_access_token_that_verifies_against_the_instances_jwks(
+    stack: Stack, tmp_path: Path
+) -> None:
+    env = _caller_env(
+        stack, VEND_AGENT_TOKEN=AGENT_TOKEN, VEND_TOKEN_ENDPOINT=_token_endpoint(stack)
+    )
+    asked = f"{QUERY}&scope=vend-local%7Cobtain"
+    header = ("-H", f"X-Vend-Agent-Token: {AGENT_TOKEN}")
+    with _agent(env, tmp_path) as agent:
+        status, first = _curl(f"{agent.url}/v1/token?{asked}", *header)
+        assert status == 200, first
+        assert (first["token_type"], set(first)) == (
+            "Bearer",
+            {"access_token", "token_type", "expires_in", "expires_at"},
+        )
+        claims = _verify(first["access_token"], f"{stack.emulator.url}/idaas_demo{ISSUER_PATH}")
+        assert (claims["sub"], claims["client_id"]) == ("app_billing", "app_billing")
+        assert abs(first["expires_at"] - claims["exp"]) <= 5
+
+        # From the agent's memory: the very token; refresh_now: a new one.
+        assert _curl(f"{agent.url}/v1/token?{asked}", *header)[1] == first
+        status, again = _curl(f"{agent.url}/v1/token?{asked}&refresh_now=true", *header)
+        assert status == 200
+        assert again["access_token"] != first["access_token"]
+
+        # Disabled in EIAM, the secret gets no token: the agent asks the service for it again
+        # (it may have been rotated), tries once more, and answers the endpoint's refusal.
+        request = eiam_models.DisableApplicationClientSecretRequest(
+            instance_id="idaas_demo", application_id="app_billing", secret_id="sct_billing_1"
+        )
+        stack.operator_eiam().disable_application_client_secret(request)
+        obtained = len(stack.calls("ObtainApplicationClientSecret"))
+        status, refused = _curl(f"{agent.url}/v1/token?{asked}&refresh_now=true", *header)
+        assert status == 502
+        assert refused["error"]["code"] == "TokenRefused"
+        assert "401: invalid_client" in refused["error"]["message"]
+        assert len(stack.calls("ObtainApplicationClientSecret")) == obtained + 1
+        stderr = agent.stderr()
+    for text in (stderr, json.dumps([first, again, refused])):
+        assert BILLING_SECRET not in text
+    assert first["access_token"] not in stderr
