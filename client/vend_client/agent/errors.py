@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from ..errors import VendApiError
+from ..errors import ServiceUnreachable, VendApiError
 from ..exit_status import ExitStatus
 from ..failures import explain
 from .tokens import TokenEndpointError
@@ -57,15 +57,11 @@ def refusal_of(exc: BaseException, *, url: str, timeout_s: float) -> Refusal | N
     if isinstance(exc, TokenEndpointError):
         code = "TokenEndpointUnreachable" if exc.status is None else "TokenRefused"
         return Refusal(502, code, _bounded(exc.message))
-    import requests  # noqa: PLC0415 - already imported by the client
-
-    if isinstance(exc, requests.exceptions.RequestException):
-        known = explain(exc, argparse.Namespace(url=url, timeout=timeout_s))
-        assert known is not None  # explain knows every requests exception
-        return Refusal(503, "ServiceUnreachable", _bounded(str(known)))
     known = explain(exc, argparse.Namespace(url=url, timeout=timeout_s))
     if known is None:
         return None
+    if isinstance(exc, ServiceUnreachable):  # a timeout too
+        return Refusal(503, "ServiceUnreachable", _bounded(str(known)))
     status, code = _BY_EXIT.get(known.status, (502, "UpstreamError"))
     return Refusal(status, code, _bounded(str(known)))
 
