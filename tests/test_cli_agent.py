@@ -18,7 +18,6 @@ from typing import Any
 import jwt
 import pytest
 import requests
-import sdk_clients as sdk
 from alibabacloud_eiam20211201 import models as eiam_models
 from processes import free_port, wait_for_port
 from stack import Stack, running_stack
@@ -39,21 +38,6 @@ SCOPE = "vend-local|obtain"
 def stack(monkeypatch: pytest.MonkeyPatch, demo_seed: Seed) -> Iterator[Stack]:
     with running_stack(monkeypatch, demo_seed) as running:
         yield running
-
-
-def _caller_env(stack: Stack, **extra: str) -> dict[str, str]:
-    """The demo caller's environment, as the README has a user set it."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("VEND_", "ALIBABA_CLOUD_"))}
-    return {
-        **base,
-        "ALIBABA_CLOUD_ACCESS_KEY_ID": sdk.BILLING[0],
-        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": sdk.BILLING[1],
-        "VEND_URL": stack.api.url,
-        "VEND_AUDIENCE": "vend-local",
-        "VEND_STS_ENDPOINT": stack.emulator.url,
-        "VEND_KMS_ENDPOINT": stack.emulator.url,
-        **extra,
-    }
 
 
 @dataclass
@@ -95,8 +79,8 @@ def _token_endpoint(stack: Stack) -> str:
 
 
 def test_the_smoke_script_passes_against_the_local_stack(stack: Stack, tmp_path: Path) -> None:
-    env = _caller_env(
-        stack, VEND_AGENT_TOKEN=AGENT_TOKEN, VEND_TOKEN_ENDPOINT=_token_endpoint(stack)
+    env = stack.caller_environment(
+        VEND_AGENT_TOKEN=AGENT_TOKEN, VEND_TOKEN_ENDPOINT=_token_endpoint(stack)
     )
     with _agent(env, tmp_path) as agent:
         done = _smoke(
@@ -131,7 +115,7 @@ def test_the_smoke_script_fails_and_says_which_check_when_an_answer_is_wrong(
 ) -> None:
     """The script is checked too: told to expect another secret than the one the agent answers,
     it stops at that check, exit 1."""
-    env = _caller_env(stack, VEND_AGENT_TOKEN=AGENT_TOKEN)
+    env = stack.caller_environment(VEND_AGENT_TOKEN=AGENT_TOKEN)
     with _agent(env, tmp_path) as agent:
         done = _smoke(
             {
@@ -153,7 +137,7 @@ def test_the_readmes_curl_call_answers_the_secret(stack: Stack, tmp_path: Path) 
     """The README's set-up and call, as printed there (but on a free port): the agent makes its
     token file, and curl sends its content."""
     token_file = tmp_path / "vend-agent-token"
-    with _agent(_caller_env(stack), tmp_path, "--token-file", str(token_file)) as agent:
+    with _agent(stack.caller_environment(), tmp_path, "--token-file", str(token_file)) as agent:
         call = (
             f'curl -s -H "X-Vend-Agent-Token: $(cat {token_file})" '
             f"'{agent.url}/v1/secret?{QUERY}'"
@@ -197,8 +181,8 @@ def _verify(token: str, issuer: str) -> dict[str, Any]:
 def test_curl_gets_an_access_token_that_verifies_against_the_instances_jwks(
     stack: Stack, tmp_path: Path
 ) -> None:
-    env = _caller_env(
-        stack, VEND_AGENT_TOKEN=AGENT_TOKEN, VEND_TOKEN_ENDPOINT=_token_endpoint(stack)
+    env = stack.caller_environment(
+        VEND_AGENT_TOKEN=AGENT_TOKEN, VEND_TOKEN_ENDPOINT=_token_endpoint(stack)
     )
     asked = f"{QUERY}&scope=vend-local%7Cobtain"
     header = ("-H", f"X-Vend-Agent-Token: {AGENT_TOKEN}")

@@ -3,14 +3,12 @@ runs it), with the demo caller's keys: the README's calls, as a user types them.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sdk_clients as sdk
 from stack import Stack, running_stack
 
 from infra.emulator import Seed
@@ -27,16 +25,7 @@ def stack(monkeypatch: pytest.MonkeyPatch, demo_seed: Seed) -> Iterator[Stack]:
 
 
 def _run(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("VEND_", "ALIBABA_CLOUD_"))}
-    env = {
-        **base,
-        "ALIBABA_CLOUD_ACCESS_KEY_ID": sdk.BILLING[0],
-        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": sdk.BILLING[1],
-        "VEND_URL": stack.api.url,
-        "VEND_AUDIENCE": "vend-local",
-        "VEND_STS_ENDPOINT": stack.emulator.url,
-        "VEND_KMS_ENDPOINT": stack.emulator.url,
-    }
+    env = stack.caller_environment()
     return subprocess.run(
         [str(VEND_CLIENT), "run", *args], env=env, capture_output=True, text=True, timeout=60
     )

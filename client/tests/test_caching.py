@@ -10,13 +10,13 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import sealed
 from pytest_httpserver import HTTPServer
+from together import ask_together
 from werkzeug import Request, Response
 
 from vend_client import (
@@ -212,31 +212,9 @@ def test_the_least_recently_used_secret_is_evicted_first(make: Any, service: Ser
 # -- single flight -------------------------------------------------------------------------------
 
 
-def _ask_together(n: int, ask: Any, service: Service) -> list[Any]:
-    """`n` threads call `ask` at once while the service holds the first request; what each got
-    (a value or an exception)."""
-    service.gate.clear()
-    service.arrived.clear()
-    start = threading.Barrier(n)
-
-    def one(_: int) -> Any:
-        start.wait()
-        try:
-            return ask()
-        except Exception as exc:
-            return exc
-
-    with ThreadPoolExecutor(n) as pool:
-        results = pool.map(one, range(n))
-        assert service.arrived.wait(5)
-        time.sleep(0.3)  # every thread is asking by now, the first one's request held
-        service.gate.set()
-        return list(results)
-
-
 def test_many_threads_asking_at_once_make_one_request(make: Any, service: Service) -> None:
     cache = make()
-    got = _ask_together(16, lambda: cache.get(*IDS), service)
+    got = ask_together(16, lambda: cache.get(*IDS), service)
     assert got == ["v1"] * 16
     assert service.requests == 1
 
@@ -244,7 +222,7 @@ def test_many_threads_asking_at_once_make_one_request(make: Any, service: Servic
 def test_many_threads_asking_at_once_share_one_error(make: Any, service: Service) -> None:
     cache = make()
     service.errors = [(403, {})]
-    got = _ask_together(8, lambda: cache.get(*IDS), service)
+    got = ask_together(8, lambda: cache.get(*IDS), service)
     assert all(isinstance(e, VendApiError) and e.status == 403 for e in got), got
     assert service.requests == 1
     assert cache.get(*IDS) == "v1"  # the error was not cached
@@ -366,7 +344,7 @@ def test_refresh_now_and_gets_at_once_make_one_request(make: Any, service: Servi
         first = next(turn) % 2 == 0
         return cache.refresh_now(*IDS).client_secret if first else cache.get(*IDS)
 
-    assert _ask_together(10, ask, service) == ["v1"] * 10
+    assert ask_together(10, ask, service) == ["v1"] * 10
     assert service.requests == 1
 
 

@@ -5,15 +5,12 @@ nothing here waits for a token to age."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
 from agent_world import IDS, KEY_ID, KEY_SECRET, World, world_on
 from pytest_httpserver import HTTPServer
+from together import ask_together
 
 from vend_client import CachingClient, Credentials
 from vend_client.agent.tokens import (
@@ -105,7 +102,7 @@ def test_each_scope_is_its_own_token(cache: TokenCache, world: World) -> None:
 
 
 def test_many_threads_asking_at_once_make_one_exchange(cache: TokenCache, world: World) -> None:
-    got = _ask_together(12, lambda: cache.get(*IDS), world)
+    got = ask_together(12, lambda: cache.get(*IDS), world.token_endpoint)
     assert len({id(token) for token in got}) == 1, got
     assert world.token_endpoint.hits == 1
 
@@ -114,33 +111,12 @@ def test_many_threads_asking_at_once_share_one_error_which_is_not_cached(
     cache: TokenCache, world: World
 ) -> None:
     world.token_endpoint.refusal = (400, {"error": "invalid_scope"})
-    got = _ask_together(6, lambda: cache.get(*IDS), world)
+    got = ask_together(6, lambda: cache.get(*IDS), world.token_endpoint)
     assert all(isinstance(e, TokenEndpointError) and e.error == "invalid_scope" for e in got)
     assert world.token_endpoint.hits == 1
     world.token_endpoint.refusal = None
     assert cache.get(*IDS).access_token
     assert world.token_endpoint.hits == 2
-
-
-def _ask_together(n: int, ask: Any, world: World) -> list[Any]:
-    """`n` threads call `ask` at once while the token endpoint holds the first request."""
-    endpoint = world.token_endpoint
-    endpoint.gate.clear()
-    start = threading.Barrier(n)
-
-    def one(_: int) -> Any:
-        start.wait()
-        try:
-            return ask()
-        except Exception as exc:
-            return exc
-
-    with ThreadPoolExecutor(n) as pool:
-        results = pool.map(one, range(n))
-        assert endpoint.arrived.wait(5)
-        time.sleep(0.3)  # every thread is asking by now, the first one's exchange held
-        endpoint.gate.set()
-        return list(results)
 
 
 def test_the_answer_counts_down_and_its_repr_holds_no_token() -> None:

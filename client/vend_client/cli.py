@@ -382,7 +382,7 @@ def _resolve(args: argparse.Namespace, *, asks: bool) -> None:
 
 def _client(args: argparse.Namespace, steps: Steps) -> VendClient:
     # Each command imports the client when it runs: the parser alone stays cheap to build.
-    from .http import VendClient, bearer_token  # noqa: PLC0415
+    from .http import VendClient  # noqa: PLC0415
 
     class TimedClient(VendClient):
         """The client, each of its steps timed for -v."""
@@ -418,26 +418,22 @@ def _client(args: argparse.Namespace, steps: Steps) -> VendClient:
                 "credentials: the default chain (profile files, then ECS instance metadata: "
                 "off ECS, ALIBABA_CLOUD_ECS_METADATA_DISABLED=true skips its lookups)"
             )
-    if args.token:
-        try:
-            bearer_token(args.token)
-        except ValueError as exc:
-            raise Failure(ExitStatus.USAGE, f"--token: {exc}") from None
-    return TimedClient(
-        url=args.url,
-        audience=args.audience,
-        token=args.token,
-        sts_endpoint=args.sts_endpoint,
-        kms_endpoint=args.kms_endpoint,
-        region=args.region,
-        timeout_s=args.timeout,
-    )
+    return TimedClient(args.url, **_client_settings(args))
 
 
 def caching_client(args: argparse.Namespace) -> CachingClient:
     """The cache `agent` and `run` ask through, configured as the other commands' client (the
     options resolved)."""
     from .caching import CachingClient  # noqa: PLC0415
+
+    return CachingClient(
+        args.url, expected_principal=args.expect_principal, **_client_settings(args)
+    )
+
+
+def _client_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Both clients' settings from the resolved options; a token a header cannot carry is a
+    usage error, said without the token."""
     from .http import bearer_token  # noqa: PLC0415
 
     if args.token:
@@ -445,16 +441,14 @@ def caching_client(args: argparse.Namespace) -> CachingClient:
             bearer_token(args.token)
         except ValueError as exc:
             raise Failure(ExitStatus.USAGE, f"--token: {exc}") from None
-    return CachingClient(
-        args.url,
-        audience=args.audience,
-        token=args.token,
-        sts_endpoint=args.sts_endpoint,
-        kms_endpoint=args.kms_endpoint,
-        region=args.region,
-        timeout_s=args.timeout,
-        expected_principal=args.expect_principal,
-    )
+    return {
+        "audience": args.audience,
+        "token": args.token,
+        "sts_endpoint": args.sts_endpoint,
+        "kms_endpoint": args.kms_endpoint,
+        "region": args.region,
+        "timeout_s": args.timeout,
+    }
 
 
 def _agent(args: argparse.Namespace, steps: Steps) -> int:
