@@ -1,0 +1,1 @@
+"""A secret's life (contract section 14): which secret is current, and rotation."""
