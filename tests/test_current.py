@@ -456,3 +456,63 @@ def test_a_listed_id_that_cannot_be_an_id_is_502_and_nothing_is_obtained(
         assert _error(answer)[:2] == (502, "UpstreamError")
     asked = {req.headers.get("x-acs-action") for req, _ in httpserver.log}
     assert asked == {"ListApplicationClientSecrets"}
+
+
+# -- failing upstreams (contract section 7) ------------------------------------------------------
+
+LATEST = {"instance_id": INSTANCE, "application_id": "app_latest"}
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "code", "upstream"),
+    [
+        ({"action": "ListApplicationClientSecrets", "status": 503}, 502, "UpstreamError", "eiam"),
+        (
+            {"action": "ListApplicationClientSecrets", "status": 429, "code": "Throttling"},
+            429,
+            "Throttled",
+            "eiam",
+        ),
+        (
+            {"action": "ListApplicationClientSecrets", "malformed": True},
+            502,
+            "UpstreamError",
+            "eiam",
+        ),
+        ({"action": "ListApplicationClientSecrets", "reset": True}, 502, "UpstreamError", "eiam"),
+        ({"action": "ObtainApplicationClientSecret", "status": 503}, 502, "UpstreamError", "eiam"),
+        ({"action": "GenerateDataKey", "status": 503}, 502, "UpstreamError", "kms"),
+        ({"action": "AssumeRole", "status": 503}, 502, "UpstreamError", "sts"),
+    ],
+    ids=[
+        "list-503",
+        "list-429",
+        "list-malformed",
+        "list-reset",
+        "obtain-503",
+        "kms-503",
+        "sts-503",
+    ],
+)
+def test_a_failing_upstream_is_its_error_and_the_next_request_after_it_clears_succeeds(
+    stack: Stack, fault: dict[str, Any], status: int, code: str, upstream: str
+) -> None:
+    if "status" in fault and "code" not in fault:
+        fault = {**fault, "code": "ServiceUnavailable"}
+    put = requests.put(f"{stack.emulator.url}/_emulator/faults", json=[fault], timeout=5)
+    assert put.status_code == 200, put.text
+    failed = _post_current(stack, LATEST)
+    assert _error(failed)[:2] == (status, code)
+    requests.delete(f"{stack.emulator.url}/_emulator/faults", timeout=5)
+    assert _post_current(stack, LATEST).json()["secret_id"] == "sct_b"
+    first, second = _audit(stack)
+    assert (first["outcome"], first["upstream"], second["outcome"]) == (code, upstream, "ok")
+
+
+def test_sessions_the_upstream_forgot_are_assumed_again(stack: Stack) -> None:
+    assert _post_current(stack, LATEST).status_code == 200
+    restarted = requests.post(f"{stack.emulator.url}/_emulator/restart", timeout=5)
+    assert restarted.status_code == 200
+    again = _post_current(stack, LATEST)
+    assert (again.status_code, again.json()["secret_id"]) == (200, "sct_b")
+    assert _since({}, _counts(stack))["AssumeRole"] == 4  # list and obtain, twice each
