@@ -1,43 +1,43 @@
-"""Which of an application's client secrets is current (contract section 14): the one rule, in
-one place, for `POST /v1/secrets/current` and for rotation alike.
-
-The current secret is the enabled secret with the latest `ExpirationTime`; a secret without one
-ranks below any with one; ties go to the smaller `secret_id`. EIAM's listing has no creation
-time, so the expiration is what orders secrets: rotation gives each new secret a later one."""
+"""The one rule of which client secret is current (contract section 14), for every caller of it:
+`POST /v1/secrets/current`, rotation's planner, and anything that shows the state."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol, TypeVar
-
-__all__ = ["ENABLED", "Listed", "current_of"]
-
-ENABLED = "enabled"
+from dataclasses import dataclass
 
 
-class Listed(Protocol):
-    """What the rule reads of a secret (a row of ListApplicationClientSecrets)."""
+@dataclass(frozen=True)
+class Secret:
+    """A client secret as EIAM's listing shows it: no value, no creation time. `status` is
+    EIAM's word ("enabled", "disabled"), or None when it gave none that we know."""
 
-    @property
-    def secret_id(self) -> str: ...
-
-    @property
-    def status(self) -> str | None: ...
+    secret_id: str
+    status: str | None
+    expiration_time: int | None  # ms since the epoch; None: it never expires
 
     @property
-    def expiration_time(self) -> int | None: ...
+    def enabled(self) -> bool:
+        return self.status == "enabled"
 
 
-S = TypeVar("S", bound=Listed)
+def _rank(secret: Secret) -> tuple[bool, int, str]:
+    # Smallest first: one with an expiration before one without, the latest expiration first,
+    # and on a tie the smaller secret_id. Python compares str by code point, as the contract's
+    # "smaller" means it: the same answer on every instance whatever its locale.
+    expiration = secret.expiration_time
+    return (expiration is None, -(expiration or 0), secret.secret_id)
 
 
-def current_of(secrets: Iterable[S]) -> S | None:
-    """The current secret among `secrets`, or None when none is enabled."""
-    return min((s for s in secrets if s.status == ENABLED), key=_rank, default=None)
+def current_of(secrets: Iterable[Secret]) -> Secret | None:
+    """The current secret: the enabled secret with the latest ExpirationTime; one without an
+    expiration ranks below any with one; ties go to the smaller secret_id. None when no secret
+    is enabled."""
+    enabled = [s for s in secrets if s.enabled]
+    return min(enabled, key=_rank) if enabled else None
 
 
-def _rank(secret: Listed) -> tuple[bool, int, str]:
-    """Smallest first: an expiration before none, the latest expiration before an earlier one,
-    then the smaller ID."""
-    expires = secret.expiration_time
-    return (expires is None, -(expires or 0), secret.secret_id)
+def ranked(secrets: Iterable[Secret]) -> list[Secret]:
+    """The enabled secrets, the current one first, then each in the order it would be current
+    if those before it were gone."""
+    return sorted((s for s in secrets if s.enabled), key=_rank)

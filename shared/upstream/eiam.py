@@ -17,6 +17,7 @@ from shared.errors import (
     not_found,
     upstream_error,
 )
+from shared.lifecycle.current import Secret
 from shared.upstream.deadline import Deadline
 from shared.upstream.rpc import EIAM_VERSION, Credentials, RpcTransport, Service
 from shared.wire.arns import ID_PATTERN
@@ -36,17 +37,6 @@ class SecretInfo:
     expiration_time: int | None
     last_used_time: int | None
     client_secret: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class ListedSecret:
-    """A row of ListApplicationClientSecrets: what tells which secret is current (contract
-    section 14). The listing's ClientSecret is masked and never read."""
-
-    secret_id: str
-    status: str | None
-    expiration_time: int | None
-    last_used_time: int | None
 
 
 class Eiam:
@@ -131,8 +121,9 @@ class Eiam:
 
     def list_secrets(
         self, creds: Credentials, instance_id: str, application_id: str, deadline: Deadline
-    ) -> tuple[ListedSecret, ...]:
-        """The application's secrets (ListApplicationClientSecrets), without their values."""
+    ) -> tuple[Secret, ...]:
+        """The application's secrets as ListApplicationClientSecrets shows them: ID, status and
+        expiration (the values it shows are masked, and are never read)."""
         body = self._call(
             "ListApplicationClientSecrets",
             creds,
@@ -143,12 +134,11 @@ class Eiam:
         if not isinstance(items, list):
             raise upstream_error("EIAM answered ListApplicationClientSecrets without a list")
         listed = tuple(
-            ListedSecret(
+            Secret(
                 # EIAM's own example shows a stray leading space in SecretId; never pass it on.
-                secret_id=str(item["SecretId"]).strip(),
-                status=_status(item.get("Status")),
-                expiration_time=_int_or_none(item.get("ExpirationTime")),
-                last_used_time=_int_or_none(item.get("LastUsedTime")),
+                str(item["SecretId"]).strip(),
+                _status(item.get("Status")),
+                _int_or_none(item.get("ExpirationTime")),
             )
             for item in items
             if isinstance(item, dict) and item.get("SecretId")
