@@ -21,14 +21,18 @@ __all__ = [
     "session_policy",
 ]
 
-Action = Literal["obtain", "create"]
+Action = Literal["obtain", "create", "current"]
 
+# The action each request is approved for. The current secret is an obtain of a secret not named
+# yet (contract section 14): approved on `.../secret/*`, every secret of the application.
 EIAM_ACTIONS: dict[Action, str] = {
     "obtain": "eiam:ObtainApplicationClientSecret",
     "create": "eiam:CreateApplicationClientSecret",
+    "current": "eiam:ObtainApplicationClientSecret",
 }
-# Only a create lists (to recover a lost answer), on the ARN it creates on: RAM authorizes List on
-# the resource type Secret, `.../application/{id}/secret/*` (the API reference).
+# A create lists (to recover a lost answer), and the current secret is chosen from the listing;
+# both on `.../application/{id}/secret/*`: RAM authorizes List on the resource type Secret (the
+# API reference; infra/ASSUMPTIONS.md I9).
 EIAM_LIST = "eiam:ListApplicationClientSecrets"
 # The service's own action (contract section 5): who may run the deployment checks over events.
 # It names no resource of a cloud service, so the approval policy decides it on `*`.

@@ -37,8 +37,8 @@ class DoctorEvent:
 def parse_event(raw: bytes | str | dict[str, Any]) -> Event | DoctorEvent:
     data = raw if isinstance(raw, dict) else parse_json_object(raw, "event")
     action = data.get("action")
-    if action not in ("obtain", "create", "doctor"):
-        raise invalid("action must be obtain, create or doctor")
+    if action not in ("obtain", "create", "current", "doctor"):
+        raise invalid("action must be obtain, create, current or doctor")
     authorization = data.get("authorization")
     if authorization is not None and not isinstance(authorization, str):
         raise invalid("authorization must be a string")

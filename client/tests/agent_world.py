@@ -37,18 +37,22 @@ VEND_CLIENT = [sys.executable, "-m", "vend_client.cli"]
 
 @dataclass
 class Service:
-    """The service's `POST /v1/secrets/obtain`: each request takes the next planned error
-    (status, headers), or once none is left answers the next of `secrets` (the last one once
-    they run out), sealed for the IDs asked."""
+    """The service's `POST /v1/secrets/obtain` and `/v1/secrets/current`: each request takes the
+    next planned error (status, headers), or once none is left answers the next of `secrets`
+    (the last one once they run out), sealed for the IDs asked; the current secret is
+    `current_id`. `paths` are the paths asked, in order."""
 
     secrets: list[str] = field(default_factory=lambda: ["CS-secret-marker-1"])
     errors: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    current_id: str = "sct_current"
     requests: int = 0
+    paths: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def handle(self, request: Request) -> Response:
         with self.lock:
             self.requests += 1
+            self.paths.append(request.path)
             planned = self.errors.pop(0) if self.errors else None
             secret = self.secrets.pop(0) if len(self.secrets) > 1 else self.secrets[0]
         if planned is not None:
@@ -58,7 +62,8 @@ class Service:
             }
             return Response(json.dumps(body), status, headers, content_type="application/json")
         asked = json.loads(request.data)
-        ids = (asked["instance_id"], asked["application_id"], asked["secret_id"])
+        secret_id = asked.get("secret_id", self.current_id)
+        ids = (asked["instance_id"], asked["application_id"], secret_id)
         arn = (
             f"acs:eiam:cn-hangzhou:{ACCOUNT}:instance/{ids[0]}/application/{ids[1]}/secret/{ids[2]}"
         )
@@ -154,7 +159,8 @@ def world_on(server: HTTPServer) -> World:
         {"KeyId": "key-billing", "Plaintext": base64.b64encode(DATA_KEY).decode()}
     )
     service, token_endpoint = Service(), TokenEndpoint()
-    server.expect_request("/v1/secrets/obtain", method="POST").respond_with_handler(service.handle)
+    for path in ("/v1/secrets/obtain", "/v1/secrets/current"):
+        server.expect_request(path, method="POST").respond_with_handler(service.handle)
     server.expect_request("/api/v2/iauths_system/oauth2/token", method="POST").respond_with_handler(
         token_endpoint.handle
     )

@@ -129,7 +129,6 @@ def test_only_get_on_known_paths(agent: Agent, world: World) -> None:
         (f"{QUERY}&secret_id=sct_y", "secret_id is given twice"),
         (f"{QUERY}&refresh_now=yes", "refresh_now must be true or false"),
         (f"{QUERY}&scope=x", "unknown query parameter scope"),  # /v1/secret takes no scope
-        ("instance_id=idaas_x&application_id=app_y", "current secret"),
     ],
 )
 def test_a_bad_query_is_refused_before_anything_is_asked(
@@ -154,6 +153,27 @@ def test_a_second_ask_is_served_from_memory_and_refresh_now_asks_again(
     assert world.service.requests == 2
     assert agent.get(f"/v1/secret?{QUERY}").json()["client_secret"] == "CS-secret-marker-2"
     assert world.service.requests == 2
+
+
+def test_without_secret_id_the_current_secret_is_served_and_cached_on_its_own(
+    agent: Agent, world: World
+) -> None:
+    world.service.secrets = [SECRET, "CS-secret-marker-2"]
+    current = "/v1/secret?instance_id=idaas_x&application_id=app_y"
+    first = agent.get(current)
+    assert first.status_code == 200, first.text
+    assert (first.json()["secret_id"], first.json()["client_secret"]) == ("sct_current", SECRET)
+    assert agent.get(current).json()["client_secret"] == SECRET
+    assert world.service.paths == ["/v1/secrets/current"]
+    fresh = agent.get(f"{current}&refresh_now=true")
+    assert fresh.json()["client_secret"] == "CS-secret-marker-2"
+    # The secret by its ID is its own entry, asked for by obtain.
+    assert agent.get(f"/v1/secret?{QUERY}").json()["secret_id"] == "sct_z"
+    assert world.service.paths == [
+        "/v1/secrets/current",
+        "/v1/secrets/current",
+        "/v1/secrets/obtain",
+    ]
 
 
 # -- the service's refusals, kept ----------------------------------------------------------------
@@ -238,6 +258,24 @@ def test_a_rotated_secret_is_fetched_again_once_when_the_token_endpoint_says_inv
     assert world.token_endpoint.hits == 2  # refused with the old secret, then given
     assert world.service.requests == 2  # the secret asked for again, once
     assert agent.get(f"/v1/secret?{QUERY}").json()["client_secret"] == SECRET
+
+
+def test_without_secret_id_a_token_is_got_with_the_current_secret_asked_anew_once_refused(
+    agent: Agent, world: World
+) -> None:
+    # The current secret was rotated since the agent cached it: the token endpoint refuses the
+    # old one, and the current secret is asked for again (not a secret by its ID).
+    world.service.secrets = ["CS-old-secret", SECRET]
+    current = "instance_id=idaas_x&application_id=app_y"
+    assert agent.get(f"/v1/secret?{current}").json()["client_secret"] == "CS-old-secret"
+    token = agent.get(f"/v1/token?{current}")
+    assert token.status_code == 200, token.text
+    assert token.json()["access_token"] == "access-token-2-for-app_y-scope-"
+    assert world.service.paths == ["/v1/secrets/current"] * 2
+    again = agent.get(f"/v1/token?{current}").json()
+    assert again["access_token"] == token.json()["access_token"]
+    assert world.token_endpoint.hits == 2  # the token, from memory now
+    assert agent.get(f"/v1/secret?{current}").json()["client_secret"] == SECRET
 
 
 def test_a_secret_the_token_endpoint_keeps_refusing_is_502_with_its_oauth_code(

@@ -77,6 +77,13 @@ def test_each_secret_is_asked_once_through_one_cache(world: World) -> None:
     assert world.service.requests == 1
 
 
+def test_secret_id_current_is_the_applications_current_secret(world: World) -> None:
+    check = f'test "$DB" = {SECRET} && test "$DB_CLIENT_ID" = app_y'
+    done = _run(world, "--env", "DB=idaas_x/app_y/current", "--", "sh", "-c", check)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert world.service.paths == ["/v1/secrets/current"]
+
+
 @pytest.mark.parametrize(
     ("status", "exit_status"), [(404, ExitStatus.NOT_FOUND), (403, ExitStatus.DENIED)]
 )
@@ -106,7 +113,6 @@ def test_a_secret_that_cannot_be_got_is_one_line_and_the_command_does_not_run(
         ("DB=idaas_x/app_y", "INSTANCE/APPLICATION/SECRET_ID"),
         ("DB=idaas_x/app_y/sct*", "INSTANCE/APPLICATION/SECRET_ID"),
         ("DB=idaas_x/app_y/sct_z/x", "INSTANCE/APPLICATION/SECRET_ID"),
-        ("DB=idaas_x/app_y/current", "current secret"),
     ],
 )
 def test_a_bad_env_is_refused_before_anything_is_asked(world: World, env: str, said: str) -> None:

@@ -81,7 +81,8 @@ CREDENTIALS_HELP = f"""{CREDENTIALS_CHAIN}
 
 On success stdout holds the secret alone (or, with --json, the response with client_secret
 added), unless --output writes it to a file; `create` also prints the new secret's ID on stderr
-("vend: created secret_id ..."). A failure is one line on stderr; `vend --help` (or
+("vend: created secret_id ..."), and `obtain` without --secret the current one's ("vend: current
+secret_id ..."). A failure is one line on stderr; `vend --help` (or
 `vend-client --help`) lists the exit statuses."""
 
 
@@ -164,6 +165,7 @@ the X-Vend-Agent-Token header:
   GET /v1/secret?instance_id=I&application_id=A&secret_id=S  the opened secret, as JSON
   GET /v1/token?instance_id=I&application_id=A&secret_id=S[&scope=...]
                                      an M2M access token got with that secret (--token-endpoint)
+Without secret_id, either is the application's current secret's (its answer names it).
   GET /v1/health                     without a token
 refresh_now=true skips the cache. One JSON line per request on stderr; never a secret or token.
 
@@ -192,7 +194,11 @@ def add_commands(sub: Any) -> None:
     _common(obtain)
     obtain.add_argument("--instance", required=True, help="the IDaaS instance ID")
     obtain.add_argument("--application", required=True, help="the application ID")
-    obtain.add_argument("--secret", required=True, help="the secret ID")
+    obtain.add_argument(
+        "--secret",
+        default=None,
+        help="the secret ID (default: the application's current secret, whichever it is)",
+    )
     obtain.set_defaults(run=_command(_obtain_or_create), action="obtain")
 
     create = command("create", "create a client secret, opened with your own KMS key")
@@ -241,7 +247,8 @@ def add_commands(sub: Any) -> None:
         action="append",
         required=True,
         metavar="NAME=INSTANCE/APPLICATION/SECRET_ID",
-        help="put that secret in NAME (and its client id in NAME_CLIENT_ID); repeatable",
+        help="put that secret in NAME (and its client id in NAME_CLIENT_ID); SECRET_ID current "
+        "is the application's current secret; repeatable",
     )
     run.add_argument(
         "command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS]", help="what to run"
@@ -468,25 +475,37 @@ def _run(args: argparse.Namespace, steps: Steps) -> int:
 def _obtain_or_create(args: argparse.Namespace, steps: Steps) -> int:
     _resolve(args, asks=True)
     client = _client(args, steps)
-    path = "/v1/secrets/obtain" if args.action == "obtain" else "/v1/secrets/create"
+    current = args.action == "obtain" and args.secret is None
+    path = "/v1/secrets/current" if current else f"/v1/secrets/{args.action}"
     with steps("request", f"POST {args.url.rstrip('/')}{path}") as said:
-        if args.action == "obtain":
+        if current:
+            response = client.current(args.instance, args.application)
+        elif args.action == "obtain":
             response = client.obtain(args.instance, args.application, args.secret)
         else:
             response = client.create(
                 args.instance, args.application, args.expiration_time, args.idempotency_key
             )
         said.append(f"secret_id {response.secret_id}, request {response.request_id}")
-    if args.action == "create":
-        # stdout stays the secret alone; the new secret's ID is on stderr, labelled.
-        print(f"vend: created secret_id {response.secret_id}", file=sys.stderr)
-    secret = client.open(
-        response,
-        instance_id=args.instance,
-        application_id=args.application,
-        secret_id=args.secret if args.action == "obtain" else None,
-        expected_principal=args.expect_principal,
-    )
+    if args.action == "create" or current:
+        # stdout stays the secret alone; which secret it is goes to stderr, labelled.
+        which = "created" if args.action == "create" else "current"
+        print(f"vend: {which} secret_id {response.secret_id}", file=sys.stderr)
+    if current:
+        secret = client.open_current(
+            response,
+            instance_id=args.instance,
+            application_id=args.application,
+            expected_principal=args.expect_principal,
+        )
+    else:
+        secret = client.open(
+            response,
+            instance_id=args.instance,
+            application_id=args.application,
+            secret_id=args.secret if args.action == "obtain" else None,
+            expected_principal=args.expect_principal,
+        )
     _emit(args, response.to_dict(), secret, steps)
     return 0
 

@@ -1,5 +1,6 @@
 """`vend-client run --env NAME=INSTANCE/APPLICATION/SECRET_ID ... -- COMMAND [ARGS]`: a command
-with client secrets in its environment, as Vault Agent renders them into a child process.
+with client secrets in its environment, as Vault Agent renders them into a child process. A
+SECRET_ID of `current` is the application's current secret (contract section 14).
 
 Every secret is got before COMMAND starts (one `CachingClient`), and if one cannot be, COMMAND
 does not run: a program half-configured is worse off than one not started. Nothing is written to
@@ -23,21 +24,23 @@ from .exit_status import ExitStatus, Failure
 from .failures import explain
 from .wire.arns import ID_PATTERN
 
-__all__ = ["Wanted", "parse_env", "run_command"]
+__all__ = ["CURRENT", "Wanted", "parse_env", "run_command"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ID = re.compile(ID_PATTERN)
 _FORWARDED = (signal.SIGTERM, signal.SIGINT)
+# The SECRET_ID that names the application's current secret, whatever its ID.
+CURRENT = "current"
 
 
 @dataclass(frozen=True)
 class Wanted:
-    """One --env: the variable and the secret it gets."""
+    """One --env: the variable and the secret it gets (`secret_id` None: the current one)."""
 
     name: str
     instance_id: str
     application_id: str
-    secret_id: str
+    secret_id: str | None
 
 
 def parse_env(specs: Sequence[str]) -> list[Wanted]:
@@ -58,17 +61,14 @@ def parse_env(specs: Sequence[str]) -> list[Wanted]:
                 ExitStatus.USAGE,
                 f"--env {name}=...: INSTANCE/APPLICATION/SECRET_ID, each 1 to 64 of [A-Za-z0-9_-]",
             )
-        if ids[2] == "current":
-            raise Failure(
-                ExitStatus.USAGE,
-                f"--env {name}=...: the current secret (SECRET_ID current) is not served yet: "
-                "name the secret's ID",
-            )
         for taken in (name, f"{name}_CLIENT_ID"):
             if taken in names:
                 raise Failure(ExitStatus.USAGE, f"--env: {taken} is set twice")
             names.add(taken)
-        wanted.append(Wanted(name, *ids))
+        instance_id, application_id, secret_id = ids
+        wanted.append(
+            Wanted(name, instance_id, application_id, None if secret_id == CURRENT else secret_id)
+        )
     return wanted
 
 
@@ -86,7 +86,12 @@ def run_command(args: argparse.Namespace) -> int:
     with caching_client(args) as secrets:
         for want in wanted:
             try:
-                vended = secrets.get_secret(want.instance_id, want.application_id, want.secret_id)
+                if want.secret_id is None:
+                    vended = secrets.get_current(want.instance_id, want.application_id)
+                else:
+                    vended = secrets.get_secret(
+                        want.instance_id, want.application_id, want.secret_id
+                    )
             except Exception as exc:
                 known = explain(exc, args)
                 if known is None:

@@ -16,14 +16,13 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import parse_qsl
 
-from ..vended import VendedSecret
 from ..wire.arns import ID_PATTERN
 from .auth import matches
 from .errors import Refusal, refusal_of
-from .tokens import TokenCache, check_scope
+from .tokens import Secrets, TokenCache, check_scope, secret_of
 
 __all__ = ["TOKEN_HEADER", "AgentApp", "Secrets"]
 
@@ -37,16 +36,6 @@ _MAX_FIELDS = 8
 log = logging.getLogger("vend_client.agent")
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
-
-
-class Secrets(Protocol):
-    """What the agent asks for secrets: a `CachingClient`."""
-
-    def get_secret(self, instance_id: str, application_id: str, secret_id: str) -> VendedSecret: ...
-
-    def refresh_now(
-        self, instance_id: str, application_id: str, secret_id: str
-    ) -> VendedSecret: ...
 
 
 @dataclass
@@ -176,8 +165,10 @@ class AgentApp:
 
     def _secret(self, params: dict[str, str]) -> _Answer:
         ids = _ids(params)
-        ask = self._secrets.refresh_now if _refresh(params) else self._secrets.get_secret
-        vended = ask(*ids)
+        if _refresh(params):
+            vended = self._secrets.refresh_now(*ids)
+        else:
+            vended = secret_of(self._secrets, *ids)
         return _Answer(
             200,
             {
@@ -239,26 +230,20 @@ def _query(text: str, allowed: tuple[str, ...]) -> dict[str, str]:
     return params
 
 
-def _ids(params: dict[str, str]) -> tuple[str, str, str]:
+def _ids(params: dict[str, str]) -> tuple[str, str, str | None]:
+    """The IDs asked for; the secret's None (not given) for the application's current secret
+    (contract section 14)."""
     for name in _IDS:
         value = params.get(name)
         if value is None and name == "secret_id":
-            # Contract section 14's current secret: the service does not serve it yet.
-            raise _Refused(
-                Refusal(
-                    400,
-                    "InvalidParameter",
-                    "secret_id is required: the current secret (without secret_id) is not "
-                    "served yet",
-                )
-            )
+            continue
         if value is None:
             raise _Refused(Refusal(400, "InvalidParameter", f"{name} is required"))
         if not _ID.fullmatch(value):
             raise _Refused(
                 Refusal(400, "InvalidParameter", f"{name} must be 1 to 64 of [A-Za-z0-9_-]")
             )
-    return params["instance_id"], params["application_id"], params["secret_id"]
+    return params["instance_id"], params["application_id"], params.get("secret_id")
 
 
 def _refresh(params: dict[str, str]) -> bool:

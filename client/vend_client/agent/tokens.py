@@ -39,6 +39,7 @@ __all__ = [
     "TokenEndpointError",
     "check_scope",
     "fresh_for",
+    "secret_of",
 ]
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post")
@@ -246,20 +247,33 @@ def _why(exc: Exception) -> str:
 
 
 class Secrets(Protocol):
-    """Where the cache gets a client secret: a `CachingClient`."""
+    """Where the agent gets a client secret: a `CachingClient`. `secret_id` None is the
+    application's current secret."""
 
     def get_secret(self, instance_id: str, application_id: str, secret_id: str) -> VendedSecret: ...
 
+    def get_current(self, instance_id: str, application_id: str) -> VendedSecret: ...
+
     def refresh_now(
-        self, instance_id: str, application_id: str, secret_id: str
+        self, instance_id: str, application_id: str, secret_id: str | None = None
     ) -> VendedSecret: ...
+
+
+def secret_of(
+    secrets: Secrets, instance_id: str, application_id: str, secret_id: str | None
+) -> VendedSecret:
+    """The secret named, or the application's current one when `secret_id` is None."""
+    if secret_id is None:
+        return secrets.get_current(instance_id, application_id)
+    return secrets.get_secret(instance_id, application_id, secret_id)
 
 
 class Exchange(Protocol):
     def exchange(self, secret: VendedSecret, scope: str | None) -> AccessToken: ...
 
 
-Key = tuple[str, str, str, str]  # (instance_id, application_id, secret_id, scope or "")
+# (instance_id, application_id, secret_id or None for the current secret, scope or "")
+Key = tuple[str, str, str | None, str]
 
 
 @dataclass(frozen=True)
@@ -269,8 +283,9 @@ class _Entry:
 
 
 class TokenCache:
-    """Access tokens by (instance, application, secret, scope); thread-safe. `clock` is
-    monotonic seconds, there to be replaced in tests."""
+    """Access tokens by (instance, application, secret, scope), the secret None for the
+    application's current one (whose token stays valid after a rotation until it expires);
+    thread-safe. `clock` is monotonic seconds, there to be replaced in tests."""
 
     def __init__(
         self,
@@ -294,7 +309,7 @@ class TokenCache:
         self,
         instance_id: str,
         application_id: str,
-        secret_id: str,
+        secret_id: str | None,
         scope: str | None = None,
         *,
         refresh: bool = False,
@@ -342,7 +357,7 @@ class TokenCache:
 
     def _exchange(self, key: Key) -> AccessToken:
         instance_id, application_id, secret_id, scope = key
-        secret = self._secrets.get_secret(instance_id, application_id, secret_id)
+        secret = secret_of(self._secrets, instance_id, application_id, secret_id)
         try:
             return self._endpoint.exchange(secret, scope or None)
         except TokenEndpointError as exc:
