@@ -6,20 +6,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
 import requests
+from agent_process import curl, running_agent, token_endpoint
 from alibabacloud_eiam20211201 import models as eiam_models
-from processes import free_port, wait_for_port
 from stack import Stack, running_stack
 
 from infra.emulator import Seed
@@ -27,7 +23,6 @@ from infra.emulator.oauth import ISSUER_PATH
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "tests" / "agent_smoke.sh"
-VEND_CLIENT = Path(sys.executable).with_name("vend-client")
 BILLING_SECRET = "CSdemoBillingSecretValue0000000000000001"
 AGENT_TOKEN = "demo-agent-token-0123456789abcdef"
 QUERY = "instance_id=idaas_demo&application_id=app_billing&secret_id=sct_billing_1"
@@ -40,49 +35,15 @@ def stack(monkeypatch: pytest.MonkeyPatch, demo_seed: Seed) -> Iterator[Stack]:
         yield running
 
 
-@dataclass
-class Agent:
-    url: str
-    log: Path
-
-    def stderr(self) -> str:
-        return self.log.read_text()
-
-
-@contextmanager
-def _agent(env: dict[str, str], tmp_path: Path, *args: str) -> Iterator[Agent]:
-    port = free_port()
-    log = tmp_path / "agent.log"
-    with log.open("w") as sink:
-        proc = subprocess.Popen(
-            [str(VEND_CLIENT), "agent", "--port", str(port), *args],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=sink,
-            text=True,
-        )
-    try:
-        wait_for_port(port, proc)
-        yield Agent(f"http://127.0.0.1:{port}", log)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0, log.read_text()
-
-
 def _smoke(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["sh", str(SMOKE)], env=env, capture_output=True, text=True, timeout=120)
 
 
-def _token_endpoint(stack: Stack) -> str:
-    """The emulator's IDaaS token endpoints, one per instance (infra/ASSUMPTIONS.md T2)."""
-    return f"{stack.emulator.url}/{{instance_id}}{ISSUER_PATH}/token"
-
-
 def test_the_smoke_script_passes_against_the_local_stack(stack: Stack, tmp_path: Path) -> None:
     env = stack.caller_environment(
-        VEND_AGENT_TOKEN=AGENT_TOKEN, VEND_TOKEN_ENDPOINT=_token_endpoint(stack)
+        VEND_AGENT_TOKEN=AGENT_TOKEN, VEND_TOKEN_ENDPOINT=token_endpoint(stack)
     )
-    with _agent(env, tmp_path) as agent:
+    with running_agent(env, tmp_path) as agent:
         done = _smoke(
             {
                 **os.environ,
@@ -116,7 +77,7 @@ def test_the_smoke_script_fails_and_says_which_check_when_an_answer_is_wrong(
     """The script is checked too: told to expect another secret than the one the agent answers,
     it stops at that check, exit 1."""
     env = stack.caller_environment(VEND_AGENT_TOKEN=AGENT_TOKEN)
-    with _agent(env, tmp_path) as agent:
+    with running_agent(env, tmp_path) as agent:
         done = _smoke(
             {
                 **os.environ,
@@ -137,7 +98,9 @@ def test_the_readmes_curl_call_answers_the_secret(stack: Stack, tmp_path: Path) 
     """The README's set-up and call, as printed there (but on a free port): the agent makes its
     token file, and curl sends its content."""
     token_file = tmp_path / "vend-agent-token"
-    with _agent(stack.caller_environment(), tmp_path, "--token-file", str(token_file)) as agent:
+    with running_agent(
+        stack.caller_environment(), tmp_path, "--token-file", str(token_file)
+    ) as agent:
         call = (
             f'curl -s -H "X-Vend-Agent-Token: $(cat {token_file})" '
             f"'{agent.url}/v1/secret?{QUERY}'"
@@ -149,18 +112,6 @@ def test_the_readmes_curl_call_answers_the_secret(stack: Stack, tmp_path: Path) 
     assert answer["client_secret"] == BILLING_SECRET
     assert answer["client_id"] == "app_billing"
     assert oct(token_file.stat().st_mode & 0o777) == "0o600"
-
-
-def _curl(url: str, *args: str) -> tuple[int, dict[str, Any]]:
-    done = subprocess.run(
-        ["curl", "-sS", "-w", "\n%{http_code}", *args, url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    body, _, status = done.stdout.rpartition("\n")
-    return int(status), json.loads(body)
 
 
 def _verify(token: str, issuer: str) -> dict[str, Any]:
@@ -182,12 +133,12 @@ def test_curl_gets_an_access_token_that_verifies_against_the_instances_jwks(
     stack: Stack, tmp_path: Path
 ) -> None:
     env = stack.caller_environment(
-        VEND_AGENT_TOKEN=AGENT_TOKEN, VEND_TOKEN_ENDPOINT=_token_endpoint(stack)
+        VEND_AGENT_TOKEN=AGENT_TOKEN, VEND_TOKEN_ENDPOINT=token_endpoint(stack)
     )
     asked = f"{QUERY}&scope=vend-local%7Cobtain"
     header = ("-H", f"X-Vend-Agent-Token: {AGENT_TOKEN}")
-    with _agent(env, tmp_path) as agent:
-        status, first = _curl(f"{agent.url}/v1/token?{asked}", *header)
+    with running_agent(env, tmp_path) as agent:
+        status, first = curl(f"{agent.url}/v1/token?{asked}", *header)
         assert status == 200, first
         assert (first["token_type"], set(first)) == (
             "Bearer",
@@ -198,8 +149,8 @@ def test_curl_gets_an_access_token_that_verifies_against_the_instances_jwks(
         assert abs(first["expires_at"] - claims["exp"]) <= 5
 
         # From the agent's memory: the very token; refresh_now: a new one.
-        assert _curl(f"{agent.url}/v1/token?{asked}", *header)[1] == first
-        status, again = _curl(f"{agent.url}/v1/token?{asked}&refresh_now=true", *header)
+        assert curl(f"{agent.url}/v1/token?{asked}", *header)[1] == first
+        status, again = curl(f"{agent.url}/v1/token?{asked}&refresh_now=true", *header)
         assert status == 200
         assert again["access_token"] != first["access_token"]
 
@@ -210,7 +161,7 @@ def test_curl_gets_an_access_token_that_verifies_against_the_instances_jwks(
         )
         stack.operator_eiam().disable_application_client_secret(request)
         obtained = len(stack.calls("ObtainApplicationClientSecret"))
-        status, refused = _curl(f"{agent.url}/v1/token?{asked}&refresh_now=true", *header)
+        status, refused = curl(f"{agent.url}/v1/token?{asked}&refresh_now=true", *header)
         assert status == 502
         assert refused["error"]["code"] == "TokenRefused"
         assert "401: invalid_client" in refused["error"]["message"]

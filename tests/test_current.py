@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 import requests
 import sdk_clients as sdk
+from agent_process import VEND_CLIENT, curl, running_agent, token_endpoint
 from alibabacloud_eiam20211201 import models as eiam_models
 from pytest_httpserver import HTTPServer
 from stack import Stack, running_stack
-from test_cli_agent import VEND_CLIENT, _agent, _caller_env, _curl, _token_endpoint
 
 from infra.emulator import Seed
 from vend_client import CachingClient, Credentials, RefusedError, VendResponse
@@ -365,28 +365,28 @@ def test_get_current_is_cached_and_refresh_now_follows_a_new_current_secret(stac
 def test_the_agent_without_secret_id_serves_the_current_secret_and_its_tokens(
     stack: Stack, tmp_path: Path
 ) -> None:
-    env = _caller_env(
-        stack, VEND_AGENT_TOKEN=AGENT_TOKEN, VEND_TOKEN_ENDPOINT=_token_endpoint(stack)
+    env = stack.caller_environment(
+        VEND_AGENT_TOKEN=AGENT_TOKEN, VEND_TOKEN_ENDPOINT=token_endpoint(stack)
     )
     header = ("-H", f"X-Vend-Agent-Token: {AGENT_TOKEN}")
     query = f"instance_id={INSTANCE}&application_id=app_latest"
-    with _agent(env, tmp_path) as agent:
-        status, secret = _curl(f"{agent.url}/v1/secret?{query}", *header)
+    with running_agent(env, tmp_path) as agent:
+        status, secret = curl(f"{agent.url}/v1/secret?{query}", *header)
         assert status == 200, secret
         assert (secret["secret_id"], secret["client_secret"]) == (
             "sct_b",
             VALUES[("app_latest", "sct_b")],
         )
-        status, token = _curl(f"{agent.url}/v1/token?{query}", *header)
+        status, token = curl(f"{agent.url}/v1/token?{query}", *header)
         assert status == 200, token
         assert token["access_token"]
         # sct_b disabled in EIAM: the token endpoint refuses it, and the agent asks the service
         # for the current secret again (sct_a now), and gets the token with that.
         _disable(stack, "app_latest", "sct_b")
-        status, again = _curl(f"{agent.url}/v1/token?{query}&refresh_now=true", *header)
+        status, again = curl(f"{agent.url}/v1/token?{query}&refresh_now=true", *header)
         assert status == 200, again
         assert again["access_token"] != token["access_token"]
-        status, secret = _curl(f"{agent.url}/v1/secret?{query}", *header)
+        status, secret = curl(f"{agent.url}/v1/secret?{query}", *header)
         assert secret["secret_id"] == "sct_a"
         stderr = agent.stderr()
     assert [r["action"] for r in _audit(stack)] == ["current", "current"]
@@ -396,7 +396,7 @@ def test_the_agent_without_secret_id_serves_the_current_secret_and_its_tokens(
 def _vend_client(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(VEND_CLIENT), *args],
-        env=_caller_env(stack),
+        env=stack.caller_environment(),
         capture_output=True,
         text=True,
         timeout=60,
