@@ -14,11 +14,13 @@ from shared.models import (
     ErrorResponse,
     Health,
     ObtainRequest,
+    RotateRequest,
+    RotationResponse,
     VendResponse,
 )
 from shared.readiness import Readiness
 
-_REQUESTS = (ObtainRequest, CreateRequest, CurrentRequest)
+_REQUESTS = (ObtainRequest, CreateRequest, CurrentRequest, RotateRequest)
 
 
 def openapi_document() -> dict[str, Any]:
@@ -26,7 +28,7 @@ def openapi_document() -> dict[str, Any]:
     _, defs = models_json_schema(
         [
             (m, "validation" if m in _REQUESTS else "serialization")
-            for m in (*_REQUESTS, VendResponse, ErrorResponse, Health, Readiness)
+            for m in (*_REQUESTS, VendResponse, RotationResponse, ErrorResponse, Health, Readiness)
         ],
         ref_template="#/components/schemas/{model}",
     )
@@ -51,7 +53,13 @@ def openapi_document() -> dict[str, Any]:
         )
     }
 
-    def vend(model: str, summary: str, idempotent: bool) -> dict[str, Any]:
+    def vend(
+        model: str,
+        summary: str,
+        idempotent: bool,
+        answer: str = "VendResponse",
+        answered: str = "the secret, sealed for the caller",
+    ) -> dict[str, Any]:
         op: dict[str, Any] = {
             "summary": summary,
             "security": [{"bearer": []}, {"ram": []}],
@@ -63,11 +71,9 @@ def openapi_document() -> dict[str, Any]:
             },
             "responses": {
                 "200": {
-                    "description": "the secret, sealed for the caller",
+                    "description": answered,
                     "content": {
-                        "application/json": {
-                            "schema": {"$ref": "#/components/schemas/VendResponse"}
-                        }
+                        "application/json": {"schema": {"$ref": f"#/components/schemas/{answer}"}}
                     },
                 },
                 **errors,
@@ -92,6 +98,13 @@ def openapi_document() -> dict[str, Any]:
             "/v1/secrets/create": vend("CreateRequest", "Create a client secret, sealed", True),
             "/v1/secrets/current": vend(
                 "CurrentRequest", "Obtain the application's current client secret, sealed", False
+            ),
+            "/v1/secrets/rotate": vend(
+                "RotateRequest",
+                "Take an application's next rotation step (create, disable, delete, or none)",
+                False,
+                "RotationResponse",
+                "the step taken (with dry_run, the one that would be) and the state after it",
             ),
             "/v1/health": {
                 "get": {

@@ -1,5 +1,5 @@
-"""EIAM ObtainApplicationClientSecret, CreateApplicationClientSecret and
-ListApplicationClientSecrets, each with the scoped credentials of its own request."""
+"""EIAM's client secret actions (Obtain, Create, List, Disable, Delete), each with the scoped
+credentials of its own request."""
 
 from __future__ import annotations
 
@@ -148,6 +148,57 @@ class Eiam:
         if not all(_ID.fullmatch(s.secret_id) for s in listed):
             raise upstream_error("EIAM listed a SecretId that is not 1 to 64 of [A-Za-z0-9_-]")
         return listed
+
+    def disable(
+        self,
+        creds: Credentials,
+        instance_id: str,
+        application_id: str,
+        secret_id: str,
+        deadline: Deadline,
+    ) -> str | None:
+        """DisableApplicationClientSecret; its RequestId. Sent again after a lost answer: one
+        secret disabled twice is disabled."""
+        return self._secret_action(
+            "DisableApplicationClientSecret",
+            creds,
+            instance_id,
+            application_id,
+            secret_id,
+            deadline,
+        )
+
+    def delete(
+        self,
+        creds: Credentials,
+        instance_id: str,
+        application_id: str,
+        secret_id: str,
+        deadline: Deadline,
+    ) -> str | None:
+        """DeleteApplicationClientSecret; its RequestId. Sent again after a lost answer: what
+        the first one deleted, the second finds gone (404, which the caller takes as done)."""
+        return self._secret_action(
+            "DeleteApplicationClientSecret", creds, instance_id, application_id, secret_id, deadline
+        )
+
+    def _secret_action(
+        self,
+        action: str,
+        creds: Credentials,
+        instance_id: str,
+        application_id: str,
+        secret_id: str,
+        deadline: Deadline,
+    ) -> str | None:
+        body = self._call(
+            action,
+            creds,
+            {"InstanceId": instance_id, "ApplicationId": application_id, "SecretId": secret_id},
+            deadline,
+        )
+        request_id = body.get("RequestId")
+        return str(request_id) if request_id else None
 
 
 def _secret_of(body: dict[str, Any]) -> dict[str, Any]:
