@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 from shared import audit
 from shared.composition_root import instance_vendor
 from shared.errors import VendError, internal
-from shared.events import RAISED, DoctorEvent, RetryableError, error_result, parse_event
+from shared.events import (
+    RAISED,
+    DoctorEvent,
+    RetryableError,
+    RotateEvent,
+    error_result,
+    parse_event,
+)
 from shared.fc import deadline_of, request_id_of
 from shared.upstream.deadline import Deadline
 from shared.vend import RequestMeta
@@ -57,6 +64,9 @@ def _handle(event: Any, context: Any, request_id: str) -> bytes:
             parsed.authorization, meta, lambda: _doctor_report(context), retry_of=request_id
         )
         return json.dumps({**report.as_dict(), "request_id": request_id}).encode()
+    if isinstance(parsed, RotateEvent):
+        step = vendor.rotate(parsed.body, parsed.authorization, meta, retry_of=request_id)
+        return step.model_dump_json().encode()
     # For create, FC's request id is the default key: FC keeps it across its async retries.
     key = parsed.idempotency_key or (request_id if parsed.action == "create" else None)
     response = vendor.vend(

@@ -10,7 +10,10 @@ from shared.wire.arns import application_arn, secret_arn
 
 __all__ = [
     "EIAM_ACTIONS",
+    "EIAM_DELETE",
+    "EIAM_DISABLE",
     "EIAM_LIST",
+    "ROTATION_ACTIONS",
     "RUN_DOCTOR",
     "RUN_DOCTOR_RESOURCE",
     "SERVICE_ACTIONS",
@@ -30,6 +33,15 @@ EIAM_ACTIONS: dict[Action, str] = {
 # Only a create lists (to recover a lost answer), on the ARN it creates on: RAM authorizes List on
 # the resource type Secret, `.../application/{id}/secret/*` (the API reference).
 EIAM_LIST = "eiam:ListApplicationClientSecrets"
+# Rotation's steps (contract section 14): the approval policy decides each on `.../secret/*`;
+# the session of a disable or a delete is scoped to the one secret it acts on.
+EIAM_DISABLE = "eiam:DisableApplicationClientSecret"
+EIAM_DELETE = "eiam:DeleteApplicationClientSecret"
+ROTATION_ACTIONS = {
+    "create": EIAM_ACTIONS["create"],
+    "disable": EIAM_DISABLE,
+    "delete": EIAM_DELETE,
+}
 # The service's own action (contract section 5): who may run the deployment checks over events.
 # It names no resource of a cloud service, so the approval policy decides it on `*`.
 RUN_DOCTOR = "vend:RunDoctor"

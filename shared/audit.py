@@ -5,6 +5,8 @@ only, so nothing secret can reach them by accident.
 Every record has `log` ("audit"), `ts`, `request_id`, `principal`, `action`, `resource`,
 `decision`, `outcome`, `upstream_request_id` and `duration_ms`. The rest are present only when
 they apply, never null for "did not happen":
+- `step`: a rotation's step (`create`, `disable`, `delete` or `none`), the one taken or, when
+  the request failed, the one it was taking; a dry run's is the one it would take.
 - `auth_ms`, `sts_ms`, `eiam_ms`, `kms_ms`, `seal_ms`: milliseconds spent in each stage the
   request reached (STS and EIAM summed over their calls: a create lists, creates and may
   obtain); a stage not reached, or still running when the request ended (KMS beside an EIAM
@@ -62,6 +64,7 @@ class AuditRecord:
     eiam_ms: float | None = None
     kms_ms: float | None = None
     seal_ms: float | None = None
+    step: str | None = None  # rotation only
 
     def failed(self, err: VendError) -> None:
         """The outcome `err`, and the upstream that decided it, if one did."""
@@ -93,6 +96,8 @@ class AuditRecord:
             data["upstream_code"] = self.upstream_code
             data["upstream_status"] = self.upstream_status
             data["attempts"] = self.attempts
+        if self.step is not None:
+            data["step"] = self.step
         for name in STAGES:
             value = getattr(self, name)
             if value is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from shared import audit
 from shared.auth.header import Authenticator
@@ -20,7 +20,14 @@ from shared.upstream.sts import ASSUME_ROLE_BURST, ASSUME_ROLE_PER_S, ScopedSess
 from shared.vend import Vendor
 
 
-def build_vendor(settings: Settings, identity: FunctionIdentity) -> Vendor:
+def build_vendor(
+    settings: Settings,
+    identity: FunctionIdentity,
+    *,
+    now_ms: Callable[[], int] | None = None,
+) -> Vendor:
+    """The service. `now_ms`: rotation's clock (ms since the epoch), the wall clock unless a
+    test brings the emulator's."""
     from shared.auth.ram_proof import ProofPolicy, RamProofVerifier, allowed_sts_targets
 
     try:
@@ -60,6 +67,8 @@ def build_vendor(settings: Settings, identity: FunctionIdentity) -> Vendor:
         eiam=Eiam(transport, settings.eiam),
         kms=Kms(transport, settings.kms),
         store=store,
+        rotation=settings.rotation,
+        now_ms=now_ms,
     )
 
 
@@ -78,11 +87,12 @@ def from_environment(
     region: str | None = None,
     account_id: str | None = None,
     credentials: Credentials | None = None,
+    now_ms: Callable[[], int] | None = None,
 ) -> Vendor:
     settings = Settings.from_env(
         os.environ if env is None else env, region=region, account_id=account_id
     )
-    return build_vendor(settings, FunctionIdentity(credentials))
+    return build_vendor(settings, FunctionIdentity(credentials), now_ms=now_ms)
 
 
 _instance: Vendor | None = None

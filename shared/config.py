@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from shared.approval import ApprovalPolicy, load_approval_policy
+from shared.lifecycle.settings import Rotations, RotationSettingsError, parse_rotation
 from shared.ram_policy import PolicyError
 from shared.wire.endpoint import Endpoint
 
@@ -33,6 +34,8 @@ class Settings:
     idempotency_url: str
     # VEND_ASSUME_ROLE_RATE: (AssumeRole calls a second, burst); None: shared.upstream.sts's.
     assume_role_rate: tuple[float, int] | None = None
+    # VEND_ROTATION: the applications rotation may step (shared.lifecycle.settings).
+    rotation: Rotations = field(default_factory=dict)
 
     @classmethod
     def from_env(
@@ -79,6 +82,7 @@ class Settings:
             proof_hosts=hosts,
             idempotency_url=idem,
             assume_role_rate=_rate(env, "VEND_ASSUME_ROLE_RATE"),
+            rotation=_rotation(env, "VEND_ROTATION"),
         )
 
 
@@ -103,6 +107,13 @@ def _endpoint(env: Mapping[str, str], name: str, default: str) -> Endpoint:
     ):
         raise ConfigError(f"{name}: {value!r} must be host[:port] or http(s)://host[:port]")
     return Endpoint(parts.scheme, parts.netloc)
+
+
+def _rotation(env: Mapping[str, str], name: str) -> Rotations:
+    try:
+        return parse_rotation(env.get(name))
+    except RotationSettingsError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
 
 
 def _rate(env: Mapping[str, str], name: str) -> tuple[float, int] | None:

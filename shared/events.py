@@ -34,11 +34,20 @@ class DoctorEvent:
     authorization: str | None
 
 
-def parse_event(raw: bytes | str | dict[str, Any]) -> Event | DoctorEvent:
+@dataclass(frozen=True)
+class RotateEvent:
+    """`{"action": "rotate", "instance_id", "application_id", "dry_run"?, "authorization"}`:
+    one rotation step (contract section 14); the body's fields are checked by its model."""
+
+    body: dict[str, Any]
+    authorization: str | None
+
+
+def parse_event(raw: bytes | str | dict[str, Any]) -> Event | DoctorEvent | RotateEvent:
     data = raw if isinstance(raw, dict) else parse_json_object(raw, "event")
     action = data.get("action")
-    if action not in ("obtain", "create", "doctor"):
-        raise invalid("action must be obtain, create or doctor")
+    if action not in ("obtain", "create", "rotate", "doctor"):
+        raise invalid("action must be obtain, create, rotate or doctor")
     authorization = data.get("authorization")
     if authorization is not None and not isinstance(authorization, str):
         raise invalid("authorization must be a string")
@@ -50,6 +59,8 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> Event | DoctorEvent:
     if key is not None:
         check_idempotency_key(key, action)
     body = {k: v for k, v in data.items() if k not in _ENVELOPE_FIELDS}
+    if action == "rotate":
+        return RotateEvent(body, authorization)
     return Event(action, body, authorization, key)
 
 

@@ -42,6 +42,7 @@ class HttpResponse:
 _ROUTES: dict[str, tuple[str, str]] = {
     "/v1/secrets/obtain": ("POST", "obtain"),
     "/v1/secrets/create": ("POST", "create"),
+    "/v1/secrets/rotate": ("POST", "rotate"),
     "/v1/health": ("GET", "health"),
     "/v1/ready": ("GET", "ready"),
     "/v1/openapi.json": ("GET", "openapi"),
@@ -96,16 +97,19 @@ class HttpApi:
                 from shared.openapi import openapi_document  # noqa: PLC0415 - first request only
 
                 return HttpResponse(200, openapi_document())
-            assert action is not None
             data = parse_json_object(request.body, "body")
             key = request.headers.get("idempotency-key")
             if key is not None:
-                check_idempotency_key(key, action)
+                check_idempotency_key(key, action or name or "")
         except VendError as err:
             # Refused before the pipeline (which audits what reaches it): audited here.
-            audit.refused(request.request_id, err.code, action)
+            audit.refused(request.request_id, err.code, action or name)
             raise
         meta = RequestMeta(request.request_id, Deadline(self._deadline_s), request.source_ip)
+        if name == "rotate":
+            step = self._vendor().rotate(data, request.headers.get("authorization"), meta)
+            return HttpResponse(200, step.model_dump(mode="json"))
+        assert action is not None
         result = self._vendor().vend(
             action, data, request.headers.get("authorization"), meta, idempotency_key=key
         )

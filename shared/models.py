@@ -8,7 +8,15 @@ import re
 import time
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
 
 from shared.errors import VendError, invalid, malformed
 
@@ -56,6 +64,37 @@ class CreateRequest(_Strict):
         if not now + DAY_MS <= value <= now + MAX_EXPIRATION_MS:
             raise ValueError("expiration_time must be 1 day to 3 years from now, in milliseconds")
         return value
+
+
+class RotateRequest(_Strict):
+    """POST /v1/secrets/rotate"""
+
+    instance_id: Id
+    application_id: Id
+    dry_run: StrictBool = Field(
+        default=False, description="only say which step would be taken; change nothing"
+    )
+
+
+class SecretState(_Strict):
+    """A client secret as EIAM lists it: no value."""
+
+    secret_id: str
+    status: Literal["enabled", "disabled"] | None
+    expiration_time: int | None
+
+
+class RotationResponse(_Strict):
+    """What a rotation did (or, with dry_run, would do), and the application's state after."""
+
+    step: Literal["create", "disable", "delete", "none"]
+    reason: str
+    current_secret_id: str | None
+    secrets: list[SecretState]
+    next_step_at: int | None = Field(
+        description="ms since the epoch when a step may come due next; null: not without an "
+        "operator"
+    )
 
 
 class Envelope(_Strict):

@@ -13,6 +13,8 @@ from shared.models import (
     ErrorResponse,
     Health,
     ObtainRequest,
+    RotateRequest,
+    RotationResponse,
     VendResponse,
 )
 from shared.readiness import Readiness
@@ -22,8 +24,22 @@ def openapi_document() -> dict[str, Any]:
     """OpenAPI 3.1 of the HTTP API, from the very models the handlers validate with."""
     _, defs = models_json_schema(
         [
-            (m, "validation" if m in (ObtainRequest, CreateRequest) else "serialization")
-            for m in (ObtainRequest, CreateRequest, VendResponse, ErrorResponse, Health, Readiness)
+            (
+                m,
+                "validation"
+                if m in (ObtainRequest, CreateRequest, RotateRequest)
+                else "serialization",
+            )
+            for m in (
+                ObtainRequest,
+                CreateRequest,
+                RotateRequest,
+                VendResponse,
+                RotationResponse,
+                ErrorResponse,
+                Health,
+                Readiness,
+            )
         ],
         ref_template="#/components/schemas/{model}",
     )
@@ -48,7 +64,13 @@ def openapi_document() -> dict[str, Any]:
         )
     }
 
-    def vend(model: str, summary: str, idempotent: bool) -> dict[str, Any]:
+    def vend(
+        model: str,
+        summary: str,
+        idempotent: bool,
+        answer: str = "VendResponse",
+        answered: str = "the secret, sealed for the caller",
+    ) -> dict[str, Any]:
         op: dict[str, Any] = {
             "summary": summary,
             "security": [{"bearer": []}, {"ram": []}],
@@ -60,11 +82,9 @@ def openapi_document() -> dict[str, Any]:
             },
             "responses": {
                 "200": {
-                    "description": "the secret, sealed for the caller",
+                    "description": answered,
                     "content": {
-                        "application/json": {
-                            "schema": {"$ref": "#/components/schemas/VendResponse"}
-                        }
+                        "application/json": {"schema": {"$ref": f"#/components/schemas/{answer}"}}
                     },
                 },
                 **errors,
@@ -87,6 +107,13 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             "/v1/secrets/obtain": vend("ObtainRequest", "Obtain a client secret, sealed", False),
             "/v1/secrets/create": vend("CreateRequest", "Create a client secret, sealed", True),
+            "/v1/secrets/rotate": vend(
+                "RotateRequest",
+                "Take an application's next rotation step (create, disable, delete, or none)",
+                False,
+                "RotationResponse",
+                "the step taken (with dry_run, the one that would be) and the state after it",
+            ),
             "/v1/health": {
                 "get": {
                     "summary": "Liveness",

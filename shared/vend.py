@@ -4,7 +4,8 @@ authorize, then scoped STS and EIAM alongside KMS, seal, respond, audit."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
@@ -12,14 +13,17 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Protocol, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from shared import audit, create_once, envelope
 from shared import idempotent_create as once
 from shared.approval import ApprovalPolicy, Verdict
 from shared.arns import (
     EIAM_ACTIONS,
+    EIAM_DELETE,
+    EIAM_DISABLE,
     EIAM_LIST,
+    ROTATION_ACTIONS,
     RUN_DOCTOR,
     RUN_DOCTOR_RESOURCE,
     Action,
@@ -38,7 +42,19 @@ from shared.errors import (
     upstream_timeout,
 )
 from shared.idempotency import IdempotencyStore
-from shared.models import CreateRequest, ObtainRequest, VendResponse
+from shared.lifecycle import rotate as rotation
+from shared.lifecycle.current import current_of
+from shared.lifecycle.observed import Observations
+from shared.lifecycle.plan import Kind, Step
+from shared.lifecycle.settings import RotationEntry
+from shared.models import (
+    CreateRequest,
+    ObtainRequest,
+    RotateRequest,
+    RotationResponse,
+    SecretState,
+    VendResponse,
+)
 from shared.principal import Caller
 from shared.upstream.deadline import Deadline
 from shared.upstream.eiam import Eiam, SecretInfo
@@ -70,7 +86,20 @@ class RequestMeta:
 
 def parse_request(action: Action, data: object) -> ObtainRequest | CreateRequest:
     """Validates the body of an obtain or create request. IDs are checked here, first."""
-    model = ObtainRequest if action == "obtain" else CreateRequest
+    if action == "obtain":
+        return _validated(ObtainRequest, data)
+    return _validated(CreateRequest, data)
+
+
+def parse_rotate(data: object) -> RotateRequest:
+    """Validates the body of a rotate request, as parse_request does the others'."""
+    return _validated(RotateRequest, data)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _validated(model: type[M], data: object) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -85,6 +114,8 @@ def parse_request(action: Action, data: object) -> ObtainRequest | CreateRequest
             raise invalid(f"unknown field {field!r}") from None
         if first["type"] == "missing":
             raise invalid(f"{field} is required") from None
+        if field == "dry_run":
+            raise invalid("dry_run must be true or false") from None
         raise invalid(f"{field}: must be 1 to 64 characters of A-Z a-z 0-9 _ -") from None
 
 
@@ -102,6 +133,8 @@ class Vendor:
         eiam: Eiam,
         kms: Kms,
         store: IdempotencyStore,
+        rotation: Mapping[tuple[str, str], RotationEntry] | None = None,
+        now_ms: Callable[[], int] | None = None,
     ) -> None:
         self.region = region
         self.account_id = account_id
@@ -113,6 +146,9 @@ class Vendor:
         self.eiam = eiam
         self.kms = kms
         self.store = store
+        # VEND_ROTATION, and rotation's clock (ms since the epoch; tests drive their own).
+        self.rotation = dict(rotation or {})
+        self.now_ms = now_ms or (lambda: int(time.time() * 1000))
         # KMS runs beside STS and EIAM; threads live as long as the instance.
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="vend-kms")
 
@@ -164,9 +200,138 @@ class Vendor:
             record.outcome = "ok" if report.ok else "DoctorCheckFailed"
             return report
 
+    def rotate(
+        self,
+        data: object,
+        authorization: str | None,
+        meta: RequestMeta,
+        retry_of: str | None = None,
+    ) -> RotationResponse:
+        """One rotation step of one application (contract section 14; shared.lifecycle),
+        audited as `rotate` with the step in the record."""
+        record = audit.start(meta.request_id)
+        record.action = "rotate"
+        with _audited(record):
+            return self._rotate(data, authorization, meta, record, retry_of)
+
+    def _rotate(
+        self,
+        data: object,
+        authorization: str | None,
+        meta: RequestMeta,
+        record: audit.AuditRecord,
+        retry_of: str | None,
+    ) -> RotationResponse:
+        request = parse_rotate(data)
+        instance, application = request.instance_id, request.application_id
+        resource = secret_arn(self.region, self.account_id, instance, application, None)
+        record.resource = resource
+        # Nothing is asked of EIAM for a caller who may take no step at all.
+        caller, _ = self._admit(
+            tuple(ROTATION_ACTIONS.values()),
+            resource,
+            authorization,
+            meta,
+            record,
+            retry_of,
+            what="rotate this application's secrets",
+        )
+        entry = self.rotation.get((instance, application))
+        if entry is None:
+            raise invalid(f"{instance}/{application} is not listed in VEND_ROTATION")
+
+        def approve(kind: Kind) -> None:
+            action = ROTATION_ACTIONS[kind]
+            if not self.policy.decide(caller, action, resource, source_ip=meta.source_ip).allowed:
+                raise access_denied(
+                    f"the approval policy does not allow {caller.name} to call {action} on "
+                    f"this application's secrets, which its next step ({kind}) needs: nothing "
+                    "was changed"
+                )
+
+        def planned(step: Step) -> None:
+            record.step = step.kind
+
+        run = rotation.Rotation(
+            rotation.Application(instance, application, entry.policy),
+            self._eiam_for_rotation(instance, application, resource, meta, record),
+            Observations(self.store),
+            lambda: ApplicationLease(
+                self.store,
+                lease_key(instance, application),
+                Holder(None, rotation.lease_holder_hash(instance, application)),
+                hold_ms=int(2000 * meta.deadline.seconds),
+            ),
+            now_ms=self.now_ms,
+            approve=approve,
+            planned=planned,
+        )
+        outcome = run.run(meta.deadline, dry_run=request.dry_run)
+        current = current_of(outcome.secrets)
+        return RotationResponse(
+            step=outcome.step.kind,
+            reason=outcome.step.reason,
+            current_secret_id=current.secret_id if current else None,
+            secrets=[
+                SecretState(
+                    secret_id=s.secret_id,
+                    status=s.status if s.status in ("enabled", "disabled") else None,  # type: ignore[arg-type]
+                    expiration_time=s.expiration_time,
+                )
+                for s in outcome.secrets
+            ],
+            next_step_at=outcome.next_step_at,
+        )
+
+    def _eiam_for_rotation(
+        self,
+        instance: str,
+        application: str,
+        resource: str,
+        meta: RequestMeta,
+        record: audit.AuditRecord,
+    ) -> rotation.Eiam:
+        """Each call under a session scoped to its action: the listing and a create on the
+        application's `.../secret/*`, a disable or a delete on the one secret it acts on."""
+        deadline = meta.deadline
+
+        def on_secret(action: str, call: Callable[..., object]) -> Callable[[str], object]:
+            def act(secret_id: str) -> object:
+                arn = secret_arn(self.region, self.account_id, instance, application, secret_id)
+                return self._scoped(
+                    action,
+                    arn,
+                    deadline,
+                    lambda c: call(c, instance, application, secret_id, deadline),
+                    record,
+                )
+
+            return act
+
+        def create(expiration_time: int) -> create_once.Eiam:
+            # Built, not validated: the time is the rotation's own (now + lifetime, checked by
+            # VEND_ROTATION's bounds), and the clock the model checks against may not be it.
+            request = CreateRequest.model_construct(
+                instance_id=instance, application_id=application, expiration_time=expiration_time
+            )
+            return self._eiam_for_create(request, resource, meta, record)
+
+        return rotation.Eiam(
+            list=lambda: self._scoped(
+                EIAM_LIST,
+                resource,
+                deadline,
+                lambda c: self.eiam.list_secrets(c, instance, application, deadline),
+                record,
+            ),
+            create=create,
+            disable=on_secret(EIAM_DISABLE, self.eiam.disable),
+            delete=on_secret(EIAM_DELETE, self.eiam.delete),
+        )
+
     def _admit(
         self,
-        action: str,
+        action: str | tuple[str, ...],
         resource: str,
         authorization: str | None,
         meta: RequestMeta,
@@ -175,8 +340,8 @@ class Vendor:
         *,
         what: str,
     ) -> tuple[Caller, Verdict]:
-        """The caller, authenticated and approved for `action` on `resource` (`what` says it
-        to a caller who is not), and the policy's verdict."""
+        """The caller, authenticated and approved for `action` (or for any one of several) on
+        `resource` (`what` says it to a caller who is not), and the policy's verdict."""
         started = perf_counter()
         try:
             caller = self.authenticator.authenticate(
@@ -190,7 +355,10 @@ class Vendor:
         finally:
             record.auth_ms = audit.elapsed_ms(started)
         record.principal = caller.name
-        verdict = self.policy.decide(caller, action, resource, source_ip=meta.source_ip)
+        for one in (action,) if isinstance(action, str) else action:
+            verdict = self.policy.decide(caller, one, resource, source_ip=meta.source_ip)
+            if verdict.allowed:
+                break
         record.decision = "allow" if verdict.allowed else "deny"
         if not verdict.allowed:
             raise access_denied(f"the approval policy does not allow {caller.name} to {what}")

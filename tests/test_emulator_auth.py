@@ -139,6 +139,37 @@ def test_request_dated_more_than_15_minutes_off_is_refused(emulator: EmulatorSer
     assert _who_am_i(emulator.endpoint).endswith("user/billing")
 
 
+def test_time_moved_on_for_everyone_ages_sessions_but_not_signatures(
+    emulator: EmulatorServer,
+) -> None:
+    """The admin API's clock advance is time passing for the whole world, the callers' signing
+    clocks included: a request signed now is in time however far it went (days, for rotation's
+    tests), while an STS session issued before has expired."""
+    creds = _assume(emulator.endpoint)
+    key = (str(creds.access_key_id), str(creds.access_key_secret))
+    moved = requests.put(
+        f"{emulator.url}/_emulator/clock", json={"advance_s": 3 * 86400}, timeout=5
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["advanced_s"] == 3 * 86400
+    assert _who_am_i(emulator.endpoint).endswith("user/billing")
+    err = _error(lambda: _who_am_i(emulator.endpoint, key, creds.security_token))
+    assert (err.status_code, err.code) == (400, "InvalidSecurityToken.Expired")
+    # The clock alone off the callers' still shows as skew.
+    emulator.emulator.clock.offset_s = 16 * 60
+    err = _error(lambda: _who_am_i(emulator.endpoint))
+    assert (err.status_code, err.code) == (400, "InvalidTimeStamp.Expired")
+
+
+@pytest.mark.parametrize("advance", ["nan", "inf", "x", None])
+def test_a_clock_advance_that_is_no_number_is_refused(
+    emulator: EmulatorServer, advance: object
+) -> None:
+    moved = requests.put(f"{emulator.url}/_emulator/clock", json={"advance_s": advance}, timeout=5)
+    assert moved.status_code == 400, moved.text
+    assert emulator.emulator.clock.advanced_s == 0
+
+
 def test_sts_credentials_work_until_they_expire(emulator: EmulatorServer) -> None:
     creds = _assume(emulator.endpoint)
     key = (str(creds.access_key_id), str(creds.access_key_secret))

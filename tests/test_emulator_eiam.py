@@ -139,6 +139,43 @@ def test_third_secret_exceeds_the_quota(emulator: EmulatorServer) -> None:
     assert len(_list(emulator.endpoint, "app_empty")) == 2
 
 
+def _secret_call(endpoint: str, action: str, app: str, secret_id: str) -> None:
+    request = getattr(eiam_models, f"{action}ApplicationClientSecretRequest")(
+        instance_id=sdk.INSTANCE, application_id=app, secret_id=secret_id
+    )
+    client = sdk.eiam(endpoint, sdk.OPERATOR)
+    getattr(client, f"{action.lower()}_application_client_secret")(request)
+
+
+def test_the_quota_counts_disabled_secrets(emulator: EmulatorServer) -> None:
+    """Rotation's R4 rests on it: a disabled secret still takes one of the two places."""
+    first = _create(emulator.endpoint).application_client_secret.secret_id
+    _create(emulator.endpoint)
+    _secret_call(emulator.endpoint, "Disable", "app_empty", first)
+    err = _client_error(lambda: _create(emulator.endpoint))
+    assert err.status_code == 400 and err.code.startswith("QuotaExceeded")
+    _secret_call(emulator.endpoint, "Delete", "app_empty", first)
+    assert _create(emulator.endpoint).application_client_secret.secret_id
+
+
+def test_disable_twice_is_disabled_and_delete_twice_is_not_found(
+    emulator: EmulatorServer,
+) -> None:
+    """What rotation sends again after a lost answer: a second disable answers as the first (the
+    metadata's empty 200), a second delete finds nothing (404), and so does a disable of it."""
+    made = _create(emulator.endpoint).application_client_secret.secret_id
+    _secret_call(emulator.endpoint, "Disable", "app_empty", made)
+    _secret_call(emulator.endpoint, "Disable", "app_empty", made)
+    assert [s.status for s in _list(emulator.endpoint, "app_empty")] == ["disabled"]
+    _secret_call(emulator.endpoint, "Delete", "app_empty", made)
+    for action in ("Delete", "Disable"):
+        err = _client_error(
+            lambda action=action: _secret_call(emulator.endpoint, action, "app_empty", made)
+        )
+        assert (err.status_code, err.code) == (404, "EntityNotExists.Secret")
+    assert _list(emulator.endpoint, "app_empty") == []
+
+
 @pytest.mark.parametrize(
     ("offset_ms", "ok"),
     [

@@ -368,10 +368,13 @@ def test_health_and_openapi(stack: Stack) -> None:
     assert set(doc["paths"]) == {
         "/v1/secrets/obtain",
         "/v1/secrets/create",
+        "/v1/secrets/rotate",
         "/v1/health",
         "/v1/ready",
         "/v1/openapi.json",
     }
+    rotate = doc["paths"]["/v1/secrets/rotate"]["post"]["responses"]["200"]
+    assert rotate["content"]["application/json"]["schema"]["$ref"].endswith("/RotationResponse")
     ready = doc["paths"]["/v1/ready"]["get"]["responses"]
     assert set(ready) == {"200", "503"}
     assert doc["components"]["schemas"]["Readiness"]["additionalProperties"] is False

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import math
 import os
 import tempfile
 import threading
@@ -350,10 +351,14 @@ class Emulator:
             return 200, {"calls": counts}, {}
         if path == "/_emulator/clock" and method in ("PUT", "POST"):
             try:
-                self.clock.offset_s += float(json.loads(_read_body(environ))["advance_s"])
+                # Time passes for everyone, the callers' signing clocks included (clock.py).
+                advance = float(json.loads(_read_body(environ))["advance_s"])
+                if not math.isfinite(advance):
+                    raise ValueError("advance_s must be a finite number of seconds")
+                self.clock.advanced_s += advance
             except (ValueError, KeyError, TypeError) as exc:
                 return 400, {"Code": "InvalidParameter", "Message": str(exc)}, {}
-            return 200, {"offset_s": self.clock.offset_s}, {}
+            return 200, {"advanced_s": self.clock.advanced_s, "now_ms": self.clock.now_ms()}, {}
         return 404, {"Code": "NotFound", "Message": path}, {}
 
 

@@ -185,7 +185,7 @@ class Account:
             raise ApiError(
                 400, "InvalidTimeStamp.Format", "x-acs-date must look like 2026-01-01T00:00:00Z."
             ) from None
-        if abs(self.clock.now() - sent) > MAX_SKEW_S:
+        if abs(self.clock.now() - self.clock.callers(sent)) > MAX_SKEW_S:
             raise ApiError(
                 400, "InvalidTimeStamp.Expired", "The x-acs-date is more than 15 minutes off."
             )

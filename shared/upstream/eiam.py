@@ -1,4 +1,4 @@
-"""EIAM ObtainApplicationClientSecret and CreateApplicationClientSecret, each with the scoped
+"""EIAM's client secret actions (Obtain, Create, List, Disable, Delete), each with the scoped
 credentials of its own request."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from shared.errors import (
     not_found,
     upstream_error,
 )
+from shared.lifecycle.current import Secret
 from shared.upstream.deadline import Deadline
 from shared.upstream.rpc import EIAM_VERSION, Credentials, RpcTransport, Service
 from shared.wire.endpoint import Endpoint
@@ -112,6 +113,15 @@ class Eiam:
         self, creds: Credentials, instance_id: str, application_id: str, deadline: Deadline
     ) -> tuple[str, ...]:
         """The application's secret IDs (ListApplicationClientSecrets), to recover a create."""
+        return tuple(
+            s.secret_id for s in self.list_secrets(creds, instance_id, application_id, deadline)
+        )
+
+    def list_secrets(
+        self, creds: Credentials, instance_id: str, application_id: str, deadline: Deadline
+    ) -> tuple[Secret, ...]:
+        """The application's secrets as ListApplicationClientSecrets shows them: ID, status and
+        expiration (the values it shows are masked, and are never read)."""
         body = self._call(
             "ListApplicationClientSecrets",
             creds,
@@ -122,10 +132,65 @@ class Eiam:
         if not isinstance(items, list):
             raise upstream_error("EIAM answered ListApplicationClientSecrets without a list")
         return tuple(
-            str(item["SecretId"]).strip()
+            Secret(
+                str(item["SecretId"]).strip(),
+                item.get("Status") if item.get("Status") in ("enabled", "disabled") else None,
+                _int_or_none(item.get("ExpirationTime")),
+            )
             for item in items
             if isinstance(item, dict) and item.get("SecretId")
         )
+
+    def disable(
+        self,
+        creds: Credentials,
+        instance_id: str,
+        application_id: str,
+        secret_id: str,
+        deadline: Deadline,
+    ) -> str | None:
+        """DisableApplicationClientSecret; its RequestId. Sent again after a lost answer: one
+        secret disabled twice is disabled."""
+        return self._secret_action(
+            "DisableApplicationClientSecret",
+            creds,
+            instance_id,
+            application_id,
+            secret_id,
+            deadline,
+        )
+
+    def delete(
+        self,
+        creds: Credentials,
+        instance_id: str,
+        application_id: str,
+        secret_id: str,
+        deadline: Deadline,
+    ) -> str | None:
+        """DeleteApplicationClientSecret; its RequestId. Sent again after a lost answer: what
+        the first one deleted, the second finds gone (404, which the caller takes as done)."""
+        return self._secret_action(
+            "DeleteApplicationClientSecret", creds, instance_id, application_id, secret_id, deadline
+        )
+
+    def _secret_action(
+        self,
+        action: str,
+        creds: Credentials,
+        instance_id: str,
+        application_id: str,
+        secret_id: str,
+        deadline: Deadline,
+    ) -> str | None:
+        body = self._call(
+            action,
+            creds,
+            {"InstanceId": instance_id, "ApplicationId": application_id, "SecretId": secret_id},
+            deadline,
+        )
+        request_id = body.get("RequestId")
+        return str(request_id) if request_id else None
 
 
 def _secret_of(body: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,321 @@
+"""POST /v1/secrets/rotate over real HTTP, against the emulator, with the whole world's clock
+driven forward through the emulator's admin API (tests/rotation_world.py); and the same over
+events ({"action": "rotate"}) through the local FC invoke API and an unchanged fc2 client.
+
+A fresh application (one secret that never expires) is rotated create, disable, delete, create
+while a caller keeps reading it: the current secret obtains through the service and gets an M2M
+token at every moment, and so does the one it replaced until its grace period is over. A dry run
+changes nothing; a caller approved for no step is refused before any upstream call; a caller
+approved for create only is refused the disable, naming the action, with nothing changed; an
+application not in VEND_ROTATION is refused; no client mistake is a 500; one audit record per
+request, with the step."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import sdk_clients as sdk
+from rotation_world import (
+    DELETE,
+    DISABLE,
+    GRACE_S,
+    INSTANCE,
+    LIST,
+    PARTIAL,
+    RENEW_S,
+    RotationWorld,
+    rotation_policy,
+    rotation_seed,
+    rotation_setting,
+    rotation_world,
+)
+from stack import running_stack
+
+from infra.emulator import Seed
+
+
+@pytest.fixture
+def world(
+    monkeypatch: pytest.MonkeyPatch, demo_seed: Seed, tmp_path: Path
+) -> Iterator[RotationWorld]:
+    with rotation_world(
+        monkeypatch, rotation_seed(demo_seed), rotation_policy(tmp_path / "policy.json")
+    ) as running:
+        yield running
+
+
+def _ok(resp: requests.Response) -> dict[str, Any]:
+    assert resp.status_code == 200, resp.text
+    body: dict[str, Any] = resp.json()
+    assert set(body) == {"step", "reason", "current_secret_id", "secrets", "next_step_at"}
+    return body
+
+
+def _state(world: RotationWorld, app: str) -> list[tuple[str, str | None, int | None]]:
+    return [(s.secret_id, s.status, s.expiration_time) for s in world.secrets(app)]
+
+
+def _answered_state(body: dict[str, Any]) -> list[tuple[str, str | None, int | None]]:
+    return sorted((s["secret_id"], s["status"], s["expiration_time"]) for s in body["secrets"])
+
+
+class Caller:
+    """A caller of the application that reads the current secret (through the service, opened
+    from its envelope) and keeps using what it read for up to the grace period, as a cache with
+    a TTL of the grace period would: every read and every use must succeed."""
+
+    def __init__(self, world: RotationWorld, app: str) -> None:
+        self.world, self.app = world, app
+        self.client = world.client()
+        self.held: list[tuple[str, int]] = []  # (secret_id, read at, ms)
+
+    def read_and_use(self) -> None:
+        current = self.world.current(self.app)
+        assert current is not None, "the application has no enabled secret"
+        got = self.client.obtain(INSTANCE, self.app, current.secret_id)
+        opened = self.client.open(
+            got, instance_id=INSTANCE, application_id=self.app, secret_id=current.secret_id
+        )
+        assert opened == self.world.client_secret(self.app, current.secret_id)
+        now = self.world.now_ms()
+        self.held.append((current.secret_id, now))
+        # Whatever was read within the grace period still works.
+        for secret_id, read_at in self.held:
+            if now - read_at < GRACE_S * 1000:
+                token = self.world.token(self.app, secret_id)
+                assert token.status_code == 200, (secret_id, token.text)
+
+
+def test_a_fresh_application_rotates_create_disable_delete_create(world: RotationWorld) -> None:
+    app = "app_billing"
+    caller = Caller(world, app)
+    steps: list[tuple[str, str | None]] = []
+
+    def run() -> dict[str, Any]:
+        caller.read_and_use()
+        body = _ok(world.rotate(app))
+        assert _answered_state(body) == _state(world, app)  # the answer is EIAM's state after
+        current = world.current(app)
+        assert body["current_secret_id"] == (current.secret_id if current else None)
+        gone = {s for s, _ in caller.held} - {s for s, _, _ in _state(world, app)}
+        steps.append((body["step"], ",".join(sorted(gone)) or None))
+        caller.read_and_use()
+        return body
+
+    created = run()
+    assert created["step"] == "create"
+    first = created["current_secret_id"]
+    assert first != "sct_billing_1"
+    assert len(world.secrets(app)) == 2
+    expires = next(s["expiration_time"] for s in created["secrets"] if s["secret_id"] == first)
+    assert expires == pytest.approx(world.now_ms() + 30 * 86400 * 1000, abs=60_000)
+    assert run()["step"] == "none"  # the old one is still within its grace period
+    world.advance(GRACE_S / 2)
+    waiting = run()
+    assert waiting["step"] == "none"
+    assert waiting["next_step_at"] > world.now_ms()
+    world.advance(GRACE_S / 2)
+    disabled = run()
+    assert disabled["step"] == "disable"
+    assert ("sct_billing_1", "disabled", None) in _state(world, app)
+    assert world.token(app, "sct_billing_1").status_code == 401  # refused at once
+    world.advance(GRACE_S)
+    assert run()["step"] == "delete"
+    assert [s.secret_id for s in world.secrets(app)] == [first]
+    not_due = run()
+    assert (not_due["step"], not_due["next_step_at"]) == ("none", expires - RENEW_S * 1000)
+    world.advance((not_due["next_step_at"] - world.now_ms()) / 1000)
+    again = run()
+    assert again["step"] == "create"
+    assert again["current_secret_id"] not in (first, "sct_billing_1")
+    world.advance(GRACE_S)
+    assert run()["step"] == "disable"
+    world.advance(GRACE_S)
+    assert run()["step"] == "delete"
+    assert [s.secret_id for s in world.secrets(app)] == [again["current_secret_id"]]
+    assert [s for s, _ in steps if s != "none"] == [
+        "create",
+        "disable",
+        "delete",
+        "create",
+        "disable",
+        "delete",
+    ]
+    # EIAM was never asked for a third secret, nor refused a step (sessions that expired as the
+    # clock moved on were refused, and assumed again: I3).
+    for action in ("CreateApplicationClientSecret", DISABLE, DELETE):
+        outcomes = [outcome for _, _, outcome in world.emulator.emulator.calls(action)]
+        assert set(outcomes) <= {
+            "OK",
+            "InvalidSecurityToken.Expired",
+            "InvalidAccessKeyId.NotFound",
+        }
+        assert outcomes.count("OK") == 2
+
+
+def test_a_dry_run_changes_nothing(world: RotationWorld) -> None:
+    app = "app_rot_0"
+    before = _state(world, app)
+    calls = {a: world.calls(a) for a in ("CreateApplicationClientSecret", DISABLE, DELETE)}
+    plan = _ok(world.rotate(app, dry_run=True))
+    assert plan["step"] == "create"
+    assert "never expires" in plan["reason"]
+    assert plan["next_step_at"] == pytest.approx(world.now_ms(), abs=60_000)
+    assert _state(world, app) == before
+    assert {a: world.calls(a) for a in calls} == calls
+    # A dry run notes nothing either: the real run then starts the grace periods itself.
+    made = _ok(world.rotate(app))
+    assert made["step"] == "create"
+    world.advance(GRACE_S)
+    assert _ok(world.rotate(app, dry_run=True))["step"] == "disable"
+    assert len(world.secrets(app)) == 2
+    assert all(s.status == "enabled" for s in world.secrets(app))
+
+
+def test_a_caller_approved_for_no_step_is_refused_before_any_upstream_call(
+    world: RotationWorld,
+) -> None:
+    """reports may obtain app_reports's secrets, nothing else: no AssumeRole, no listing."""
+    before = {a: world.calls(a) for a in ("AssumeRole", LIST)}
+    for dry_run in (None, True):
+        resp = world.rotate("app_reports", key=sdk.REPORTS, dry_run=dry_run)
+        assert resp.status_code == 403, resp.text
+        assert resp.json()["error"]["code"] == "AccessDenied"
+        (record,) = world.audit_of(resp.headers["X-Request-Id"])
+        assert (record["action"], record["decision"], record["outcome"]) == (
+            "rotate",
+            "deny",
+            "AccessDenied",
+        )
+        assert "step" not in record
+    assert {a: world.calls(a) for a in before} == before
+
+
+def test_a_step_the_caller_may_not_take_is_refused_naming_its_action(
+    world: RotationWorld,
+) -> None:
+    """billing may create on app_partial but not disable: the create goes, the disable that
+    comes due a grace period later is refused, and nothing is changed by it."""
+    made = _ok(world.rotate(PARTIAL))
+    assert made["step"] == "create"
+    world.advance(GRACE_S)
+    before = _state(world, PARTIAL)
+    # A dry run shows the step, whoever may take it.
+    assert _ok(world.rotate(PARTIAL, dry_run=True))["step"] == "disable"
+    resp = world.rotate(PARTIAL)
+    assert resp.status_code == 403, resp.text
+    message = resp.json()["error"]["message"]
+    assert "eiam:DisableApplicationClientSecret" in message
+    assert "nothing was changed" in message
+    assert _state(world, PARTIAL) == before
+    assert world.calls(DISABLE) == 0
+    (record,) = world.audit_of(resp.headers["X-Request-Id"])
+    assert (record["outcome"], record["step"]) == ("AccessDenied", "disable")
+
+
+def test_an_application_not_in_vend_rotation_is_refused(world: RotationWorld) -> None:
+    before = world.calls(LIST)
+    resp = world.rotate("app_empty")  # billing may create there; it is not listed
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["code"] == "InvalidParameter"
+    assert "VEND_ROTATION" in resp.json()["error"]["message"]
+    assert world.calls(LIST) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "code"),
+    [
+        ({"instance_id": INSTANCE, "application_id": "app_rot_1", "dry_run": "yes"}, {}, None),
+        ({"instance_id": INSTANCE, "application_id": "app_rot_1", "dry_run": 1}, {}, None),
+        ({"instance_id": INSTANCE, "application_id": "app_rot_1", "secret_id": "x"}, {}, None),
+        ({"instance_id": INSTANCE, "application_id": "app/rot"}, {}, None),
+        ({"instance_id": INSTANCE}, {}, None),
+        ({"instance_id": INSTANCE, "application_id": "app_rot_1"}, {"Idempotency-Key": "k"}, None),
+        ([1, 2], {}, "MalformedRequest"),
+    ],
+    ids=["dry-run-str", "dry-run-int", "unknown-field", "bad-id", "missing", "key", "not-object"],
+)
+def test_a_client_mistake_is_a_400_before_anything_else(
+    world: RotationWorld, body: object, headers: dict[str, str], code: str | None
+) -> None:
+    before = world.calls("AssumeRole")
+    resp = requests.post(
+        f"{world.api.url}/v1/secrets/rotate",
+        data=json.dumps(body),
+        headers={"Authorization": world.client().authorization(), **headers},
+        timeout=10,
+    )
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["code"] == (code or "InvalidParameter")
+    assert world.calls("AssumeRole") == before
+    assert _state(world, "app_rot_1")[0][1] == "enabled"
+
+
+def test_rotate_takes_post_only(world: RotationWorld) -> None:
+    resp = requests.get(f"{world.api.url}/v1/secrets/rotate", timeout=10)
+    assert (resp.status_code, resp.headers["Allow"]) == (405, "POST")
+
+
+def test_one_audit_record_per_request_with_its_step(world: RotationWorld) -> None:
+    ids = []
+    for dry_run in (True, None, None):
+        resp = world.rotate("app_rot_2", dry_run=dry_run)
+        assert resp.status_code == 200
+        ids.append(resp.headers["X-Request-Id"])
+    steps = []
+    for request_id in ids:
+        (record,) = world.audit_of(request_id)
+        assert (record["action"], record["decision"], record["outcome"]) == (
+            "rotate",
+            "allow",
+            "ok",
+        )
+        assert record["resource"] == sdk.secret_arn("app_rot_2", "*")
+        assert record["principal"] == f"acs:ram::{sdk.ACCOUNT}:user/billing"
+        steps.append(record["step"])
+    assert steps == ["create", "create", "none"]
+
+
+# -- events -------------------------------------------------------------------------------------
+
+
+def test_rotate_over_events(
+    monkeypatch: pytest.MonkeyPatch, demo_seed: Seed, tmp_path: Path
+) -> None:
+    """{"action": "rotate"} through FC's invoke API (sync), as another function sends it: the
+    same answer as HTTP's; a client mistake is returned with its status, not raised."""
+    env = {
+        "VEND_POLICY": str(rotation_policy(tmp_path / "policy.json")),
+        "VEND_ROTATION": rotation_setting(),
+    }
+    with running_stack(monkeypatch, rotation_seed(demo_seed), env=env) as stack:
+        fc = stack.fc()
+
+        def invoke(**event: object) -> dict[str, Any]:
+            payload = {
+                "action": "rotate",
+                "instance_id": INSTANCE,
+                "authorization": stack.client().authorization(),
+                **event,
+            }
+            answer = fc.invoke_function("vend", "vend-events", payload=json.dumps(payload))
+            data: dict[str, Any] = json.loads(answer.data)
+            return data
+
+        planned = invoke(application_id="app_rot_3", dry_run=True)
+        assert planned["step"] == "create"
+        made = invoke(application_id="app_rot_3")
+        assert made["step"] == "create"
+        assert len(stack.secret_ids("app_rot_3")) == 2
+        assert made["current_secret_id"] in stack.secret_ids("app_rot_3")
+        assert invoke(application_id="app_rot_3")["step"] == "none"
+        refused = invoke(application_id="app_empty")
+        assert (refused["status"], refused["error"]["code"]) == (400, "InvalidParameter")
+        keyed = invoke(application_id="app_rot_3", idempotency_key="k")
+        assert (keyed["status"], keyed["error"]["code"]) == (400, "InvalidParameter")
+        assert len(stack.secret_ids("app_rot_3")) == 2
