@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import requests
 import sdk_clients as sdk
+from alibabacloud_eiam20211201 import models as eiam_models
 from stack import DEMO_POLICY, DEMO_SEED, Records
 
 from functions.custom_runtime import ApiApp
@@ -33,6 +34,7 @@ from infra.local.cli import local_environment
 from shared import composition_root
 from shared.idempotency.memory import process_memory_store
 from shared.lifecycle.current import Secret, current_of
+from shared.vend import Vendor
 from vend_client import Credentials, VendClient
 from vend_client import parse_endpoint as endpoint
 
@@ -121,6 +123,12 @@ class RotationWorld:
     emulator: EmulatorServer
     api: WsgiServer
     audit: Records
+    service: list[Vendor]  # the one the API serves with; restart() replaces it
+
+    def restart(self) -> None:
+        """A new instance of the service, as after a crash or a cold start: nothing cached (no
+        STS session, no SDK client); the store and EIAM are as they were."""
+        self.service[0] = build_service(self.emulator)
 
     @property
     def eiam(self) -> Any:
@@ -187,6 +195,31 @@ class RotationWorld:
             timeout=10,
         )
 
+    def operator(self, action: str, app: str, secret_id: str) -> None:
+        """Disable or Delete, as the operator, straight through the EIAM SDK."""
+        request = getattr(eiam_models, f"{action}ApplicationClientSecretRequest")(
+            instance_id=INSTANCE, application_id=app, secret_id=secret_id
+        )
+        client = sdk.eiam(self.emulator.endpoint, sdk.OPERATOR)
+        getattr(client, f"{action.lower()}_application_client_secret")(request)
+
+    def operator_create(self, app: str, expiration_time: int | None = None) -> str:
+        request = eiam_models.CreateApplicationClientSecretRequest(
+            instance_id=INSTANCE, application_id=app, expiration_time=expiration_time
+        )
+        client = sdk.eiam(self.emulator.endpoint, sdk.OPERATOR)
+        made = client.create_application_client_secret(request).body.application_client_secret
+        return str(made.secret_id).strip()
+
+    def empty(self, app: str) -> None:
+        for secret in self.secrets(app):
+            self.operator("Delete", app, secret.secret_id)
+
+    def faults(self, *faults: dict[str, Any]) -> None:
+        requests.put(
+            f"{self.emulator.url}/_emulator/faults", json=list(faults), timeout=5
+        ).raise_for_status()
+
     def current(self, app: str) -> Secret | None:
         return current_of(self.secrets(app))
 
@@ -218,16 +251,20 @@ def rotation_world(
         for name, value in settings.items():
             monkeypatch.setenv(name, value)
         process_memory_store().clear()
-        clock = emulator.emulator.clock
-        vendor = composition_root.from_environment(now_ms=clock.now_ms)
+        service = [build_service(emulator)]
         audit = Records()
         audit_logger = logging.getLogger("vend.audit")
         audit_logger.addHandler(audit)
         try:
-            with WsgiServer(ApiApp(lambda: vendor, timeout_s=timeout_s)) as api:
-                yield RotationWorld(emulator, api, audit)
+            with WsgiServer(ApiApp(lambda: service[0], timeout_s=timeout_s)) as api:
+                yield RotationWorld(emulator, api, audit, service)
         finally:
             audit_logger.removeHandler(audit)
+
+
+def build_service(emulator: EmulatorServer) -> Vendor:
+    """The service from the environment, rotation's clock reading the emulator's."""
+    return composition_root.from_environment(now_ms=emulator.emulator.clock.now_ms)
 
 
 def wait_until(predicate: Any, seconds: float = 10) -> bool:

@@ -37,6 +37,7 @@ from rotation_world import (
 from stack import running_stack
 
 from infra.emulator import Seed
+from shared.idempotency.memory import process_memory_store
 
 
 @pytest.fixture
@@ -156,6 +157,34 @@ def test_a_fresh_application_rotates_create_disable_delete_create(world: Rotatio
             "InvalidAccessKeyId.NotFound",
         }
         assert outcomes.count("OK") == 2
+
+
+def test_losing_the_store_delays_a_disable_and_a_delete_never_hastens_them(
+    world: RotationWorld,
+) -> None:
+    """The store forgets what rotation observed (a Redis restarted empty): the grace periods
+    start again from the next run, so the old secret stays enabled, then disabled, a whole grace
+    period past the loss each time."""
+    app = "app_rot_4"
+    assert _ok(world.rotate(app))["step"] == "create"
+    old = f"sct_{app}_seed"
+    world.advance(GRACE_S * 3 / 4)
+    process_memory_store().clear()
+    world.advance(GRACE_S / 2)  # past the grace period since the create, not since the loss
+    assert _ok(world.rotate(app))["step"] == "none"
+    world.advance(GRACE_S * 3 / 4)  # past it since the loss, not since that run noted it
+    assert _ok(world.rotate(app))["step"] == "none"
+    world.advance(GRACE_S / 4)
+    assert _ok(world.rotate(app))["step"] == "disable"
+    world.advance(GRACE_S / 2)
+    process_memory_store().clear()
+    world.advance(GRACE_S / 2)
+    waiting = _ok(world.rotate(app))
+    assert waiting["step"] == "none"
+    assert waiting["next_step_at"] == pytest.approx(world.now_ms() + GRACE_S * 1000, abs=5000)
+    assert (old, "disabled", None) in _state(world, app)
+    world.advance(GRACE_S)
+    assert _ok(world.rotate(app))["step"] == "delete"
 
 
 def test_a_dry_run_changes_nothing(world: RotationWorld) -> None:
