@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/vend_latency.py
 	$(BIN)/python benchmarks/emulator_nonces.py
 	$(BIN)/python benchmarks/client_cache.py
+	$(BIN)/python benchmarks/agent.py
 
 # The stateful fault test, longer than in `make test` (STEPS steps in each of EXAMPLES runs,
 # a random seed unless SEED is given).

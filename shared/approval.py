@@ -133,7 +133,8 @@ def _check_vend_actions(statement: Statement) -> None:
     only_own = bool(own) and len(own) == len(statement.actions) and not statement.not_action
     if not only_own or statement.resources is None:
         return
-    matches_any = compile_patterns(statement.resources).fullmatch(RUN_DOCTOR_RESOURCE) is not None
+    resources = compile_patterns(statement.resources, star_values=True)  # as the statement's
+    matches_any = resources.fullmatch(RUN_DOCTOR_RESOURCE) is not None
     if matches_any == statement.not_resource:
         element = "NotResource" if statement.not_resource else "Resource"
         raise PolicyError(

@@ -24,14 +24,18 @@ __all__ = [
     "session_policy",
 ]
 
-Action = Literal["obtain", "create"]
+Action = Literal["obtain", "create", "current"]
 
+# The action each request is approved for. The current secret is an obtain of a secret not named
+# yet (contract section 14): approved on `.../secret/*`, every secret of the application.
 EIAM_ACTIONS: dict[Action, str] = {
     "obtain": "eiam:ObtainApplicationClientSecret",
     "create": "eiam:CreateApplicationClientSecret",
+    "current": "eiam:ObtainApplicationClientSecret",
 }
-# Only a create lists (to recover a lost answer), on the ARN it creates on: RAM authorizes List on
-# the resource type Secret, `.../application/{id}/secret/*` (the API reference).
+# A create lists (to recover a lost answer), and the current secret is chosen from the listing;
+# both on `.../application/{id}/secret/*`: RAM authorizes List on the resource type Secret (the
+# API reference; infra/ASSUMPTIONS.md I9).
 EIAM_LIST = "eiam:ListApplicationClientSecrets"
 # Rotation's steps (contract section 14): the approval policy decides each on `.../secret/*`;
 # the session of a disable or a delete is scoped to the one secret it acts on.

@@ -46,8 +46,8 @@ class RotateEvent:
 def parse_event(raw: bytes | str | dict[str, Any]) -> Event | DoctorEvent | RotateEvent:
     data = raw if isinstance(raw, dict) else parse_json_object(raw, "event")
     action = data.get("action")
-    if action not in ("obtain", "create", "rotate", "doctor"):
-        raise invalid("action must be obtain, create, rotate or doctor")
+    if action not in ("obtain", "create", "current", "rotate", "doctor"):
+        raise invalid("action must be obtain, create, current, rotate or doctor")
     authorization = data.get("authorization")
     if authorization is not None and not isinstance(authorization, str):
         raise invalid("authorization must be a string")

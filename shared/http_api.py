@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 from shared import audit
 from shared.arns import Action
@@ -42,6 +42,7 @@ class HttpResponse:
 _ROUTES: dict[str, tuple[str, str]] = {
     "/v1/secrets/obtain": ("POST", "obtain"),
     "/v1/secrets/create": ("POST", "create"),
+    "/v1/secrets/current": ("POST", "current"),
     "/v1/secrets/rotate": ("POST", "rotate"),
     "/v1/health": ("GET", "health"),
     "/v1/ready": ("GET", "ready"),
@@ -76,9 +77,7 @@ class HttpApi:
         path = request.path.rstrip("/") or "/"
         route = _ROUTES.get(path)
         name = route[1] if route else None
-        action: Action | None = (
-            "obtain" if name == "obtain" else "create" if name == "create" else None
-        )
+        action: Action | None = next((a for a in get_args(Action) if a == name), None)
         try:
             if route is None:
                 raise not_found(f"no route for {bounded(path)}")

@@ -45,6 +45,13 @@ class ObtainRequest(_Strict):
     secret_id: Id
 
 
+class CurrentRequest(_Strict):
+    """POST /v1/secrets/current: the application's current secret (contract section 14)"""
+
+    instance_id: Id
+    application_id: Id
+
+
 class CreateRequest(_Strict):
     """POST /v1/secrets/create"""
 

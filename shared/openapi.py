@@ -10,6 +10,7 @@ from pydantic.json_schema import models_json_schema
 from shared.models import (
     IDEMPOTENCY_KEY_PATTERN,
     CreateRequest,
+    CurrentRequest,
     ErrorResponse,
     Health,
     ObtainRequest,
@@ -19,27 +20,15 @@ from shared.models import (
 )
 from shared.readiness import Readiness
 
+_REQUESTS = (ObtainRequest, CreateRequest, CurrentRequest, RotateRequest)
+
 
 def openapi_document() -> dict[str, Any]:
     """OpenAPI 3.1 of the HTTP API, from the very models the handlers validate with."""
     _, defs = models_json_schema(
         [
-            (
-                m,
-                "validation"
-                if m in (ObtainRequest, CreateRequest, RotateRequest)
-                else "serialization",
-            )
-            for m in (
-                ObtainRequest,
-                CreateRequest,
-                RotateRequest,
-                VendResponse,
-                RotationResponse,
-                ErrorResponse,
-                Health,
-                Readiness,
-            )
+            (m, "validation" if m in _REQUESTS else "serialization")
+            for m in (*_REQUESTS, VendResponse, RotationResponse, ErrorResponse, Health, Readiness)
         ],
         ref_template="#/components/schemas/{model}",
     )
@@ -107,6 +96,9 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             "/v1/secrets/obtain": vend("ObtainRequest", "Obtain a client secret, sealed", False),
             "/v1/secrets/create": vend("CreateRequest", "Create a client secret, sealed", True),
+            "/v1/secrets/current": vend(
+                "CurrentRequest", "Obtain the application's current client secret, sealed", False
+            ),
             "/v1/secrets/rotate": vend(
                 "RotateRequest",
                 "Take an application's next rotation step (create, disable, delete, or none)",

@@ -39,6 +39,7 @@ from shared.errors import (
     internal,
     invalid,
     invalid_expiration,
+    not_found,
     upstream_timeout,
 )
 from shared.idempotency import IdempotencyStore
@@ -49,6 +50,7 @@ from shared.lifecycle.plan import Kind, Step
 from shared.lifecycle.settings import RotationEntry
 from shared.models import (
     CreateRequest,
+    CurrentRequest,
     ObtainRequest,
     RotateRequest,
     RotationResponse,
@@ -84,11 +86,23 @@ class RequestMeta:
     source_ip: str | None = None
 
 
-def parse_request(action: Action, data: object) -> ObtainRequest | CreateRequest:
-    """Validates the body of an obtain or create request. IDs are checked here, first."""
-    if action == "obtain":
-        return _validated(ObtainRequest, data)
-    return _validated(CreateRequest, data)
+Request = ObtainRequest | CreateRequest | CurrentRequest
+_MODELS: dict[Action, type[Request]] = {
+    "obtain": ObtainRequest,
+    "create": CreateRequest,
+    "current": CurrentRequest,
+}
+# What a caller who is not approved was not allowed to do, in the 403's words.
+_WHAT: dict[Action, str] = {
+    "obtain": "obtain this secret",
+    "create": "create this secret",
+    "current": "obtain this application's secrets (its current secret)",
+}
+
+
+def parse_request(action: Action, data: object) -> Request:
+    """Validates the body of a request. IDs are checked here, first."""
+    return _validated(_MODELS[action], data)
 
 
 def parse_rotate(data: object) -> RotateRequest:
@@ -387,17 +401,12 @@ class Vendor:
             meta,
             record,
             retry_of,
-            what=f"{action} this secret",
+            what=_WHAT[action],
         )
+        if isinstance(request, CurrentRequest):
+            return self._current(request, resource, caller, verdict, meta, record)
         context = envelope.encryption_context(resource, caller.name, meta.request_id)
-        data_key = self._pool.submit(
-            self._data_key,
-            record,
-            self.identity.current(),
-            verdict.recipient_key_id or self.default_key_id,
-            context,
-            meta.deadline,
-        )
+        data_key = self._start_data_key(verdict, context, meta, record)
         try:
             if isinstance(request, ObtainRequest):
                 info = self._obtain(
@@ -416,6 +425,72 @@ class Vendor:
             )
         finally:
             data_key.cancel()
+
+    def _current(
+        self,
+        request: CurrentRequest,
+        every_secret: str,
+        caller: Caller,
+        verdict: Verdict,
+        meta: RequestMeta,
+        record: audit.AuditRecord,
+    ) -> VendResponse:
+        """The application's current secret (contract section 14): listed under a session
+        scoped to List on every secret of the application, chosen by the one rule
+        (shared.lifecycle.current), then obtained and sealed as an obtain of that secret is,
+        under a session scoped to it alone. The envelope and the audit record name the secret
+        chosen, so the caller opens it as that secret's."""
+        instance, application, deadline = request.instance_id, request.application_id, meta.deadline
+        listed = self._scoped(
+            EIAM_LIST,
+            every_secret,
+            deadline,
+            lambda c: self.eiam.list_secrets(c, instance, application, deadline),
+            record,
+        )
+        chosen = current_of(listed)
+        if chosen is None:
+            raise not_found(
+                f"application {application} of instance {instance} has no enabled client secret"
+            )
+        arn = secret_arn(self.region, self.account_id, instance, application, chosen.secret_id)
+        record.resource = arn
+        # Approved on every secret already; an explicit Deny of this one holds all the same, as
+        # it would for its obtain.
+        if not self.policy.decide(
+            caller, EIAM_ACTIONS["obtain"], arn, source_ip=meta.source_ip
+        ).allowed:
+            record.decision = "deny"
+            raise access_denied(
+                f"the approval policy does not allow {caller.name} to obtain "
+                f"{chosen.secret_id}, the application's current secret"
+            )
+        context = envelope.encryption_context(arn, caller.name, meta.request_id)
+        data_key = self._start_data_key(verdict, context, meta, record)
+        try:
+            info = self._obtain(instance, application, chosen.secret_id, meta, record)
+            key = _result(data_key, deadline)
+            return self._seal(info, key, context, meta.request_id, record)
+        finally:
+            data_key.cancel()
+
+    def _start_data_key(
+        self,
+        verdict: Verdict,
+        context: dict[str, str],
+        meta: RequestMeta,
+        record: audit.AuditRecord,
+    ) -> Future[DataKey]:
+        """The data key for the caller's recipient key, asked of KMS on the pool (beside STS
+        and EIAM)."""
+        return self._pool.submit(
+            self._data_key,
+            record,
+            self.identity.current(),
+            verdict.recipient_key_id or self.default_key_id,
+            context,
+            meta.deadline,
+        )
 
     def _data_key(
         self,

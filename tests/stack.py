@@ -4,6 +4,7 @@ handler behind the local FC bridge, configured through the environment."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -65,6 +66,25 @@ class Stack:
         }
         fields.update(kw)
         return VendClient(**fields)  # type: ignore[arg-type]
+
+    def caller_environment(
+        self, key: tuple[str, str] = sdk.BILLING, **extra: str
+    ) -> dict[str, str]:
+        """A caller's process environment as the README has a user set it for this stack (the
+        test's own VEND_* and ALIBABA_CLOUD_* left out), plus `extra`."""
+        base = {
+            k: v for k, v in os.environ.items() if not k.startswith(("VEND_", "ALIBABA_CLOUD_"))
+        }
+        return {
+            **base,
+            "ALIBABA_CLOUD_ACCESS_KEY_ID": key[0],
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": key[1],
+            "VEND_URL": self.api.url,
+            "VEND_AUDIENCE": "vend-local",
+            "VEND_STS_ENDPOINT": self.emulator.url,
+            "VEND_KMS_ENDPOINT": self.emulator.url,
+            **extra,
+        }
 
     def fc(self, key: tuple[str, str] = sdk.BILLING, token: str | None = None) -> fc2.Client:
         """An unchanged fc2 client, pointed at the local FC invoke API."""

@@ -243,6 +243,15 @@ def test_without_a_source_ip_every_ip_condition_fails_closed() -> None:
             },
             'Statement\\[1\\]: vend:RunDoctor is decided on Resource "\\*"',
         ),
+        (
+            {
+                "Version": "1",
+                "Statement": [
+                    {"Effect": "Allow", "Principal": "*", "Action": RUN_DOCTOR, "Resource": "?"}
+                ],
+            },
+            'Statement\\[0\\]: vend:RunDoctor is decided on Resource "\\*"',
+        ),
     ],
     ids=[
         "no-principal",
@@ -252,6 +261,7 @@ def test_without_a_source_ip_every_ip_condition_fails_closed() -> None:
         "version",
         "unknown-vend-action",
         "run-doctor-on-a-secret",
+        "run-doctor-on-one-character",
     ],
 )
 def test_bad_policies_are_refused_naming_the_problem(

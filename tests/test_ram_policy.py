@@ -441,6 +441,41 @@ MATCHING = [
         IMPLICIT,
         id="resource-?-not-two",
     ),
+    # A resource asked about may name every secret with a `*` of its own (create, current):
+    # only a pattern that covers every ID in its place matches it.
+    pytest.param(
+        [doc(allow(resource=SCT_1))],
+        ctx(resource=f"{SECRETS}/*"),
+        IMPLICIT,
+        id="every-secret-not-by-one",
+    ),
+    pytest.param(
+        [doc(allow(resource=f"{SECRETS}/?"))],
+        ctx(resource=f"{SECRETS}/*"),
+        IMPLICIT,
+        id="every-secret-not-by-?",
+    ),
+    pytest.param(
+        [doc(allow(resource=f"{SECRETS}/sct_*"))],
+        ctx(resource=f"{SECRETS}/*"),
+        IMPLICIT,
+        id="every-secret-not-by-a-prefix",
+    ),
+    pytest.param(
+        [doc(allow(resource=f"{SECRETS}/*"))], ctx(resource=f"{SECRETS}/*"), ALLOW, id="every-*"
+    ),
+    pytest.param(
+        [doc(allow(resource="acs:vend:*:secret*"))],
+        ctx(resource=f"{SECRETS}/*"),
+        ALLOW,
+        id="every-secret-by-a-wider-*",
+    ),
+    pytest.param(
+        [doc(allow(resource=f"{SECRETS}/sct_?"))],
+        ctx(resource=f"{SECRETS}/sct_*"),
+        IMPLICIT,
+        id="a-values-*-not-by-?",
+    ),
     pytest.param(
         [doc(allow(resource=f"{SECRETS}/sct.1"))], ctx(), IMPLICIT, id="resource-dot-is-literal"
     ),

@@ -368,6 +368,7 @@ def test_health_and_openapi(stack: Stack) -> None:
     assert set(doc["paths"]) == {
         "/v1/secrets/obtain",
         "/v1/secrets/create",
+        "/v1/secrets/current",
         "/v1/secrets/rotate",
         "/v1/health",
         "/v1/ready",
@@ -381,6 +382,11 @@ def test_health_and_openapi(stack: Stack) -> None:
     schema = doc["components"]["schemas"]["ObtainRequest"]
     assert schema["additionalProperties"] is False
     assert schema["properties"]["secret_id"]["pattern"] == "^[A-Za-z0-9_-]+$"
+    current = doc["components"]["schemas"]["CurrentRequest"]
+    assert (current["additionalProperties"], current["required"]) == (
+        False,
+        ["instance_id", "application_id"],
+    )
 
 
 def test_one_audit_record_per_request_and_no_secret_in_any_log(stack: Stack) -> None:

@@ -10,18 +10,19 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import sealed
 from pytest_httpserver import HTTPServer
+from together import ask_together
 from werkzeug import Request, Response
 
 from vend_client import (
     CachingClient,
     Credentials,
+    EnvelopeError,
     ServiceTimeout,
     ServiceUnreachable,
     VendApiError,
@@ -48,13 +49,18 @@ class Clock:
 
 @dataclass
 class Service:
-    """The service's `POST /v1/secrets/obtain`: each request takes the next planned error
-    (status, headers), or once none is left, answers `secret` sealed for the IDs asked. While
-    `gate` is clear, requests wait for it (up to 10 s)."""
+    """The service's `POST /v1/secrets/obtain` and `/v1/secrets/current`: each request takes the
+    next planned error (status, headers), or once none is left, answers `secret` sealed for the
+    IDs asked, the current secret being `current_id` (sealed for `sealed_for` when set: an
+    answer that names one secret and is sealed for another). While `gate` is clear, requests
+    wait for it (up to 10 s)."""
 
     secret: str = "v1"
     errors: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     expiration_time: int | None = None
+    current_id: str = "sct_current"
+    sealed_for: str | None = None
+    paths: list[str] = field(default_factory=list)
     requests: int = 0
     arrived: threading.Event = field(default_factory=threading.Event)
     gate: threading.Event = field(default_factory=threading.Event)
@@ -66,6 +72,7 @@ class Service:
     def handle(self, request: Request) -> Response:
         with self.lock:
             self.requests += 1
+            self.paths.append(request.path)
             planned = self.errors.pop(0) if self.errors else None
             secret = self.secret
         self.arrived.set()
@@ -77,9 +84,11 @@ class Service:
                 json.dumps(body), status, headers=headers, content_type="application/json"
             )
         asked = json.loads(request.data)
+        secret_id = asked.get("secret_id", self.current_id)
         answer = vend_response(
-            secret, asked["instance_id"], asked["application_id"], asked["secret_id"]
+            secret, asked["instance_id"], asked["application_id"], self.sealed_for or secret_id
         )
+        answer["secret_id"] = secret_id
         answer["expiration_time"] = self.expiration_time
         return Response(json.dumps(answer), 200, content_type="application/json")
 
@@ -108,9 +117,8 @@ def service(httpserver: HTTPServer) -> Iterator[Service]:
         {"KeyId": "key-billing", "Plaintext": base64.b64encode(DATA_KEY).decode()}
     )
     planned = Service()
-    httpserver.expect_request("/v1/secrets/obtain", method="POST").respond_with_handler(
-        planned.handle
-    )
+    for path in ("/v1/secrets/obtain", "/v1/secrets/current"):
+        httpserver.expect_request(path, method="POST").respond_with_handler(planned.handle)
     yield planned
     planned.gate.set()  # never leave the server's thread held
 
@@ -212,31 +220,9 @@ def test_the_least_recently_used_secret_is_evicted_first(make: Any, service: Ser
 # -- single flight -------------------------------------------------------------------------------
 
 
-def _ask_together(n: int, ask: Any, service: Service) -> list[Any]:
-    """`n` threads call `ask` at once while the service holds the first request; what each got
-    (a value or an exception)."""
-    service.gate.clear()
-    service.arrived.clear()
-    start = threading.Barrier(n)
-
-    def one(_: int) -> Any:
-        start.wait()
-        try:
-            return ask()
-        except Exception as exc:
-            return exc
-
-    with ThreadPoolExecutor(n) as pool:
-        results = pool.map(one, range(n))
-        assert service.arrived.wait(5)
-        time.sleep(0.3)  # every thread is asking by now, the first one's request held
-        service.gate.set()
-        return list(results)
-
-
 def test_many_threads_asking_at_once_make_one_request(make: Any, service: Service) -> None:
     cache = make()
-    got = _ask_together(16, lambda: cache.get(*IDS), service)
+    got = ask_together(16, lambda: cache.get(*IDS), service)
     assert got == ["v1"] * 16
     assert service.requests == 1
 
@@ -244,7 +230,7 @@ def test_many_threads_asking_at_once_make_one_request(make: Any, service: Servic
 def test_many_threads_asking_at_once_share_one_error(make: Any, service: Service) -> None:
     cache = make()
     service.errors = [(403, {})]
-    got = _ask_together(8, lambda: cache.get(*IDS), service)
+    got = ask_together(8, lambda: cache.get(*IDS), service)
     assert all(isinstance(e, VendApiError) and e.status == 403 for e in got), got
     assert service.requests == 1
     assert cache.get(*IDS) == "v1"  # the error was not cached
@@ -343,6 +329,71 @@ def test_close_cuts_a_background_refresh_short_and_drops_the_values(
         cache.get(*IDS)
 
 
+# -- the current secret --------------------------------------------------------------------------
+
+APP = IDS[:2]
+
+
+def test_the_current_secret_is_cached_on_its_own_and_names_its_secret(
+    make: Any, service: Service, clock: Clock
+) -> None:
+    cache = make(ttl_s=300)
+    current = cache.get_current(*APP)
+    assert (current.secret_id, current.client_secret) == ("sct_current", "v1")
+    assert cache.get_current(*APP).client_secret == "v1"
+    assert service.paths == ["/v1/secrets/current"]  # two gets, one request
+    # The same secret asked for by its ID is another entry, asked for by obtain.
+    assert cache.get(*APP, "sct_current") == "v1"
+    assert service.paths == ["/v1/secrets/current", "/v1/secrets/obtain"]
+    service.current_id, service.secret = "sct_next", "v2"  # rotated
+    clock.now = 299.9
+    assert cache.get_current(*APP).secret_id == "sct_current"
+    clock.now = 300.0  # a rotation reaches the caller within one TTL
+    assert (cache.get_current(*APP).secret_id, len(service.paths)) == ("sct_next", 3)
+
+
+def test_the_current_secret_never_outlives_its_own_expiration(
+    make: Any, service: Service, clock: Clock
+) -> None:
+    service.expiration_time = int((time.time() + 10) * 1000)
+    cache = make(ttl_s=300)
+    assert cache.get_current(*APP).client_secret == "v1"
+    clock.now = 5
+    assert cache.get_current(*APP).client_secret == "v1"
+    assert service.requests == 1
+    clock.now = 11  # the TTL is far off, but the secret has expired
+    cache.get_current(*APP)
+    assert service.requests == 2
+
+
+def test_refresh_now_without_a_secret_id_asks_for_the_current_secret_anew(
+    make: Any, service: Service
+) -> None:
+    cache = make()
+    assert cache.get_current(*APP).secret_id == "sct_current"
+    service.current_id, service.secret = "sct_next", "v2"
+    assert cache.get_current(*APP).secret_id == "sct_current"
+    fresh = cache.refresh_now(*APP)
+    assert (fresh.secret_id, fresh.client_secret) == ("sct_next", "v2")
+    assert cache.get_current(*APP).secret_id == "sct_next"
+    assert service.paths == ["/v1/secrets/current"] * 2
+
+
+@pytest.mark.parametrize(
+    ("named", "sealed_for"),
+    [
+        ("sct_current", "sct_other"),  # names one secret, sealed for another
+        ("*", "*"),  # sealed for every secret of the application: a create's, not a secret's
+    ],
+)
+def test_a_current_answer_not_sealed_for_the_secret_it_names_is_refused(
+    make: Any, service: Service, named: str, sealed_for: str
+) -> None:
+    service.current_id, service.sealed_for = named, sealed_for
+    with pytest.raises(EnvelopeError):
+        make().get_current(*APP)
+
+
 # -- refresh_now ---------------------------------------------------------------------------------
 
 
@@ -366,7 +417,7 @@ def test_refresh_now_and_gets_at_once_make_one_request(make: Any, service: Servi
         first = next(turn) % 2 == 0
         return cache.refresh_now(*IDS).client_secret if first else cache.get(*IDS)
 
-    assert _ask_together(10, ask, service) == ["v1"] * 10
+    assert ask_together(10, ask, service) == ["v1"] * 10
     assert service.requests == 1
 
 

@@ -6,8 +6,10 @@ pays four round trips per read and spends the service's (and EIAM's) rate limits
     with CachingClient("https://...", audience="vend-prod") as secrets:
         secret = secrets.get("idaas_x", "app_y", "sct_z")   # the opened client secret
         vended = secrets.get_secret("idaas_x", "app_y", "sct_z")  # with client_id, expiry...
+        current = secrets.get_current("idaas_x", "app_y")  # whichever secret is current
         ...
         vended = secrets.refresh_now("idaas_x", "app_y", "sct_z")  # after it stopped working
+        current = secrets.refresh_now("idaas_x", "app_y")  # the current secret, asked anew
 
 What it promises, and why:
 
@@ -29,7 +31,12 @@ What it promises, and why:
   again would multiply the caller's wait), and never a 4xx other than 429: a denial, a missing
   secret or bad credentials do not cure themselves.
 - Errors are never cached: the next `get` asks again.
-- Only `obtain` is cached. A `create` makes a new secret each time: not something to cache.
+- Only `obtain` and `current` are cached. A `create` makes a new secret each time: not
+  something to cache.
+- The current secret (`get_current`) is cached on its own, under (instance, application, None):
+  for the TTL, as any secret, and then asked for again, so a rotation reaches a caller within
+  one TTL (a rotation's grace period must be at least that long). It is not the same entry as
+  that secret asked for by its ID.
 
 Expiry: a value is fresh for `ttl_s` from when it was asked for, and never past the secret's own
 `expiration_time` (if EIAM gives it one), so a cached secret does not outlive itself.
@@ -64,7 +71,7 @@ log = logging.getLogger("vend_client.caching")
 # that persisted, an upstream failure, its deadline; 503 from a gateway or FC itself).
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 
-Key = tuple[str, str, str]  # (instance_id, application_id, secret_id)
+Key = tuple[str, str, str | None]  # (instance_id, application_id, secret_id; None: current)
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,8 @@ class _Entry:
 
 
 class CachingClient:
-    """Opened client secrets, cached in memory by (instance_id, application_id, secret_id).
+    """Opened client secrets, cached in memory by (instance_id, application_id, secret_id), and
+    each application's current secret by (instance_id, application_id, None).
 
     Thread-safe: one instance is meant to be shared by all of a process's threads. Either give
     the service's `url` and the rest as `VendClient` takes them (`audience` for RAM proofs or a
@@ -215,7 +223,15 @@ class CachingClient:
         """The opened client secret with its client id, status and expiry: from memory while
         fresh, else fetched (once, whoever else asks meanwhile). Raises what the fetch raised
         (a VendClientError), after the retries described in the module's docstring."""
-        key = (instance_id, application_id, secret_id)
+        return self._get((instance_id, application_id, secret_id))
+
+    def get_current(self, instance_id: str, application_id: str) -> VendedSecret:
+        """The application's current secret (contract section 14), opened, as `get_secret`
+        serves a named one: cached for the TTL and never past that secret's own expiration;
+        `secret_id` says which secret it is."""
+        return self._get((instance_id, application_id, None))
+
+    def _get(self, key: Key) -> VendedSecret:
         with self._lock:
             self._check_open()
             now = self._clock()
@@ -232,8 +248,11 @@ class CachingClient:
             self._complete(key, flight, background=False)
         return flight.result()
 
-    def refresh_now(self, instance_id: str, application_id: str, secret_id: str) -> VendedSecret:
-        """Fetches the secret now, whatever the cache holds, and caches what comes back: for
+    def refresh_now(
+        self, instance_id: str, application_id: str, secret_id: str | None = None
+    ) -> VendedSecret:
+        """Fetches the secret now (`secret_id` None: the application's current secret, as
+        `get_current` caches it), whatever the cache holds, and caches what comes back: for
         when the cached value stopped working (rotated, disabled). If a fetch of it is already in
         flight (a get's or a background refresh's), its answer is this one's: it was asked for
         no earlier than the cached value. Gets meanwhile keep being served the cached value. On
@@ -325,7 +344,7 @@ class CachingClient:
                 log.warning(
                     "background refresh of %s failed, the cached value is served until it "
                     "expires: %s: %s",
-                    "/".join(key),
+                    _shown(key),
                     type(exc).__name__,
                     exc,
                 )
@@ -346,16 +365,22 @@ class CachingClient:
         instance_id, application_id, secret_id = key
         asked_at = self._clock()
         response = self._obtain(key, background=background)
-        value = VendedSecret.of(
-            response,
-            self.client.open(
+        if secret_id is None:
+            opened = self.client.open_current(
+                response,
+                instance_id=instance_id,
+                application_id=application_id,
+                expected_principal=self._expected_principal,
+            )
+        else:
+            opened = self.client.open(
                 response,
                 instance_id=instance_id,
                 application_id=application_id,
                 secret_id=secret_id,
                 expected_principal=self._expected_principal,
-            ),
-        )
+            )
+        value = VendedSecret.of(response, opened)
         fresh_for = self._ttl_s
         if response.expiration_time is not None:
             fresh_for = min(fresh_for, response.expiration_time / 1000 - self._wall_clock())
@@ -380,7 +405,10 @@ class CachingClient:
                 if background and self._closed:
                     break  # closed while waiting: nobody is left to want the answer
             try:
-                return self.client.obtain(*key)
+                instance_id, application_id, secret_id = key
+                if secret_id is None:
+                    return self.client.current(instance_id, application_id)
+                return self.client.obtain(instance_id, application_id, secret_id)
             except VendApiError as exc:
                 if exc.status not in RETRYABLE_STATUSES:
                     raise
@@ -395,7 +423,7 @@ class CachingClient:
                 last = exc
             log.debug(
                 "obtain %s failed (attempt %d of %d): %s",
-                "/".join(key),
+                _shown(key),
                 attempt + 1,
                 self._max_attempts,
                 last,
@@ -419,3 +447,8 @@ class CachingClient:
             self._stop.wait(seconds)
         else:
             time.sleep(seconds)
+
+
+def _shown(key: Key) -> str:
+    instance_id, application_id, secret_id = key
+    return f"{instance_id}/{application_id}/{secret_id or 'current'}"

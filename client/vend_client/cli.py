@@ -1,5 +1,5 @@
-"""`vend obtain`, `vend create` and `vend decrypt`: the caller's commands, in the project's `vend`
-and alone as `vend-client` (this package installed by itself).
+"""`vend obtain`, `create`, `decrypt`, `agent` and `run`: the caller's commands, in the project's
+`vend` and alone as `vend-client` (this package installed by itself).
 
 Each expected failure is one line on stderr and an exit status of `ExitStatus`, the one table of
 both commands (`vend` adds its own commands' failures to the same table). Nothing heavy is
@@ -23,6 +23,7 @@ from .failures import explain, no_credentials
 from .settings import DEFAULT_REGION, DEFAULT_STS, DEFAULT_TIMEOUT_S, VARIABLES
 
 if TYPE_CHECKING:
+    from .caching import CachingClient
     from .http import VendClient
     from .response import Envelope
 
@@ -43,6 +44,7 @@ __all__ = [
 
 # The command's own default (`vend local`'s port); `from_env` has none: a library must be told.
 DEFAULT_URL = "http://127.0.0.1:9000"
+DEFAULT_AGENT_PORT = 2773
 
 
 # -- the options -----------------------------------------------------------------------------
@@ -69,19 +71,23 @@ def add_verbose(
     )
 
 
-CREDENTIALS_HELP = """credentials (RAM proofs, and your own STS and KMS calls), as the Alibaba Cloud
-SDKs find them: ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET (and
+CREDENTIALS_CHAIN = """credentials (RAM proofs, and your own STS and KMS calls), as the Alibaba
+Cloud SDKs find them: ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET (and
 ALIBABA_CLOUD_SECURITY_TOKEN); else the CLI profile ~/.aliyun/config.json; else
 ~/.alibabacloud/credentials.ini (or $ALIBABA_CLOUD_CREDENTIALS_FILE); else the ECS instance's
-RAM role from its metadata service (ALIBABA_CLOUD_ECS_METADATA_DISABLED=true skips it off ECS).
+RAM role from its metadata service (ALIBABA_CLOUD_ECS_METADATA_DISABLED=true skips it off ECS)."""
+
+CREDENTIALS_HELP = f"""{CREDENTIALS_CHAIN}
 
 On success stdout holds the secret alone (or, with --json, the response with client_secret
 added), unless --output writes it to a file; `create` also prints the new secret's ID on stderr
-("vend: created secret_id ..."). A failure is one line on stderr; `vend --help` (or
+("vend: created secret_id ..."), and `obtain` without --secret the current one's ("vend: current
+secret_id ..."). A failure is one line on stderr; `vend --help` (or
 `vend-client --help`) lists the exit statuses."""
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def service_options(parser: argparse.ArgumentParser) -> None:
+    """Where the service is and how to prove who you are: every caller command's."""
     parser.add_argument(
         "--url",
         default=None,
@@ -133,6 +139,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="refuse an envelope sealed for anyone else (default: who STS says you are; "
         "none with --token)",
     )
+    add_verbose(parser)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    service_options(parser)
     parser.add_argument(
         "--json",
         action="store_true",
@@ -147,16 +158,34 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--force", action="store_true", help="with --output: replace an existing FILE"
     )
-    add_verbose(parser)
+
+
+AGENT_HELP = f"""The agent serves, on localhost, to callers in any language that send its token in
+the X-Vend-Agent-Token header:
+  GET /v1/secret?instance_id=I&application_id=A&secret_id=S  the opened secret, as JSON
+  GET /v1/token?instance_id=I&application_id=A&secret_id=S[&scope=...]
+                                     an M2M access token got with that secret (--token-endpoint)
+Without secret_id, either is the application's current secret's (its answer names it).
+  GET /v1/health                     without a token
+refresh_now=true skips the cache. One JSON line per request on stderr; never a secret or token.
+
+{CREDENTIALS_CHAIN}"""
+
+RUN_HELP = f"""COMMAND runs with NAME set to the secret and NAME_CLIENT_ID to its client id, for
+each --env; every secret is got first, and if one cannot be, COMMAND does not run (one line on
+stderr names which). The exit status is COMMAND's (128 + N when signal N killed it). Nothing is
+written to disk.
+
+{CREDENTIALS_CHAIN}"""
 
 
 def add_commands(sub: Any) -> None:
-    def command(name: str, summary: str) -> argparse.ArgumentParser:
+    def command(name: str, summary: str, epilog: str = CREDENTIALS_HELP) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = sub.add_parser(
             name,
             help=summary,
             description=summary,
-            epilog=CREDENTIALS_HELP,
+            epilog=epilog,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         return parser
@@ -165,7 +194,11 @@ def add_commands(sub: Any) -> None:
     _common(obtain)
     obtain.add_argument("--instance", required=True, help="the IDaaS instance ID")
     obtain.add_argument("--application", required=True, help="the application ID")
-    obtain.add_argument("--secret", required=True, help="the secret ID")
+    obtain.add_argument(
+        "--secret",
+        default=None,
+        help="the secret ID (default: the application's current secret, whichever it is)",
+    )
     obtain.set_defaults(run=_command(_obtain_or_create), action="obtain")
 
     create = command("create", "create a client secret, opened with your own KMS key")
@@ -199,6 +232,69 @@ def add_commands(sub: Any) -> None:
         help="the secret ARN it must be for (default: from the response; a bare envelope needs it)",
     )
     decrypt.set_defaults(run=_command(_decrypt))
+
+    agent = command(
+        "agent", "serve secrets and M2M access tokens on localhost, to any language", AGENT_HELP
+    )
+    service_options(agent)
+    _agent_options(agent)
+    agent.set_defaults(run=_command(_agent))
+
+    run = command("run", "run a command with client secrets in its environment", RUN_HELP)
+    service_options(run)
+    run.add_argument(
+        "--env",
+        action="append",
+        required=True,
+        metavar="NAME=INSTANCE/APPLICATION/SECRET_ID",
+        help="put that secret in NAME (and its client id in NAME_CLIENT_ID); SECRET_ID current "
+        "is the application's current secret; repeatable",
+    )
+    run.add_argument(
+        "command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS]", help="what to run"
+    )
+    run.set_defaults(run=_command(_run))
+
+
+def _agent_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="where to listen (default: 127.0.0.1, this host only)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_AGENT_PORT, help=f"(default: {DEFAULT_AGENT_PORT})"
+    )
+    parser.add_argument(
+        "--token-file",
+        default=None,
+        metavar="PATH",
+        help="read the agent token (what callers send in X-Vend-Agent-Token) from PATH, made "
+        "with mode 0600 and a random token if absent (default: $VEND_AGENT_TOKEN; one of the "
+        "two is needed)",
+    )
+    parser.add_argument(
+        "--token-endpoint",
+        default=None,
+        metavar="URL",
+        help="the IDaaS instance's OAuth token endpoint, for /v1/token; it may name "
+        "{instance_id} and {application_id} (default: $VEND_TOKEN_ENDPOINT, else no /v1/token)",
+    )
+    parser.add_argument(
+        "--token-auth-method",
+        choices=("client_secret_basic", "client_secret_post"),
+        default=None,
+        help="how the agent authenticates there (default: $VEND_TOKEN_AUTH_METHOD, else "
+        "client_secret_basic)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=8, help="requests served at once (default: 8)"
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=100,
+        metavar="N",
+        help="open connections at most; more wait to be accepted (default: 100)",
+    )
 
 
 # -- running a command -----------------------------------------------------------------------
@@ -285,14 +381,15 @@ def _resolve(args: argparse.Namespace, *, asks: bool) -> None:
         )
     if not str(args.url).startswith(("http://", "https://")):
         raise Failure(ExitStatus.USAGE, f"--url {args.url!r} is not an http:// or https:// URL")
-    if args.output is not None and not args.force and os.path.lexists(args.output):
+    output = getattr(args, "output", None)  # the commands that print a secret
+    if output is not None and not args.force and os.path.lexists(output):
         # Checked before asking: a create is not spent on a file that cannot be written.
-        raise Failure(ExitStatus.FILE, f"{args.output} exists: --force to replace it")
+        raise Failure(ExitStatus.FILE, f"{output} exists: --force to replace it")
 
 
 def _client(args: argparse.Namespace, steps: Steps) -> VendClient:
     # Each command imports the client when it runs: the parser alone stays cheap to build.
-    from .http import VendClient, bearer_token  # noqa: PLC0415
+    from .http import VendClient  # noqa: PLC0415
 
     class TimedClient(VendClient):
         """The client, each of its steps timed for -v."""
@@ -328,44 +425,87 @@ def _client(args: argparse.Namespace, steps: Steps) -> VendClient:
                 "credentials: the default chain (profile files, then ECS instance metadata: "
                 "off ECS, ALIBABA_CLOUD_ECS_METADATA_DISABLED=true skips its lookups)"
             )
+    return TimedClient(args.url, **_client_settings(args))
+
+
+def caching_client(args: argparse.Namespace) -> CachingClient:
+    """The cache `agent` and `run` ask through, configured as the other commands' client (the
+    options resolved)."""
+    from .caching import CachingClient  # noqa: PLC0415
+
+    return CachingClient(
+        args.url, expected_principal=args.expect_principal, **_client_settings(args)
+    )
+
+
+def _client_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Both clients' settings from the resolved options; a token a header cannot carry is a
+    usage error, said without the token."""
+    from .http import bearer_token  # noqa: PLC0415
+
     if args.token:
         try:
             bearer_token(args.token)
         except ValueError as exc:
             raise Failure(ExitStatus.USAGE, f"--token: {exc}") from None
-    return TimedClient(
-        url=args.url,
-        audience=args.audience,
-        token=args.token,
-        sts_endpoint=args.sts_endpoint,
-        kms_endpoint=args.kms_endpoint,
-        region=args.region,
-        timeout_s=args.timeout,
-    )
+    return {
+        "audience": args.audience,
+        "token": args.token,
+        "sts_endpoint": args.sts_endpoint,
+        "kms_endpoint": args.kms_endpoint,
+        "region": args.region,
+        "timeout_s": args.timeout,
+    }
+
+
+def _agent(args: argparse.Namespace, steps: Steps) -> int:
+    from .agent.command import run_agent  # noqa: PLC0415
+
+    _resolve(args, asks=True)
+    return run_agent(args)
+
+
+def _run(args: argparse.Namespace, steps: Steps) -> int:
+    from .run import run_command  # noqa: PLC0415
+
+    _resolve(args, asks=True)
+    return run_command(args)
 
 
 def _obtain_or_create(args: argparse.Namespace, steps: Steps) -> int:
     _resolve(args, asks=True)
     client = _client(args, steps)
-    path = "/v1/secrets/obtain" if args.action == "obtain" else "/v1/secrets/create"
+    current = args.action == "obtain" and args.secret is None
+    path = "/v1/secrets/current" if current else f"/v1/secrets/{args.action}"
     with steps("request", f"POST {args.url.rstrip('/')}{path}") as said:
-        if args.action == "obtain":
+        if current:
+            response = client.current(args.instance, args.application)
+        elif args.action == "obtain":
             response = client.obtain(args.instance, args.application, args.secret)
         else:
             response = client.create(
                 args.instance, args.application, args.expiration_time, args.idempotency_key
             )
         said.append(f"secret_id {response.secret_id}, request {response.request_id}")
-    if args.action == "create":
-        # stdout stays the secret alone; the new secret's ID is on stderr, labelled.
-        print(f"vend: created secret_id {response.secret_id}", file=sys.stderr)
-    secret = client.open(
-        response,
-        instance_id=args.instance,
-        application_id=args.application,
-        secret_id=args.secret if args.action == "obtain" else None,
-        expected_principal=args.expect_principal,
-    )
+    if args.action == "create" or current:
+        # stdout stays the secret alone; which secret it is goes to stderr, labelled.
+        which = "created" if args.action == "create" else "current"
+        print(f"vend: {which} secret_id {response.secret_id}", file=sys.stderr)
+    if current:
+        secret = client.open_current(
+            response,
+            instance_id=args.instance,
+            application_id=args.application,
+            expected_principal=args.expect_principal,
+        )
+    else:
+        secret = client.open(
+            response,
+            instance_id=args.instance,
+            application_id=args.application,
+            secret_id=args.secret if args.action == "obtain" else None,
+            expected_principal=args.expect_principal,
+        )
     _emit(args, response.to_dict(), secret, steps)
     return 0
 

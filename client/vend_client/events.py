@@ -102,6 +102,12 @@ class EventsClient:
         body = {"instance_id": instance_id, "application_id": application_id}
         return response_of(200, self._invoke("obtain", {**body, "secret_id": secret_id}))
 
+    def current(self, instance_id: str, application_id: str) -> VendResponse:
+        """The application's current secret (`{"action": "current"}`); open it with
+        `VendClient.open_current`."""
+        body = {"instance_id": instance_id, "application_id": application_id}
+        return response_of(200, self._invoke("current", body))
+
     def create(
         self,
         instance_id: str,

@@ -28,7 +28,7 @@ from .errors import (
 from .proof import build_proof
 from .response import Envelope, VendResponse, request_id_of
 from .wire import envelope as wire_envelope
-from .wire.arns import expected_arn_for
+from .wire.arns import check_ids, expected_arn_for
 from .wire.endpoint import Endpoint, parse_endpoint
 from .wire.proof import principal_arn
 
@@ -140,6 +140,13 @@ class VendClient:
         return self._post(
             "/v1/secrets/obtain",
             {"instance_id": instance_id, "application_id": application_id, "secret_id": secret_id},
+        )
+
+    def current(self, instance_id: str, application_id: str) -> VendResponse:
+        """The application's current secret (contract section 14: the enabled one with the
+        latest expiration), sealed for the secret it names: open it with `open_current`."""
+        return self._post(
+            "/v1/secrets/current", {"instance_id": instance_id, "application_id": application_id}
         )
 
     def create(
@@ -274,6 +281,34 @@ class VendClient:
             expected_principal = self.whoami()
         return self.open_envelope(
             response.envelope, expected_arn=expected, expected_principal=expected_principal
+        )
+
+    def open_current(
+        self,
+        response: VendResponse,
+        *,
+        instance_id: str,
+        application_id: str,
+        expected_principal: str | None = None,
+    ) -> str:
+        """Opens the answer of `current`, which is sealed for the one secret it names
+        (`response.secret_id`): as `open` with that secret's ID, so an envelope for any other
+        ARN (another application's, or `.../secret/*`) is an EnvelopeError."""
+        try:
+            check_ids(response.secret_id)
+        except ValueError:
+            sealed_by = request_id_of(response.envelope.encryption_context.get("vend:request_id"))
+            raise EnvelopeError(
+                "the answer names no secret it could be for (a secret ID is 1 to 64 of "
+                "[A-Za-z0-9_-])",
+                request_id=sealed_by,
+            ) from None
+        return self.open(
+            response,
+            instance_id=instance_id,
+            application_id=application_id,
+            secret_id=response.secret_id,
+            expected_principal=expected_principal,
         )
 
 

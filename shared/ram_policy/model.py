@@ -142,7 +142,9 @@ class Statement:
     _principal: _PrincipalMatcher | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        resource_re = None if self.resources is None else compile_patterns(self.resources)
+        resource_re = (
+            None if self.resources is None else compile_patterns(self.resources, star_values=True)
+        )
         principal = None if self.principals is None else _PrincipalMatcher.build(self.principals)
         object.__setattr__(self, "_action_re", compile_patterns(self.actions, ignore_case=True))
         object.__setattr__(self, "_resource_re", resource_re)

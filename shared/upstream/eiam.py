@@ -3,6 +3,7 @@ credentials of its own request."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,10 @@ from shared.errors import (
 from shared.lifecycle.current import Secret
 from shared.upstream.deadline import Deadline
 from shared.upstream.rpc import EIAM_VERSION, Credentials, RpcTransport, Service
+from shared.wire.arns import ID_PATTERN
 from shared.wire.endpoint import Endpoint
+
+_ID = re.compile(ID_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -54,14 +58,13 @@ class Eiam:
             deadline,
         )
         s = _secret_of(body)
-        status = s.get("Status")
         return SecretInfo(
             upstream_request_id=body.get("RequestId"),
             instance_id=instance_id,
             application_id=application_id,
             client_id=s.get("ClientId"),
             secret_id=str(s.get("SecretId") or secret_id).strip(),
-            status=status if status in ("enabled", "disabled") else None,
+            status=_status(s.get("Status")),
             expiration_time=_int_or_none(s.get("ExpirationTime")),
             last_used_time=_int_or_none(s.get("LastUsedTime")),
             client_secret=str(s["ClientSecret"]),
@@ -113,9 +116,8 @@ class Eiam:
         self, creds: Credentials, instance_id: str, application_id: str, deadline: Deadline
     ) -> tuple[str, ...]:
         """The application's secret IDs (ListApplicationClientSecrets), to recover a create."""
-        return tuple(
-            s.secret_id for s in self.list_secrets(creds, instance_id, application_id, deadline)
-        )
+        listed = self.list_secrets(creds, instance_id, application_id, deadline)
+        return tuple(s.secret_id for s in listed)
 
     def list_secrets(
         self, creds: Credentials, instance_id: str, application_id: str, deadline: Deadline
@@ -131,15 +133,21 @@ class Eiam:
         items = body.get("ApplicationClientSecrets")
         if not isinstance(items, list):
             raise upstream_error("EIAM answered ListApplicationClientSecrets without a list")
-        return tuple(
+        listed = tuple(
             Secret(
+                # EIAM's own example shows a stray leading space in SecretId; never pass it on.
                 str(item["SecretId"]).strip(),
-                item.get("Status") if item.get("Status") in ("enabled", "disabled") else None,
+                _status(item.get("Status")),
                 _int_or_none(item.get("ExpirationTime")),
             )
             for item in items
             if isinstance(item, dict) and item.get("SecretId")
         )
+        # A listed ID names an ARN and a session policy next: one that is not an ID could widen
+        # them, so the whole answer is refused.
+        if not all(_ID.fullmatch(s.secret_id) for s in listed):
+            raise upstream_error("EIAM listed a SecretId that is not 1 to 64 of [A-Za-z0-9_-]")
+        return listed
 
     def disable(
         self,
@@ -198,6 +206,10 @@ def _secret_of(body: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(secret, dict) or not isinstance(secret.get("ClientSecret"), str):
         raise upstream_error("EIAM answered without a client secret")
     return secret
+
+
+def _status(value: Any) -> str | None:
+    return value if value in ("enabled", "disabled") else None
 
 
 def _int_or_none(value: Any) -> int | None:

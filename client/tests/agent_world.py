@@ -1,0 +1,243 @@
+"""What the agent's and `run`'s tests stand on: pytest-httpserver playing the service (its obtain
+answers from a plan the test writes), STS, KMS and an IDaaS token endpoint; and `vend-client` run
+as a real process, as a user runs it, configured through its environment."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+import requests
+import sealed
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+ACCOUNT = "1234567890123456"
+ME = f"acs:ram::{ACCOUNT}:user/billing"
+DATA_KEY = bytes(range(32))
+IDS = ("idaas_x", "app_y", "sct_z")
+QUERY = "instance_id=idaas_x&application_id=app_y&secret_id=sct_z"
+AGENT_TOKEN = "agent-token-marker-0123456789abcdef"
+KEY_ID, KEY_SECRET = "LTAI5tCallerKey000001", "caller-key-secret-marker"
+VEND_CLIENT = [sys.executable, "-m", "vend_client.cli"]
+
+
+@dataclass
+class Service:
+    """The service's `POST /v1/secrets/obtain` and `/v1/secrets/current`: each request takes the
+    next planned error (status, headers), or once none is left answers the next of `secrets`
+    (the last one once they run out), sealed for the IDs asked; the current secret is
+    `current_id`. `paths` are the paths asked, in order."""
+
+    secrets: list[str] = field(default_factory=lambda: ["CS-secret-marker-1"])
+    errors: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    current_id: str = "sct_current"
+    requests: int = 0
+    paths: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def handle(self, request: Request) -> Response:
+        with self.lock:
+            self.requests += 1
+            self.paths.append(request.path)
+            planned = self.errors.pop(0) if self.errors else None
+            secret = self.secrets.pop(0) if len(self.secrets) > 1 else self.secrets[0]
+        if planned is not None:
+            status, headers = planned
+            body = {
+                "error": {"code": f"E{status}", "message": "planned", "request_id": "svc-req-9"}
+            }
+            return Response(json.dumps(body), status, headers, content_type="application/json")
+        asked = json.loads(request.data)
+        secret_id = asked.get("secret_id", self.current_id)
+        ids = (asked["instance_id"], asked["application_id"], secret_id)
+        arn = (
+            f"acs:eiam:cn-hangzhou:{ACCOUNT}:instance/{ids[0]}/application/{ids[1]}/secret/{ids[2]}"
+        )
+        answer = sealed.vend_response(
+            secret=secret, arn=arn, principal=ME, data_key=DATA_KEY, ids=ids
+        )
+        return Response(json.dumps(answer), 200, content_type="application/json")
+
+
+@dataclass
+class TokenEndpoint:
+    """An IDaaS instance's token endpoint: client_secret_basic, grant_type client_credentials;
+    a token for the client secret it `accepts`, else 401 invalid_client (with a description
+    that the agent must not pass on verbatim). `refusal` answers every request instead. While
+    `gate` is clear, requests wait for it (up to 10 s)."""
+
+    accepts: str = "CS-secret-marker-1"
+    expires_in: int = 3600
+    refusal: tuple[int, dict[str, str]] | None = None
+    hits: int = 0
+    seen: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    arrived: threading.Event = field(default_factory=threading.Event)
+    gate: threading.Event = field(default_factory=threading.Event)  # held: requests wait
+
+    def __post_init__(self) -> None:
+        self.gate.set()
+
+    def handle(self, request: Request) -> Response:
+        with self.lock:
+            self.hits += 1
+            n = self.hits
+        self.arrived.set()
+        assert self.gate.wait(10)
+        form = {k: v[0] for k, v in parse_qs(request.get_data(as_text=True)).items()}
+        client_id, secret = _basic(request.headers.get("Authorization", ""))
+        self.seen.append({"form": form, "client_id": client_id, "path": request.path})
+        if self.refusal is not None:
+            status, body = self.refusal
+            return Response(json.dumps(body), status, content_type="application/json")
+        if form.get("grant_type") != "client_credentials" or secret != self.accepts:
+            body = {"error": "invalid_client", "error_description": "DESCRIPTION-MARKER"}
+            return Response(json.dumps(body), 401, content_type="application/json")
+        answer = {
+            "access_token": f"access-token-{n}-for-{client_id}-scope-{form.get('scope', '')}",
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+        }
+        return Response(json.dumps(answer), 200, content_type="application/json")
+
+
+def _basic(header: str) -> tuple[str | None, str | None]:
+    if not header.startswith("Basic "):
+        return None, None
+    user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+    return unquote(user), unquote(password)
+
+
+@dataclass
+class World:
+    server: HTTPServer
+    service: Service
+    token_endpoint: TokenEndpoint
+
+    @property
+    def url(self) -> str:
+        return self.server.url_for("").rstrip("/")
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """`vend-client`'s environment: this world's service, STS and KMS, the caller's keys,
+        and nothing of the test runner's own VEND_* or Alibaba Cloud settings."""
+        base = {
+            k: v for k, v in os.environ.items() if not k.startswith(("VEND_", "ALIBABA_CLOUD_"))
+        }
+        return {
+            **base,
+            "VEND_URL": self.url,
+            "VEND_AUDIENCE": "vend-prod",
+            "VEND_STS_ENDPOINT": self.url,
+            "VEND_KMS_ENDPOINT": self.url,
+            "ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID,
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": KEY_SECRET,
+            "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
+            **extra,
+        }
+
+
+def world_on(server: HTTPServer) -> World:
+    server.expect_request("/", headers={"x-acs-action": "GetCallerIdentity"}).respond_with_json(
+        {"Arn": ME, "AccountId": ACCOUNT, "RequestId": "sts-1"}
+    )
+    server.expect_request("/", headers={"x-acs-action": "Decrypt"}).respond_with_json(
+        {"KeyId": "key-billing", "Plaintext": base64.b64encode(DATA_KEY).decode()}
+    )
+    service, token_endpoint = Service(), TokenEndpoint()
+    for path in ("/v1/secrets/obtain", "/v1/secrets/current"):
+        server.expect_request(path, method="POST").respond_with_handler(service.handle)
+    server.expect_request("/api/v2/iauths_system/oauth2/token", method="POST").respond_with_handler(
+        token_endpoint.handle
+    )
+    return World(server, service, token_endpoint)
+
+
+# -- the agent as a process --------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Agent:
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def get(self, path: str, token: str | None = AGENT_TOKEN, **headers: str) -> requests.Response:
+        sent = {k.replace("_", "-"): v for k, v in headers.items()}
+        if token is not None:
+            sent["X-Vend-Agent-Token"] = token
+        return requests.get(self.url + path, headers=sent, timeout=30)
+
+    def stderr(self) -> str:
+        return self.log.read_text()
+
+
+@contextmanager
+def running_agent(
+    env: dict[str, str], tmp_path: Path, *args: str, agent_token: str | None = AGENT_TOKEN
+) -> Iterator[Agent]:
+    """`vend-client agent` on a free port until the block ends (SIGTERM, then it must exit 0);
+    its stderr goes to a file the test reads."""
+    port = free_port()
+    log = tmp_path / f"agent-{port}.log"
+    if agent_token is not None:
+        env = {**env, "VEND_AGENT_TOKEN": agent_token}
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [*VEND_CLIENT, "agent", "--port", str(port), *args],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+        )
+    try:
+        _wait_for_port(port, proc, log)
+        yield Agent(proc, port, log)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=15)
+    assert code == 0, log.read_text()
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"the agent never listened on {port}")
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """Every line of the agent's stderr, each of which must be one JSON object."""
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert all(isinstance(line, dict) for line in lines)
+    return lines

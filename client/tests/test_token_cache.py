@@ -1,0 +1,154 @@
+"""The agent's token cache (`vend_client.agent.tokens`) in one process over real HTTP: a
+`CachingClient` gets the secret from pytest-httpserver playing the service, STS and KMS, and a
+`TokenEndpoint` exchanges it at the stand-in IDaaS token endpoint. The clock is the test's, so
+nothing here waits for a token to age."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from agent_world import IDS, KEY_ID, KEY_SECRET, World, world_on
+from pytest_httpserver import HTTPServer
+from together import ask_together
+
+from vend_client import CachingClient, Credentials
+from vend_client.agent.tokens import (
+    AccessToken,
+    TokenCache,
+    TokenEndpoint,
+    TokenEndpointError,
+    check_scope,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def world(httpserver: HTTPServer) -> World:
+    return world_on(httpserver)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def cache(world: World, clock: Clock) -> Iterator[TokenCache]:
+    with CachingClient(
+        world.url,
+        audience="vend-prod",
+        credentials=Credentials(KEY_ID, KEY_SECRET),
+        sts_endpoint=world.url,
+        kms_endpoint=world.url,
+        timeout_s=5,
+    ) as secrets:
+        endpoint = TokenEndpoint(world.url + "/api/v2/iauths_system/oauth2/token", timeout_s=5)
+        yield TokenCache(secrets, endpoint, clock=clock)
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "fresh_for"),
+    [(3600, 3240.0), (1000, 900.0), (100, 70.0), (31, 1.0)],  # 90% of it, and 30 s short
+)
+def test_a_token_is_served_from_memory_until_shortly_before_it_expires(
+    cache: TokenCache, world: World, clock: Clock, expires_in: int, fresh_for: float
+) -> None:
+    world.token_endpoint.expires_in = expires_in
+    first = cache.get(*IDS)
+    clock.now = fresh_for - 0.01
+    assert cache.get(*IDS) is first
+    assert world.token_endpoint.hits == 1
+    clock.now = fresh_for
+    assert cache.get(*IDS).access_token != first.access_token
+    assert world.token_endpoint.hits == 2
+
+
+@pytest.mark.parametrize("expires_in", [30, 5, 0])
+def test_a_token_with_30_s_or_less_to_live_is_not_cached(
+    cache: TokenCache, world: World, expires_in: int
+) -> None:
+    world.token_endpoint.expires_in = expires_in
+    cache.get(*IDS)
+    cache.get(*IDS)
+    assert world.token_endpoint.hits == 2
+    assert len(cache) == 0
+
+
+def test_refresh_skips_the_cache_and_caches_the_new_token(cache: TokenCache, world: World) -> None:
+    first = cache.get(*IDS)
+    second = cache.get(*IDS, refresh=True)
+    assert second.access_token != first.access_token
+    assert cache.get(*IDS) is second
+    assert world.token_endpoint.hits == 2
+
+
+def test_each_scope_is_its_own_token(cache: TokenCache, world: World) -> None:
+    a = cache.get(*IDS, "api://a|read")
+    b = cache.get(*IDS, "api://b|read")
+    assert cache.get(*IDS, "api://a|read") is a
+    assert a.access_token != b.access_token
+    assert [s["form"].get("scope") for s in world.token_endpoint.seen] == [
+        "api://a|read",
+        "api://b|read",
+    ]
+
+
+def test_many_threads_asking_at_once_make_one_exchange(cache: TokenCache, world: World) -> None:
+    got = ask_together(12, lambda: cache.get(*IDS), world.token_endpoint)
+    assert len({id(token) for token in got}) == 1, got
+    assert world.token_endpoint.hits == 1
+
+
+def test_many_threads_asking_at_once_share_one_error_which_is_not_cached(
+    cache: TokenCache, world: World
+) -> None:
+    world.token_endpoint.refusal = (400, {"error": "invalid_scope"})
+    got = ask_together(6, lambda: cache.get(*IDS), world.token_endpoint)
+    assert all(isinstance(e, TokenEndpointError) and e.error == "invalid_scope" for e in got)
+    assert world.token_endpoint.hits == 1
+    world.token_endpoint.refusal = None
+    assert cache.get(*IDS).access_token
+    assert world.token_endpoint.hits == 2
+
+
+def test_the_answer_counts_down_and_its_repr_holds_no_token() -> None:
+    token = AccessToken("tok-marker", "Bearer", 600, issued_at=1_000_000.0)
+    assert token.answer(1_000_100.0) == {
+        "access_token": "tok-marker",
+        "token_type": "Bearer",
+        "expires_in": 500,
+        "expires_at": 1_000_600,
+    }
+    assert "tok-marker" not in repr(token) + str(token)
+
+
+@pytest.mark.parametrize("scope", ["api://x|read:file", "a b c", "openid"])
+def test_scopes_as_rfc_6749_writes_them_pass(scope: str) -> None:
+    assert check_scope(scope) == scope
+
+
+@pytest.mark.parametrize("scope", ["", "a  b", " a", "a ", 'a"b', "a\\b", "a\nb", "é", "x" * 1025])
+def test_other_scopes_are_refused(scope: str) -> None:
+    with pytest.raises(ValueError, match="scope"):
+        check_scope(scope)
+
+
+@pytest.mark.parametrize(
+    ("template", "said"),
+    [
+        ("ftp://idaas.example/token", "http"),
+        ("idaas.example/token", "http"),
+        ("https://idaas.example/{tenant}/token", "{tenant}"),
+    ],
+)
+def test_a_token_endpoint_that_is_not_a_url_template_is_refused(template: str, said: str) -> None:
+    with pytest.raises(ValueError, match=said.replace("{", r"\{").replace("}", r"\}")):
+        TokenEndpoint(template)

@@ -1,0 +1,67 @@
+"""`vend-client agent` as a process of its own, and `curl` asking it: how the service-level tests
+meet the agent as a caller in another language would."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from processes import free_port, wait_for_port
+from stack import Stack
+
+from infra.emulator.oauth import ISSUER_PATH
+
+VEND_CLIENT = Path(sys.executable).with_name("vend-client")
+
+
+@dataclass
+class Agent:
+    url: str
+    log: Path
+
+    def stderr(self) -> str:
+        return self.log.read_text()
+
+
+@contextmanager
+def running_agent(env: dict[str, str], tmp_path: Path, *args: str) -> Iterator[Agent]:
+    port = free_port()
+    log = tmp_path / "agent.log"
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [str(VEND_CLIENT), "agent", "--port", str(port), *args],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+            text=True,
+        )
+    try:
+        wait_for_port(port, proc)
+        yield Agent(f"http://127.0.0.1:{port}", log)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0, log.read_text()
+
+
+def token_endpoint(stack: Stack) -> str:
+    """The emulator's IDaaS token endpoints, one per instance (infra/ASSUMPTIONS.md T2)."""
+    return f"{stack.emulator.url}/{{instance_id}}{ISSUER_PATH}/token"
+
+
+def curl(url: str, *args: str) -> tuple[int, dict[str, Any]]:
+    done = subprocess.run(
+        ["curl", "-sS", "-w", "\n%{http_code}", *args, url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    body, _, status = done.stdout.rpartition("\n")
+    return int(status), json.loads(body)
