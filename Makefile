@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit emulator bench stateful-long clean
+.PHONY: run test lint typecheck unit emulator bench stateful-long rotation-long clean
 
 # The version lives in the packages' __init__.py (pyproject.toml reads it): a new one is
 # installed again, so that the editable installs' metadata tells it.
@@ -48,6 +48,12 @@ STEPS ?= 200
 stateful-long: $(STAMP)
 	VEND_STATEFUL_EXAMPLES=$(EXAMPLES) VEND_STATEFUL_STEPS=$(STEPS) $(if $(SEED),VEND_STATEFUL_SEED=$(SEED)) \
 		$(BIN)/pytest -p no:cacheprovider tests/test_stateful_faults.py
+
+# The rotation state machine, longer than in `make test` (same EXAMPLES, STEPS, SEED).
+rotation-long: $(STAMP)
+	VEND_ROTATION_STATEFUL_EXAMPLES=$(EXAMPLES) VEND_ROTATION_STATEFUL_STEPS=$(STEPS) \
+		$(if $(SEED),VEND_ROTATION_STATEFUL_SEED=$(SEED)) \
+		$(BIN)/pytest -p no:cacheprovider tests/test_stateful_rotation.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

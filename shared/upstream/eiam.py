@@ -115,7 +115,7 @@ class Eiam:
     def list_secret_ids(
         self, creds: Credentials, instance_id: str, application_id: str, deadline: Deadline
     ) -> tuple[str, ...]:
-        """The application's secret IDs (ListApplicationClientSecrets), to recover a create."""
+        """The application's secret IDs, to recover a create."""
         listed = self.list_secrets(creds, instance_id, application_id, deadline)
         return tuple(s.secret_id for s in listed)
 
