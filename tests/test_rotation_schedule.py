@@ -12,11 +12,14 @@ deadline no longer fits; a new STS session over the instance's rate waits for it
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sdk_clients as sdk
 from rotation_world import GRACE_S, INSTANCE, LISTED, PARTIAL, ROTATED
 from schedule_world import ScheduleWorld, context, schedule_world
 from stack import DEMO_POLICY
@@ -244,3 +247,23 @@ def test_the_list_may_be_a_file_as_the_package_ships_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         Settings.from_env({**base, "VEND_ROTATION": str(tmp_path / "missing.json")})
     assert str(info.value).startswith("VEND_ROTATION: cannot read ")
+
+
+@pytest.mark.parametrize(("app", "status"), [("app_billing", 0), ("app_reports", 3)])
+def test_policy_check_decides_for_the_schedules_principal(app: str, status: int) -> None:
+    """The demo policy grants the schedule app_billing's steps, and nothing of app_reports."""
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("vend")),
+            *("policy", "check", "--policy", str(DEMO_POLICY)),
+            *("--principal", f"service:{ROTATION_SERVICE}"),
+            *("--action", "eiam:DisableApplicationClientSecret"),
+            *("--resource", sdk.secret_arn(app, "*")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == status, done.stderr
+    if status == 0:
+        assert "statement: the-schedule-rotates-app-billing" in done.stdout
