@@ -278,6 +278,26 @@ class Vendor:
                     "was changed"
                 )
 
+        return self.rotate_application(
+            entry, meta, record, approve=approve, dry_run=request.dry_run
+        )
+
+    def rotate_application(
+        self,
+        entry: RotationEntry,
+        meta: RequestMeta,
+        record: audit.AuditRecord,
+        *,
+        approve: Callable[[Kind], None],
+        dry_run: bool = False,
+    ) -> RotationResponse:
+        """One rotation step of one application of VEND_ROTATION, whoever asked: `approve(kind)`
+        raises unless the step may be taken, and `record` hears of the step and the upstream
+        calls. POST /v1/secrets/rotate calls it for an admitted caller; a scheduled run may call
+        it once per application."""
+        instance, application = entry.instance_id, entry.application_id
+        resource = secret_arn(self.region, self.account_id, instance, application, None)
+
         def planned(step: Step) -> None:
             record.step = step.kind
 
@@ -295,7 +315,7 @@ class Vendor:
             approve=approve,
             planned=planned,
         )
-        outcome = run.run(meta.deadline, dry_run=request.dry_run)
+        outcome = run.run(meta.deadline, dry_run=dry_run)
         current = current_of(outcome.secrets)
         return RotationResponse(
             step=outcome.step.kind,
