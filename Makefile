@@ -59,8 +59,10 @@ clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
 
 # The code zip for FC (dist/vend-fc.zip), built without Docker; see infra/package.py.
-# POLICY=file.json ships it as policy.json at the zip root (none by default);
+# POLICY=file.json ships it as policy.json at the zip root (none by default); ROTATION=file.json
+# ships VEND_ROTATION's list as rotation.json (VEND_ROTATION=/code/rotation.json);
 # PACKAGE_ARGS="--python-version 3.10 --platform manylinux2014_x86_64" chooses the target.
 .PHONY: package
 package: $(STAMP)
-	$(BIN)/python -m infra.package $(if $(POLICY),--policy $(POLICY)) $(PACKAGE_ARGS)
+	$(BIN)/python -m infra.package $(if $(POLICY),--policy $(POLICY)) \
+		$(if $(ROTATION),--rotation $(ROTATION)) $(PACKAGE_ARGS)

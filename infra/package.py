@@ -8,7 +8,7 @@ The zip root holds `functions/` and `shared/` (their `.py` files only) and the r
 dependencies of `requirements.txt` as wheels for the target Python and platform, so that FC's
 `handler: functions.http.handler` imports as it is. Nothing else of the repository goes in: not
 `infra/` (the emulator), `tests/`, `benchmarks/`, `examples/` (except `--policy`, copied to
-`policy.json`), nor the dev tools.
+`policy.json`, and `--rotation`, copied to `rotation.json`), nor the dev tools.
 
 How the dependencies are installed, and why not with one `pip install -r requirements.txt`:
 - pip evaluates environment markers (`; python_version < "3.11"`) against the interpreter that
@@ -61,6 +61,7 @@ DEFAULT_PLATFORM = "manylinux2014_x86_64"
 DEFAULT_OUTPUT = ROOT / "dist" / "vend-fc.zip"
 DEFAULT_REQUIREMENTS = ROOT / "requirements.txt"
 POLICY_NAME = "policy.json"
+ROTATION_NAME = "rotation.json"  # VEND_ROTATION=/code/rotation.json
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip can hold
 
 # Left out of the dependencies: compiled bytecode, type stubs and Cython sources (never
@@ -467,6 +468,7 @@ def build(
     *,
     requirements: Path | None = None,
     policy: Path | None = None,
+    rotation: Path | None = None,
     wheel_cache: Path | None = None,
     root: Path = ROOT,
     compile_with: str | None = None,
@@ -480,6 +482,12 @@ def build(
         except (OSError, ValueError) as exc:
             raise PackageError(f"--policy {policy}: not a readable JSON file: {exc}") from None
         files[POLICY_NAME] = policy
+    if rotation is not None:
+        try:
+            json.loads(rotation.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise PackageError(f"--rotation {rotation}: not a readable JSON file: {exc}") from None
+        files[ROTATION_NAME] = rotation
     with tempfile.TemporaryDirectory(prefix="vend-package-") as tmp:
         work = Path(tmp)
         site = work / "site"
@@ -513,6 +521,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--policy", type=Path, help=f"a JSON approval policy to ship as {POLICY_NAME} (off)"
     )
     parser.add_argument(
+        "--rotation",
+        type=Path,
+        help=f"VEND_ROTATION's JSON list to ship as {ROTATION_NAME} (off)",
+    )
+    parser.add_argument(
         "--wheel-cache",
         type=Path,
         help="keep the pure wheels built from sdists here and reuse them (off)",
@@ -540,6 +553,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.output,
             requirements=args.requirements,
             policy=args.policy,
+            rotation=args.rotation,
             wheel_cache=args.wheel_cache,
             compile_with=interpreter,
         )

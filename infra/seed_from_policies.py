@@ -23,6 +23,11 @@ DEMO_CALLERS: Mapping[str, str] = {"billing": "key-billing", "reports": "key-rep
 """The demo world's callers (RAM users of examples/seed.yaml) and their recipient keys."""
 
 
+def rotation_function_arn(region: str, account_id: str) -> str:
+    """The rotation schedule's function, as infra/terraform/main.tf names it."""
+    return f"acs:fc:{region}:{account_id}:functions/vend-rotation"
+
+
 def seed_with_infra_policies(
     base: Seed,
     *,
@@ -53,6 +58,7 @@ def seed_with_infra_policies(
                 data_key_arns=list(
                     dict.fromkeys(kms_key_arn(region, account, k) for k in wanted_keys)
                 ),
+                rotation_function_arn=rotation_function_arn(region, account),
             )
         ],
     }

@@ -1,6 +1,7 @@
-"""One JSON audit record per request on the `vend.audit` logger (contract section 9), and one JSON
-WARNING line on `vend.upstream` for a request that an upstream failed. Both have fixed fields
-only, so nothing secret can reach them by accident.
+"""One JSON audit record per request on the `vend.audit` logger (contract section 9), one JSON
+WARNING line on `vend.upstream` for a request that an upstream failed, and on `vend.rotation` a
+line per batch of a scheduled rotation run, and a WARNING line per application it could not
+step. All have fixed fields only, so nothing secret can reach them by accident.
 
 Every record has `log` ("audit"), `ts`, `request_id`, `principal`, `action`, `resource`,
 `decision`, `outcome`, `upstream_request_id` and `duration_ms`. The rest are present only when
@@ -36,6 +37,7 @@ from shared.errors import VendError
 
 logger = logging.getLogger("vend.audit")
 upstream_logger = logging.getLogger("vend.upstream")
+rotation_logger = logging.getLogger("vend.rotation")
 
 # UpstreamFailure.service (as messages name it) -> the audit record's `upstream`.
 UPSTREAMS = {"STS": "sts", "EIAM": "eiam", "KMS": "kms", "store": "store"}
@@ -155,6 +157,31 @@ def warn_upstream(record: AuditRecord, err: VendError) -> None:
     upstream_logger.warning(_line(line))
 
 
+def warn_rotation(run_id: str, request_id: str | None, application: str, err: VendError) -> None:
+    """The WARNING line of one application that a scheduled rotation run could not step (its
+    audit record, under `request_id`, has the rest): which run, which application (or which
+    batch, for one that could not be queued: no request), the error."""
+    line = {
+        "log": "rotation",
+        "ts": _now(),
+        "level": "WARNING",
+        "run_id": run_id,
+        "request_id": request_id,
+        "application": application,
+        "status": err.status,
+        "outcome": err.code,
+        "message": err.message,
+    }
+    rotation_logger.warning(_line(line))
+
+
+def rotation_summary(counts: dict[str, Any], *, warn: bool) -> None:
+    """One line per batch of a scheduled run: how many applications took which step, failed or
+    were not reached; a WARNING when any failed or was not reached."""
+    line = {"log": "rotation", "ts": _now(), "level": "WARNING" if warn else "INFO", **counts}
+    rotation_logger.log(logging.WARNING if warn else logging.INFO, _line(line))
+
+
 def refused(request_id: str, outcome: str, action: str | None = None) -> None:
     """The record of a request refused before the pipeline saw it (bad route, body or event)."""
     record = start(request_id)
@@ -167,7 +194,7 @@ def configure(stream: object = None) -> None:
     """Sends audit records and upstream warnings to stdout (FC ships stdout to Log Service), one
     JSON per line, as they are: not through the root logger, whose format (FC's runtime sets
     one) would put text before the JSON."""
-    for target in (logger, upstream_logger):
+    for target in (logger, upstream_logger, rotation_logger):
         if any(getattr(h, "_vend_audit", False) for h in target.handlers):
             continue
         handler = logging.StreamHandler(stream or sys.stdout)  # type: ignore[arg-type]

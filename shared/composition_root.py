@@ -7,12 +7,14 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from shared import audit
 from shared.auth.header import Authenticator
 from shared.config import ConfigError, Settings
 from shared.idempotency import open_store
 from shared.upstream.eiam import Eiam
+from shared.upstream.fc_invoke import FunctionInvoker
 from shared.upstream.identity import FunctionIdentity
 from shared.upstream.kms import Kms
 from shared.upstream.rpc import Credentials, RpcTransport
@@ -25,9 +27,12 @@ def build_vendor(
     identity: FunctionIdentity,
     *,
     now_ms: Callable[[], int] | None = None,
+    scheduled: bool = False,
+    transport: RpcTransport | None = None,
 ) -> Vendor:
     """The service. `now_ms`: rotation's clock (ms since the epoch), the wall clock unless a
-    test brings the emulator's."""
+    test brings the emulator's. `scheduled`: the instance runs the rotation schedule and serves
+    no caller, so a new STS session over the instance's rate waits for its turn."""
     from shared.auth.ram_proof import ProofPolicy, RamProofVerifier, allowed_sts_targets
 
     try:
@@ -37,7 +42,7 @@ def build_vendor(
         raise ConfigError(
             f"VEND_STS_ENDPOINT / VEND_STS_PROOF_HOSTS / VEND_REGION: {exc}"
         ) from None
-    transport = RpcTransport()
+    transport = transport or RpcTransport()
     # The proofs go to STS over the service's own connections: each exchange ends in time.
     ram = RamProofVerifier(
         ProofPolicy(audience=settings.audience, allowed=targets), transport=transport
@@ -63,7 +68,7 @@ def build_vendor(
         policy=settings.policy,
         authenticator=Authenticator(ram, jwt, notes=store),
         identity=identity,
-        sessions=sessions(settings, transport, identity),
+        sessions=sessions(settings, transport, identity, patient=scheduled),
         eiam=Eiam(transport, settings.eiam),
         kms=Kms(transport, settings.kms),
         store=store,
@@ -73,11 +78,21 @@ def build_vendor(
 
 
 def sessions(
-    settings: Settings, transport: RpcTransport, identity: FunctionIdentity
+    settings: Settings,
+    transport: RpcTransport,
+    identity: FunctionIdentity,
+    *,
+    patient: bool = False,
 ) -> ScopedSessions:
     rate, burst = settings.assume_role_rate or (ASSUME_ROLE_PER_S, ASSUME_ROLE_BURST)
     return ScopedSessions(
-        transport, settings.sts, identity, settings.role_arn, rate_per_s=rate, burst=burst
+        transport,
+        settings.sts,
+        identity,
+        settings.role_arn,
+        rate_per_s=rate,
+        burst=burst,
+        patient=patient,
     )
 
 
@@ -95,7 +110,34 @@ def from_environment(
     return build_vendor(settings, FunctionIdentity(credentials), now_ms=now_ms)
 
 
+@dataclass(frozen=True)
+class Scheduled:
+    """What the rotation schedule's function runs with: the service, whose sessions wait for
+    the instance's AssumeRole rate, and FC's API to queue its batches with."""
+
+    vendor: Vendor
+    invoker: FunctionInvoker
+
+
+def scheduled_from_environment(
+    env: Mapping[str, str] | None = None,
+    *,
+    region: str | None = None,
+    account_id: str | None = None,
+    credentials: Credentials | None = None,
+    now_ms: Callable[[], int] | None = None,
+) -> Scheduled:
+    settings = Settings.from_env(
+        os.environ if env is None else env, region=region, account_id=account_id
+    )
+    identity, transport = FunctionIdentity(credentials), RpcTransport()
+    vendor = build_vendor(settings, identity, now_ms=now_ms, scheduled=True, transport=transport)
+    assert settings.fc is not None  # Settings.from_env always sets it
+    return Scheduled(vendor, FunctionInvoker(transport, settings.fc, identity))
+
+
 _instance: Vendor | None = None
+_scheduled: Scheduled | None = None
 _instance_lock = threading.Lock()
 
 
@@ -115,8 +157,23 @@ def instance_vendor(context: object) -> Vendor:
     return _instance
 
 
+def instance_scheduled(context: object) -> Scheduled:
+    """As `instance_vendor`, for the rotation schedule's function (functions/rotation.py)."""
+    global _scheduled  # noqa: PLW0603 - one per FC instance
+    if _scheduled is None:
+        with _instance_lock:
+            if _scheduled is None:
+                _scheduled = scheduled_from_environment(
+                    region=getattr(context, "region", None),
+                    account_id=getattr(context, "account_id", None),
+                )
+    _scheduled.vendor.identity.update_from_context(context)
+    return _scheduled
+
+
 def reset_instance() -> None:
     """Forgets the instance's service, as a new FC instance would start without it."""
-    global _instance  # noqa: PLW0603
+    global _instance, _scheduled  # noqa: PLW0603
     with _instance_lock:
         _instance = None
+        _scheduled = None

@@ -6,11 +6,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from shared.approval import ApprovalPolicy, load_approval_policy
 from shared.lifecycle.settings import Rotations, RotationSettingsError, parse_rotation
 from shared.ram_policy import PolicyError
+from shared.upstream.fc_invoke import default_endpoint as default_fc_endpoint
 from shared.wire.endpoint import Endpoint
 
 
@@ -36,6 +38,8 @@ class Settings:
     assume_role_rate: tuple[float, int] | None = None
     # VEND_ROTATION: the applications rotation may step (shared.lifecycle.settings).
     rotation: Rotations = field(default_factory=dict)
+    # VEND_FC_ENDPOINT: FC's API, where the rotation schedule queues its batches.
+    fc: Endpoint | None = None
 
     @classmethod
     def from_env(
@@ -83,6 +87,7 @@ class Settings:
             idempotency_url=idem,
             assume_role_rate=_rate(env, "VEND_ASSUME_ROLE_RATE"),
             rotation=_rotation(env, "VEND_ROTATION"),
+            fc=_endpoint(env, "VEND_FC_ENDPOINT", default_fc_endpoint(account, region)),
         )
 
 
@@ -110,8 +115,17 @@ def _endpoint(env: Mapping[str, str], name: str, default: str) -> Endpoint:
 
 
 def _rotation(env: Mapping[str, str], name: str) -> Rotations:
+    """The JSON itself, or (as VEND_POLICY) a path to it: FC's environment holds 4 KB in all,
+    about 30 applications, and the package can carry a list of thousands."""
+    raw = (env.get(name) or "").strip()
+    if raw and not raw.startswith(("[", "{")):
+        try:
+            raw = Path(raw).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = getattr(exc, "strerror", None) or "not UTF-8 text"
+            raise ConfigError(f"{name}: cannot read {raw[:256]}: {why}") from None
     try:
-        return parse_rotation(env.get(name))
+        return parse_rotation(raw)
     except RotationSettingsError as exc:
         raise ConfigError(f"{name}: {exc}") from None
 

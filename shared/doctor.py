@@ -2,8 +2,10 @@
 the same `VEND_*` environment as the service and asks each upstream what a request would ask,
 without reading or creating a secret: the function's own identity (STS GetCallerIdentity), the
 vending role (AssumeRole with a session policy that allows nothing), a dry-run data key with
-every KMS key the policy can pick, the idempotency store, each issuer's JWKS, and optionally
-(`application`) that the vending role may list one application's secrets.
+every KMS key the policy can pick, the idempotency store, each issuer's JWKS, that the vending
+role may list the secrets of every application of VEND_ROTATION (`rotation-list`, naming those
+it may not) and that the approval policy lets the schedule take their steps (`rotation-policy`),
+and optionally (`application`) that the vending role may list one application's secrets.
 
 Every check runs even when another fails, so one run names every wrong setting; each reports
 the upstream's own code and request id, which is what a support ticket needs. Nothing a check
@@ -269,6 +271,105 @@ def _list_check(up: _Upstreams, instance_id: str, application_id: str) -> _Ok:
     return _Ok(f"the vending role may list {arn}: {count} client secret(s)", body.get("RequestId"))
 
 
+ROTATION_WORKERS = 4  # listings at once: STS and EIAM are shared with the running service
+NAMED_AT_MOST = 10
+
+
+def _rotation_list_check(up: _Upstreams) -> _Ok:
+    """Every application of VEND_ROTATION listed, under one session per instance that may list
+    its applications' secrets and nothing else (not one per application: a list of thousands
+    would cost as many AssumeRoles)."""
+    by_instance: dict[str, list[str]] = {}
+    for instance_id, application_id in up.settings.rotation:
+        by_instance.setdefault(instance_id, []).append(application_id)
+    if not by_instance:
+        return _Ok("VEND_ROTATION lists no application: nothing is rotated on a schedule")
+    region, account = up.settings.region, up.settings.account_id
+
+    def listable(instance_id: str, creds: Credentials, application_id: str) -> _Failed | None:
+        try:
+            up.call(
+                up.settings.eiam,
+                creds,
+                "EIAM",
+                EIAM_VERSION,
+                "ListApplicationClientSecrets",
+                {"InstanceId": instance_id, "ApplicationId": application_id},
+            )
+        except _Failed as failed:
+            return failed
+        return None
+
+    failures: list[tuple[str, _Failed]] = []
+    with ThreadPoolExecutor(max_workers=ROTATION_WORKERS) as pool:
+        for instance_id, applications in by_instance.items():
+            # Every application of the instance (its ID was checked when VEND_ROTATION loaded).
+            every = f"acs:eiam:{region}:{account}:instance/{instance_id}/application/*/secret/*"
+            try:
+                creds, _ = up.assume(session_policy(EIAM_LIST, every))
+            except _Failed as failed:
+                failures += [(f"{instance_id}/{a}", failed) for a in applications]
+                continue
+            answers = pool.map(functools.partial(listable, instance_id, creds), applications)
+            failures += [
+                (f"{instance_id}/{a}", failed)
+                for a, failed in zip(applications, answers, strict=True)
+                if failed is not None
+            ]
+    total = len(up.settings.rotation)
+    if failures:
+        named = ", ".join(
+            f"{app} ({failed.code or failed.detail})" for app, failed in failures[:NAMED_AT_MOST]
+        )
+        more = f" and {len(failures) - NAMED_AT_MOST} more" if len(failures) > NAMED_AT_MOST else ""
+        first = failures[0][1]
+        raise _Failed(
+            f"the vending role may not list {len(failures)} of the {total} application(s) of "
+            f"VEND_ROTATION: {named}{more}",
+            first.code,
+            first.request_id,
+        )
+    return _Ok(
+        f"the vending role may list all {total} application(s) of VEND_ROTATION "
+        f"({len(by_instance)} instance(s))"
+    )
+
+
+def _rotation_policy_check(settings: Settings) -> Check:
+    """No I/O: may the schedule (service:vend-rotation) take each step of each listed
+    application? Otherwise its runs refuse them, one WARNING each, every run."""
+    from shared.arns import ROTATION_ACTIONS  # noqa: PLC0415
+    from shared.principal import ROTATION_SERVICE, Caller  # noqa: PLC0415
+
+    caller = Caller.service(ROTATION_SERVICE)
+    missing: list[str] = []
+    for instance_id, application_id in settings.rotation:
+        arn = secret_arn(settings.region, settings.account_id, instance_id, application_id, None)
+        refused = [
+            action.removeprefix("eiam:").removesuffix("ApplicationClientSecret")
+            for action in ROTATION_ACTIONS.values()
+            if not settings.policy.decide(caller, action, arn).allowed
+        ]
+        if refused:
+            missing.append(f"{instance_id}/{application_id} ({', '.join(refused)})")
+    total = len(settings.rotation)
+    if missing:
+        more = f" and {len(missing) - NAMED_AT_MOST} more" if len(missing) > NAMED_AT_MOST else ""
+        return Check(
+            "rotation-policy",
+            "fail",
+            f"the approval policy does not let service:{ROTATION_SERVICE} take every step of "
+            f"{len(missing)} of the {total} application(s) of VEND_ROTATION: "
+            f"{', '.join(missing[:NAMED_AT_MOST])}{more}",
+        )
+    return Check(
+        "rotation-policy",
+        "ok",
+        f"the approval policy lets service:{ROTATION_SERVICE} take every step of the {total} "
+        "application(s) of VEND_ROTATION",
+    )
+
+
 def _keys(settings: Settings) -> list[tuple[str, str]]:
     """(key id, whose) for the default key and every recipient key, each key once."""
     keys = {settings.kms_key_id: "the default key (VEND_KMS_KEY_ID)"}
@@ -314,6 +415,7 @@ def run(
             f"{len(policy.recipients)} recipient key(s)",
         )
     )
+    checks.append(_rotation_policy_check(settings))
     vendor: Vendor | None = None
     try:
         vendor = build_vendor(settings, identity)
@@ -328,6 +430,7 @@ def run(
     ]
     for key_id, whose in _keys(settings):
         plan.append((f"data-key:{key_id}", functools.partial(_data_key_check, up, key_id, whose)))
+    plan.append(("rotation-list", functools.partial(_rotation_list_check, up)))
     if application is not None:
         instance_id, application_id = application
         plan.append(

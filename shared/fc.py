@@ -85,12 +85,23 @@ def request_id_of(context: object) -> str:
 
 def deadline_of(context: object) -> float:
     """The request deadline for the function's timeout in FC's context."""
+    return deadline_for(timeout_of(context))
+
+
+def timeout_of(context: object) -> float:
+    """The function's timeout in FC's context, in seconds; 0.0 when it says none."""
     timeout = getattr(getattr(context, "function", None), "timeout", None)
     try:
         seconds = float(timeout) if timeout else 0.0
     except (TypeError, ValueError):
         seconds = 0.0
-    return deadline_for(seconds)
+    return max(0.0, seconds)
+
+
+def function_name_of(context: object, default: str) -> str:
+    """The function's own name in FC's context (what it invokes itself as), else `default`."""
+    name = getattr(getattr(context, "function", None), "name", None)
+    return name if isinstance(name, str) and name else default
 
 
 def deadline_for(timeout_s: float) -> float:

@@ -228,6 +228,19 @@ class Vendor:
         with _audited(record):
             return self._rotate(data, authorization, meta, record, retry_of)
 
+    def rotate_as(
+        self, caller: Caller, instance_id: str, application_id: str, meta: RequestMeta
+    ) -> RotationResponse:
+        """One rotation step taken by the service itself (its schedule: `caller` is
+        Caller.service, never a request's), audited as `rotate` like any other. Nothing is
+        authenticated, since nothing came from outside; the approval policy decides every step
+        exactly as for a caller, so that a policy that grants the schedule nothing stops it."""
+        record = audit.start(meta.request_id)
+        record.action = "rotate"
+        body = {"instance_id": instance_id, "application_id": application_id}
+        with _audited(record):
+            return self._rotate(body, None, meta, record, None, known=caller)
+
     def _rotate(
         self,
         data: object,
@@ -235,6 +248,7 @@ class Vendor:
         meta: RequestMeta,
         record: audit.AuditRecord,
         retry_of: str | None,
+        known: Caller | None = None,
     ) -> RotationResponse:
         request = parse_rotate(data)
         instance, application = request.instance_id, request.application_id
@@ -249,6 +263,7 @@ class Vendor:
             record,
             retry_of,
             what="rotate this application's secrets",
+            known=known,
         )
         entry = self.rotation.get((instance, application))
         if entry is None:
@@ -373,21 +388,12 @@ class Vendor:
         retry_of: str | None,
         *,
         what: str,
+        known: Caller | None = None,
     ) -> tuple[Caller, Verdict]:
-        """The caller, authenticated and approved for `action` (or for any one of several) on
-        `resource` (`what` says it to a caller who is not), and the policy's verdict."""
-        started = perf_counter()
-        try:
-            caller = self.authenticator.authenticate(
-                authorization, meta.deadline, retry_of=retry_of
-            )
-        except VendError as err:
-            # What fails authentication upstream is STS verifying a RAM proof (sent once); a
-            # JWT's JWKS that cannot be fetched is a 401, which blame leaves alone.
-            blame(err, "STS", attempts=1)
-            raise
-        finally:
-            record.auth_ms = audit.elapsed_ms(started)
+        """The caller, authenticated (unless `known`: the service itself) and approved for
+        `action` (or for any one of several) on `resource` (`what` says it to a caller who is
+        not), and the policy's verdict."""
+        caller = known or self._authenticate(authorization, meta, record, retry_of)
         record.principal = caller.name
         for one in (action,) if isinstance(action, str) else action:
             verdict = self.policy.decide(caller, one, resource, source_ip=meta.source_ip)
@@ -397,6 +403,24 @@ class Vendor:
         if not verdict.allowed:
             raise access_denied(f"the approval policy does not allow {caller.name} to {what}")
         return caller, verdict
+
+    def _authenticate(
+        self,
+        authorization: str | None,
+        meta: RequestMeta,
+        record: audit.AuditRecord,
+        retry_of: str | None,
+    ) -> Caller:
+        started = perf_counter()
+        try:
+            return self.authenticator.authenticate(authorization, meta.deadline, retry_of=retry_of)
+        except VendError as err:
+            # What fails authentication upstream is STS verifying a RAM proof (sent once); a
+            # JWT's JWKS that cannot be fetched is a 401, which blame leaves alone.
+            blame(err, "STS", attempts=1)
+            raise
+        finally:
+            record.auth_ms = audit.elapsed_ms(started)
 
     def _vend(
         self,

@@ -27,6 +27,8 @@ ALL_CHECKS = DATA_KEYS | {
     "identity",
     "assume-role",
     "store",
+    "rotation-list",
+    "rotation-policy",
 }
 
 
@@ -98,7 +100,7 @@ def _policy_with(tmp_path: Path, key_id: str) -> str:
         ),
         pytest.param(
             {"VEND_ROLE_ARN": f"acs:ram::{ACCOUNT}:role/vend-nope"},
-            {"assume-role"},
+            {"assume-role", "rotation-list"},
             "EntityNotExist.Role",
             id="wrong-role-arn",
         ),
@@ -116,7 +118,7 @@ def _policy_with(tmp_path: Path, key_id: str) -> str:
         ),
         pytest.param(
             {"ALIBABA_CLOUD_ACCESS_KEY_SECRET": "not-the-secret"},
-            {"identity", "assume-role"} | DATA_KEYS,
+            {"identity", "assume-role", "rotation-list"} | DATA_KEYS,
             "SignatureDoesNotMatch",
             id="wrong-function-credentials",
         ),
@@ -170,6 +172,43 @@ def test_the_listing_check_fails_where_the_vending_role_may_not_list(
     assert status == 1
     assert _failed(checks) == {"eiam-list:idaas_other/app_x"}
     assert checks["eiam-list:idaas_other/app_x"]["upstream_code"]
+
+
+def test_the_rotation_checks_name_each_application_the_schedule_could_not_rotate(
+    world: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    emulator: EmulatorServer,
+) -> None:
+    """VEND_ROTATION lists an application of an instance the vending role may not touch, one
+    that does not exist, and two it may list, of which the approval policy lets the schedule
+    rotate one: each check names exactly the ones it fails for."""
+    listing = [
+        {"instance_id": instance, "application_id": app}
+        for instance, app in (
+            ("idaas_demo", "app_billing"),
+            ("idaas_demo", "app_reports"),
+            ("idaas_other", "app_other"),
+            ("idaas_demo", "app_ghost"),
+        )
+    ]
+    monkeypatch.setenv("VEND_ROTATION", json.dumps(listing))
+    status, checks = _doctor(capsys)
+    assert status == 1
+    assert _failed(checks) == {"rotation-list", "rotation-policy"}
+    listed = checks["rotation-list"]["detail"]
+    assert listed.startswith("the vending role may not list 2 of the 4 application(s)")
+    assert "idaas_other/app_other (Forbidden.RAM)" in listed
+    assert "idaas_demo/app_ghost (" in listed
+    assert "app_billing" not in listed and "app_reports" not in listed
+    assert checks["rotation-list"]["request_id"]
+    approved = checks["rotation-policy"]["detail"]
+    assert "3 of the 4 application(s)" in approved
+    assert "idaas_demo/app_reports (Create, Disable, Delete)" in approved
+    assert "app_billing" not in approved
+    # A listing reads no secret, and the schedule's steps were not taken.
+    assert emulator.emulator.calls("ObtainApplicationClientSecret") == []
+    assert emulator.emulator.calls("DisableApplicationClientSecret") == []
 
 
 def test_instance_and_application_go_together(

@@ -184,7 +184,8 @@ def test_the_doctor_runs_inside_the_function(stack: Stack) -> None:
     )
     report = operator.doctor()
     failed = {c["name"]: c for c in report["checks"] if c["status"] != "ok"}
-    assert report["ok"] is False and set(failed) == {"assume-role"}
+    # Every check that assumes the vending role: the role itself, and VEND_ROTATION's listing.
+    assert report["ok"] is False and set(failed) == {"assume-role", "rotation-list"}
     assert failed["assume-role"]["upstream_code"] == "NoPermission"
     assert _doctor_records(stack)[-1]["outcome"] == "DoctorCheckFailed"
     event = {"action": "doctor", "authorization": stack.client(sdk.OPERATOR).authorization()}

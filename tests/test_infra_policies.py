@@ -49,11 +49,16 @@ FUNCTION_ROLE = f"acs:ram::{ACCOUNT}:role/vend-function"
 VENDING_ROLE = sdk.ROLE_ARN
 FUNCTION_USER = f"acs:ram::{ACCOUNT}:user/vend-function"
 DATA_KEYS = [sdk.key_arn("key-default"), sdk.key_arn("key-billing"), sdk.key_arn("key-reports")]
+ROTATION_FUNCTION = f"acs:fc:{REGION}:{ACCOUNT}:functions/vend-rotation"
 
 # The variables each file is filled with here, as Terraform fills them in the cloud.
 CLOUD_VARIABLES: dict[str, dict[str, str | list[str]]] = {
     "fc-function-trust": {},
-    "fc-function": {"vending_role_arn": VENDING_ROLE, "data_key_arns": DATA_KEYS},
+    "fc-function": {
+        "vending_role_arn": VENDING_ROLE,
+        "data_key_arns": DATA_KEYS,
+        "rotation_function_arn": ROTATION_FUNCTION,
+    },
     "vend-eiam-trust": {"function_principal": FUNCTION_ROLE},
     "vend-eiam": {"region": REGION, "account_id": ACCOUNT, "instance_id": INSTANCE},
     "caller-decrypt": {"key_arn": sdk.key_arn("key-billing")},
@@ -193,13 +198,13 @@ def test_the_only_wildcard_is_the_vending_roles_applications() -> None:
         ),
         pytest.param(
             "fc-function",
-            {"vending_role_arn": VENDING_ROLE, "data_key_arns": DATA_KEYS[0]},
+            {**CLOUD_VARIABLES["fc-function"], "data_key_arns": DATA_KEYS[0]},
             "must be a list",
             id="string-for-list",
         ),
         pytest.param(
             "fc-function",
-            {"vending_role_arn": VENDING_ROLE, "data_key_arns": []},
+            {**CLOUD_VARIABLES["fc-function"], "data_key_arns": []},
             "must not be empty",
             id="empty-list",
         ),
@@ -258,6 +263,12 @@ def test_every_file_parses_as_a_template() -> None:
         ("eiam:CreateApplicationClientSecret", _secret("app_empty", "*"), DENY),
         ("eiam:ListApplicationClientSecrets", _all_secrets("app_empty"), DENY),
         ("ram:UpdateRole", VENDING_ROLE, DENY),
+        # the rotation schedule queues its batches to itself, and to no other function
+        ("fc:InvokeFunction", ROTATION_FUNCTION, ALLOW),
+        ("fc:InvokeFunction", f"acs:fc:{REGION}:{ACCOUNT}:functions/vend-events", DENY),
+        ("fc:InvokeFunction", f"acs:fc:cn-shanghai:{ACCOUNT}:functions/vend-rotation", DENY),
+        ("fc:InvokeFunction", f"acs:fc:{REGION}:{OTHER_ACCOUNT}:functions/vend-rotation", DENY),
+        ("fc:UpdateFunction", ROTATION_FUNCTION, DENY),
     ],
 )
 def test_the_function_role(action: str, resource: str, expected: Decision) -> None:
@@ -268,9 +279,9 @@ def test_the_function_role(action: str, resource: str, expected: Decision) -> No
 @pytest.mark.parametrize("action", EIAM_ACTIONS + OTHER_ACTIONS[1:] + KMS_ACTIONS)
 def test_the_function_role_has_no_other_action_on_any_resource(action: str) -> None:
     """No EIAM action at all (it cannot read a secret without the scoped role); of KMS, only
-    GenerateDataKey; of STS, only AssumeRole."""
+    GenerateDataKey; of STS, only AssumeRole; of FC, only InvokeFunction (on one function)."""
     function = _policy("fc-function", **CLOUD_VARIABLES["fc-function"])
-    expected = ALLOW if action == "kms:GenerateDataKey" else DENY
+    expected = ALLOW if action in ("kms:GenerateDataKey", "fc:InvokeFunction") else DENY
     assert _decide([function], action, None, FUNCTION_ROLE) is expected
 
 
@@ -307,10 +318,26 @@ def test_the_function_role_has_no_other_action_on_any_resource(action: str) -> N
             f"acs:eiam:{REGION}:{ACCOUNT}:instance/{INSTANCE}",
             DENY,
         ),
-        # the other secret actions
-        ("eiam:DeleteApplicationClientSecret", _secret("app_billing", "sct_billing_1"), DENY),
+        # rotation retires old secrets: disable and delete, in the instance only
+        ("eiam:DisableApplicationClientSecret", _secret("app_billing", "sct_billing_1"), ALLOW),
+        ("eiam:DeleteApplicationClientSecret", _secret("app_billing", "sct_billing_1"), ALLOW),
+        (
+            "eiam:DisableApplicationClientSecret",
+            _secret("app_other", "sct_other_1", "idaas_other"),
+            DENY,
+        ),
+        (
+            "eiam:DeleteApplicationClientSecret",
+            _secret("app_other", "sct_other_1", "idaas_other"),
+            DENY,
+        ),
+        (
+            "eiam:DeleteApplicationClientSecret",
+            _secret("app_billing", "sct_billing_1", region="cn-beijing"),
+            DENY,
+        ),
+        # the other secret actions: re-enabling a retired secret is an operator's
         ("eiam:EnableApplicationClientSecret", _secret("app_billing", "sct_billing_1"), DENY),
-        ("eiam:DisableApplicationClientSecret", _secret("app_billing", "sct_billing_1"), DENY),
         (
             "eiam:UpdateApplicationClientSecretExpirationTime",
             _secret("app_billing", "sct_billing_1"),
@@ -639,6 +666,7 @@ def test_the_seed_carries_the_filled_files(demo_seed: Seed) -> None:
             "fc-function",
             vending_role_arn=sdk.ROLE_ARN,
             data_key_arns=DATA_KEYS,
+            rotation_function_arn=ROTATION_FUNCTION,
         ),
     )
     assert role.trust_policy == load_policy("vend-eiam-trust", function_principal=FUNCTION_USER)
@@ -697,9 +725,10 @@ def test_the_function_assumes_the_vending_role_and_callers_cannot(
         assert (err.status_code, err.code) == (403, "NoPermission")
 
 
-def test_the_vending_role_reads_its_instance_only_and_deletes_nothing(
-    infra_emulator: EmulatorServer,
-) -> None:
+def test_the_vending_role_acts_on_its_instance_only(infra_emulator: EmulatorServer) -> None:
+    """It obtains, lists, creates, disables and deletes in its instance (a secret of its own
+    making here: the module's emulator is shared), and nothing in another instance, nor KMS,
+    nor re-enabling what rotation retired."""
     creds, token = _vending_session(infra_emulator.endpoint)
     eiam = sdk.eiam(infra_emulator.endpoint, creds, token)
     # What it is for works ...
@@ -715,27 +744,32 @@ def test_the_vending_role_reads_its_instance_only_and_deletes_nothing(
         )
     ).body
     assert [s.secret_id for s in listed.application_client_secrets] == ["sct_billing_1"]
+    made = eiam.create_application_client_secret(
+        eiam_models.CreateApplicationClientSecretRequest(
+            instance_id=INSTANCE, application_id="app_empty"
+        )
+    ).body.application_client_secret.secret_id.strip()
+    mine = {"instance_id": INSTANCE, "application_id": "app_empty", "secret_id": made}
+    eiam.disable_application_client_secret(
+        eiam_models.DisableApplicationClientSecretRequest(**mine)
+    )
     # ... and nothing else does.
+    other = {"instance_id": "idaas_other", "application_id": "app_other"}
     refusals = [
         lambda: eiam.obtain_application_client_secret(
-            eiam_models.ObtainApplicationClientSecretRequest(
-                instance_id="idaas_other", application_id="app_other", secret_id="sct_other_1"
-            )
+            eiam_models.ObtainApplicationClientSecretRequest(**other, secret_id="sct_other_1")
         ),
         lambda: eiam.create_application_client_secret(
-            eiam_models.CreateApplicationClientSecretRequest(
-                instance_id="idaas_other", application_id="app_other"
-            )
+            eiam_models.CreateApplicationClientSecretRequest(**other)
         ),
         lambda: eiam.delete_application_client_secret(
-            eiam_models.DeleteApplicationClientSecretRequest(
-                instance_id=INSTANCE, application_id="app_billing", secret_id="sct_billing_1"
-            )
+            eiam_models.DeleteApplicationClientSecretRequest(**other, secret_id="sct_other_1")
         ),
         lambda: eiam.disable_application_client_secret(
-            eiam_models.DisableApplicationClientSecretRequest(
-                instance_id=INSTANCE, application_id="app_billing", secret_id="sct_billing_1"
-            )
+            eiam_models.DisableApplicationClientSecretRequest(**other, secret_id="sct_other_1")
+        ),
+        lambda: eiam.enable_application_client_secret(
+            eiam_models.EnableApplicationClientSecretRequest(**mine)
         ),
         lambda: sdk.kms(infra_emulator.endpoint, creds, token).generate_data_key(
             kms_models.GenerateDataKeyRequest(key_id="key-default", key_spec="AES_256")
@@ -744,11 +778,17 @@ def test_the_vending_role_reads_its_instance_only_and_deletes_nothing(
     for refusal in refusals:
         err = _refused(refusal)
         assert (err.status_code, err.code) == (403, "Forbidden.RAM")
-    # The secret it could neither delete nor disable is still there, enabled.
-    again = eiam.obtain_application_client_secret(
-        eiam_models.ObtainApplicationClientSecretRequest(
-            instance_id=INSTANCE, application_id="app_billing", secret_id="sct_billing_1"
+    eiam.delete_application_client_secret(eiam_models.DeleteApplicationClientSecretRequest(**mine))
+    after = eiam.list_application_client_secrets(
+        eiam_models.ListApplicationClientSecretsRequest(
+            instance_id=INSTANCE, application_id="app_empty"
         )
+    ).body
+    assert not after.application_client_secrets
+    # The other instance's secret it could neither delete nor disable is still there, enabled.
+    operator = sdk.eiam(infra_emulator.endpoint, sdk.OPERATOR)
+    again = operator.obtain_application_client_secret(
+        eiam_models.ObtainApplicationClientSecretRequest(**other, secret_id="sct_other_1")
     ).body
     assert again.application_client_secret.status.lower() == "enabled"
 

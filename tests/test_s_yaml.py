@@ -22,7 +22,10 @@ from functions import custom_runtime
 from infra.local.fc_context import FunctionInfo, LocalContext
 from shared import http_api, readiness
 from shared.config import Settings
-from shared.fc import DEFAULT_DEADLINE_S, deadline_of
+from shared.fc import DEFAULT_DEADLINE_S, deadline_for, deadline_of
+from shared.lifecycle import schedule
+from shared.lifecycle.settings import MIN_GRACE_MINUTES
+from shared.upstream.sts import ASSUME_ROLE_BURST, ASSUME_ROLE_PER_S
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_DIR = ROOT / "infra" / "fc3-schema"
@@ -34,6 +37,7 @@ PACKAGE = "./dist/vend-fc.zip"
 SERVICE_ROOTS = (
     "functions.http",
     "functions.events",
+    "functions.rotation",
     "infra.local.fc_bridge",
     "functions.wsgi_server",
 )
@@ -178,9 +182,38 @@ def test_file_layout(file: str) -> None:
         assert props["role"], f"{rname}: the function role"
 
 
-def test_s_yaml_declares_the_two_functions_of_the_contract() -> None:
-    assert set(_load("s.yaml")["resources"]) == {"vend-http", "vend-events"}
+def test_s_yaml_declares_the_functions_of_the_contract() -> None:
+    assert set(_load("s.yaml")["resources"]) == {"vend-http", "vend-events", "vend-rotation"}
     assert set(_load("s.custom.yaml")["resources"]) == {"vend-http-custom"}
+
+
+_EVERY = re.compile(r"@every (\d+)m")
+
+
+def test_the_rotation_runs_on_a_timer_inside_its_bounds() -> None:
+    """vend-rotation: one enabled timer trigger, often enough that a step comes well inside the
+    shortest grace period; its batches end inside its timeout even when every application of
+    one creates (two new STS sessions each, at the instance's default rate past its burst); its
+    instances together stay under half of STS's AssumeRole rate per account; a batch is never
+    kept past the next run, which queues it again."""
+    props = props_of("s.yaml", "vend-rotation")
+    assert props["handler"] == "functions.rotation.handler"
+    assert _http_triggers(props) == []
+    (trigger,) = props["triggers"]
+    assert trigger["triggerType"] == "timer"
+    assert trigger["triggerConfig"]["enable"] is True
+    every = _EVERY.fullmatch(trigger["triggerConfig"]["cronExpression"])
+    assert every, trigger["triggerConfig"]["cronExpression"]
+    period_s = int(every.group(1)) * 60
+    assert period_s <= 2 * MIN_GRACE_MINUTES * 60
+    assert props["asyncInvokeConfig"]["maxAsyncEventAgeInSeconds"] <= period_s
+    worst_batch_s = (2 * schedule.BATCH_SIZE - ASSUME_ROLE_BURST) / ASSUME_ROLE_PER_S
+    budget_s = props["timeout"] * 0.8
+    assert worst_batch_s + deadline_for(props["timeout"]) <= budget_s / 2
+    instances = props["concurrencyConfig"]["reservedConcurrency"]
+    assert instances * ASSUME_ROLE_PER_S <= 100 / 2
+    # vend-rotation invokes itself by the name FC gives it in its context.
+    assert props["functionName"] == "vend-rotation"
 
 
 def _http_triggers(props: dict[str, Any]) -> list[dict[str, Any]]:
@@ -435,6 +468,9 @@ def test_the_defaults_are_a_configuration_the_service_accepts(file: str, resourc
     assert settings.kms.url == "https://kms.cn-hangzhou.aliyuncs.com"
     assert settings.jwt_issuers_json is None
     assert settings.proof_hosts == ()
+    assert settings.rotation == {}  # nothing is rotated until a list is given
+    assert settings.fc is not None
+    assert settings.fc.url == "https://1234567890123456.cn-hangzhou-internal.fc.aliyuncs.com"
 
 
 # -- no secrets -------------------------------------------------------------------------------

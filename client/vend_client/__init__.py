@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from .http import VendClient
     from .proof import build_proof
     from .response import Envelope, VendResponse
+    from .rotation import RotationState, SecretState
     from .vended import VendedSecret
     from .wire.endpoint import Endpoint, parse_endpoint
 
@@ -62,6 +63,8 @@ _HOME = {
     "build_proof": ".proof",
     "Envelope": ".response",
     "VendResponse": ".response",
+    "RotationState": ".rotation",
+    "SecretState": ".rotation",
     "VendedSecret": ".vended",
     "Endpoint": ".wire.endpoint",
     "parse_endpoint": ".wire.endpoint",
@@ -86,6 +89,8 @@ __all__ = [
     "EventsClient",
     "NoCredentialsError",
     "RefusedError",
+    "RotationState",
+    "SecretState",
     "ServiceTimeout",
     "ServiceUnreachable",
     "UpstreamError",

@@ -1,5 +1,5 @@
-"""`vend obtain`, `create`, `decrypt`, `agent` and `run`: the caller's commands, in the project's
-`vend` and alone as `vend-client` (this package installed by itself).
+"""`vend obtain`, `create`, `decrypt`, `rotate`, `agent` and `run`: the caller's commands, in the
+project's `vend` and alone as `vend-client` (this package installed by itself).
 
 Each expected failure is one line on stderr and an exit status of `ExitStatus`, the one table of
 both commands (`vend` adds its own commands' failures to the same table). Nothing heavy is
@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from . import __version__, settings
 from .exit_status import ExitStatus, Failure, exit_table, fail, unexpected
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .caching import CachingClient
     from .http import VendClient
     from .response import Envelope
+    from .rotation import RotationState
 
 # Re-exported: `vend` (infra/local/cli.py) builds its commands on these.
 __all__ = [
@@ -171,6 +172,16 @@ refresh_now=true skips the cache. One JSON line per request on stderr; never a s
 
 {CREDENTIALS_CHAIN}"""
 
+ROTATE_HELP = f"""Asks the service (POST /v1/secrets/rotate), so the approval policy decides: plan
+needs you approved for any of eiam:CreateApplicationClientSecret,
+eiam:DisableApplicationClientSecret and eiam:DeleteApplicationClientSecret on the application's
+secrets (.../secret/*), and run for the one its step takes. The application must be listed in
+the service's VEND_ROTATION. run asks the service for the plan first, then takes the step; if
+another run took one in between, it takes the one due then and says so. Nothing secret is
+printed: IDs, statuses and times (UTC). Declining the question exits 130, nothing changed.
+
+{CREDENTIALS_CHAIN}"""
+
 RUN_HELP = f"""COMMAND runs with NAME set to the secret and NAME_CLIENT_ID to its client id, for
 each --env; every secret is got first, and if one cannot be, COMMAND does not run (one line on
 stderr names which). The exit status is COMMAND's (128 + N when signal N killed it). Nothing is
@@ -239,6 +250,41 @@ def add_commands(sub: Any) -> None:
     service_options(agent)
     _agent_options(agent)
     agent.set_defaults(run=_command(_agent))
+
+    rotate = command(
+        "rotate",
+        "an application's rotation: its secrets and next step (plan), or take it (run)",
+        ROTATE_HELP,
+    )
+    rotate_sub = rotate.add_subparsers(dest="rotate_command", required=True)
+    for name, summary in (
+        (
+            "plan",
+            "the secrets, which is current, the next step and when it is due; changes "
+            "nothing (a dry run)",
+        ),
+        ("run", "take the next step, if one is due (asks first on a terminal, unless --yes)"),
+    ):
+        one: argparse.ArgumentParser = rotate_sub.add_parser(
+            name,
+            help=summary,
+            description=summary,
+            epilog=ROTATE_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        service_options(one)
+        one.add_argument("--instance", required=True, help="the IDaaS instance ID")
+        one.add_argument("--application", required=True, help="the application ID")
+        one.add_argument(
+            "--json", action="store_true", help="the service's answer as JSON (default: text)"
+        )
+        if name == "run":
+            one.add_argument(
+                "--yes",
+                action="store_true",
+                help="take the step without asking (needed when standard input is not a terminal)",
+            )
+        one.set_defaults(run=_command(_rotate), rotate_action=name)
 
     run = command("run", "run a command with client secrets in its environment", RUN_HELP)
     service_options(run)
@@ -508,6 +554,70 @@ def _obtain_or_create(args: argparse.Namespace, steps: Steps) -> int:
         )
     _emit(args, response.to_dict(), secret, steps)
     return 0
+
+
+def _rotate(args: argparse.Namespace, steps: Steps) -> int:
+    _resolve(args, asks=True)
+    if args.rotate_action == "run" and not args.yes and not sys.stdin.isatty():
+        # Checked before asking anything: a script must say --yes.
+        raise Failure(
+            ExitStatus.USAGE,
+            "rotate run: standard input is not a terminal to confirm on: --yes takes the step "
+            "without asking",
+        )
+    client = _client(args, steps)
+    where = f"POST {args.url.rstrip('/')}/v1/secrets/rotate"
+    with steps("request", f"{where} (dry run)") as said:
+        plan = client.rotate(args.instance, args.application, dry_run=True)
+        said.append(f"step {plan.step}, request {plan.request_id}")
+    if args.rotate_action == "plan" or plan.step == "none":
+        _print_rotation(args, plan, taken=False)
+        return 0
+    if not args.yes:
+        _print_rotation(args, plan, taken=False, out=sys.stderr)
+        answer = _ask(f"take this step ({plan.step}) on {args.instance}/{args.application} now?")
+        if answer not in ("y", "yes"):
+            print("vend: not taken; nothing was changed", file=sys.stderr)
+            return int(ExitStatus.INTERRUPTED)
+    with steps("request", where) as said:
+        done = client.rotate(args.instance, args.application)
+        said.append(f"step {done.step}, request {done.request_id}")
+    if done.step != plan.step:
+        print(
+            f"vend: the service took {done.step}, not {plan.step}: another run stepped in "
+            "between; this is the step that was due when it asked",
+            file=sys.stderr,
+        )
+    _print_rotation(args, done, taken=True)
+    return 0
+
+
+def _print_rotation(
+    args: argparse.Namespace, state: RotationState, *, taken: bool, out: TextIO | None = None
+) -> None:
+    """The state on stdout (text, or --json); the plan shown before the question goes to
+    stderr, as text, so that stdout holds the answer of what was done only."""
+    import json  # noqa: PLC0415
+
+    from .rotation import describe, describe_step  # noqa: PLC0415
+
+    stream = out or sys.stdout
+    if args.json and out is None:
+        stream.write(json.dumps(state.to_dict(), indent=2) + "\n")
+        return
+    now_ms = int(time.time() * 1000)
+    text = describe(
+        state, instance_id=args.instance, application_id=args.application, now_ms=now_ms
+    )
+    stream.write(f"{text}\n{describe_step(state, now_ms=now_ms, taken=taken)}\n")
+
+
+def _ask(question: str) -> str:
+    print(f"vend: {question} [y/N] ", end="", file=sys.stderr, flush=True)
+    try:
+        return input().strip().lower()
+    except EOFError:
+        return ""
 
 
 def _read_input(name: str) -> str:

@@ -8,7 +8,7 @@ import binascii
 import json
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -27,6 +27,7 @@ from .errors import (
 )
 from .proof import build_proof
 from .response import Envelope, VendResponse, request_id_of
+from .rotation import RotationState
 from .wire import envelope as wire_envelope
 from .wire.arns import check_ids, expected_arn_for
 from .wire.endpoint import Endpoint, parse_endpoint
@@ -35,6 +36,7 @@ from .wire.proof import principal_arn
 # RFC 6750 section 2.1: what a bearer token may be. Anything else (a newline from a token file,
 # a quote, a space) would make requests refuse the header with the whole value in its message.
 _B64TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
+T = TypeVar("T")
 
 
 class VendClient:
@@ -140,13 +142,16 @@ class VendClient:
         return self._post(
             "/v1/secrets/obtain",
             {"instance_id": instance_id, "application_id": application_id, "secret_id": secret_id},
+            parse=response_of,
         )
 
     def current(self, instance_id: str, application_id: str) -> VendResponse:
         """The application's current secret (contract section 14: the enabled one with the
         latest expiration), sealed for the secret it names: open it with `open_current`."""
         return self._post(
-            "/v1/secrets/current", {"instance_id": instance_id, "application_id": application_id}
+            "/v1/secrets/current",
+            {"instance_id": instance_id, "application_id": application_id},
+            parse=response_of,
         )
 
     def create(
@@ -158,23 +163,43 @@ class VendClient:
     ) -> VendResponse:
         body = create_body(instance_id, application_id, expiration_time, None)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        return self._post("/v1/secrets/create", body, headers)
+        return self._post("/v1/secrets/create", body, headers, parse=response_of)
+
+    def rotate(self, instance_id: str, application_id: str, dry_run: bool = False) -> RotationState:
+        """One rotation step of the application (contract section 14), if one is due and this
+        caller is approved for it; with `dry_run`, the step that would be taken, and nothing
+        changed. The answer holds no secret: the application's secrets' IDs, statuses and
+        expiration times after the step, and when the next may come due."""
+        return self._post(
+            "/v1/secrets/rotate",
+            {"instance_id": instance_id, "application_id": application_id, "dry_run": dry_run},
+            parse=rotation_of,
+        )
 
     def _post(
-        self, path: str, body: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> VendResponse:
+        self,
+        path: str,
+        body: dict[str, Any],
+        headers: dict[str, str] | None = None,
+        *,
+        parse: Callable[..., T],
+    ) -> T:
         try:
-            return self._post_once(path, body, headers)
+            return self._post_once(path, body, headers, parse)
         except RefusedError as exc:
             # A callable's token may have expired since it was given: one fresh one is tried.
             # A fixed token would only be refused again.
             if exc.status != 401 or not callable(self.token):
                 raise
-        return self._post_once(path, body, headers)
+        return self._post_once(path, body, headers, parse)
 
     def _post_once(
-        self, path: str, body: dict[str, Any], headers: dict[str, str] | None
-    ) -> VendResponse:
+        self,
+        path: str,
+        body: dict[str, Any],
+        headers: dict[str, str] | None,
+        parse: Callable[..., T],
+    ) -> T:
         authorization = self.authorization()
         try:
             reply = self._http.post(
@@ -197,7 +222,7 @@ class VendClient:
                 header_id,
                 retry_after=retry_after,
             ) from None
-        return response_of(reply.status_code, data, retry_after=retry_after, request_id=header_id)
+        return parse(reply.status_code, data, retry_after=retry_after, request_id=header_id)
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -418,6 +443,24 @@ def response_of(
     """The vend response in an answer, or the VendApiError its error body describes (with the
     answer's Retry-After, when it had one). `request_id` (the answer's `X-Request-Id`) names the
     request when its body does not."""
+    refused(status, data, retry_after, request_id)
+    return VendResponse.from_dict(data, request_id=request_id)
+
+
+def rotation_of(
+    status: int,
+    data: object,
+    *,
+    retry_after: float | None = None,
+    request_id: str | None = None,
+) -> RotationState:
+    """A rotation's answer, or the VendApiError its error body describes, as `response_of`."""
+    refused(status, data, retry_after, request_id)
+    return RotationState.from_dict(data, request_id=request_id)
+
+
+def refused(status: int, data: object, retry_after: float | None, request_id: str | None) -> None:
+    """Raises the VendApiError an answer that is not a 200 with a body describes."""
     if isinstance(data, dict) and isinstance(data.get("error"), dict):
         err = data["error"]
         raise api_error(
@@ -435,7 +478,6 @@ def response_of(
             request_id,
             retry_after=retry_after,
         )
-    return VendResponse.from_dict(data, request_id=request_id)
 
 
 def retry_after_of(value: str | None) -> float | None:

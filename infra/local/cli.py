@@ -29,6 +29,8 @@ DEFAULT_API_PORT = 9000
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_SEED = ROOT / "examples" / "seed.yaml"
 DEMO_POLICY = ROOT / "examples" / "policy.json"
+# The demo's VEND_ROTATION: app_billing, which `vend rotate plan` shows (README, Quick start).
+DEMO_ROTATION = ROOT / "examples" / "rotation.json"
 
 
 # -- emulator, serve, local ------------------------------------------------------------------
@@ -181,6 +183,7 @@ def local_environment(emulator_url: str, seed_path: Path, policy_path: Path) -> 
         "VEND_EIAM_ENDPOINT": emulator_url,
         "VEND_KMS_ENDPOINT": emulator_url,
         "VEND_IDEMPOTENCY_URL": "memory://",
+        "VEND_ROTATION": str(DEMO_ROTATION),
         "ALIBABA_CLOUD_ACCESS_KEY_ID": function.access_key_id,
         "ALIBABA_CLOUD_ACCESS_KEY_SECRET": function.access_key_secret,
     }
@@ -318,7 +321,8 @@ In another shell, as the demo caller "billing" (its demo keys are in the seed):
   .venv/bin/vend create --instance idaas_demo --application app_empty --idempotency-key demo-1
   .venv/bin/vend obtain --instance idaas_demo --application app_billing \\
       --secret sct_billing_1 --json --output vended.json
-  .venv/bin/vend decrypt vended.json"""
+  .venv/bin/vend decrypt vended.json
+  .venv/bin/vend rotate plan --instance idaas_demo --application app_billing"""
 
 
 # -- doctor --------------------------------------------------------------------------------
@@ -391,6 +395,8 @@ def _policy_check(args: argparse.Namespace) -> int:
     if principal.startswith("jwt:"):
         subject, _, issuer = principal[4:].rpartition("@")
         caller = Caller.jwt(subject, issuer)
+    elif principal.startswith("service:"):  # the rotation schedule: service:vend-rotation
+        caller = Caller.service(principal.removeprefix("service:"))
     else:
         account = principal.split(":")[3] if principal.count(":") >= 4 else None
         caller = Caller.ram(principal, account or "")
@@ -558,7 +564,11 @@ def build_parser() -> argparse.ArgumentParser:
         "allow, 3 for deny.",
     )
     check.add_argument("--policy", required=True, help="a path, or the JSON itself")
-    check.add_argument("--principal", required=True, help="a RAM ARN, or jwt:{sub}@{issuer}")
+    check.add_argument(
+        "--principal",
+        required=True,
+        help="a RAM ARN, jwt:{sub}@{issuer}, or service:vend-rotation (the rotation schedule)",
+    )
     check.add_argument(
         "--action",
         required=True,

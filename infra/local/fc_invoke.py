@@ -1,6 +1,7 @@
-"""FC's invoke API (version 2016-08-15) on localhost, for ONE event function, so that another
-function's code runs unchanged against `vend local` with
-`fc2.Client(endpoint="http://127.0.0.1:PORT", ...).invoke_function(service, "vend-events", ...)`.
+"""FC's invoke API (version 2016-08-15, and FC 3.0's 2023-03-30) on localhost, for ONE event
+function, so that another function's code runs unchanged against `vend local` with
+`fc2.Client(endpoint="http://127.0.0.1:PORT", ...).invoke_function(service, "vend-events", ...)`,
+and the rotation schedule queues its batches (shared/upstream/fc_invoke.py) as against FC 3.0.
 
 What it emulates (see ../shared/reference/wire.md and fc.md):
 
@@ -16,6 +17,11 @@ What it emulates (see ../shared/reference/wire.md and fc.md):
   `max_skew_s` from now is refused, and a `content-md5` the caller sends must match the body.
   When `keys` is None (what `vend serve` does when it knows no keys) nothing is authenticated:
   anyone who can reach the port can invoke the function.
+- FC 3.0's route, `POST /2023-03-30/functions/{function}/invocations` (alibabacloud-fc20230330's
+  InvokeFunction): the same function and semantics, authenticated, when `keys` is given, by the
+  signature V3 (ACS3-HMAC-SHA256, infra/emulator/signature.py: every x-acs-* header and host
+  signed, the body's SHA-256 checked), the security token the key comes with in
+  `x-acs-security-token`, and `x-acs-date` within `max_skew_s` of now.
 - Errors of our own answer FC's error shape, `{"ErrorCode", "ErrorMessage"}` with the header
   `X-Fc-Request-Id`: the fc2 SDK raises `fc2.fc_exceptions.FcError` for any status >= 400, with
   `err_code` from the body's `ErrorCode` and `request_id` from that header.
@@ -64,6 +70,8 @@ KeyLookup: TypeAlias = Callable[[str], tuple[str, str | None] | None]
 
 API_VERSION = "2016-08-15"
 API_PREFIX = f"/{API_VERSION}/"
+FC3_VERSION = "2023-03-30"
+FC3_PREFIX = f"/{FC3_VERSION}/"
 MAX_SYNC_PAYLOAD = 32 * 1024 * 1024  # FC: "the maximum payload for a synchronous invocation"
 MAX_ASYNC_PAYLOAD = 128 * 1024  # FC: "... and for an asynchronous invocation is 128 KB"
 FC_DEFAULT_ASYNC_ATTEMPTS = 1 + 3  # the first attempt and FC's default maxAsyncRetryAttempts
@@ -73,6 +81,7 @@ ASYNC_WORKERS = 4
 _INVOKE_PATH = re.compile(
     rf"^/{API_VERSION}/services/(?P<service>[^/]+)/functions/(?P<function>[^/]+)/invocations/?$"
 )
+_INVOKE3_PATH = re.compile(rf"^/{FC3_VERSION}/functions/(?P<function>[^/]+)/invocations/?$")
 
 
 class _Refused(Exception):
@@ -125,7 +134,7 @@ class FcInvokeApi:
     def matches(self, path: str) -> bool:
         """Whether `path` belongs to FC's API (2016-08-15), which this app answers, invocations
         and, with FC's error shape, every other path under that version."""
-        return path.startswith(API_PREFIX) or path == API_PREFIX.rstrip("/")
+        return any(path.startswith(p) or path == p.rstrip("/") for p in (API_PREFIX, FC3_PREFIX))
 
     def wait_idle(self, timeout_s: float) -> bool:
         """Wait until no accepted async invocation is pending; False if `timeout_s` ran out."""
@@ -164,6 +173,8 @@ class FcInvokeApi:
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
         # PATH_INFO holds the unescaped path as latin-1 characters; the SDK signs it as UTF-8.
         path = str(environ.get("PATH_INFO") or "/").encode("latin-1").decode("utf-8", "replace")
+        if path.startswith(FC3_PREFIX):
+            return self._invoke3(environ, start_response, request_id, method, path)
         route = _INVOKE_PATH.match(path)
         if route is None:
             raise _Refused(400, "PathNotSupported", f"'{method}' against '{path}' is not supported")
@@ -187,6 +198,72 @@ class FcInvokeApi:
             self._accept(body, request_id)
             return _respond(start_response, 202, b"", request_id, [])
         return self._run_sync(body, request_id, start_response)
+
+    def _invoke3(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        request_id: str,
+        method: str,
+        path: str,
+    ) -> Iterable[bytes]:
+        """FC 3.0's InvokeFunction: the body is read first, as the signature covers it."""
+        route = _INVOKE3_PATH.match(path)
+        if route is None:
+            raise _Refused(404, "PathNotFound", f"'{method}' against '{path}' is not supported")
+        if method != "POST":
+            raise _Refused(405, "MethodNotAllowed", f"'{method}' against '{path}' is not allowed")
+        headers = _request_headers(environ)
+        kind = headers.get("x-fc-invocation-type", "Sync")
+        if kind not in ("Sync", "Async"):
+            raise _Refused(400, "InvalidArgument", "x-fc-invocation-type must be Sync or Async")
+        body = _read_body(environ, MAX_SYNC_PAYLOAD if kind == "Sync" else MAX_ASYNC_PAYLOAD)
+        if self.keys is not None:
+            self._authenticate_v3(self.keys, method, path, headers, environ, body)
+        if route["function"] != self.function_name:
+            raise _Refused(
+                404, "FunctionNotFound", f"function '{route['function']}' does not exist"
+            )
+        if kind == "Async":
+            self._accept(body, request_id)
+            return _respond(start_response, 202, b"", request_id, [])
+        return self._run_sync(body, request_id, start_response)
+
+    def _authenticate_v3(
+        self,
+        keys: KeyLookup,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        environ: dict[str, Any],
+        body: bytes,
+    ) -> None:
+        from infra.emulator import signature  # noqa: PLC0415 (FC 3.0's route only)
+        from infra.emulator.errors import ApiError  # noqa: PLC0415
+
+        query = str(environ.get("QUERY_STRING") or "")
+        request = signature.Request(
+            method,
+            path,
+            [(k, v) for k, vs in parse_qs(query, keep_blank_values=True).items() for v in vs],
+            headers,
+            body,
+        )
+        try:
+            auth = signature.parse_authorization(request)
+            known = keys(auth.access_key_id)
+            if known is None:
+                raise _Refused(403, "InvalidAccessKeyId", "the access key ID does not exist")
+            secret, expected_token = known
+            signature.verify(request, auth, secret)
+        except ApiError as err:
+            raise _Refused(err.status, err.code, err.message) from None
+        token = headers.get("x-acs-security-token")
+        if not hmac.compare_digest(
+            (token or "").encode("utf-8"), (expected_token or "").encode("utf-8")
+        ):
+            raise _Refused(403, "InvalidSecurityToken", "the security token is not valid")
+        self._check_skew(headers.get("x-acs-date"), "x-acs-date", iso=True)
 
     def _authenticate(
         self,
@@ -227,17 +304,22 @@ class FcInvokeApi:
             (token or "").encode("utf-8"), (expected_token or "").encode("utf-8")
         ):
             raise _Refused(403, "InvalidSecurityToken", "the security token is not valid")
-        self._check_date(headers.get("date"))
+        self._check_skew(headers.get("date"), "date", iso=False)
 
-    def _check_date(self, value: str | None) -> None:
+    def _check_skew(self, value: str | None, name: str, *, iso: bool) -> None:
         if not value:
             raise _Refused(
-                400, "MissingRequiredHeader", "required HTTP header date was not specified"
+                400, "MissingRequiredHeader", f"required HTTP header {name} was not specified"
             )
         try:
-            when = parsedate_to_datetime(value)
+            when = (
+                datetime.fromisoformat(value.replace("Z", "+00:00"))
+                if iso
+                else parsedate_to_datetime(value)
+            )
         except (TypeError, ValueError, IndexError):
-            raise _Refused(400, "InvalidArgument", "date must be an RFC 1123 date") from None
+            kind = "an ISO 8601" if iso else "an RFC 1123"
+            raise _Refused(400, "InvalidArgument", f"{name} must be {kind} date") from None
         if when.tzinfo is None:
             when = when.replace(tzinfo=timezone.utc)
         skew = abs((datetime.now(timezone.utc) - when).total_seconds())

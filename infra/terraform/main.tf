@@ -14,11 +14,13 @@
 # no access key, no key material, only ARNs and IDs).
 #
 # What this creates:
-# - the function's role, trusted by Function Compute only, which may assume the vending role
-#   and make data keys (kms:GenerateDataKey) with the default and the callers' keys, nothing else;
-# - the vending role, trusted by the function's role only, which may obtain, create and list
-#   client secrets of the applications of one IDaaS instance, nothing else (the function narrows
-#   every session further to one action on one ARN with a session policy);
+# - the function's role, trusted by Function Compute only, which may assume the vending role,
+#   make data keys (kms:GenerateDataKey) with the default and the callers' keys, and queue the
+#   rotation schedule's batches (fc:InvokeFunction on vend-rotation alone), nothing else;
+# - the vending role, trusted by the function's role only, which may obtain, create, list,
+#   disable and delete client secrets of the applications of one IDaaS instance (the last two
+#   for rotation's retirement of old secrets), nothing else (the function narrows every session
+#   further to one action on one ARN with a session policy);
 # - the default KMS key and one recipient key per caller, an alias each, all of them
 #   software-protected AES-256 keys in one KMS instance (var.kms_instance_id);
 # - per caller, a policy allowing kms:Decrypt with its own key only, attached to its role.
@@ -39,7 +41,7 @@
 # Policies name KMS keys by their ARN (acs:kms:{region}:{account}:key/{key id}); give the
 # service key IDs (the outputs), not aliases.
 #
-# Not granted here, on purpose (the function's role holds nothing beyond the two statements):
+# Not granted here, on purpose (the function's role holds nothing beyond its three statements):
 # - Logs: on FC 3.0 `logConfig` is served by FC's service-linked role AliyunServiceRoleForFC,
 #   not by the function's role (FC docs, "Service-linked role of Function Compute").
 # - vend-events' async on-failure destination: FC documents a permission for delivering to it
@@ -64,6 +66,9 @@ locals {
   # suppression (its acceptance test for instance keys sets and reads back "605800s"): a period
   # written in days would differ from the state on every plan.
   key_rotation_interval = var.key_rotation_days == 0 ? null : "${var.key_rotation_days * 86400}s"
+
+  # The rotation schedule's function (s.yaml), which invokes itself once per batch of a run.
+  rotation_function_arn = "acs:fc:${var.region}:${var.account_id}:functions/vend-rotation"
 
   # acs:ram::{account}:role/{RoleName} -> RoleName
   caller_role_names = {
@@ -128,16 +133,17 @@ resource "alicloud_kms_alias" "caller" {
 
 resource "alicloud_ram_role" "function" {
   role_name                   = "${var.name_prefix}-function"
-  description                 = "secret-vending: the role of the vend-http and vend-events functions"
+  description                 = "secret-vending: the role of the vend-http, vend-events and vend-rotation functions"
   assume_role_policy_document = templatefile("${local.policy_dir}/fc-function-trust.json", {})
 }
 
 resource "alicloud_ram_policy" "function" {
   policy_name = "${var.name_prefix}-function"
-  description = "secret-vending: assume the vending role; make data keys with the recipient keys"
+  description = "secret-vending: assume the vending role; make data keys with the recipient keys; queue rotation batches"
   policy_document = templatefile("${local.policy_dir}/fc-function.json", {
-    vending_role_arn = alicloud_ram_role.vending.arn
-    data_key_arns    = local.data_key_arns
+    vending_role_arn      = alicloud_ram_role.vending.arn
+    data_key_arns         = local.data_key_arns
+    rotation_function_arn = local.rotation_function_arn
   })
   force = true
 }
@@ -152,7 +158,7 @@ resource "alicloud_ram_role_policy_attachment" "function" {
 
 resource "alicloud_ram_role" "vending" {
   role_name            = "${var.name_prefix}-eiam"
-  description          = "secret-vending: obtain, create and list client secrets of one IDaaS instance"
+  description          = "secret-vending: obtain, create, list, disable and delete client secrets of one IDaaS instance"
   max_session_duration = 3600
   assume_role_policy_document = templatefile("${local.policy_dir}/vend-eiam-trust.json", {
     function_principal = alicloud_ram_role.function.arn

@@ -69,7 +69,12 @@ class ScopedSessions:
         rate_per_s: float = ASSUME_ROLE_PER_S,
         burst: int = ASSUME_ROLE_BURST,
         monotonic: Callable[[], float] = time.monotonic,
+        patient: bool = False,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """`patient`: a new session over the rate waits for its turn (within the request's
+        deadline) instead of being refused at once; for an instance that serves no caller
+        (the scheduled rotation's, whose applications would otherwise fail in bulk)."""
         self._transport = transport
         self._endpoint = endpoint
         self._identity = identity
@@ -77,6 +82,8 @@ class ScopedSessions:
         self._clock = clock
         self._max = max_sessions
         self._bucket = TokenBucket(rate_per_s, burst, monotonic)
+        self._patient = patient
+        self._sleep = sleep
         self._cache: OrderedDict[_Key, tuple[Credentials, float]] = OrderedDict()
         self._locks: dict[_Key, _KeyLock] = {}
         self._guard = threading.Lock()
@@ -113,8 +120,11 @@ class ScopedSessions:
                 if cached is not None:
                     return cached
                 wait_s = self._bucket.take()
-                if wait_s:
-                    raise _over_rate(wait_s)
+                while wait_s:
+                    if not self._patient or wait_s >= deadline.remaining():
+                        raise _over_rate(wait_s)
+                    self._sleep(wait_s)
+                    wait_s = self._bucket.take()
                 creds, expires = self._assume(action, resource, deadline)
                 self._keep(key, creds, expires)
                 return creds

@@ -115,17 +115,18 @@ class RpcTransport:
         *,
         connect_timeout_ms: int,
         timeout_ms: int,
+        body: bytes = b"",
     ) -> Answer:
-        """POSTs an empty body to `path` with exactly `headers` (http.client adds only
-        Content-Length: 0, and Host and Accept-Encoding: identity when they are not there), on
+        """POSTs `body` (empty unless given) to `path` with exactly `headers` (http.client adds
+        only Content-Length, and Host and Accept-Encoding: identity when they are not there), on
         a pooled connection, and returns the answer as it came, or raises WireError. The whole
         exchange ends within `timeout_ms`; connecting, within `connect_timeout_ms` too. For a
-        request signed elsewhere (a RAM proof); `call` signs its own."""
+        request signed elsewhere (a RAM proof, an FC invocation); `call` signs its own."""
         end = time.monotonic() + timeout_ms / 1000
         conn = self._connection(endpoint, min(connect_timeout_ms, timeout_ms))
         try:
             conn.until(end)
-            conn.request("POST", path, headers=headers)
+            conn.request("POST", path, body=body, headers=headers)
             response = conn.getresponse()
             body = response.read(MAX_BODY_BYTES + 1)
         except TimeoutError:
