@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/emulator_nonces.py
 	$(BIN)/python benchmarks/client_cache.py
 	$(BIN)/python benchmarks/agent.py
+	$(BIN)/python benchmarks/rotation.py
 
 # The stateful fault test, longer than in `make test` (STEPS steps in each of EXAMPLES runs,
 # a random seed unless SEED is given).
