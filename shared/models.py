@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from shared.errors import VendError, invalid, malformed
+from shared.lifecycle.current import Secret
 
 DAY_MS = 24 * 3600 * 1000
 MAX_EXPIRATION_MS = 3 * 365 * DAY_MS
@@ -90,6 +91,19 @@ class SecretState(_Strict):
     status: Literal["enabled", "disabled"] | None
     expiration_time: int | None
 
+    @classmethod
+    def of(cls, secret: Secret) -> SecretState:
+        """From the lifecycle's listing (`shared.lifecycle.current.Secret`); a status EIAM
+        has no name for here is None."""
+        status: Literal["enabled", "disabled"] | None = None
+        if secret.status == "enabled":
+            status = "enabled"
+        elif secret.status == "disabled":
+            status = "disabled"
+        return cls(
+            secret_id=secret.secret_id, status=status, expiration_time=secret.expiration_time
+        )
+
 
 class RotationResponse(_Strict):
     """What a rotation did (or, with dry_run, would do), and the application's state after."""
@@ -98,6 +112,10 @@ class RotationResponse(_Strict):
     reason: str
     current_secret_id: str | None
     secrets: list[SecretState]
+    secrets_before: list[SecretState] = Field(
+        description="the state the step was planned on (listed again under the application's "
+        "lease before a step is taken); an addition to the contract's answer"
+    )
     next_step_at: int | None = Field(
         description="ms since the epoch when a step may come due next; null: not without an "
         "operator"

@@ -321,14 +321,8 @@ class Vendor:
             step=outcome.step.kind,
             reason=outcome.step.reason,
             current_secret_id=current.secret_id if current else None,
-            secrets=[
-                SecretState(
-                    secret_id=s.secret_id,
-                    status=s.status if s.status in ("enabled", "disabled") else None,  # type: ignore[arg-type]
-                    expiration_time=s.expiration_time,
-                )
-                for s in outcome.secrets
-            ],
+            secrets=[SecretState.of(s) for s in outcome.secrets],
+            secrets_before=[SecretState.of(s) for s in outcome.before],
             next_step_at=outcome.next_step_at,
         )
 

@@ -53,7 +53,8 @@ def world(
 def _ok(resp: requests.Response) -> dict[str, Any]:
     assert resp.status_code == 200, resp.text
     body: dict[str, Any] = resp.json()
-    assert set(body) == {"step", "reason", "current_secret_id", "secrets", "next_step_at"}
+    contract = {"step", "reason", "current_secret_id", "secrets", "next_step_at"}
+    assert set(body) == contract | {"secrets_before"}  # the state before: the issue asks it
     return body
 
 
@@ -111,6 +112,9 @@ def test_a_fresh_application_rotates_create_disable_delete_create(world: Rotatio
     created = run()
     assert created["step"] == "create"
     first = created["current_secret_id"]
+    # The state before the step beside the state after it (an addition to the contract's answer).
+    assert [s["secret_id"] for s in created["secrets_before"]] == ["sct_billing_1"]
+    assert sorted(s["secret_id"] for s in created["secrets"]) == sorted([first, "sct_billing_1"])
     assert first != "sct_billing_1"
     assert len(world.secrets(app)) == 2
     expires = next(s["expiration_time"] for s in created["secrets"] if s["secret_id"] == first)
@@ -123,6 +127,9 @@ def test_a_fresh_application_rotates_create_disable_delete_create(world: Rotatio
     world.advance(GRACE_S / 2)
     disabled = run()
     assert disabled["step"] == "disable"
+    assert ("sct_billing_1", "enabled") in [
+        (s["secret_id"], s["status"]) for s in disabled["secrets_before"]
+    ]
     assert ("sct_billing_1", "disabled", None) in _state(world, app)
     assert world.token(app, "sct_billing_1").status_code == 401  # refused at once
     world.advance(GRACE_S)

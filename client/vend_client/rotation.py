@@ -28,6 +28,7 @@ class RotationState:
     current_secret_id: str | None
     secrets: tuple[SecretState, ...]
     next_step_at: int | None  # ms since the epoch; None: not without an operator
+    secrets_before: tuple[SecretState, ...] = ()  # what the step was planned on
 
     @classmethod
     def from_dict(cls, data: Any, *, request_id: str | None = None) -> RotationState:
@@ -39,6 +40,9 @@ class RotationState:
             if not isinstance(raw, list) or not isinstance(data.get("reason"), str):
                 raise ValueError
             secrets = tuple(_secret(item) for item in raw)
+            before = data.get("secrets_before", [])
+            if not isinstance(before, list):
+                raise ValueError
             return cls(
                 request_id=request_id,
                 step=data["step"],
@@ -46,6 +50,7 @@ class RotationState:
                 current_secret_id=_optional(data.get("current_secret_id"), str),
                 secrets=secrets,
                 next_step_at=_optional(data.get("next_step_at"), int),
+                secrets_before=tuple(_secret(item) for item in before),
             )
         except ValueError:
             raise api_error(
@@ -53,7 +58,11 @@ class RotationState:
             ) from None
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "secrets": [asdict(s) for s in self.secrets]}
+        return {
+            **asdict(self),
+            "secrets": [asdict(s) for s in self.secrets],
+            "secrets_before": [asdict(s) for s in self.secrets_before],
+        }
 
 
 def _secret(item: Any) -> SecretState:

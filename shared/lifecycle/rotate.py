@@ -58,6 +58,7 @@ class Application:
 @dataclass(frozen=True)
 class Outcome:
     step: Step  # taken; in a dry run, the one that would be
+    before: tuple[Secret, ...]  # the state the step was planned on
     secrets: tuple[Secret, ...]  # the state after it
     next_step_at: int | None  # when a step may come due next (now, if one is due at once)
 
@@ -99,9 +100,9 @@ class Rotation:
         if step.kind == "none":
             if not dry_run:
                 self._note(seen)
-            return Outcome(step, listed, step.next_step_at)
+            return Outcome(step, listed, listed, step.next_step_at)
         if dry_run:  # shown whoever may take it: the caller may take some step here
-            return Outcome(step, listed, now)
+            return Outcome(step, listed, listed, now)
         self.approve(step.kind)  # 403 naming the action: nothing changed
         return self._take(deadline)
 
@@ -130,9 +131,10 @@ class Rotation:
         seen_after = observe(after, seen, now)
         self._note(seen_after)
         if step.kind == "none":
-            return Outcome(step, after, step.next_step_at)
+            return Outcome(step, listed, after, step.next_step_at)
         following = plan(after, now, self.app.policy, seen_after)
-        return Outcome(step, after, following.next_step_at if following.kind == "none" else now)
+        next_at = following.next_step_at if following.kind == "none" else now
+        return Outcome(step, listed, after, next_at)
 
     def _step(
         self, step: Step, listed: tuple[Secret, ...], journal: _Held, deadline: Deadline
