@@ -189,15 +189,10 @@ class FcInvokeApi:
             raise _Refused(
                 404, "FunctionNotFound", f"function '{function}' does not exist in service '{name}'"
             )
-        kind = headers.get("x-fc-invocation-type", "Sync")
-        if kind not in ("Sync", "Async"):
-            raise _Refused(400, "InvalidArgument", "x-fc-invocation-type must be Sync or Async")
+        kind = _invocation_kind(headers)
         body = _read_body(environ, MAX_SYNC_PAYLOAD if kind == "Sync" else MAX_ASYNC_PAYLOAD)
         _check_content_md5(headers, body)
-        if kind == "Async":
-            self._accept(body, request_id)
-            return _respond(start_response, 202, b"", request_id, [])
-        return self._run_sync(body, request_id, start_response)
+        return self._deliver(kind, body, request_id, start_response)
 
     def _invoke3(
         self,
@@ -214,9 +209,7 @@ class FcInvokeApi:
         if method != "POST":
             raise _Refused(405, "MethodNotAllowed", f"'{method}' against '{path}' is not allowed")
         headers = _request_headers(environ)
-        kind = headers.get("x-fc-invocation-type", "Sync")
-        if kind not in ("Sync", "Async"):
-            raise _Refused(400, "InvalidArgument", "x-fc-invocation-type must be Sync or Async")
+        kind = _invocation_kind(headers)
         body = _read_body(environ, MAX_SYNC_PAYLOAD if kind == "Sync" else MAX_ASYNC_PAYLOAD)
         if self.keys is not None:
             self._authenticate_v3(self.keys, method, path, headers, environ, body)
@@ -224,6 +217,12 @@ class FcInvokeApi:
             raise _Refused(
                 404, "FunctionNotFound", f"function '{route['function']}' does not exist"
             )
+        return self._deliver(kind, body, request_id, start_response)
+
+    def _deliver(
+        self, kind: str, body: bytes, request_id: str, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        """An async invocation is queued and answered 202 at once; a sync one runs now."""
         if kind == "Async":
             self._accept(body, request_id)
             return _respond(start_response, 202, b"", request_id, [])
@@ -419,6 +418,13 @@ def _request_headers(environ: dict[str, Any]) -> dict[str, str]:
         if environ.get(key):
             headers[name] = str(environ[key])
     return headers
+
+
+def _invocation_kind(headers: dict[str, str]) -> str:
+    kind = headers.get("x-fc-invocation-type", "Sync")
+    if kind not in ("Sync", "Async"):
+        raise _Refused(400, "InvalidArgument", "x-fc-invocation-type must be Sync or Async")
+    return kind
 
 
 def _read_body(environ: dict[str, Any], limit: int) -> bytes:
