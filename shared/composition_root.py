@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from shared import audit
 from shared.auth.header import Authenticator
-from shared.config import ConfigError, Settings
+from shared.config import ConfigError, Problem, Settings
 from shared.idempotency import open_store
 from shared.upstream.eiam import Eiam
 from shared.upstream.fc_invoke import FunctionInvoker
@@ -40,7 +40,7 @@ def build_vendor(
     except ValueError as exc:
         # Settings checked each variable alone; this is what remains: how they combine.
         raise ConfigError(
-            f"VEND_STS_ENDPOINT / VEND_STS_PROOF_HOSTS / VEND_REGION: {exc}"
+            Problem("VEND_STS_ENDPOINT / VEND_STS_PROOF_HOSTS / VEND_REGION", str(exc))
         ) from None
     transport = transport or RpcTransport()
     # The proofs go to STS over the service's own connections: each exchange ends in time.
@@ -54,12 +54,12 @@ def build_vendor(
         try:
             issuers = parse_issuers(settings.jwt_issuers_json)
         except ValueError as exc:
-            raise ConfigError(f"VEND_JWT_ISSUERS: {exc}") from None
+            raise ConfigError(Problem("VEND_JWT_ISSUERS", str(exc))) from None
         jwt = JwtAuthenticator(issuers, settings.audience)
     try:
         store = open_store(settings.idempotency_url)
     except ValueError as exc:
-        raise ConfigError(f"VEND_IDEMPOTENCY_URL: {exc}") from None
+        raise ConfigError(Problem("VEND_IDEMPOTENCY_URL", str(exc))) from None
     audit.configure()
     return Vendor(
         region=settings.region,

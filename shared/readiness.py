@@ -2,7 +2,7 @@
 process is alive and checks nothing; this checks what a request needs and an instance can lose
 or never get, without calling EIAM and without anything a caller could learn a secret from:
 
-- `config` (or `policy`, when it is `VEND_POLICY` that fails): the service builds from the
+- `config` (and/or `policy`, when it is `VEND_POLICY` that fails): the service builds from the
   environment;
 - `store`: the idempotency store answers a PING within STORE_TIMEOUT_S (Redis; the memory store
   always answers); `store:eviction`: its eviction policy may drop records at maxmemory;
@@ -53,7 +53,15 @@ def failing_checks(vendor: Callable[[], Vendor]) -> list[str]:
         service = vendor()
     except ConfigError as exc:
         log.warning("ready: the configuration does not load: %s", exc)
-        return ["policy" if str(exc).startswith("VEND_POLICY") else "config"]
+        named = set(exc.variables)
+        return [
+            check
+            for check, wrong in (
+                ("config", named - {"VEND_POLICY"}),
+                ("policy", named & {"VEND_POLICY"}),
+            )
+            if wrong
+        ]
     except Exception:
         log.exception("ready: the service does not build")
         return ["config"]

@@ -1,14 +1,23 @@
-"""Configuration from the environment: a bad value stops the start with the variable's name."""
+"""Configuration from the environment: a bad configuration stops the start with one message that
+names every wrong or missing variable, and why, and shows no secret."""
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from test_s_yaml import service_modules, vend_names_in
 
-from shared.config import ConfigError, Settings
+from functions import events, http
+from shared import composition_root
+from shared.config import VARIABLES, ConfigError, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = {
@@ -127,3 +136,144 @@ def test_vend_serve_refuses_bad_jwt_issuers() -> None:
     )
     assert done.returncode == 2
     assert "VEND_JWT_ISSUERS" in done.stderr
+
+
+# -- every wrong setting in one run (issue 20, item 4) -------------------------------------------
+
+REQUIRED = {
+    "VEND_REGION",
+    "VEND_ACCOUNT_ID",
+    "VEND_ROLE_ARN",
+    "VEND_KMS_KEY_ID",
+    "VEND_POLICY",
+    "VEND_AUDIENCE",
+}
+# Two wrong values at once, and a Redis URL whose password must never be shown.
+MARKER = "Marker-Pw-7f3a"
+TWO_WRONG = {
+    "VEND_ACCOUNT_ID": "123",
+    "VEND_IDEMPOTENCY_URL": f"redis://:{MARKER}@127.0.0.1:notaport/0",
+}
+PATH_ONLY = {"PATH": "/usr/bin:/bin"}
+
+
+def _names(message: str) -> set[str]:
+    return set(re.findall(r"VEND_[A-Z0-9_]+", message))
+
+
+def test_every_required_variable_is_named_at_once() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({})
+    assert set(caught.value.variables) == REQUIRED
+    assert _names(str(caught.value)) == REQUIRED
+    assert all("missing" in p.why for p in caught.value.problems)
+
+
+def test_two_wrong_values_are_both_named_and_no_password_is_shown() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**GOOD, **TWO_WRONG, "VEND_STS_ENDPOINT": f"https://u:{MARKER}@sts"})
+    assert set(caught.value.variables) == {*TWO_WRONG, "VEND_STS_ENDPOINT"}
+    assert MARKER not in str(caught.value)
+
+
+def test_each_problem_says_why() -> None:
+    env = {
+        **GOOD,
+        "VEND_REGION": "Hangzhou!",
+        "VEND_ASSUME_ROLE_RATE": "fast",
+        "VEND_JWT_ISSUERS": "[{",
+        "VEND_ROTATION": "[1]",
+    }
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    why = {p.variable: p.why for p in caught.value.problems}
+    assert set(why) == {"VEND_REGION", "VEND_ASSUME_ROLE_RATE", "VEND_JWT_ISSUERS", "VEND_ROTATION"}
+    assert "region" in why["VEND_REGION"]
+    assert "not a number" in why["VEND_ASSUME_ROLE_RATE"]
+    assert "not valid JSON" in why["VEND_JWT_ISSUERS"]
+
+
+def _serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "infra.local.cli", "serve", "--port", "0"],
+        env={**env, **PATH_ONLY},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+    )
+
+
+def test_vend_serve_names_both_wrong_values_and_no_password() -> None:
+    done = _serve({**GOOD, **TWO_WRONG})
+    assert done.returncode == 2, done.stderr
+    assert _names(done.stderr) == set(TWO_WRONG)
+    assert MARKER not in done.stdout + done.stderr
+
+
+def test_vend_serve_with_nothing_set_names_every_required_variable() -> None:
+    done = _serve({})
+    assert done.returncode == 2, done.stderr
+    assert _names(done.stderr) == REQUIRED
+
+
+@pytest.fixture
+def fresh_instance() -> Iterator[None]:
+    composition_root.reset_instance()
+    yield
+    composition_root.reset_instance()
+
+
+@pytest.mark.parametrize("initializer", [http.initializer, events.initializer])
+def test_the_fc_initializer_fails_naming_both_and_no_password(
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_instance: None,
+    initializer: Callable[[Any], None],
+) -> None:
+    for name in os.environ:
+        if name.startswith("VEND_"):
+            monkeypatch.delenv(name)
+    for name, value in {**GOOD, **TWO_WRONG}.items():
+        monkeypatch.setenv(name, value)
+    context = SimpleNamespace(region="cn-hangzhou", account_id=None, credentials=None)
+    with pytest.raises(ConfigError) as caught:
+        initializer(context)
+    assert _names(str(caught.value)) == set(TWO_WRONG)
+    assert MARKER not in str(caught.value)
+
+
+# -- the README's table is the model's ---------------------------------------------------------
+
+
+def readme_table_variables(text: str) -> list[str]:
+    """The VEND_* names in the first column of the table of README.md's `## Configuration`."""
+    section = text.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    names: list[str] = []
+    for line in section.splitlines():
+        cells = line.split("|")
+        if line.startswith("|") and len(cells) > 2:
+            names += re.findall(r"`(VEND_[A-Z0-9_]+)`", cells[1])
+    return names
+
+
+def test_the_readme_configuration_table_lists_exactly_the_model() -> None:
+    listed = readme_table_variables((ROOT / "README.md").read_text(encoding="utf-8"))
+    model = {v.name for v in VARIABLES}
+    assert len(listed) == len(set(listed)), f"listed twice: {listed}"
+    assert not model - set(listed), f"not in README's table: {sorted(model - set(listed))}"
+    assert not set(listed) - model, f"in README's table, not read: {sorted(set(listed) - model)}"
+
+
+def test_the_table_reader_sees_each_row() -> None:
+    text = (
+        "# x\n\n## Configuration\n\n| variable | meaning |\n| --- | --- |\n"
+        "| `VEND_A`, `VEND_B` | a `VEND_C` in the meaning |\n\nsee `VEND_D`\n\n## Next\n"
+        "| `VEND_E` | x |\n"
+    )
+    assert readme_table_variables(text) == ["VEND_A", "VEND_B"]
+
+
+def test_the_model_holds_every_variable_the_service_reads() -> None:
+    """What the code reads is the model: no VEND_* read beside it (test_s_yaml's scan)."""
+    read = vend_names_in(list(service_modules().values()))
+    assert read == {v.name for v in VARIABLES}

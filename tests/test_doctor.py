@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -287,3 +288,44 @@ def test_kms_answers_to_a_dry_run_that_are_not_the_emulators(
     assert code == 0, checks
     assert detail in checks["data-key:key-default"]["detail"]
     assert "cGxhaW50" not in json.dumps(checks)
+
+
+REQUIRED = {
+    "VEND_REGION",
+    "VEND_ACCOUNT_ID",
+    "VEND_ROLE_ARN",
+    "VEND_KMS_KEY_ID",
+    "VEND_POLICY",
+    "VEND_AUDIENCE",
+}
+
+
+def _doctor_process(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """As an operator runs it, with `env` and no other VEND_* (nor FC's account)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("VEND_", "FC_"))}
+    return subprocess.run(
+        [*VEND, "doctor"], env={**clean, **env}, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_with_nothing_set_one_run_names_every_required_variable() -> None:
+    done = _doctor_process({})
+    assert done.returncode == 1, done.stdout + done.stderr
+    config = next(line for line in done.stdout.splitlines() if line.split()[1:2] == ["config"])
+    assert config.startswith("fail ")
+    assert set(re.findall(r"VEND_[A-Z0-9_]+", config)) == REQUIRED
+
+
+def test_two_wrong_values_are_named_in_one_run_without_the_password(
+    world: dict[str, str],
+) -> None:
+    marker = "Marker-Pw-7f3a"
+    wrong = {
+        "VEND_ACCOUNT_ID": "123",
+        "VEND_IDEMPOTENCY_URL": f"redis://:{marker}@127.0.0.1:notaport/0",
+    }
+    done = _doctor_process({**world, **wrong})
+    assert done.returncode == 1, done.stdout + done.stderr
+    config = next(line for line in done.stdout.splitlines() if line.split()[1:2] == ["config"])
+    assert set(re.findall(r"VEND_[A-Z0-9_]+", config)) == set(wrong)
+    assert marker not in done.stdout + done.stderr
