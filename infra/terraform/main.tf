@@ -25,7 +25,7 @@
 #   software-protected AES-256 keys in one KMS instance (var.kms_instance_id);
 # - per caller, a policy allowing kms:Decrypt with its own key only, attached to its role.
 # Every key has deletion protection (destroying one needs a change turning it off first), and
-# every resource whose type takes tags has local.tags (project = "secret-vending", var.tags).
+# every resource whose type takes tags has local.tags (the project's, and var.tags).
 #
 # Why a KMS instance: a key outside one is a default key, which KMS documents for server-side
 # encryption by Alibaba Cloud services and not for client-side encryption by an application (the
