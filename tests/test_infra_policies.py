@@ -559,8 +559,8 @@ def test_terraform_reads_every_policy_file_with_exactly_its_variables() -> None:
 
 def test_terraform_references_resolve() -> None:
     """What `terraform validate` would check first, without the provider (not reachable here):
-    every resource, variable and local referenced is declared; only the seven resource types
-    (the last two, the audit's SLS index and dashboard, in logs.tf)."""
+    every resource, variable and local referenced is declared; only the eight resource types
+    (the audit's SLS index and dashboard in logs.tf, its alerts in alerts.tf)."""
     text = _terraform_text()
     declared = set(re.findall(r'^resource "(alicloud_[a-z_]+)" "([a-z_]+)"', text, re.MULTILINE))
     assert {kind for kind, _ in declared} == {
@@ -571,13 +571,14 @@ def test_terraform_references_resolve() -> None:
         "alicloud_kms_alias",
         "alicloud_log_store_index",
         "alicloud_log_dashboard",
+        "alicloud_log_alert",
     }
     used = set(re.findall(r"\b(alicloud_[a-z_]+)\.([a-z_]+)\b", text))
     assert used <= declared
     attributes = set(re.findall(r"\balicloud_[a-z_]+\.[a-z_]+(?:\[[^\]]+\])?\.([a-z_]+)", text))
     assert attributes <= {"arn", "id", "role_name", "policy_name"}
-    variables = set(re.findall(r'^variable "([a-z_]+)"', text, re.MULTILINE))
-    assert set(re.findall(r"\bvar\.([a-z_]+)", text)) <= variables
+    variables = set(re.findall(r'^variable "([a-z][a-z0-9_]*)"', text, re.MULTILINE))
+    assert set(re.findall(r"\bvar\.([a-z][a-z0-9_]*)", text)) <= variables
     assert {"region", "account_id", "idaas_instance_id", "callers"} <= variables
     locals_blocks = re.findall(r"^locals \{(.*?)^\}", text, re.MULTILINE | re.DOTALL)
     assert locals_blocks

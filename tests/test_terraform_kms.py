@@ -5,6 +5,7 @@ encryption by Alibaba Cloud services only, not for an application's GenerateData
 and allows one default CMK per region (KMS docs, "Getting started with keys", "Manage keys").
 Such a key would deploy cleanly and fail at the first vend, so the .tf files are read here with
 an HCL parser: every `resource "alicloud_kms_key"` block, in any .tf file of the directory.
+Every key is also protected from deletion (a deleted key loses every envelope) and tagged.
 """
 
 from __future__ import annotations
@@ -13,18 +14,9 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
-import hcl2
 import pytest
-from hcl2 import SerializationOptions
-
-TERRAFORM_DIR = Path(__file__).resolve().parent.parent / "infra" / "terraform"
-
-# Plain values: "SOFTWARE" for a literal, "${var.x}" for an expression.
-_OPTIONS = SerializationOptions(
-    with_comments=False, explicit_blocks=False, strip_string_quotes=True
-)
+from terraform_hcl import TERRAFORM_DIR, blocks, parse, tf_texts, variables
 
 INSTANCE = "${var.kms_instance_id}"
 
@@ -39,35 +31,10 @@ REQUIRED: dict[str, str] = {
     "rotation_interval": "${local.key_rotation_interval}",
     # The provider schedules the deletion with it, and fails to delete without it.
     "pending_window_in_days": "${var.key_pending_window_in_days}",
+    # A deleted key loses every envelope sealed with it: KMS refuses to delete a protected key.
+    "deletion_protection": "Enabled",
+    "tags": "${local.tags}",
 }
-
-
-def parse(text: str) -> dict[str, Any]:
-    document: dict[str, Any] = hcl2.loads(text, serialization_options=_OPTIONS)
-    return document
-
-
-def tf_texts() -> dict[str, str]:
-    return {p.name: p.read_text() for p in sorted(TERRAFORM_DIR.glob("*.tf"))}
-
-
-def blocks(documents: dict[str, dict[str, Any]], kind: str, label: str) -> dict[str, Any]:
-    """`kind "label" "name" {...}` (resource, data) across the files: name -> body."""
-    found: dict[str, Any] = {}
-    for file, document in documents.items():
-        for entry in document.get(kind, []):
-            for name, body in entry.get(label, {}).items():
-                assert name not in found, f"{kind} {label}.{name} twice ({file})"
-                found[name] = body
-    return found
-
-
-def variables(documents: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for document in documents.values():
-        for entry in document.get("variable", []):
-            found.update(entry)
-    return found
 
 
 def kms_key_problems(texts: dict[str, str]) -> list[str]:
@@ -178,6 +145,23 @@ def test_a_key_without_the_instance_is_caught() -> None:
     assert problems == [
         f"caller.dkms_instance_id is None, not {INSTANCE!r}",
         f"default.dkms_instance_id is None, not {INSTANCE!r}",
+    ]
+
+
+def test_a_key_that_can_be_deleted_or_has_no_tags_is_caught() -> None:
+    texts = _main_tf_with('  deletion_protection    = "Enabled"\n', "")
+    texts["main.tf"] = texts["main.tf"].replace("  tags                   = local.tags\n", "", 1)
+    assert kms_key_problems(texts) == [
+        "caller.deletion_protection is None, not 'Enabled'",
+        "default.deletion_protection is None, not 'Enabled'",
+        "default.tags is None, not '${local.tags}'",
+    ]
+    disabled = _main_tf_with(
+        'deletion_protection    = "Enabled"', 'deletion_protection    = "Disabled"'
+    )
+    assert kms_key_problems(disabled) == [
+        "caller.deletion_protection is 'Disabled', not 'Enabled'",
+        "default.deletion_protection is 'Disabled', not 'Enabled'",
     ]
 
 

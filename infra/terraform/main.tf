@@ -24,6 +24,8 @@
 # - the default KMS key and one recipient key per caller, an alias each, all of them
 #   software-protected AES-256 keys in one KMS instance (var.kms_instance_id);
 # - per caller, a policy allowing kms:Decrypt with its own key only, attached to its role.
+# Every key has deletion protection (destroying one needs a change turning it off first), and
+# every resource whose type takes tags has local.tags (the project's, and var.tags).
 #
 # Why a KMS instance: a key outside one is a default key, which KMS documents for server-side
 # encryption by Alibaba Cloud services and not for client-side encryption by an application (the
@@ -55,6 +57,10 @@
 
 locals {
   policy_dir = "${path.module}/../policies"
+
+  # The tags of every resource whose type takes them (tests/test_terraform_static.py lists the
+  # types that do not); var.tags adds to them or overrides them.
+  tags = merge({ project = "secret-vending", managed_by = "terraform" }, var.tags)
 
   # The keys the function may make data keys with: the default key and every recipient key.
   data_key_arns = concat(
@@ -90,6 +96,9 @@ locals {
 # - automatic_rotation: a rotation adds a primary version; envelopes sealed before still open,
 #   as Decrypt uses the version that sealed them ("Automatic key rotation").
 # - pending_window_in_days: the provider schedules the deletion with it and fails without it.
+# - deletion_protection Enabled: a deleted key loses every envelope sealed with it, so KMS
+#   refuses to schedule its deletion (SetDeletionProtection) until someone turns this off, in a
+#   change of its own; `terraform destroy` fails on these keys, on purpose.
 
 resource "alicloud_kms_key" "default" {
   description            = "secret-vending: the default recipient key (callers without their own)"
@@ -101,6 +110,8 @@ resource "alicloud_kms_key" "default" {
   rotation_interval      = local.key_rotation_interval
   status                 = "Enabled"
   pending_window_in_days = var.key_pending_window_in_days
+  deletion_protection    = "Enabled"
+  tags                   = local.tags
 }
 
 resource "alicloud_kms_alias" "default" {
@@ -120,6 +131,8 @@ resource "alicloud_kms_key" "caller" {
   rotation_interval      = local.key_rotation_interval
   status                 = "Enabled"
   pending_window_in_days = var.key_pending_window_in_days
+  deletion_protection    = "Enabled"
+  tags                   = local.tags
 }
 
 resource "alicloud_kms_alias" "caller" {
@@ -135,6 +148,7 @@ resource "alicloud_ram_role" "function" {
   role_name                   = "${var.name_prefix}-function"
   description                 = "secret-vending: the role of the vend-http, vend-events and vend-rotation functions"
   assume_role_policy_document = templatefile("${local.policy_dir}/fc-function-trust.json", {})
+  tags                        = local.tags
 }
 
 resource "alicloud_ram_policy" "function" {
@@ -146,6 +160,7 @@ resource "alicloud_ram_policy" "function" {
     rotation_function_arn = local.rotation_function_arn
   })
   force = true
+  tags  = local.tags
 }
 
 resource "alicloud_ram_role_policy_attachment" "function" {
@@ -163,6 +178,7 @@ resource "alicloud_ram_role" "vending" {
   assume_role_policy_document = templatefile("${local.policy_dir}/vend-eiam-trust.json", {
     function_principal = alicloud_ram_role.function.arn
   })
+  tags = local.tags
 }
 
 resource "alicloud_ram_policy" "vending" {
@@ -174,6 +190,7 @@ resource "alicloud_ram_policy" "vending" {
     instance_id = var.idaas_instance_id
   })
   force = true
+  tags  = local.tags
 }
 
 resource "alicloud_ram_role_policy_attachment" "vending" {
@@ -193,6 +210,7 @@ resource "alicloud_ram_policy" "caller_decrypt" {
     key_arn = alicloud_kms_key.caller[each.key].arn
   })
   force = true
+  tags  = local.tags
 }
 
 resource "alicloud_ram_role_policy_attachment" "caller_decrypt" {

@@ -117,3 +117,70 @@ variable "log_logstore" {
     error_message = "The logstore is 3 to 63 of a-z 0-9 _ -, starting and ending with a-z or 0-9."
   }
 }
+
+variable "tags" {
+  description = "Tags added to (or overriding) project = \"secret-vending\" and managed_by = \"terraform\" on every resource that takes tags (the KMS keys, RAM roles and policies) and, as labels, on the SLS alerts."
+  type        = map(string)
+  default     = {}
+}
+
+variable "alert_action_policy_id" {
+  description = "The SLS action policy (made in the SLS console: who is told, and how) that the alerts of alerts.tf notify; empty (the default): the alerts fire into SLS's alert history only."
+  type        = string
+  default     = ""
+}
+
+variable "alert_upstream_failures" {
+  description = "Alert when more than this many requests in 5 minutes failed because one upstream (sts, eiam, kms, store) did."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.alert_upstream_failures >= 0 && floor(var.alert_upstream_failures) == var.alert_upstream_failures
+    error_message = "The threshold is a whole number, 0 or more."
+  }
+}
+
+variable "alert_5xx_percent" {
+  description = "Alert when more than this percentage of the requests in 5 minutes were answered with a 5xx (InternalError, UpstreamError, UpstreamTimeout)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.alert_5xx_percent >= 0 && var.alert_5xx_percent < 100
+    error_message = "The percentage is from 0 to less than 100."
+  }
+}
+
+variable "alert_5xx_min_requests" {
+  description = "The 5xx rate alerts only over at least this many requests in 5 minutes (one failed request of two is no rate)."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.alert_5xx_min_requests >= 1 && floor(var.alert_5xx_min_requests) == var.alert_5xx_min_requests
+    error_message = "The minimum is a whole number, 1 or more."
+  }
+}
+
+variable "alert_denials" {
+  description = "Alert when more than this many requests in 5 minutes were denied by the approval policy (decision deny)."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.alert_denials >= 0 && floor(var.alert_denials) == var.alert_denials
+    error_message = "The threshold is a whole number, 0 or more."
+  }
+}
+
+variable "alert_rotation_failures" {
+  description = "Alert when more than this many rotations (and steps of scheduled runs) failed in 5 minutes; 0 (the default): any failure."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.alert_rotation_failures >= 0 && floor(var.alert_rotation_failures) == var.alert_rotation_failures
+    error_message = "The threshold is a whole number, 0 or more."
+  }
+}
