@@ -300,9 +300,10 @@ def test_wide_session_policy_cannot_exceed_the_role(emulator: EmulatorServer) ->
         )
     )
     assert err.code == "Forbidden.RAM"
+    # Nor to an action the role lacks (it may disable and delete for rotation, never enable).
     err = _client_error(
-        lambda: sdk.eiam(emulator.endpoint, key, token).delete_application_client_secret(
-            eiam_models.DeleteApplicationClientSecretRequest(
+        lambda: sdk.eiam(emulator.endpoint, key, token).enable_application_client_secret(
+            eiam_models.EnableApplicationClientSecretRequest(
                 instance_id=sdk.INSTANCE, application_id="app_billing", secret_id="sct_billing_1"
             )
         )
