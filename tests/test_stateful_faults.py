@@ -72,6 +72,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from injected_faults import KINDS
 from redis_server import PersistentRedis
 from stack import DEMO_POLICY, Stack, running_stack
 
@@ -205,16 +206,8 @@ def _fault_spec(
     if kind == "slow":  # before the create: what delays it
         spec["action"] = {CREATE: LIST, OBTAIN: "GenerateDataKey"}.get(action, action)
     spec["phase"] = phase
-    if kind == "503":
-        spec.update(status=503, code="ServiceUnavailable")
-    elif kind == "429":
-        spec.update(status=429, code="Throttling")
-    elif kind == "reset":
-        spec.update(reset=True)
-    elif kind == "html":
-        spec.update(status=502, body="html")
-    elif kind == "malformed":
-        spec.update(malformed=True)
+    if kind in KINDS:
+        spec.update(KINDS[kind])
     elif kind == "slow":  # slow but in time: what follows it is sent late in the deadline
         spec.update(latency_ms=SLOW_MS)
         times = 1
@@ -232,7 +225,7 @@ FAULTS = st.builds(
     # A create held past the deadline is what tests the lapse most: it is the likeliest slow one.
     st.sampled_from([CREATE] * 4 + [LIST, OBTAIN, "AssumeRole", "GenerateDataKey"]),
     # Latency is rare: each costs a whole deadline.
-    st.sampled_from(["503", "429", "reset", "html", "malformed"] * 3 + ["latency", "slow"]),
+    st.sampled_from([*KINDS] * 3 + ["latency", "slow"]),
     st.sampled_from(["before", "after"]),
     st.sampled_from([1, 2, 3, 4, None, None]),  # None: until cleared
 )

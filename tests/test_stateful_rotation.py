@@ -63,6 +63,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from injected_faults import KINDS
 from rotation_world import (
     CREATE,
     DELETE,
@@ -109,16 +110,8 @@ FAILURES: list[str] = []
 
 def _fault(action: str, kind: str, phase: str, times: int | None) -> dict[str, object]:
     spec: dict[str, object] = {"action": action, "phase": phase}
-    if kind == "503":
-        spec.update(status=503, code="ServiceUnavailable")
-    elif kind == "429":
-        spec.update(status=429, code="Throttling")
-    elif kind == "reset":
-        spec.update(reset=True)
-    elif kind == "html":
-        spec.update(status=502, body="html")
-    elif kind == "malformed":
-        spec.update(malformed=True)
+    if kind in KINDS:
+        spec.update(KINDS[kind])
     else:  # latency past the deadline: one call, it costs a whole deadline
         spec = {"action": action, "latency_ms": LATENCY_MS}
         times = 1
@@ -130,7 +123,7 @@ def _fault(action: str, kind: str, phase: str, times: int | None) -> dict[str, o
 FAULTS = st.builds(
     _fault,
     st.sampled_from(FAULTED),
-    st.sampled_from(["503", "429", "reset", "html", "malformed"] * 3 + ["latency"]),
+    st.sampled_from([*KINDS] * 3 + ["latency"]),
     st.sampled_from(["before", "after"]),
     st.sampled_from([1, 2, 3, None]),
 )
