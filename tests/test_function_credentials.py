@@ -1,0 +1,189 @@
+"""The function's own credentials outlive nothing (issue 20, item 6): a custom-runtime instance
+(`functions.custom_runtime`, what FC runs for `vend-http-custom`, and `vend serve`) starts with
+the function role's keys in its environment, and FC hands the current keys over with every
+request. Over real HTTP, against the emulator, whose clock is moved past the environment's keys
+instead of waiting for them to expire."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pytest
+import requests
+import sdk_clients as sdk
+from function_role import (
+    SHORTEST_S,
+    as_environment,
+    as_headers,
+    fc_hands_over,
+    function_role_seed,
+)
+from processes import free_port, wait_for_port
+
+from infra.emulator import EmulatorServer, Seed
+from infra.local.cli import DEMO_POLICY, DEMO_SEED, local_environment
+from shared.wire.credentials import Credentials
+from vend_client import Credentials as CallerCredentials
+from vend_client import VendClient, VendResponse
+from vend_client import parse_endpoint as endpoint
+
+CUSTOM_RUNTIME = [sys.executable, "-m", "functions.custom_runtime", "--host", "127.0.0.1"]
+# FC's system variables of an instance (infra/ASSUMPTIONS.md F25).
+IN_FC = {"FC_FUNCTION_NAME": "vend-http-custom", "FC_INSTANCE_ID": "c-6789abcd-0123"}
+BILLING_SECRET = "CSdemoBillingSecretValue0000000000000001"
+OBTAIN_BILLING = {
+    "instance_id": "idaas_demo",
+    "application_id": "app_billing",
+    "secret_id": "sct_billing_1",
+}
+THE_ROLE = f"acs:ram::{sdk.ACCOUNT}:assumed-role/vend-function-role/"
+FC_ITSELF = f"acs:ram::{sdk.ACCOUNT}:user/fc-platform"
+
+
+@pytest.fixture
+def world(demo_seed: Seed) -> Iterator[EmulatorServer]:
+    with EmulatorServer(function_role_seed(demo_seed)) as server:
+        yield server
+
+
+@dataclass
+class Instance:
+    url: str
+    client: VendClient
+    output: str = ""  # everything the instance printed, once it stopped
+
+
+@contextmanager
+def _instance(
+    emulator: EmulatorServer, started_with: Credentials, extra: Mapping[str, str]
+) -> Iterator[Instance]:
+    """The custom runtime as its own process, with `started_with` in its environment as FC puts
+    the role's keys there, and `extra` (FC's instance variables, or none: outside FC)."""
+    port = free_port()
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("VEND_", "ALIBABA_CLOUD_", "FC_"))
+    }
+    env.update(local_environment(emulator.url, DEMO_SEED, DEMO_POLICY))
+    env.update(as_environment(started_with))
+    env.update(extra)
+    proc = subprocess.Popen(
+        [*CUSTOM_RUNTIME, "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    client = VendClient(
+        url=url,
+        audience="vend-local",
+        credentials=CallerCredentials(*sdk.BILLING),
+        sts_endpoint=endpoint(emulator.url),
+        kms_endpoint=endpoint(emulator.url),
+    )
+    instance = Instance(url, client)
+    try:
+        wait_for_port(port, proc)
+        yield instance
+    finally:
+        proc.terminate()
+        instance.output, _ = proc.communicate(timeout=10)
+    assert BILLING_SECRET not in instance.output
+
+
+def _obtain(instance: Instance, headers: Mapping[str, str] = {}) -> requests.Response:
+    return requests.post(
+        f"{instance.url}/v1/secrets/obtain",
+        json=OBTAIN_BILLING,
+        headers={"Authorization": instance.client.authorization(), **headers},
+        timeout=15,
+    )
+
+
+def _opened(instance: Instance, answer: requests.Response) -> str:
+    assert answer.status_code == 200, answer.text
+    return instance.client.open(VendResponse.from_dict(answer.json()), **OBTAIN_BILLING)
+
+
+def _expire(emulator: EmulatorServer, started_with: Credentials) -> None:
+    """Moves the emulator's clock past the keys the instance started with (and past the
+    vending role's sessions it holds, which last as long)."""
+    answer = requests.put(
+        f"{emulator.url}/_emulator/clock", json={"advance_s": SHORTEST_S + 60}, timeout=10
+    )
+    assert answer.status_code == 200, answer.text
+    key = (started_with.access_key_id, started_with.access_key_secret)
+    lapsed = sdk.sts(emulator.endpoint, key, started_with.security_token)
+    with pytest.raises(Exception, match=r"InvalidSecurityToken\.Expired"):
+        lapsed.get_caller_identity()
+
+
+def _signers(emulator: EmulatorServer, action: str) -> set[str]:
+    """Who signed each call of `action` the emulator answered OK."""
+    return {who for _, who, outcome in emulator.emulator.calls(action) if outcome == "OK"}
+
+
+def _secrets(*sets: Credentials) -> list[str]:
+    return [v for c in sets for v in (c.access_key_secret, c.security_token or "")]
+
+
+def test_inside_fc_the_keys_fc_sends_sign_after_the_environments_expire(
+    world: EmulatorServer,
+) -> None:
+    """An instance outlives the keys of its environment: every request still succeeds with the
+    keys FC sent along, and once FC has sent newer keys the expired ones are never used again,
+    even by a request that carries none."""
+    started_with = fc_hands_over(world, "fc-start")
+    with _instance(world, started_with, IN_FC) as instance:
+        assert _opened(instance, _obtain(instance)) == BILLING_SECRET  # the environment's keys
+        _expire(world, started_with)
+        fresh = fc_hands_over(world, "fc-refresh")
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            answers = list(pool.map(lambda _: _obtain(instance, as_headers(fresh)), range(16)))
+        for answer in answers:
+            assert _opened(instance, answer) == BILLING_SECRET
+            assert not any(s in answer.text for s in _secrets(started_with, fresh))
+            assert "x-fc-access-key" not in str(answer.headers).lower()
+        assert _opened(instance, _obtain(instance)) == BILLING_SECRET  # no headers: fresh kept
+    roles = {FC_ITSELF, THE_ROLE + "fc-start", THE_ROLE + "fc-refresh"}
+    assert _signers(world, "AssumeRole") == roles
+    assert THE_ROLE + "fc-refresh" in _signers(world, "GenerateDataKey")
+    assert not any(s in instance.output for s in _secrets(started_with, fresh))
+
+
+def test_inside_fc_without_the_headers_the_environments_keys_are_all_there_is(
+    world: EmulatorServer,
+) -> None:
+    """Where FC sent no keys, the environment's are used as before: once they expire, STS
+    refuses the function and the caller gets a 502 naming the upstream."""
+    started_with = fc_hands_over(world, "fc-start")
+    with _instance(world, started_with, IN_FC) as instance:
+        assert _opened(instance, _obtain(instance)) == BILLING_SECRET
+        _expire(world, started_with)
+        answer = _obtain(instance)
+    assert answer.status_code == 502, answer.text
+    assert answer.json()["error"]["code"] == "UpstreamError"
+    assert "STS" in answer.json()["error"]["message"]
+
+
+def test_outside_fc_a_callers_x_fc_keys_never_sign(world: EmulatorServer) -> None:
+    """Outside FC (`vend serve`, no FC instance variables) the x-fc-access-key-* headers are
+    a caller's: another principal's valid keys in them sign nothing, and once the environment's
+    keys expire, fresh role keys in them do not rescue the request either."""
+    started_with = fc_hands_over(world, "fc-start")
+    with _instance(world, started_with, {}) as instance:
+        operator = Credentials(*sdk.OPERATOR)
+        assert _opened(instance, _obtain(instance, as_headers(operator))) == BILLING_SECRET
+        assert _signers(world, "AssumeRole") == {FC_ITSELF, THE_ROLE + "fc-start"}
+        assert _signers(world, "GenerateDataKey") == {THE_ROLE + "fc-start"}
+        _expire(world, started_with)
+        answer = _obtain(instance, as_headers(fc_hands_over(world, "fc-refresh")))
+    assert answer.status_code == 502, answer.text
+    assert answer.json()["error"]["code"] == "UpstreamError"
+    assert _signers(world, "AssumeRole") == {FC_ITSELF, THE_ROLE + "fc-start"}
