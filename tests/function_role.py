@@ -7,6 +7,8 @@ emulator has no caller for)."""
 
 from __future__ import annotations
 
+import pytest
+import requests
 import sdk_clients as sdk
 from alibabacloud_sts20150401 import models as sts_models
 
@@ -17,6 +19,8 @@ from shared.wire.credentials import Credentials
 FUNCTION_ROLE = "vend-function-role"
 FUNCTION_ROLE_ARN = f"acs:ram::{sdk.ACCOUNT}:role/{FUNCTION_ROLE}"
 FC_PLATFORM = ("LTAI5tFcPlatform00001", "demo-fc-platform-secret-0001")
+THE_ROLE = f"acs:ram::{sdk.ACCOUNT}:assumed-role/{FUNCTION_ROLE}/"  # + the session's name
+FC_ITSELF = f"acs:ram::{sdk.ACCOUNT}:user/fc-platform"
 # STS's shortest session: FC's own last 36 hours (infra/ASSUMPTIONS.md F34).
 SHORTEST_S = 900
 
@@ -84,3 +88,21 @@ def as_environment(creds: Credentials) -> dict[str, str]:
         "ALIBABA_CLOUD_ACCESS_KEY_SECRET": creds.access_key_secret,
         "ALIBABA_CLOUD_SECURITY_TOKEN": creds.security_token or "",
     }
+
+
+def expire(emulator: EmulatorServer, started_with: Credentials) -> None:
+    """Moves the emulator's clock past the keys the instance started with (and past the
+    vending role's sessions it holds, which last as long)."""
+    answer = requests.put(
+        f"{emulator.url}/_emulator/clock", json={"advance_s": SHORTEST_S + 60}, timeout=10
+    )
+    assert answer.status_code == 200, answer.text
+    key = (started_with.access_key_id, started_with.access_key_secret)
+    lapsed = sdk.sts(emulator.endpoint, key, started_with.security_token)
+    with pytest.raises(Exception, match=r"InvalidSecurityToken\.Expired"):
+        lapsed.get_caller_identity()
+
+
+def signers(emulator: EmulatorServer, action: str) -> set[str]:
+    """Who signed each call of `action` the emulator answered OK."""
+    return {who for _, who, outcome in emulator.emulator.calls(action) if outcome == "OK"}

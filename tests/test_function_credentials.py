@@ -18,11 +18,14 @@ import pytest
 import requests
 import sdk_clients as sdk
 from function_role import (
-    SHORTEST_S,
+    FC_ITSELF,
+    THE_ROLE,
     as_environment,
     as_headers,
+    expire,
     fc_hands_over,
     function_role_seed,
+    signers,
 )
 from processes import free_port, wait_for_port
 
@@ -42,8 +45,6 @@ OBTAIN_BILLING = {
     "application_id": "app_billing",
     "secret_id": "sct_billing_1",
 }
-THE_ROLE = f"acs:ram::{sdk.ACCOUNT}:assumed-role/vend-function-role/"
-FC_ITSELF = f"acs:ram::{sdk.ACCOUNT}:user/fc-platform"
 
 
 @pytest.fixture
@@ -111,29 +112,11 @@ def _opened(instance: Instance, answer: requests.Response) -> str:
     return instance.client.open(VendResponse.from_dict(answer.json()), **OBTAIN_BILLING)
 
 
-def _expire(emulator: EmulatorServer, started_with: Credentials) -> None:
-    """Moves the emulator's clock past the keys the instance started with (and past the
-    vending role's sessions it holds, which last as long)."""
-    answer = requests.put(
-        f"{emulator.url}/_emulator/clock", json={"advance_s": SHORTEST_S + 60}, timeout=10
-    )
-    assert answer.status_code == 200, answer.text
-    key = (started_with.access_key_id, started_with.access_key_secret)
-    lapsed = sdk.sts(emulator.endpoint, key, started_with.security_token)
-    with pytest.raises(Exception, match=r"InvalidSecurityToken\.Expired"):
-        lapsed.get_caller_identity()
-
-
-def _signers(emulator: EmulatorServer, action: str) -> set[str]:
-    """Who signed each call of `action` the emulator answered OK."""
-    return {who for _, who, outcome in emulator.emulator.calls(action) if outcome == "OK"}
-
-
 def _secrets(*sets: Credentials) -> list[str]:
     return [v for c in sets for v in (c.access_key_secret, c.security_token or "")]
 
 
-def test_inside_fc_the_keys_fc_sends_sign_after_the_environments_expire(
+def test_inside_fc_the_keys_fc_sends_sign_after_the_environmentsexpire(
     world: EmulatorServer,
 ) -> None:
     """An instance outlives the keys of its environment: every request still succeeds with the
@@ -142,7 +125,7 @@ def test_inside_fc_the_keys_fc_sends_sign_after_the_environments_expire(
     started_with = fc_hands_over(world, "fc-start")
     with _instance(world, started_with, IN_FC) as instance:
         assert _opened(instance, _obtain(instance)) == BILLING_SECRET  # the environment's keys
-        _expire(world, started_with)
+        expire(world, started_with)
         fresh = fc_hands_over(world, "fc-refresh")
         with ThreadPoolExecutor(max_workers=16) as pool:
             answers = list(pool.map(lambda _: _obtain(instance, as_headers(fresh)), range(16)))
@@ -152,8 +135,8 @@ def test_inside_fc_the_keys_fc_sends_sign_after_the_environments_expire(
             assert "x-fc-access-key" not in str(answer.headers).lower()
         assert _opened(instance, _obtain(instance)) == BILLING_SECRET  # no headers: fresh kept
     roles = {FC_ITSELF, THE_ROLE + "fc-start", THE_ROLE + "fc-refresh"}
-    assert _signers(world, "AssumeRole") == roles
-    assert THE_ROLE + "fc-refresh" in _signers(world, "GenerateDataKey")
+    assert signers(world, "AssumeRole") == roles
+    assert THE_ROLE + "fc-refresh" in signers(world, "GenerateDataKey")
     assert not any(s in instance.output for s in _secrets(started_with, fresh))
 
 
@@ -165,7 +148,7 @@ def test_inside_fc_without_the_headers_the_environments_keys_are_all_there_is(
     started_with = fc_hands_over(world, "fc-start")
     with _instance(world, started_with, IN_FC) as instance:
         assert _opened(instance, _obtain(instance)) == BILLING_SECRET
-        _expire(world, started_with)
+        expire(world, started_with)
         answer = _obtain(instance)
     assert answer.status_code == 502, answer.text
     assert answer.json()["error"]["code"] == "UpstreamError"
@@ -180,10 +163,10 @@ def test_outside_fc_a_callers_x_fc_keys_never_sign(world: EmulatorServer) -> Non
     with _instance(world, started_with, {}) as instance:
         operator = Credentials(*sdk.OPERATOR)
         assert _opened(instance, _obtain(instance, as_headers(operator))) == BILLING_SECRET
-        assert _signers(world, "AssumeRole") == {FC_ITSELF, THE_ROLE + "fc-start"}
-        assert _signers(world, "GenerateDataKey") == {THE_ROLE + "fc-start"}
-        _expire(world, started_with)
+        assert signers(world, "AssumeRole") == {FC_ITSELF, THE_ROLE + "fc-start"}
+        assert signers(world, "GenerateDataKey") == {THE_ROLE + "fc-start"}
+        expire(world, started_with)
         answer = _obtain(instance, as_headers(fc_hands_over(world, "fc-refresh")))
     assert answer.status_code == 502, answer.text
     assert answer.json()["error"]["code"] == "UpstreamError"
-    assert _signers(world, "AssumeRole") == {FC_ITSELF, THE_ROLE + "fc-start"}
+    assert signers(world, "AssumeRole") == {FC_ITSELF, THE_ROLE + "fc-start"}
