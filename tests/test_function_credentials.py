@@ -6,6 +6,7 @@ instead of waiting for them to expire."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from function_role import (
 )
 from processes import free_port, wait_for_port
 
+from functions.custom_runtime import request_of
 from infra.emulator import EmulatorServer, Seed
 from infra.local.cli import DEMO_POLICY, DEMO_SEED, local_environment
 from shared.wire.credentials import Credentials
@@ -170,3 +172,39 @@ def test_outside_fc_a_callers_x_fc_keys_never_sign(world: EmulatorServer) -> Non
     assert answer.status_code == 502, answer.text
     assert answer.json()["error"]["code"] == "UpstreamError"
     assert signers(world, "AssumeRole") == {FC_ITSELF, THE_ROLE + "fc-start"}
+
+
+def _environ(**headers: str) -> dict[str, object]:
+    """A WSGI request as waitress hands it over, with `headers` (HTTP_* names)."""
+    return {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/v1/health",
+        "wsgi.input": io.BytesIO(b""),
+        **{f"HTTP_{name.upper()}": value for name, value in headers.items()},
+    }
+
+
+FC_SET = {
+    "x_fc_access_key_id": "STS.NaFromFc",
+    "x_fc_access_key_secret": "secret-from-fc",
+    "x_fc_security_token": "CAISfromfc",
+}
+
+
+@pytest.mark.parametrize("in_fc", [True, False])
+def test_fcs_credential_headers_never_reach_the_api(in_fc: bool) -> None:
+    """Inside FC or out, the credential headers are taken off the request before anything
+    (the API, the audit, an error's answer) sees it; only inside FC do they become a set."""
+    request, platform = request_of(_environ(**FC_SET, x_fc_request_id="fc-1"), in_fc=in_fc)
+    assert not [h for h in request.headers if h.startswith(("x-fc-access", "x-fc-security"))]
+    assert not [v for v in request.headers.values() if v in FC_SET.values()]
+    expected = Credentials("STS.NaFromFc", "secret-from-fc", "CAISfromfc") if in_fc else None
+    assert platform == expected
+
+
+@pytest.mark.parametrize("missing", ["x_fc_access_key_id", "x_fc_access_key_secret"])
+def test_a_set_without_its_key_id_or_secret_is_no_set(missing: str) -> None:
+    """A part of a set cannot sign: the instance keeps the set it has."""
+    partial = {name: value for name, value in FC_SET.items() if name != missing}
+    _, platform = request_of(_environ(**partial, **{missing: " "}), in_fc=True)
+    assert platform is None
