@@ -23,8 +23,12 @@ class FunctionIdentity:
 
     def offer(self, creds: Credentials) -> None:
         """The set FC handed over with the request being served: it replaces any earlier one.
-        The requests of a custom runtime run on many threads at once; binding one name is
-        atomic, so a thread that signs sees one whole set, never parts of two."""
+
+        The requests of a custom runtime run on many threads at once. Binding one name is
+        atomic, so a thread that signs sees one whole set, never parts of two. Nothing in a set
+        says when it was issued, so the order is that of the offers: a request held up between
+        FC and this call may put back the set FC sent just before, which is still valid (FC
+        hands over no expired set) and is replaced by the next request's."""
         self._from_platform = creds
 
     def update_from_context(self, context: object) -> None:
