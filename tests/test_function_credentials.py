@@ -118,7 +118,7 @@ def _secrets(*sets: Credentials) -> list[str]:
     return [v for c in sets for v in (c.access_key_secret, c.security_token or "")]
 
 
-def test_inside_fc_the_keys_fc_sends_sign_after_the_environmentsexpire(
+def test_inside_fc_the_keys_fc_sends_sign_after_the_environments_keys_expire(
     world: EmulatorServer,
 ) -> None:
     """An instance outlives the keys of its environment: every request still succeeds with the
