@@ -25,8 +25,10 @@ from shared.request_origin import (
     ip_or_none,
     last_forwarded_hop,
     new_request_id,
+    take_platform_credentials,
 )
 from shared.vend import Vendor
+from shared.wire.credentials import Credentials
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 # One byte past the API's 64 KiB is enough for it to refuse the body as too large.
@@ -38,7 +40,7 @@ THREADS = 16
 
 class ApiApp:
     """The HTTP API as a WSGI app. `in_fc`: FC's front end, not the caller, connects to it, and
-    sets the request id and the caller's address (see `request_of`)."""
+    sets the request id, the caller's address and the function's credentials (`request_of`)."""
 
     def __init__(
         self,
@@ -47,18 +49,26 @@ class ApiApp:
         timeout_s: int = FUNCTION_TIMEOUT_S,
         in_fc: bool = False,
     ) -> None:
+        self._vendor = vendor
         self._api = HttpApi(vendor, deadline_for(timeout_s))
         self._in_fc = in_fc
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        response = self._api.handle(request_of(environ, in_fc=self._in_fc))
+        request, platform = request_of(environ, in_fc=self._in_fc)
+        if platform is not None:
+            # The instance's environment holds the keys FC gave it at start, which expire while
+            # the instance may live on; FC hands the current ones over with every request.
+            self._vendor().identity.offer(platform)
+        response = self._api.handle(request)
         payload = response.encoded()
         headers = [*response.headers.items(), ("Content-Length", str(len(payload)))]
         start_response(status_line(response.status), headers)
         return [payload]
 
 
-def request_of(environ: dict[str, Any], *, in_fc: bool) -> HttpRequest:
+def request_of(environ: dict[str, Any], *, in_fc: bool) -> tuple[HttpRequest, Credentials | None]:
+    """The request, and the function's credentials FC sent with it (None outside FC). FC's
+    credential headers are never among the request's headers, inside FC or out."""
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -67,6 +77,7 @@ def request_of(environ: dict[str, Any], *, in_fc: bool) -> HttpRequest:
     headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k[:5] == "HTTP_"}
     if environ.get("CONTENT_TYPE"):
         headers["content-type"] = environ["CONTENT_TYPE"]
+    platform = take_platform_credentials(headers, in_fc=in_fc)
     if in_fc:
         # FC names each request in x-fc-request-id and refuses a caller's x-fc-* header; the
         # last X-Forwarded-For hop is the one FC's front end appended (ASSUMPTIONS F26, F28).
@@ -77,7 +88,7 @@ def request_of(environ: dict[str, Any], *, in_fc: bool) -> HttpRequest:
         request_id = new_request_id()
         source_ip = ip_or_none(environ.get("REMOTE_ADDR"))
     path = (environ.get("PATH_INFO") or "/").encode("latin-1").decode("utf-8", "replace")
-    return HttpRequest(
+    request = HttpRequest(
         method=environ.get("REQUEST_METHOD", "GET"),
         path=path,
         headers=headers,
@@ -85,6 +96,7 @@ def request_of(environ: dict[str, Any], *, in_fc: bool) -> HttpRequest:
         request_id=request_id,
         source_ip=source_ip,
     )
+    return request, platform
 
 
 def build_app() -> ApiApp:

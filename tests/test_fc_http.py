@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 import sdk_clients as sdk
+from function_role import THE_ROLE, expire, fc_hands_over, function_role_seed, signers
 from stack import Stack, running_stack
 
 from functions import http
 from infra.emulator import Seed
 from shared import composition_root
 from shared.config import ConfigError
+from shared.wire.credentials import Credentials
 
 BILLING_SECRET = "CSdemoBillingSecretValue0000000000000001"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
@@ -159,6 +161,31 @@ def test_python310_context_credentials_are_the_functions_identity(
     assert {who for _, who, _ in stack.calls("AssumeRole")} == {
         f"acs:ram::{sdk.ACCOUNT}:user/vend-function"
     }
+
+
+def _as_context(creds: Credentials) -> SimpleNamespace:
+    return SimpleNamespace(
+        access_key_id=creds.access_key_id,
+        access_key_secret=creds.access_key_secret,
+        security_token=creds.security_token,
+    )
+
+
+def test_python310_each_invocation_signs_with_its_own_context_keys(
+    monkeypatch: pytest.MonkeyPatch, demo_seed: Seed
+) -> None:
+    """The instance lives on after the keys of its first invocation expire: the next one signs
+    with the keys its own context carries. Only the function role may assume the vending role
+    here, so the environment's keys (the user vend-function) cannot stand in."""
+    with running_stack(monkeypatch, function_role_seed(demo_seed)) as stack:
+        first = fc_hands_over(stack.emulator, "fc-first")
+        result = http.handler(_event(stack, BODY), _context(_as_context(first), "fc-req-1"))
+        assert result["statusCode"] == 200, result["body"]
+        expire(stack.emulator, first)
+        fresh = fc_hands_over(stack.emulator, "fc-second")
+        result = http.handler(_event(stack, BODY), _context(_as_context(fresh), "fc-req-2"))
+        assert result["statusCode"] == 200, result["body"]
+        assert THE_ROLE + "fc-second" in signers(stack.emulator, "AssumeRole")
 
 
 def test_initializer_fails_the_instance_on_bad_configuration(
