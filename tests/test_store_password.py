@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 import redis
 import sdk_clients as sdk
 from alibabacloud_kms20160120 import models as kms_models
+from processes import VEND
 from redis_server import RedisServer, redis_binary
 
 from functions import events, http
@@ -24,6 +26,7 @@ from infra.emulator import EmulatorServer
 from infra.local.cli import DEMO_POLICY, DEMO_SEED, local_environment, main
 from shared import composition_root
 from shared.store_password import ENCRYPTION_CONTEXT
+from vend_client.exit_status import ExitStatus
 
 MARKER = "MARKER-PW-7f3a"
 STORE_KEY = "key-store-password"
@@ -41,8 +44,50 @@ def locked_redis() -> Iterator[str]:
         yield server.url
 
 
+def vend_seal(
+    emulator: EmulatorServer, stdin: str, key: tuple[str, str] = sdk.OPERATOR
+) -> subprocess.CompletedProcess[str]:
+    """`vend seal-store-password` as the operator runs it: the password on standard input,
+    their own credentials, KMS at the emulator."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("VEND_", "ALIBABA_CLOUD_"))},
+        "ALIBABA_CLOUD_ACCESS_KEY_ID": key[0],
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": key[1],
+        "VEND_KMS_ENDPOINT": emulator.url,
+    }
+    return subprocess.run(
+        [*VEND, "seal-store-password", "--key-id", STORE_KEY],
+        input=stdin,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_operator_seals_the_password_from_standard_input(emulator: EmulatorServer) -> None:
+    done = vend_seal(emulator, MARKER + "\n")
+    assert done.returncode == 0, done.stderr
+    (blob,) = done.stdout.split()
+    assert MARKER not in done.stdout + done.stderr
+    # it opens under the service's context, and only under it
+    opened = sdk.kms(emulator.url, sdk.FUNCTION).decrypt(
+        kms_models.DecryptRequest(ciphertext_blob=blob, encryption_context=ENCRYPTION_CONTEXT)
+    )
+    assert opened.body.plaintext == MARKER
+
+
+def test_sealing_needs_a_password_and_the_right_to_encrypt(emulator: EmulatorServer) -> None:
+    assert vend_seal(emulator, "").returncode == ExitStatus.USAGE
+    refused = vend_seal(emulator, MARKER + "\n", key=sdk.FUNCTION)
+    assert refused.returncode == ExitStatus.DENIED, refused.stderr
+    assert MARKER not in refused.stdout + refused.stderr
+
+
 def seal(emulator: EmulatorServer, plaintext: str, context: dict[str, str]) -> str:
-    """What `aliyun kms Encrypt` gives the operator."""
+    """What the operator's KMS Encrypt gives, under any context (the SDK, as `aliyun kms
+    Encrypt` calls it)."""
     client = sdk.kms(emulator.url, sdk.OPERATOR)
     request = kms_models.EncryptRequest(
         key_id=STORE_KEY, plaintext=plaintext, encryption_context=context
@@ -78,10 +123,9 @@ def test_the_service_decrypts_the_password_and_reaches_redis_with_it(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    sealed = vend_seal(emulator, MARKER + "\n").stdout.strip()
     monkeypatch.setenv("VEND_IDEMPOTENCY_URL", locked_redis)
-    monkeypatch.setenv(
-        "VEND_IDEMPOTENCY_PASSWORD_CIPHERTEXT", seal(emulator, MARKER, ENCRYPTION_CONTEXT)
-    )
+    monkeypatch.setenv("VEND_IDEMPOTENCY_PASSWORD_CIPHERTEXT", sealed)
     code, checks, printed = doctor(capsys)
     assert code == 0, printed
     assert checks["startup"]["status"] == "ok"
