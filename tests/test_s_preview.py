@@ -206,3 +206,31 @@ def test_the_example_file_names_every_deploy_variable_and_whether_it_is_required
         assert kinds[name] == ("required" if required else "optional"), name
         if required:
             assert example_env()[name], f"{name}: required, and empty in the example"
+
+
+_README_ROW = re.compile(r"\| `(DEPLOY_[A-Z0-9_]+)` \| (required|optional) \|")
+
+
+def readme_deploy_variables(readme: str) -> dict[str, str]:
+    """The rows `| `DEPLOY_X` | required or optional | ... |` of README.md's `## Deploy`."""
+    start = readme.index("\n## Deploy\n")
+    end = readme.find("\n## ", start + 1)
+    section = readme[start : end if end > 0 else None]
+    return {m.group(1): m.group(2) for m in _README_ROW.finditer(section)}
+
+
+def test_the_readmes_table_of_deploy_variables_is_the_example_files() -> None:
+    listed = readme_deploy_variables((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert listed == documented()
+
+
+def test_the_readme_table_reader_sees_each_row() -> None:
+    readme = (
+        "## Deploy\n\n| variable | | |\n| --- | --- | --- |\n"
+        "| `DEPLOY_A` | required | a |\n| `DEPLOY_B` | optional | b |\n\n## Next\n"
+        "| `DEPLOY_C` | required | c |\n"
+    )
+    assert readme_deploy_variables("x\n" + readme) == {
+        "DEPLOY_A": "required",
+        "DEPLOY_B": "optional",
+    }
