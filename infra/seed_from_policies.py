@@ -18,6 +18,7 @@ from shared.arns import kms_key_arn
 FUNCTION_USER = "vend-function"
 VENDING_ROLE = "vend-eiam"
 DEFAULT_KEY = "key-default"
+STORE_PASSWORD_KEY = "key-store-password"  # Terraform's alicloud_kms_key.store_password
 INSTANCE_ID = "idaas_demo"
 DEMO_CALLERS: Mapping[str, str] = {"billing": "key-billing", "reports": "key-reports"}
 """The demo world's callers (RAM users of examples/seed.yaml) and their recipient keys."""
@@ -34,6 +35,7 @@ def seed_with_infra_policies(
     callers: Mapping[str, str] = DEMO_CALLERS,
     instance_id: str = INSTANCE_ID,
     default_key: str = DEFAULT_KEY,
+    store_password_key: str = STORE_PASSWORD_KEY,
 ) -> Seed:
     """`base` with the function user's policies, the vending role's trust policy and policies,
     and each caller's policies replaced by the filled `infra/policies/` documents.
@@ -46,7 +48,7 @@ def seed_with_infra_policies(
     role_arn = f"acs:ram::{account}:role/{VENDING_ROLE}"
     key_ids = {k.key_id for k in base.kms_keys}
     wanted_keys = [default_key, *callers.values()]
-    for key_id in wanted_keys:
+    for key_id in [*wanted_keys, store_password_key]:
         if key_id not in key_ids:
             raise ValueError(f"the seed has no KMS key {key_id}")
 
@@ -59,6 +61,7 @@ def seed_with_infra_policies(
                     dict.fromkeys(kms_key_arn(region, account, k) for k in wanted_keys)
                 ),
                 rotation_function_arn=rotation_function_arn(region, account),
+                store_password_key_arn=kms_key_arn(region, account, store_password_key),
             )
         ],
     }

@@ -13,6 +13,7 @@ from shared import audit
 from shared.auth.header import Authenticator
 from shared.config import ConfigError, Problem, Settings
 from shared.idempotency import open_store
+from shared.store_password import StorePasswordError, decrypt_store_password
 from shared.upstream.eiam import Eiam
 from shared.upstream.fc_invoke import FunctionInvoker
 from shared.upstream.identity import FunctionIdentity
@@ -56,8 +57,17 @@ def build_vendor(
         except ValueError as exc:
             raise ConfigError(Problem("VEND_JWT_ISSUERS", str(exc))) from None
         jwt = JwtAuthenticator(issuers, settings.audience)
+    kms = Kms(transport, settings.kms)
+    password = None
+    if settings.idempotency_password_ciphertext:
+        try:
+            password = decrypt_store_password(
+                kms, identity, settings.idempotency_password_ciphertext
+            )
+        except StorePasswordError as exc:
+            raise ConfigError(Problem("VEND_IDEMPOTENCY_PASSWORD_CIPHERTEXT", str(exc))) from None
     try:
-        store = open_store(settings.idempotency_url)
+        store = open_store(settings.idempotency_url, password=password)
     except ValueError as exc:
         raise ConfigError(Problem("VEND_IDEMPOTENCY_URL", str(exc))) from None
     audit.configure()
@@ -70,7 +80,7 @@ def build_vendor(
         identity=identity,
         sessions=sessions(settings, transport, identity, patient=scheduled),
         eiam=Eiam(transport, settings.eiam),
-        kms=Kms(transport, settings.kms),
+        kms=kms,
         store=store,
         rotation=settings.rotation,
         now_ms=now_ms,
@@ -103,11 +113,21 @@ def from_environment(
     account_id: str | None = None,
     credentials: Credentials | None = None,
     now_ms: Callable[[], int] | None = None,
+    context: object = None,
 ) -> Vendor:
+    """`context`: FC's, whose credentials the start already needs (to decrypt the store's
+    password)."""
     settings = Settings.from_env(
         os.environ if env is None else env, region=region, account_id=account_id
     )
-    return build_vendor(settings, FunctionIdentity(credentials), now_ms=now_ms)
+    return build_vendor(settings, _identity(credentials, context), now_ms=now_ms)
+
+
+def _identity(credentials: Credentials | None, context: object) -> FunctionIdentity:
+    identity = FunctionIdentity(credentials)
+    if context is not None:
+        identity.update_from_context(context)
+    return identity
 
 
 @dataclass(frozen=True)
@@ -126,11 +146,12 @@ def scheduled_from_environment(
     account_id: str | None = None,
     credentials: Credentials | None = None,
     now_ms: Callable[[], int] | None = None,
+    context: object = None,
 ) -> Scheduled:
     settings = Settings.from_env(
         os.environ if env is None else env, region=region, account_id=account_id
     )
-    identity, transport = FunctionIdentity(credentials), RpcTransport()
+    identity, transport = _identity(credentials, context), RpcTransport()
     vendor = build_vendor(settings, identity, now_ms=now_ms, scheduled=True, transport=transport)
     assert settings.fc is not None  # Settings.from_env always sets it
     return Scheduled(vendor, FunctionInvoker(transport, settings.fc, identity))
@@ -152,6 +173,7 @@ def instance_vendor(context: object) -> Vendor:
                 _instance = from_environment(
                     region=getattr(context, "region", None),
                     account_id=getattr(context, "account_id", None),
+                    context=context,
                 )
     _instance.identity.update_from_context(context)
     return _instance
@@ -166,6 +188,7 @@ def instance_scheduled(context: object) -> Scheduled:
                 _scheduled = scheduled_from_environment(
                     region=getattr(context, "region", None),
                     account_id=getattr(context, "account_id", None),
+                    context=context,
                 )
     _scheduled.vendor.identity.update_from_context(context)
     return _scheduled

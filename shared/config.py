@@ -42,6 +42,7 @@ EIAM_ENDPOINT = Variable("VEND_EIAM_ENDPOINT")
 KMS_ENDPOINT = Variable("VEND_KMS_ENDPOINT")
 STS_PROOF_HOSTS = Variable("VEND_STS_PROOF_HOSTS")
 IDEMPOTENCY_URL = Variable("VEND_IDEMPOTENCY_URL")
+IDEMPOTENCY_PASSWORD_CIPHERTEXT = Variable("VEND_IDEMPOTENCY_PASSWORD_CIPHERTEXT")
 ASSUME_ROLE_RATE = Variable("VEND_ASSUME_ROLE_RATE")
 ROTATION = Variable("VEND_ROTATION")
 FC_ENDPOINT = Variable("VEND_FC_ENDPOINT")
@@ -59,6 +60,7 @@ VARIABLES: tuple[Variable, ...] = (
     KMS_ENDPOINT,
     STS_PROOF_HOSTS,
     IDEMPOTENCY_URL,
+    IDEMPOTENCY_PASSWORD_CIPHERTEXT,
     ASSUME_ROLE_RATE,
     ROTATION,
     FC_ENDPOINT,
@@ -136,6 +138,10 @@ class Settings:
     kms: Endpoint
     proof_hosts: tuple[str, ...]
     idempotency_url: str
+    # VEND_IDEMPOTENCY_PASSWORD_CIPHERTEXT: the Redis password as KMS Encrypt sealed it, which
+    # the composition root decrypts at start (shared.store_password); None: no password, or
+    # one in the URL.
+    idempotency_password_ciphertext: str | None = None
     # VEND_ASSUME_ROLE_RATE: (AssumeRole calls a second, burst); None: shared.upstream.sts's.
     assume_role_rate: tuple[float, int] | None = None
     # VEND_ROTATION: the applications rotation may step (shared.lifecycle.settings).
@@ -183,6 +189,7 @@ class Settings:
         if region and sts and hosts is not None:
             _check_sts_targets(r, region, sts, hosts)
         idem = _idempotency_url(r)
+        sealed = _idempotency_password(r, idem)
         rate = _rate(r)
         rotation = _rotation(r)
         fc = _endpoint(r, FC_ENDPOINT, region and account and default_fc_endpoint(account, region))
@@ -206,6 +213,7 @@ class Settings:
             kms=kms,
             proof_hosts=hosts,
             idempotency_url=idem,
+            idempotency_password_ciphertext=sealed,
             assume_role_rate=rate,
             rotation=rotation,
             fc=fc,
@@ -299,6 +307,27 @@ def _idempotency_url(r: _Reader) -> str:
         r.fail(IDEMPOTENCY_URL, "no host: must be redis://host:port/db")
     elif parts.path.strip("/") and not parts.path.strip("/").isdigit():
         r.fail(IDEMPOTENCY_URL, "the database (the path) is not a number")
+    return value
+
+
+def _idempotency_password(r: _Reader, url: str) -> str | None:
+    """KMS's CiphertextBlob is base64 (it names its key inside). Not quoted either: a value
+    put here by mistake may be the password itself."""
+    value = r.raw(IDEMPOTENCY_PASSWORD_CIPHERTEXT)
+    if not value:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9+/]{16,8192}={0,2}", value):
+        r.fail(IDEMPOTENCY_PASSWORD_CIPHERTEXT, "not a KMS CiphertextBlob (base64)")
+        return None
+    if not url.startswith(("redis://", "rediss://")):
+        r.fail(IDEMPOTENCY_PASSWORD_CIPHERTEXT, "a password for a redis:// VEND_IDEMPOTENCY_URL")
+        return None
+    if urlsplit(url).password is not None:
+        r.fail(
+            f"{IDEMPOTENCY_URL.name} / {IDEMPOTENCY_PASSWORD_CIPHERTEXT.name}",
+            "the password is given twice: leave it out of the URL",
+        )
+        return None
     return value
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 from alibabacloud_tea_openapi.exceptions import ClientException
 
@@ -370,6 +371,28 @@ def _rotation_policy_check(settings: Settings) -> Check:
     )
 
 
+def _store_password_check(settings: Settings) -> Check:
+    """A Redis password in VEND_IDEMPOTENCY_URL fails: deployed, it is a plain FC environment
+    variable, shown to whoever may read the function's configuration. The service still starts
+    with it (a laptop's Redis); the deployment gives it as a KMS ciphertext instead, which the
+    `startup` check has decrypted by now when it passes."""
+    url = settings.idempotency_url
+    if url.startswith("redis") and urlsplit(url).password is not None:
+        return Check(
+            "store-password",
+            "fail",
+            "VEND_IDEMPOTENCY_URL holds the Redis password in clear: give it as "
+            "VEND_IDEMPOTENCY_PASSWORD_CIPHERTEXT, a KMS ciphertext (README, Deploy)",
+        )
+    if settings.idempotency_password_ciphertext:
+        return Check(
+            "store-password",
+            "ok",
+            "the Redis password comes as a KMS ciphertext, decrypted at start",
+        )
+    return Check("store-password", "ok", "no Redis password in the configuration")
+
+
 def _keys(settings: Settings) -> list[tuple[str, str]]:
     """(key id, whose) for the default key and every recipient key, each key once."""
     keys = {settings.kms_key_id: "the default key (VEND_KMS_KEY_ID)"}
@@ -416,6 +439,7 @@ def run(
         )
     )
     checks.append(_rotation_policy_check(settings))
+    checks.append(_store_password_check(settings))
     vendor: Vendor | None = None
     try:
         vendor = build_vendor(settings, identity)

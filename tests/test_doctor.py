@@ -30,6 +30,7 @@ ALL_CHECKS = DATA_KEYS | {
     "store",
     "rotation-list",
     "rotation-policy",
+    "store-password",
 }
 
 

@@ -50,6 +50,7 @@ VENDING_ROLE = sdk.ROLE_ARN
 FUNCTION_USER = f"acs:ram::{ACCOUNT}:user/vend-function"
 DATA_KEYS = [sdk.key_arn("key-default"), sdk.key_arn("key-billing"), sdk.key_arn("key-reports")]
 ROTATION_FUNCTION = f"acs:fc:{REGION}:{ACCOUNT}:functions/vend-rotation"
+STORE_PASSWORD_KEY = sdk.key_arn("key-store-password")
 
 # The variables each file is filled with here, as Terraform fills them in the cloud.
 CLOUD_VARIABLES: dict[str, dict[str, str | list[str]]] = {
@@ -58,6 +59,7 @@ CLOUD_VARIABLES: dict[str, dict[str, str | list[str]]] = {
         "vending_role_arn": VENDING_ROLE,
         "data_key_arns": DATA_KEYS,
         "rotation_function_arn": ROTATION_FUNCTION,
+        "store_password_key_arn": STORE_PASSWORD_KEY,
     },
     "vend-eiam-trust": {"function_principal": FUNCTION_ROLE},
     "vend-eiam": {"region": REGION, "account_id": ACCOUNT, "instance_id": INSTANCE},
@@ -257,6 +259,10 @@ def test_every_file_parses_as_a_template() -> None:
         ("kms:GenerateDataKey", f"acs:kms:{REGION}:{OTHER_ACCOUNT}:key/key-billing", DENY),
         ("kms:Decrypt", sdk.key_arn("key-billing"), DENY),
         ("kms:Decrypt", sdk.key_arn("key-default"), DENY),
+        # the Redis password's ciphertext, and with that key nothing else
+        ("kms:Decrypt", STORE_PASSWORD_KEY, ALLOW),
+        ("kms:Encrypt", STORE_PASSWORD_KEY, DENY),
+        ("kms:GenerateDataKey", STORE_PASSWORD_KEY, DENY),
         ("kms:Encrypt", sdk.key_arn("key-default"), DENY),
         ("kms:GenerateDataKeyWithoutPlaintext", sdk.key_arn("key-default"), DENY),
         ("eiam:ObtainApplicationClientSecret", _secret("app_billing", "sct_billing_1"), DENY),
@@ -279,9 +285,11 @@ def test_the_function_role(action: str, resource: str, expected: Decision) -> No
 @pytest.mark.parametrize("action", EIAM_ACTIONS + OTHER_ACTIONS[1:] + KMS_ACTIONS)
 def test_the_function_role_has_no_other_action_on_any_resource(action: str) -> None:
     """No EIAM action at all (it cannot read a secret without the scoped role); of KMS, only
-    GenerateDataKey; of STS, only AssumeRole; of FC, only InvokeFunction (on one function)."""
+    GenerateDataKey and Decrypt (on the store-password key); of STS, only AssumeRole; of FC,
+    only InvokeFunction (on one function)."""
     function = _policy("fc-function", **CLOUD_VARIABLES["fc-function"])
-    expected = ALLOW if action in ("kms:GenerateDataKey", "fc:InvokeFunction") else DENY
+    allowed = ("kms:GenerateDataKey", "kms:Decrypt", "fc:InvokeFunction")
+    expected = ALLOW if action in allowed else DENY
     assert _decide([function], action, None, FUNCTION_ROLE) is expected
 
 
@@ -668,6 +676,7 @@ def test_the_seed_carries_the_filled_files(demo_seed: Seed) -> None:
             vending_role_arn=sdk.ROLE_ARN,
             data_key_arns=DATA_KEYS,
             rotation_function_arn=ROTATION_FUNCTION,
+            store_password_key_arn=STORE_PASSWORD_KEY,
         ),
     )
     assert role.trust_policy == load_policy("vend-eiam-trust", function_principal=FUNCTION_USER)

@@ -47,6 +47,12 @@ _REF = re.compile(r"\$\{([^}]*)\}")
 _VAR = re.compile(r"vars\.([A-Za-z0-9_]+)")
 _ENV = re.compile(r"env\(\s*'([A-Za-z_][A-Za-z0-9_]*)'\s*(?:,\s*'([^']*)'\s*)?\)")
 _VEND_NAME = re.compile(r"VEND_[A-Z0-9_]+")
+# The few JavaScript forms the files use where a value depends on whether a variable is set
+# (Serverless Devs evaluates `${...}` as JavaScript; infra/ASSUMPTIONS.md F36).
+_ENV_CALL = r"env\('[A-Za-z_][A-Za-z0-9_]*'(?:, '[^']*')?\)"
+_CHOICE = re.compile(r"(?P<cond>.+?) \? (?P<then>.+?) : (?P<else>.+)")
+_SPLIT = re.compile(rf"({_ENV_CALL})\.split\(','\)")
+_NO_AT = re.compile(rf"({_ENV_CALL})\.indexOf\('@'\) < 0")
 
 
 # -- loading and resolving ------------------------------------------------------------------
@@ -82,7 +88,18 @@ def resolve(value: Any, variables: dict[str, Any]) -> Any:
             return resolve(variables[m.group(1)], variables)
         if m := _ENV.fullmatch(expr):
             return m.group(2) if m.group(2) is not None else placeholder(m.group(1))
+        if m := _CHOICE.fullmatch(expr):
+            return one(m.group("then") if _holds(m.group("cond")) else m.group("else"))
+        if m := _SPLIT.fullmatch(expr):
+            return str(one(m.group(1))).split(",")
+        if expr == "[]":
+            return []
         raise AssertionError(f"${{{expr}}}: not a reference these tests understand")
+
+    def _holds(cond: str) -> bool:
+        if m := _NO_AT.fullmatch(cond):
+            return "@" not in str(one(m.group(1)))
+        return bool(one(cond))
 
     whole = _REF.fullmatch(value)
     if whole:
@@ -239,9 +256,46 @@ def test_events_function_has_no_http_trigger_and_async_retries_to_a_destination(
     assert 0 <= config["maxAsyncRetryAttempts"] <= 8
     # Idempotency records, and the RAM proofs noted for FC's retries, live 24 hours.
     assert 0 < config["maxAsyncEventAgeInSeconds"] < 24 * 3600
-    destination = raw_props("s.yaml")["vend-events"]["asyncInvokeConfig"]["destinationConfig"]
-    assert destination["onFailure"]["destination"] == "${vars.eventsOnFailureDestination}"
-    assert config["destinationConfig"]["onFailure"]["destination"]
+    # Optional: DEPLOY_FC_EVENTS_ON_FAILURE unset leaves the empty mapping fc3 sends for none.
+    assert config["destinationConfig"] == {}
+    variables = _load("s.yaml")["vars"]
+    given = resolve(variables["eventsOnFailure"], variables)
+    assert set(given["onFailure"]) == {"destination"}
+
+
+# -- what `s deploy` ships, and where ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("file", FILES)
+def test_every_resource_builds_the_package_before_it_deploys(file: str) -> None:
+    """`s deploy` (or `s <resource> deploy`) runs `make package` first, so the zip it uploads
+    is built from the code of this work tree, never one left from an older build."""
+    data = _load(file)
+    variables = data.get("vars") or {}
+    for rname, res in data["resources"].items():
+        steps = resolve(res.get("actions", {}).get("pre-deploy"), variables)
+        assert steps == [{"run": "make package POLICY= ROTATION=", "path": "./"}], rname
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "$(if $(POLICY),--policy $(POLICY))" in makefile
+    assert "$(if $(ROTATION),--rotation $(ROTATION))" in makefile
+
+
+FC3_NO_VPC = {"vpcId": "", "vSwitchIds": [], "securityGroupId": ""}
+
+
+@pytest.mark.parametrize(("file", "resource"), ALL, ids=IDS)
+def test_without_a_vpc_the_function_gets_fc3s_own_empty_vpc_config(
+    file: str, resource: str
+) -> None:
+    """DEPLOY_FC_VPC_ID and the others unset: the vpcConfig fc3 sends for a function that has
+    none (devsapp/fc3 src/default/config.ts, FC_RESOURCES_EMPTY_CONFIG; ASSUMPTIONS F35)."""
+    assert props_of(file, resource)["vpcConfig"] == FC3_NO_VPC
+    raw = raw_props(file)[resource]["vpcConfig"]
+    assert {m.group(1) for v in raw.values() for m in _ENV.finditer(v)} == {
+        "DEPLOY_FC_VPC_ID",
+        "DEPLOY_FC_VSWITCH_IDS",
+        "DEPLOY_FC_SECURITY_GROUP_ID",
+    }
 
 
 # -- runtimes ---------------------------------------------------------------------------------
@@ -420,16 +474,16 @@ def test_each_vend_variable_comes_from_its_deploy_variable(file: str) -> None:
     refs = env_refs(_load(file))
     assert refs, "no ${env(...)} found"
     for name, default in refs:
-        assert name.startswith(("DEPLOY_VEND_", "DEPLOY_FC_")), name
+        assert name.startswith(("DEPLOY_VEND_", "DEPLOY_FC_", "DEPLOY_PACKAGE_")), name
         if name == "DEPLOY_VEND_IDEMPOTENCY_URL":
-            assert default is None, "the Redis URL carries a password: no default in the file"
+            assert default is None, "the Redis store is shared: no default in the file"
     for resource, props in raw_props(file).items():
         for key, value in props["environmentVariables"].items():
             if not key.startswith("VEND_"):
                 continue
-            m = _ENV.fullmatch(str(value)[2:-1]) if str(value).startswith("${") else None
-            assert m, f"{resource} {key}: {value!r} is not ${{env('DEPLOY_{key}', ...)}}"
-            assert m.group(1) == f"DEPLOY_{key}", f"{resource} {key}: from {m.group(1)}"
+            names = {m.group(1) for m in _ENV.finditer(str(value))}
+            assert str(value).startswith("${") and str(value).endswith("}"), f"{resource} {key}"
+            assert names == {f"DEPLOY_{key}"}, f"{resource} {key}: from {names}"
 
 
 @pytest.mark.parametrize(("file", "resource"), ALL, ids=IDS)

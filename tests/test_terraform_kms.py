@@ -76,11 +76,11 @@ def _main_tf_with(old: str, new: str) -> dict[str, str]:
 # -- The files as they are ----------------------------------------------------------------------
 
 
-def test_the_template_parses_and_has_both_kinds_of_key() -> None:
+def test_the_template_parses_and_has_the_three_kinds_of_key() -> None:
     documents = {file: parse(text) for file, text in tf_texts().items()}
     assert set(documents) >= {"main.tf", "variables.tf", "outputs.tf", "versions.tf"}
     keys = blocks(documents, "resource", "alicloud_kms_key")
-    assert set(keys) == {"default", "caller"}
+    assert set(keys) == {"default", "caller", "store_password"}
     assert keys["caller"]["for_each"] == "${var.callers}"
 
 
@@ -145,6 +145,7 @@ def test_a_key_without_the_instance_is_caught() -> None:
     assert problems == [
         f"caller.dkms_instance_id is None, not {INSTANCE!r}",
         f"default.dkms_instance_id is None, not {INSTANCE!r}",
+        f"store_password.dkms_instance_id is None, not {INSTANCE!r}",
     ]
 
 
@@ -155,6 +156,7 @@ def test_a_key_that_can_be_deleted_or_has_no_tags_is_caught() -> None:
         "caller.deletion_protection is None, not 'Enabled'",
         "default.deletion_protection is None, not 'Enabled'",
         "default.tags is None, not '${local.tags}'",
+        "store_password.deletion_protection is None, not 'Enabled'",
     ]
     disabled = _main_tf_with(
         'deletion_protection    = "Enabled"', 'deletion_protection    = "Disabled"'
@@ -162,6 +164,7 @@ def test_a_key_that_can_be_deleted_or_has_no_tags_is_caught() -> None:
     assert kms_key_problems(disabled) == [
         "caller.deletion_protection is 'Disabled', not 'Enabled'",
         "default.deletion_protection is 'Disabled', not 'Enabled'",
+        "store_password.deletion_protection is 'Disabled', not 'Enabled'",
     ]
 
 
@@ -176,6 +179,7 @@ def test_a_key_in_another_instance_or_of_another_kind_is_caught() -> None:
         "caller.protection_level is 'HSM', not 'SOFTWARE'",
         f"default.dkms_instance_id is 'kst-other', not {INSTANCE!r}",
         "default.protection_level is 'HSM', not 'SOFTWARE'",
+        "store_password.protection_level is 'HSM', not 'SOFTWARE'",
     ]
 
 

@@ -83,7 +83,7 @@ def test_the_lists_of_types_name_only_types_the_template_uses() -> None:
 def test_a_resource_without_tags_or_of_an_unlisted_type_is_caught() -> None:
     texts = tf_texts()
     function_policy = (
-        "    rotation_function_arn = local.rotation_function_arn\n  })\n  force = true\n"
+        "    store_password_key_arn = alicloud_kms_key.store_password.arn\n  })\n  force = true\n"
     )
     untagged = _with(texts, "main.tf", function_policy + "  tags  = local.tags\n", function_policy)
     assert tag_problems(untagged) == [

@@ -408,6 +408,24 @@ def _policy_check(args: argparse.Namespace) -> int:
     return ExitStatus.OK if verdict.allowed else ExitStatus.DENIED
 
 
+def _seal_store_password(args: argparse.Namespace) -> int:
+    from infra.local.seal import COMMAND, read_password, seal
+    from shared.wire.credentials import DefaultChain
+    from shared.wire.endpoint import parse_endpoint
+
+    password = read_password(sys.stdin)
+    where = args.kms_endpoint or os.environ.get("VEND_KMS_ENDPOINT")
+    kms = parse_endpoint(where or f"kms.{args.region}.aliyuncs.com")
+    try:
+        creds = DefaultChain().current()
+    except Exception as exc:  # the credential chain's many ways to find nothing
+        raise Failure(
+            ExitStatus.NO_CREDENTIALS, f"{COMMAND}: no credentials ({type(exc).__name__})"
+        ) from None
+    print(seal(password, args.key_id, kms, creds))
+    return ExitStatus.OK
+
+
 # -- the parser ------------------------------------------------------------------------------
 
 
@@ -584,6 +602,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--source-ip", default=None, help="the caller's IP, for acs:SourceIp (default: none)"
     )
     check.set_defaults(run=_policy_check)
+
+    seal = _sub(
+        sub,
+        "seal-store-password",
+        "the Redis password as a KMS ciphertext, for the deployment",
+        "Reads the Redis password from standard input (never an argument: ps shows those),\n"
+        "encrypts it with KMS Encrypt under --key-id (terraform output store_password_key_id)\n"
+        "and the encryption context the service decrypts with, and prints the CiphertextBlob:\n"
+        "the value of DEPLOY_VEND_IDEMPOTENCY_PASSWORD_CIPHERTEXT. Your credentials (the\n"
+        "default chain) must be allowed kms:Encrypt on that key.",
+    )
+    seal.add_argument("--key-id", required=True, help="the store-password key's id")
+    seal.add_argument(
+        "--region",
+        default=os.environ.get("VEND_REGION") or "cn-hangzhou",
+        help="KMS's region (default: VEND_REGION, else cn-hangzhou)",
+    )
+    seal.add_argument(
+        "--kms-endpoint",
+        default=None,
+        metavar="HOST",
+        help="host[:port] or http(s)://host[:port] (default: VEND_KMS_ENDPOINT, else "
+        "kms.{region}.aliyuncs.com)",
+    )
+    seal.set_defaults(run=_seal_store_password)
     return parser
 
 

@@ -142,6 +142,28 @@ resource "alicloud_kms_alias" "caller" {
   key_id     = alicloud_kms_key.caller[each.key].id
 }
 
+# The Redis password of the idempotency store is given to the functions only as a ciphertext
+# of this key (VEND_IDEMPOTENCY_PASSWORD_CIPHERTEXT, made once by the operator with KMS
+# Encrypt); the function's role may Decrypt with it and with no other key.
+resource "alicloud_kms_key" "store_password" {
+  description            = "secret-vending: seals the idempotency store's Redis password"
+  dkms_instance_id       = var.kms_instance_id
+  key_usage              = "ENCRYPT/DECRYPT"
+  key_spec               = "Aliyun_AES_256"
+  protection_level       = "SOFTWARE"
+  automatic_rotation     = var.key_rotation_days == 0 ? "Disabled" : "Enabled"
+  rotation_interval      = local.key_rotation_interval
+  status                 = "Enabled"
+  pending_window_in_days = var.key_pending_window_in_days
+  deletion_protection    = "Enabled"
+  tags                   = local.tags
+}
+
+resource "alicloud_kms_alias" "store_password" {
+  alias_name = "alias/${var.name_prefix}-store-password"
+  key_id     = alicloud_kms_key.store_password.id
+}
+
 # -- The function's role: assumed by FC for both functions ---------------------------------------
 
 resource "alicloud_ram_role" "function" {
@@ -153,11 +175,12 @@ resource "alicloud_ram_role" "function" {
 
 resource "alicloud_ram_policy" "function" {
   policy_name = "${var.name_prefix}-function"
-  description = "secret-vending: assume the vending role; make data keys with the recipient keys; queue rotation batches"
+  description = "secret-vending: assume the vending role; make data keys with the recipient keys; decrypt the store password; queue rotation batches"
   policy_document = templatefile("${local.policy_dir}/fc-function.json", {
-    vending_role_arn      = alicloud_ram_role.vending.arn
-    data_key_arns         = local.data_key_arns
-    rotation_function_arn = local.rotation_function_arn
+    vending_role_arn       = alicloud_ram_role.vending.arn
+    data_key_arns          = local.data_key_arns
+    rotation_function_arn  = local.rotation_function_arn
+    store_password_key_arn = alicloud_kms_key.store_password.arn
   })
   force = true
   tags  = local.tags

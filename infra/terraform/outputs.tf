@@ -27,3 +27,8 @@ output "kms_endpoint" {
   description = "VEND_KMS_ENDPOINT (and the callers' KMS endpoint): the shared gateway, where the OpenAPI SDK with STS credentials reaches the instance's keys once Internet access is enabled on the instance; kms-vpc.{region}.aliyuncs.com instead from a function in a VPC. Not the instance's own endpoint ({instance ID}.cryptoservice.kms.aliyuncs.com): it needs the instance's CA certificate in the client, which the code does not set."
   value       = "kms.${var.region}.aliyuncs.com"
 }
+
+output "store_password_key_id" {
+  description = "The key to seal the Redis password with (KMS Encrypt; README, Deploy)"
+  value       = alicloud_kms_key.store_password.id
+}

@@ -102,9 +102,19 @@ class RedisStore:
     """One client, with its own connection pool, per store: open one per process and share it.
     Nothing connects until the first call."""
 
-    def __init__(self, url: str, *, connect_timeout_s: float = 1.0, timeout_s: float = 1.0) -> None:
-        self._where, self._password = _describe(url)
+    def __init__(
+        self,
+        url: str,
+        *,
+        password: str | None = None,
+        connect_timeout_s: float = 1.0,
+        timeout_s: float = 1.0,
+    ) -> None:
+        """`password`: Redis's, when the URL has none (a URL's own wins)."""
+        self._where, in_url = _describe(url)
+        self._password = in_url or password
         self._url = url  # may hold a password: never shown (repr and errors use _where)
+        self._given = {} if in_url or password is None else {"password": password}
         self._pinger: redis.Redis | None = None
         self._epoch_seen: str | None = None
         self._client: redis.Redis = redis.Redis.from_url(
@@ -113,6 +123,7 @@ class RedisStore:
             socket_timeout=timeout_s,
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
             decode_responses=True,
+            **self._given,
         )
         self._put = self._client.register_script(_PUT_IF_ABSENT)
         self._replace = self._client.register_script(_REPLACE_IF_TOKEN)
@@ -168,6 +179,7 @@ class RedisStore:
                 socket_connect_timeout=timeout_s,
                 socket_timeout=timeout_s,
                 retry=Retry(NoBackoff(), 0),
+                **self._given,
             )
         return self._pinger
 

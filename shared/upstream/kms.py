@@ -1,4 +1,6 @@
-"""KMS GenerateDataKey: the service's one KMS call (callers Decrypt with their own package)."""
+"""KMS: GenerateDataKey, the service's call for every envelope (callers Decrypt with their own
+package), and Decrypt of the one ciphertext the service is configured with (the Redis
+password, shared.store_password), at start."""
 
 from __future__ import annotations
 
@@ -48,6 +50,21 @@ class Kms:
         ):
             raise upstream_error("KMS answered GenerateDataKey without a usable data key")
         return DataKey(key_id, blob, plaintext)
+
+    def decrypt(
+        self, creds: Credentials, blob: str, context: dict[str, str], deadline: Deadline
+    ) -> str:
+        """The plaintext that KMS Encrypt sealed in `blob` under `context`."""
+        body = self._call(
+            "Decrypt",
+            creds,
+            {"CiphertextBlob": blob, "EncryptionContext": json.dumps(context)},
+            deadline,
+        )
+        plaintext = body.get("Plaintext")
+        if not isinstance(plaintext, str):
+            raise upstream_error("KMS answered Decrypt without a plaintext")
+        return plaintext
 
 
 def kms_error(exc: ClientException) -> VendError:
