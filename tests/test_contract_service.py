@@ -8,6 +8,7 @@ tests/test_planted_bugs.py plants the bugs these tests exist for and checks that
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ from typing import Any
 import pytest
 import requests
 import sdk_clients as sdk
+from alibabacloud_kms20160120 import models as kms_models
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fc2.fc_exceptions import FcError
 from pytest_httpserver import HTTPServer
 from stack import Stack, running_stack
@@ -173,6 +176,32 @@ def test_the_first_matching_recipient_key_seals_the_answer(
         assert opened == BILLING_SECRET
         (sealed,) = stack.emulator.emulator.params("GenerateDataKey")
     assert sealed["KeyId"] == "key-billing"
+
+
+# -- section 4: the envelope opens as the contract says, with nothing of this project -----------
+
+
+@pytest.mark.contract("4")
+@pytest.mark.parametrize("way", WAYS)
+def test_the_envelope_opens_with_kms_decrypt_and_plain_aes_gcm(stack: Stack, way: str) -> None:
+    """What a caller in another language does: KMS Decrypt through Alibaba Cloud's own SDK with
+    the envelope's context, then AES-256-GCM with the context's canonical JSON as associated
+    data. The project's own opener shares its code with the sealer (shared/wire is
+    vend_client/wire), so only an opener written from the contract can tell them both wrong."""
+    envelope = _obtain(stack, way).envelope
+    context = envelope.encryption_context
+    assert set(context) == {"vend:arn", "vend:principal", "vend:request_id"}
+    request = kms_models.DecryptRequest(
+        ciphertext_blob=envelope.encrypted_data_key, encryption_context=context
+    )
+    opened = sdk.kms(stack.emulator.endpoint, sdk.BILLING).decrypt(request).body
+    assert opened.key_id == envelope.key_id == "key-billing"
+    aad = json.dumps(context, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    plaintext = AESGCM(base64.b64decode(opened.plaintext)).decrypt(
+        base64.b64decode(envelope.iv), base64.b64decode(envelope.ciphertext), aad.encode()
+    )
+    assert plaintext == BILLING_SECRET.encode()
+    assert len(base64.b64decode(envelope.iv)) == 12
 
 
 # -- sections 2 and 7: the headers of every answer, whatever its status ---------------------------
