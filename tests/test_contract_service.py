@@ -255,7 +255,9 @@ def test_every_answer_is_no_store_and_names_its_request(stack: Stack) -> None:
 # -- section 7: a bug is a 500 InternalError with no detail, and its traceback is in the log -------
 
 # A 200 from EIAM whose client id is not a string: the SDK hands it over as it is, and nothing in
-# the service expects it, so building the answer fails where no VendError is raised: a bug.
+# the service expects it, so building the answer fails where no VendError is raised: a bug. (It
+# is EIAM's fault, and could be a 502 UpstreamError one day, as an answer without a ClientSecret
+# is: then provoke the bug another way, with no mock of the service's own code.)
 ODD_OBTAIN_ANSWER = {
     "RequestId": "eiam-odd-answer",
     "ApplicationClientSecret": {
