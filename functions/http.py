@@ -9,7 +9,7 @@ from shared import audit
 from shared.composition_root import instance_vendor
 from shared.errors import malformed
 from shared.fc import BadEvent, deadline_of, parse_http_event, request_id_of, to_http_result
-from shared.http_api import HttpApi, HttpResponse
+from shared.http_api import HttpApi, HttpResponse, stamped
 
 
 def initializer(context: Any) -> None:
@@ -24,6 +24,6 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     except BadEvent as exc:
         err = malformed(str(exc))
         audit.refused(request_id, err.code)
-        return to_http_result(HttpResponse(400, err.body(request_id), {"X-Request-Id": request_id}))
+        return to_http_result(stamped(HttpResponse(400, err.body(request_id)), request_id))
     api = HttpApi(lambda: instance_vendor(context), deadline_of(context))
     return to_http_result(api.handle(request))

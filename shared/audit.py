@@ -6,6 +6,9 @@ step. All have fixed fields only, so nothing secret can reach them by accident.
 Every record has `log` ("audit"), `ts`, `request_id`, `principal`, `action`, `resource`,
 `decision`, `outcome`, `upstream_request_id` and `duration_ms`. The rest are present only when
 they apply, never null for "did not happen":
+- `statement`: the approval policy's statement that decided (its Sid, else `Statement[i]`):
+  the Allow that admitted the caller, or the explicit Deny that refused it; absent for a
+  default deny (no statement matched) and before a decision.
 - `step`: a rotation's step (`create`, `disable`, `delete` or `none`), the one taken or, when
   the request failed, the one it was taking; a dry run's is the one it would take.
 - `auth_ms`, `sts_ms`, `eiam_ms`, `kms_ms`, `seal_ms`: milliseconds spent in each stage the
@@ -52,6 +55,7 @@ class AuditRecord:
     resource: str | None = None
     principal: str | None = None
     decision: Literal["allow", "deny", "none"] = "none"
+    statement: str | None = None  # the approval policy's deciding statement, if one decided
     outcome: str = "ok"
     upstream_request_id: str | None = None
     started: float = 0.0  # perf_counter() at the start
@@ -67,6 +71,11 @@ class AuditRecord:
     kms_ms: float | None = None
     seal_ms: float | None = None
     step: str | None = None  # rotation only
+
+    def decided(self, allowed: bool, statement: str | None) -> None:
+        """The approval policy's decision, and the statement that made it (None: default deny)."""
+        self.decision = "allow" if allowed else "deny"
+        self.statement = statement
 
     def failed(self, err: VendError) -> None:
         """The outcome `err`, and the upstream that decided it, if one did."""
@@ -93,6 +102,8 @@ class AuditRecord:
             "upstream_request_id": self.upstream_request_id,
             "duration_ms": round((perf_counter() - self.started) * 1000, 1),
         }
+        if self.statement is not None:
+            data["statement"] = self.statement
         if self.upstream is not None:
             data["upstream"] = self.upstream
             data["upstream_code"] = self.upstream_code

@@ -39,6 +39,16 @@ class HttpResponse:
         return json.dumps(self.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def stamped(response: HttpResponse, request_id: str) -> HttpResponse:
+    """`response` with the headers every answer carries, whatever its status (contract section
+    2): its request id, its type, and `no-store`: an answer holds a sealed secret or says who
+    may have one, and no cache between the caller and the function may keep it."""
+    response.headers["X-Request-Id"] = request_id
+    response.headers["Content-Type"] = "application/json"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 _ROUTES: dict[str, tuple[str, str]] = {
     "/v1/secrets/obtain": ("POST", "obtain"),
     "/v1/secrets/create": ("POST", "create"),
@@ -68,10 +78,7 @@ class HttpApi:
             log.exception("http: unexpected error in request %s", request.request_id)
             bug = internal()
             response = HttpResponse(bug.status, bug.body(request.request_id))
-        response.headers["X-Request-Id"] = request.request_id
-        response.headers["Content-Type"] = "application/json"
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return stamped(response, request.request_id)
 
     def _route(self, request: HttpRequest) -> HttpResponse:
         path = request.path.rstrip("/") or "/"

@@ -393,7 +393,7 @@ class Vendor:
             verdict = self.policy.decide(caller, one, resource, source_ip=meta.source_ip)
             if verdict.allowed:
                 break
-        record.decision = "allow" if verdict.allowed else "deny"
+        record.decided(verdict.allowed, verdict.statement)
         if not verdict.allowed:
             raise access_denied(f"the approval policy does not allow {caller.name} to {what}")
         return caller, verdict
@@ -495,10 +495,11 @@ class Vendor:
         record.resource = arn
         # Approved on every secret already; an explicit Deny of this one holds all the same, as
         # it would for its obtain.
-        if not self.policy.decide(
+        chosen_verdict = self.policy.decide(
             caller, EIAM_ACTIONS["obtain"], arn, source_ip=meta.source_ip
-        ).allowed:
-            record.decision = "deny"
+        )
+        if not chosen_verdict.allowed:
+            record.decided(False, chosen_verdict.statement)
             raise access_denied(
                 f"the approval policy does not allow {caller.name} to obtain "
                 f"{chosen.secret_id}, the application's current secret"

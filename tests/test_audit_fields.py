@@ -31,6 +31,8 @@ from stack import Records, Stack, running_stack
 
 from infra.emulator import Seed
 
+pytestmark = pytest.mark.contract("9")
+
 TERRAFORM_DIR = Path(__file__).resolve().parent.parent / "infra" / "terraform"
 _OPTIONS = SerializationOptions(
     with_comments=False, explicit_blocks=False, strip_string_quotes=True

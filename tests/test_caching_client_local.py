@@ -20,6 +20,8 @@ from infra.emulator import Seed
 from infra.local.cli import _local_banner
 from vend_client import CachingClient, Credentials, VendApiError
 
+pytestmark = pytest.mark.contract("13")
+
 BILLING_SECRET = "CSdemoBillingSecretValue0000000000000001"
 IDS = ("idaas_demo", "app_billing", "sct_billing_1")
 

@@ -26,6 +26,8 @@ from infra.local.cli import DEMO_POLICY, DEMO_SEED, local_environment
 from vend_client import Credentials, VendClient, VendResponse
 from vend_client import parse_endpoint as endpoint
 
+pytestmark = pytest.mark.contract("7")
+
 CUSTOM_RUNTIME = [sys.executable, "-m", "functions.custom_runtime", "--host", "127.0.0.1"]
 # FC's system variables of an instance (infra/ASSUMPTIONS.md F25).
 IN_FC = {"FC_FUNCTION_NAME": "vend-http-custom", "FC_INSTANCE_ID": "c-6789abcd-0123"}

@@ -21,6 +21,8 @@ from stack import Stack, running_stack
 from infra.emulator import Seed
 from infra.emulator.oauth import ISSUER_PATH
 
+pytestmark = pytest.mark.contract("13")
+
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "tests" / "agent_smoke.sh"
 BILLING_SECRET = "CSdemoBillingSecretValue0000000000000001"

@@ -16,6 +16,8 @@ from processes import VEND, free_port, wait_for_port
 
 from vend_client.exit_status import ExitStatus
 
+pytestmark = pytest.mark.contract("11")
+
 BILLING_SECRET = "CSdemoBillingSecretValue0000000000000001"
 
 

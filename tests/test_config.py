@@ -107,6 +107,7 @@ def test_bad_values_name_the_variable(name: str, value: str) -> None:
         Settings.from_env({**GOOD, name: value})
 
 
+@pytest.mark.contract("10")
 def test_vend_serve_refuses_to_start_with_a_bad_policy(tmp_path: Path) -> None:
     bad = tmp_path / "policy.json"
     bad.write_text(
@@ -211,6 +212,7 @@ def test_vend_serve_names_both_wrong_values_and_no_password() -> None:
     assert MARKER not in done.stdout + done.stderr
 
 
+@pytest.mark.contract("10")
 def test_vend_serve_with_nothing_set_names_every_required_variable() -> None:
     done = _serve({})
     assert done.returncode == 2, done.stderr

@@ -27,6 +27,8 @@ from stack import Stack, running_stack
 from infra.emulator import Seed
 from vend_client import CachingClient, Credentials, RefusedError, VendResponse
 
+pytestmark = pytest.mark.contract("14")
+
 DAY_MS = 24 * 3600 * 1000
 NOW_MS = int(time.time() * 1000)
 INSTANCE = sdk.INSTANCE

@@ -19,6 +19,8 @@ from pytest_httpserver import HTTPServer
 from infra.emulator import EmulatorServer
 from infra.local.cli import DEMO_POLICY, DEMO_SEED, local_environment, main
 
+pytestmark = pytest.mark.contract("11")
+
 ACCOUNT = "1234567890123456"
 DATA_KEYS = {"data-key:key-default", "data-key:key-billing", "data-key:key-reports"}
 ALL_CHECKS = DATA_KEYS | {

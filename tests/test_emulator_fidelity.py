@@ -37,6 +37,8 @@ from infra.emulator import EmulatorServer, Seed, eiam, kms, sts
 from infra.emulator.errors import GATEWAY_CODES
 from infra.emulator.seed import Application, Instance, Secret, User
 
+pytestmark = pytest.mark.contract("12")
+
 ROOT = Path(__file__).resolve().parent.parent
 META_DIR = ROOT / "infra" / "api-metadata"
 EMULATOR_DIR = ROOT / "infra" / "emulator"

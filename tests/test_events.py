@@ -20,6 +20,8 @@ from functions import events as events_function
 from infra.emulator import Seed
 from vend_client import VendApiError
 
+pytestmark = pytest.mark.contract("6")
+
 BILLING_SECRET = "CSdemoBillingSecretValue0000000000000001"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 

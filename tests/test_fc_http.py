@@ -140,10 +140,18 @@ def test_source_ip_is_the_events_address_and_unknown_when_it_is_not_one(
     assert [r["statusCode"] for r in (inside, garbage, empty)] == [403, 403, 403]
 
 
+@pytest.mark.contract("2")
 def test_an_event_that_is_not_an_http_event_is_400(stack: Stack) -> None:
     result = http.handler(b"\x00not json", _context())
     assert result["statusCode"] == 400
-    assert json.loads(result["body"])["error"]["code"] == "MalformedRequest"
+    body = json.loads(result["body"])
+    assert body["error"]["code"] == "MalformedRequest"
+    # Refused before the API saw it, and stamped as every answer of the API is.
+    assert result["headers"] == {
+        "X-Request-Id": body["error"]["request_id"],
+        "Content-Type": "application/json",
+        "Cache-Control": "no-store",
+    }
 
 
 def test_python310_context_credentials_are_the_functions_identity(

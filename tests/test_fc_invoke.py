@@ -22,6 +22,8 @@ from fc2.fc_exceptions import FcError
 from functions.wsgi_server import WsgiServer
 from infra.local.fc_invoke import MAX_ASYNC_PAYLOAD, MAX_SYNC_PAYLOAD, FcInvokeApi
 
+pytestmark = pytest.mark.contract("6")
+
 KEY = ("LTAIfcInvokeTest0001", "fc-invoke-test-secret-0001")
 STS_KEY = ("STS.fcInvokeTest0002", "fc-invoke-test-secret-0002")
 STS_TOKEN = "fc-invoke-test-token-0002"

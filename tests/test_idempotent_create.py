@@ -25,6 +25,8 @@ from shared.idempotency.memory import MemoryStore, process_memory_store
 from shared.models import CreateRequest
 from vend_client import VendApiError
 
+pytestmark = pytest.mark.contract("8")
+
 pytest_plugins = ["redis_server"]
 
 BILLING_ARN = f"acs:ram::{sdk.ACCOUNT}:user/billing"

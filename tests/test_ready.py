@@ -28,6 +28,8 @@ from shared import composition_root
 from vend_client import Credentials, VendClient
 from vend_client import parse_endpoint as endpoint
 
+pytestmark = pytest.mark.contract("2")
+
 OBTAIN = ("idaas_demo", "app_billing", "sct_billing_1")
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 

@@ -39,6 +39,8 @@ from stack import running_stack
 from infra.emulator import Seed
 from shared.idempotency.memory import process_memory_store
 
+pytestmark = pytest.mark.contract("14")
+
 
 @pytest.fixture
 def world(

@@ -26,6 +26,8 @@ from shared.upstream.token_bucket import TokenBucket
 from shared.wire.endpoint import Endpoint
 from vend_client import VendApiError
 
+pytestmark = pytest.mark.contract("7")
+
 OBTAIN = "eiam:ObtainApplicationClientSecret"
 # Far more than the rate lets through in the seconds they take; the test stops at the first 429.
 MAX_REQUESTS = 400

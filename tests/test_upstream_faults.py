@@ -20,6 +20,8 @@ from werkzeug import Request, Response
 from infra.emulator import Seed
 from vend_client import VendResponse
 
+pytestmark = pytest.mark.contract("7")
+
 OBTAIN = {
     "instance_id": "idaas_demo",
     "application_id": "app_billing",

@@ -30,6 +30,11 @@ from shared.upstream.transport import RpcTransport, WireError
 from shared.wire.credentials import Credentials
 from shared.wire.endpoint import Endpoint
 
+# Contract section 7 and the README: an upstream call is tried at most four times. A literal, not
+# `retry.DEFAULT.max_attempts`: what the code under test says it does is not what it must do.
+ATTEMPTS = 4
+
+
 # -- what an attempt raises: the SDK's exceptions for an error answer, WireError for the rest -----
 
 
@@ -311,7 +316,7 @@ def test_connect_errors_that_persist_are_502(idempotent: bool) -> None:
     err = r.fails(idempotent=idempotent)
     assert (err.status, err.code) == (502, "UpstreamError")
     assert not isinstance(err, MaybeActed)  # nothing was ever sent
-    assert r.upstream.attempts == retry.DEFAULT.max_attempts
+    assert r.upstream.attempts == ATTEMPTS
 
 
 def test_a_dropped_connection_is_retried_only_when_idempotent() -> None:
@@ -335,7 +340,7 @@ def test_an_unreadable_answer_is_502_with_its_status(status: int) -> None:
     r = run([unreadable(status)])
     err = r.fails()
     assert (err.status, err.code) == (502, "UpstreamError")
-    assert r.upstream.attempts == retry.DEFAULT.max_attempts
+    assert r.upstream.attempts == ATTEMPTS
     assert getattr(err, "upstream_status", None) == status
     r = run([unreadable(status), "ok"])
     assert r.call() == "ok"
@@ -551,7 +556,7 @@ def test_throttling_that_persists_is_429() -> None:
     err = r.fails()
     assert (err.status, err.code) == (429, "Throttled")
     assert "EIAM" in err.message
-    assert r.upstream.attempts == retry.DEFAULT.max_attempts
+    assert r.upstream.attempts == ATTEMPTS
 
 
 def test_5xx_that_persists_is_502() -> None:
@@ -559,7 +564,7 @@ def test_5xx_that_persists_is_502() -> None:
     err = r.fails()
     assert (err.status, err.code) == (502, "UpstreamError")
     assert "EIAM" in err.message
-    assert r.upstream.attempts == retry.DEFAULT.max_attempts
+    assert r.upstream.attempts == ATTEMPTS
 
 
 def test_the_last_failure_decides_the_error() -> None:

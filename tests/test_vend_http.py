@@ -56,6 +56,7 @@ OBTAIN = {
 }
 
 
+@pytest.mark.contract("4")
 def test_obtain_returns_an_envelope_only_the_caller_can_open(stack: Stack) -> None:
     client = stack.client()
     response = client.obtain("idaas_demo", "app_billing", "sct_billing_1")
@@ -111,6 +112,7 @@ def test_each_response_has_a_fresh_data_key_and_request_id(stack: Stack) -> None
     assert a.envelope.iv != b.envelope.iv
 
 
+@pytest.mark.contract("2")
 def test_response_headers(stack: Stack) -> None:
     resp = _post(stack, "/v1/secrets/obtain", OBTAIN)
     assert resp.status_code == 200
@@ -118,6 +120,7 @@ def test_response_headers(stack: Stack) -> None:
     assert resp.headers["Content-Type"] == "application/json"
 
 
+@pytest.mark.contract("1")
 def test_create_makes_a_secret_and_seals_it(stack: Stack) -> None:
     client = stack.client()
     response = client.create("idaas_demo", "app_empty")
@@ -137,6 +140,7 @@ def test_create_makes_a_secret_and_seals_it(stack: Stack) -> None:
     )
 
 
+@pytest.mark.contract("7")
 def test_create_past_the_quota_is_409(stack: Stack) -> None:
     stack.client().create("idaas_demo", "app_billing")  # the second and last slot
     with pytest.raises(VendApiError) as info:
@@ -144,6 +148,7 @@ def test_create_past_the_quota_is_409(stack: Stack) -> None:
     assert (info.value.status, info.value.code) == (409, "QuotaExceeded")
 
 
+@pytest.mark.contract("5")
 def test_not_approved_is_403_and_nothing_upstream(stack: Stack) -> None:
     before = len(stack.emulator.emulator.history)
     with pytest.raises(VendApiError) as info:
@@ -153,18 +158,29 @@ def test_not_approved_is_403_and_nothing_upstream(stack: Stack) -> None:
     assert [c[0] for c in list(stack.emulator.emulator.history)[before:]] == ["GetCallerIdentity"]
 
 
+@pytest.mark.contract("5")
 def test_explicit_deny_wins(stack: Stack) -> None:
     with pytest.raises(VendApiError) as info:
         stack.client().obtain("idaas_other", "app_other", "sct_other_1")
     assert info.value.code == "AccessDenied"
+    # No Allow names idaas_other: this is the Deny's own line, not yet a Deny beating an Allow
+    # (tests/test_contract_service.py has that).
+    (record,) = [json.loads(r.getMessage()) for r in stack.audit.records]
+    assert (record["decision"], record["statement"]) == (
+        "deny",
+        "nobody-touches-the-other-instance",
+    )
 
 
+@pytest.mark.contract("7")
 def test_unknown_secret_is_404(stack: Stack) -> None:
     with pytest.raises(VendApiError) as info:
         stack.client().obtain("idaas_demo", "app_billing", "sct_nope")
     assert (info.value.status, info.value.code) == (404, "NotFound")
 
 
+@pytest.mark.contract("1")
+@pytest.mark.contract("7")
 @pytest.mark.parametrize(
     ("path", "body", "expected"),
     [
@@ -264,12 +280,14 @@ def test_bad_input_is_refused_before_any_upstream_call(
     )
 
 
+@pytest.mark.contract("7")
 def test_wrong_method_is_405(stack: Stack) -> None:
     resp = requests.get(stack.api.url + "/v1/secrets/obtain", timeout=10)
     assert _error(resp) == (405, "MethodNotAllowed")
     assert resp.headers["Allow"] == "POST"
 
 
+@pytest.mark.contract("2")
 def test_bad_idempotency_key_is_400(stack: Stack) -> None:
     resp = _post(
         stack,
@@ -280,6 +298,7 @@ def test_bad_idempotency_key_is_400(stack: Stack) -> None:
     assert _error(resp) == (400, "InvalidParameter")
 
 
+@pytest.mark.contract("3")
 @pytest.mark.parametrize(
     "authorization",
     [
@@ -332,6 +351,7 @@ def test_a_proof_is_single_use(stack: Stack) -> None:
     assert "SignatureNonceUsed" in again.json()["error"]["message"]
 
 
+@pytest.mark.contract("3")
 def test_a_proof_for_another_audience_is_refused(stack: Stack) -> None:
     with pytest.raises(VendApiError) as info:
         stack.client(audience="another-service").obtain(
@@ -359,6 +379,7 @@ def test_scoped_credentials_are_cached_per_secret(stack: Stack) -> None:
     assert all(who.startswith(prefix) for who in obtainers | creators)
 
 
+@pytest.mark.contract("2")
 def test_health_and_openapi(stack: Stack) -> None:
     health = requests.get(stack.api.url + "/v1/health", timeout=10)
     assert (health.status_code, health.json()) == (200, {"status": "ok"})
@@ -389,6 +410,7 @@ def test_health_and_openapi(stack: Stack) -> None:
     )
 
 
+@pytest.mark.contract("9")
 def test_one_audit_record_per_request_and_no_secret_in_any_log(stack: Stack) -> None:
     client = stack.client()
     auth = client.authorization()
@@ -415,6 +437,7 @@ def test_one_audit_record_per_request_and_no_secret_in_any_log(stack: Stack) -> 
         "upstream_request_id",
         "duration_ms",
         "log",  # "audit"
+        "statement",  # the Allow that admitted billing
         # Every stage was reached; no upstream failed (upstream* and attempts are absent).
         "auth_ms",
         "sts_ms",
@@ -423,7 +446,10 @@ def test_one_audit_record_per_request_and_no_secret_in_any_log(stack: Stack) -> 
         "seal_ms",
     }
     # A denial never reached STS, EIAM, KMS or the seal.
-    assert set(deny) == {*allow} - {"sts_ms", "eiam_ms", "kms_ms", "seal_ms"}
+    # A denial never reached STS, EIAM, KMS or the seal; reports is denied by default (no
+    # statement names it), so no statement decided.
+    assert set(deny) == {*allow} - {"sts_ms", "eiam_ms", "kms_ms", "seal_ms", "statement"}
+    assert allow["statement"] == "billing-reads-and-rotates-its-secrets"
     assert (allow["principal"], allow["decision"], allow["outcome"]) == (BILLING_ARN, "allow", "ok")
     assert allow["request_id"] == ok.json()["request_id"]
     assert allow["upstream_request_id"] == ok.json()["upstream_request_id"]
@@ -438,6 +464,7 @@ def test_one_audit_record_per_request_and_no_secret_in_any_log(stack: Stack) -> 
         assert secret not in everything
 
 
+@pytest.mark.contract("1")
 def test_the_session_policy_sent_names_one_action_and_one_arn(stack: Stack) -> None:
     stack.client().obtain("idaas_demo", "app_billing", "sct_billing_1")
     stack.client().create("idaas_demo", "app_empty")

@@ -21,6 +21,8 @@ from stack import Stack, running_stack
 from infra.emulator import Seed
 from vend_client import Credentials, VendApiError
 
+pytestmark = pytest.mark.contract("3")
+
 ISSUER = "https://idaas.example.com/api/v2/app/oauth2"
 REPORTS_SECRET = "CSdemoReportsSecretValue000000000000001"
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
