@@ -120,14 +120,19 @@ def _lines(text: str) -> list[dict[str, Any]]:
     return lines
 
 
+def _service_env(emulator: EmulatorServer) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VEND_", "ALIBABA_CLOUD_"))}
+    env.update(local_environment(emulator.url, DEMO_SEED, DEMO_POLICY))
+    return env
+
+
 def test_readiness_warnings_are_json_naming_the_request_and_its_trace(
     emulator: EmulatorServer,
 ) -> None:
     """`vend serve` with a Redis that does not answer: /v1/ready says `store`, and the log says
     why in a JSON `ready` line with the probe's request and trace (not in text, and not with
     the Redis URL's password)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VEND_", "ALIBABA_CLOUD_"))}
-    env.update(local_environment(emulator.url, DEMO_SEED, DEMO_POLICY))
+    env = _service_env(emulator)
     env["VEND_IDEMPOTENCY_URL"] = f"redis://:{REDIS_PASSWORD}@127.0.0.1:{free_port()}/0"
     port = free_port()
     server = Server([*VEND, "serve", "--port", str(port)], "vend serve", env)
@@ -152,8 +157,7 @@ def test_an_exception_nothing_caught_is_a_json_line_with_its_traceback(
 ) -> None:
     """The custom runtime, given a port another socket holds, cannot start: what Python would
     print as a traceback is one `crash` line on its log (stdout, as FC ships it)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VEND_", "ALIBABA_CLOUD_"))}
-    env.update(local_environment(emulator.url, DEMO_SEED, DEMO_POLICY))
+    env = _service_env(emulator)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -174,3 +178,50 @@ def test_an_exception_nothing_caught_is_a_json_line_with_its_traceback(
     assert crash[0]["level"] == "CRITICAL" and crash[0]["error"] == "OSError"
     assert crash[0]["traceback"].startswith("Traceback (most recent call last):")
     assert "wsgi_server.py" in crash[0]["traceback"]
+
+
+def test_a_custom_runtime_that_cannot_start_says_why_in_a_json_line() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VEND_", "ALIBABA_CLOUD_"))}
+    done = subprocess.run(
+        [*CUSTOM_RUNTIME, "--port", "0"], env=env, capture_output=True, text=True, timeout=60
+    )
+    SESSION_LOG.output("functions.custom_runtime (stdout)", done.stdout)
+    assert (done.returncode, done.stderr) == (2, "")
+    (start,) = _lines(done.stdout)
+    assert (start["log"], start["level"]) == ("start", "ERROR")
+    assert {"VEND_REGION", "VEND_ACCOUNT_ID"} <= set(start["variables"])
+
+
+# In an FC instance: FC's runtime gave the root logger a text handler of its own before the
+# initializer runs; a library logs; an event with a traceparent but no authorization is refused.
+IN_FC_INSTANCE = f"""
+import logging, sys
+logging.basicConfig(stream=sys.stdout, format="%(asctime)s [%(levelname)s] %(message)s")
+from functions import events
+from infra.local.fc_context import FunctionInfo, LocalContext
+context = LocalContext("fc-request-1", FunctionInfo("vend-events", "functions.events.handler"))
+events.initializer(context)
+logging.getLogger("urllib3.connectionpool").warning("a library's line")
+event = {{"action": "obtain", **{OBTAIN!r}, "traceparent": "{TRACEPARENT}"}}
+print(events.handler(event, context).decode(), file=sys.stderr)
+"""
+
+
+def test_in_an_fc_instance_every_line_is_json_with_the_events_trace(
+    emulator: EmulatorServer,
+) -> None:
+    env = {**_service_env(emulator), "FC_FUNCTION_NAME": "vend-events", "FC_INSTANCE_ID": "c-1"}
+    done = subprocess.run(
+        [sys.executable, "-c", IN_FC_INSTANCE],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    SESSION_LOG.output("functions.events in FC (stdout)", done.stdout)
+    assert json.loads(done.stderr)["status"] == 401, done.stderr
+    lines = _lines(done.stdout)
+    assert [line["log"] for line in lines] == ["library", "audit"]
+    audit = lines[1]
+    assert (audit["request_id"], audit["trace_id"]) == ("fc-request-1", TRACE)
