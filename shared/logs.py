@@ -1,11 +1,13 @@
 """The service's log: every line one JSON object, written by one formatter (`JsonLines`).
 
 A line's `log` names its kind: `audit`, `upstream` and `rotation` (composed by shared.audit,
-fields fixed there), `ready`, `start`, `emulator`, `fc` (the local FC bridge), `service` (the
-core's other lines), `server` (waitress), `library` (any other library's), `crash` (an
-exception nothing caught). Beside it: `ts`, `level`, `logger`, `message`, and, while a request
-is handled, its `request_id` and, when the request carried a valid W3C `traceparent`, its
-`trace_id`. A record with an exception has `error` (its type) and `traceback`.
+fields fixed there), `ready` (readiness checks that fail), `start` (a server listening, or not
+starting), `jwks` (an issuer's key set not fetched), `emulator`, `fc` (the local FC invoke
+API), `service` (the core's other lines), `server` (waitress), `library` (any other library's),
+`crash` (an exception nothing caught). A logger `vend.{kind}` writes `{kind}` lines. Beside
+`log`: `ts`, `level`, `logger`, `message`, and, while a request is handled, its `request_id`
+and, when the request carried a valid W3C `traceparent`, its `trace_id`. A record with an
+exception has `error` (its type) and `traceback`.
 
 The request's ids live in a context variable (`request`), set where a request enters: the HTTP
 API and the events and rotation handlers. A thread started for a request sees them only when
