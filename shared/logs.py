@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import re
 import sys
 import threading
 import traceback
@@ -28,6 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, TextIO
+
+from shared.wire.traceparent import trace_id_of
 
 __all__ = [
     "Ids",
@@ -40,8 +41,6 @@ __all__ = [
     "trace_id_of",
 ]
 
-# W3C Trace Context, version 00: version-traceid-parentid-flags, lower-case hex only.
-_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
 # Logger name -> the kind of its lines; a vend.* logger not here is named by its last part.
 _KINDS = {"vend": "service", "waitress": "server"}
 _OURS = "_vend_json"
@@ -55,20 +54,6 @@ class Ids:
 
 _NONE = Ids()  # frozen: one value all contexts may share
 _ids: contextvars.ContextVar[Ids] = contextvars.ContextVar("vend_request_ids", default=_NONE)
-
-
-def trace_id_of(traceparent: object) -> str | None:
-    """The trace id of a W3C `traceparent` value (version 00), or None for anything else: a
-    value that is not exactly one valid traceparent is ignored, never an error."""
-    if not isinstance(traceparent, str):
-        return None
-    match = _TRACEPARENT.fullmatch(traceparent)
-    if match is None:
-        return None
-    trace_id, parent_id = match.groups()
-    if trace_id == "0" * 32 or parent_id == "0" * 16:
-        return None
-    return trace_id
 
 
 def current() -> Ids:
