@@ -9,12 +9,14 @@ WSGI server with many requests per instance. Each WSGI request goes straight to 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from functions.wsgi_server import WsgiServer, status_line
+from shared import logs
 from shared.composition_root import instance_vendor
 from shared.config import ConfigError
 from shared.fc import deadline_for
@@ -36,6 +38,7 @@ MAX_READ = 64 * 1024 + 1
 # s.custom.yaml's `timeout`: the request deadline is 80% of it, at most 10 s (shared.fc).
 FUNCTION_TIMEOUT_S = 15
 THREADS = 16
+start_log = logging.getLogger("vend.start")
 
 
 class ApiApp:
@@ -111,12 +114,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="0.0.0.0")  # noqa: S104 - FC's custom runtime port
     parser.add_argument("--port", type=int, default=9000)
     args = parser.parse_args(argv)
+    # FC ships stdout to Log Service: every line of this process, JSON there.
+    logs.install(sys.stdout)
     try:
         app = build_app()
     except ConfigError as exc:
-        print(f"vend: configuration: {exc}", file=sys.stderr)
+        start_log.error("configuration: %s", exc, extra={"fields": {"variables": exc.variables}})
         return 2
-    WsgiServer(app, host=args.host, port=args.port, threads=THREADS).serve_forever()
+    server = WsgiServer(app, host=args.host, port=args.port, threads=THREADS)
+    start_log.info("listening", extra={"fields": {"url": server.url}})
+    server.serve_forever()
     return 0
 
 

@@ -9,20 +9,21 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from shared import audit
+from shared import audit, logs
 from shared.composition_root import instance_vendor
 from shared.errors import VendError, internal
 from shared.events import (
     RAISED,
     DoctorEvent,
+    Event,
     RetryableError,
     RotateEvent,
     error_result,
     parse_event,
 )
-from shared.fc import deadline_of, request_id_of
+from shared.fc import deadline_of, own_log, request_id_of
 from shared.upstream.deadline import Deadline
-from shared.vend import RequestMeta
+from shared.vend import RequestMeta, Vendor
 
 if TYPE_CHECKING:
     from shared.doctor import Report
@@ -31,14 +32,16 @@ log = logging.getLogger("vend")
 
 
 def initializer(context: Any) -> None:
-    """FC's instance initializer: configuration and clients, once per instance."""
+    """FC's instance initializer: the log, configuration and clients, once per instance."""
+    own_log()
     instance_vendor(context)
 
 
 def handler(event: Any, context: Any) -> bytes:
     request_id = request_id_of(context)
     try:
-        return _handle(event, context, request_id)
+        with logs.request(request_id):
+            return _handle(event, context, request_id)
     except VendError as err:
         if err.status not in RAISED:
             return error_result(err, request_id)
@@ -58,6 +61,13 @@ def _handle(event: Any, context: Any, request_id: str) -> bytes:
     except VendError as err:
         audit.refused(request_id, err.code)
         raise
+    with logs.request(request_id, parsed.trace_id):
+        return _handle_parsed(parsed, vendor, context, request_id)
+
+
+def _handle_parsed(
+    parsed: Event | DoctorEvent | RotateEvent, vendor: Vendor, context: Any, request_id: str
+) -> bytes:
     meta = RequestMeta(request_id, Deadline(deadline_of(context)))
     if isinstance(parsed, DoctorEvent):
         report = vendor.run_doctor(

@@ -8,12 +8,20 @@ from typing import Any
 from shared import audit
 from shared.composition_root import instance_vendor
 from shared.errors import malformed
-from shared.fc import BadEvent, deadline_of, parse_http_event, request_id_of, to_http_result
+from shared.fc import (
+    BadEvent,
+    deadline_of,
+    own_log,
+    parse_http_event,
+    request_id_of,
+    to_http_result,
+)
 from shared.http_api import HttpApi, HttpResponse, stamped
 
 
 def initializer(context: Any) -> None:
-    """FC's instance initializer: configuration and clients, once per instance."""
+    """FC's instance initializer: the log, configuration and clients, once per instance."""
+    own_log()
     instance_vendor(context)
 
 

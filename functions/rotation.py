@@ -11,11 +11,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from shared import audit
+from shared import audit, logs
 from shared.composition_root import Scheduled, instance_scheduled
 from shared.errors import VendError
 from shared.events import error_result
-from shared.fc import deadline_for, function_name_of, request_id_of, timeout_of
+from shared.fc import deadline_for, function_name_of, own_log, request_id_of, timeout_of
 from shared.lifecycle import schedule
 from shared.lifecycle.timer import BatchEvent, batch_payload, parse_schedule_event
 from shared.principal import ROTATION_SERVICE, Caller
@@ -44,6 +44,10 @@ class RotationHandler:
 
     def __call__(self, event: Any, context: Any) -> bytes:
         request_id = request_id_of(context)
+        with logs.request(request_id):
+            return self._run(event, context, request_id)
+
+    def _run(self, event: Any, context: Any, request_id: str) -> bytes:
         try:
             parsed = parse_schedule_event(event)
         except VendError as err:
@@ -91,7 +95,8 @@ class RotationHandler:
 
 
 def initializer(context: Any) -> None:
-    """FC's instance initializer: configuration and clients, once per instance."""
+    """FC's instance initializer: the log, configuration and clients, once per instance."""
+    own_log()
     instance_scheduled(context)
 
 

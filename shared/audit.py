@@ -9,6 +9,8 @@ they apply, never null for "did not happen":
 - `statement`: the approval policy's statement that decided (its Sid, else `Statement[i]`):
   the Allow that admitted the caller, or the explicit Deny that refused it; absent for a
   default deny (no statement matched) and before a decision.
+- `trace_id`: the trace id of the request's W3C `traceparent` (HTTP header or event field), when
+  it carried a valid one (shared.logs).
 - `step`: a rotation's step (`create`, `disable`, `delete` or `none`), the one taken or, when
   the request failed, the one it was taking; a dry run's is the one it would take.
 - `auth_ms`, `sts_ms`, `eiam_ms`, `kms_ms`, `seal_ms`: milliseconds spent in each stage the
@@ -28,14 +30,13 @@ itself, so no value can split a line for a reader that splits on more than `\n`.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from time import perf_counter
 from typing import Any, Literal
 
+from shared import logs
 from shared.errors import VendError
 
 logger = logging.getLogger("vend.audit")
@@ -71,6 +72,7 @@ class AuditRecord:
     kms_ms: float | None = None
     seal_ms: float | None = None
     step: str | None = None  # rotation only
+    trace_id: str | None = None
 
     def decided(self, allowed: bool, statement: str | None) -> None:
         """The approval policy's decision, and the statement that made it (None: default deny)."""
@@ -104,6 +106,8 @@ class AuditRecord:
         }
         if self.statement is not None:
             data["statement"] = self.statement
+        if self.trace_id is not None:
+            data["trace_id"] = self.trace_id
         if self.upstream is not None:
             data["upstream"] = self.upstream
             data["upstream_code"] = self.upstream_code
@@ -130,20 +134,26 @@ def elapsed_ms(started: float, so_far: float | None = None) -> float:
     return ms if so_far is None else so_far + ms
 
 
-def _line(data: dict[str, Any]) -> str:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=True)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+_line = logs.line
+_now = logs.now
+# Marks a record whose message is a whole JSON line already (shared.logs.JsonLines).
+_AS_IS = {"json_line": True}
 
 
 def start(request_id: str) -> AuditRecord:
-    return AuditRecord(request_id=request_id, started=perf_counter())
+    """The record of a request; its trace is the one the request's context carries."""
+    return AuditRecord(
+        request_id=request_id, started=perf_counter(), trace_id=_trace_of(request_id)
+    )
+
+
+def _trace_of(request_id: str) -> str | None:
+    ids = logs.current()
+    return ids.trace_id if ids.request_id == request_id else None
 
 
 def emit(record: AuditRecord) -> None:
-    logger.info(record.to_json())
+    logger.info(record.to_json(), extra=_AS_IS)
 
 
 def warn_upstream(record: AuditRecord, err: VendError) -> None:
@@ -165,7 +175,9 @@ def warn_upstream(record: AuditRecord, err: VendError) -> None:
         "outcome": err.code,
         "message": err.message,
     }
-    upstream_logger.warning(_line(line))
+    if record.trace_id is not None:
+        line["trace_id"] = record.trace_id
+    upstream_logger.warning(_line(line), extra=_AS_IS)
 
 
 def warn_rotation(run_id: str, request_id: str | None, application: str, err: VendError) -> None:
@@ -183,14 +195,14 @@ def warn_rotation(run_id: str, request_id: str | None, application: str, err: Ve
         "outcome": err.code,
         "message": err.message,
     }
-    rotation_logger.warning(_line(line))
+    rotation_logger.warning(_line(line), extra=_AS_IS)
 
 
 def rotation_summary(counts: dict[str, Any], *, warn: bool) -> None:
     """One line per batch of a scheduled run: how many applications took which step, failed or
     were not reached; a WARNING when any failed or was not reached."""
     line = {"log": "rotation", "ts": _now(), "level": "WARNING" if warn else "INFO", **counts}
-    rotation_logger.log(logging.WARNING if warn else logging.INFO, _line(line))
+    rotation_logger.log(logging.WARNING if warn else logging.INFO, _line(line), extra=_AS_IS)
 
 
 def refused(request_id: str, outcome: str, action: str | None = None) -> None:
@@ -203,14 +215,14 @@ def refused(request_id: str, outcome: str, action: str | None = None) -> None:
 
 def configure(stream: object = None) -> None:
     """Sends audit records and upstream warnings to stdout (FC ships stdout to Log Service), one
-    JSON per line, as they are: not through the root logger, whose format (FC's runtime sets
-    one) would put text before the JSON."""
+    JSON per line, as they are: not through a root logger that is not ours (FC's runtime sets
+    one whose format would put text before the JSON). Nothing to do where the process's log is
+    ours already (shared.logs.install): they reach its handler."""
+    if logs.is_installed():
+        return
     for target in (logger, upstream_logger, rotation_logger):
-        if any(getattr(h, "_vend_audit", False) for h in target.handlers):
+        if logs.has_ours(target):
             continue
-        handler = logging.StreamHandler(stream or sys.stdout)  # type: ignore[arg-type]
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        handler._vend_audit = True  # type: ignore[attr-defined]
-        target.addHandler(handler)
+        target.addHandler(logs.handler_for(stream or sys.stdout))  # type: ignore[arg-type]
         target.setLevel(logging.INFO)
         target.propagate = False

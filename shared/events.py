@@ -8,11 +8,12 @@ from typing import Any
 
 from shared.arns import Action
 from shared.errors import VendError, invalid
+from shared.logs import trace_id_of
 from shared.models import check_idempotency_key, parse_json_object
 
 # What the event carries besides the request body; the body's own fields are checked by the
 # same models as HTTP's (unknown ones refused there).
-_ENVELOPE_FIELDS = ("action", "authorization", "idempotency_key")
+_ENVELOPE_FIELDS = ("action", "authorization", "idempotency_key", "traceparent")
 # Errors raised to FC, which retries async invocations that raise: upstream failures, and bugs
 # (a configuration that does not load, say). Every other status is the caller's to fix.
 RAISED = frozenset({500, 502, 503, 504})
@@ -24,6 +25,7 @@ class Event:
     body: dict[str, Any]
     authorization: str | None
     idempotency_key: str | None
+    trace_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class DoctorEvent:
     for a caller the approval policy allows `vend:RunDoctor` (README)."""
 
     authorization: str | None
+    trace_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class RotateEvent:
 
     body: dict[str, Any]
     authorization: str | None
+    trace_id: str | None = None
 
 
 def parse_event(raw: bytes | str | dict[str, Any]) -> Event | DoctorEvent | RotateEvent:
@@ -51,17 +55,20 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> Event | DoctorEvent | Rota
     authorization = data.get("authorization")
     if authorization is not None and not isinstance(authorization, str):
         raise invalid("authorization must be a string")
+    # A caller's W3C traceparent, for the log only: one that is not valid is ignored, since a
+    # trace must never cost a request (shared.logs).
+    trace_id = trace_id_of(data.get("traceparent"))
     if action == "doctor":
-        if not set(data) <= {"action", "authorization"}:
-            raise invalid("a doctor event has no field but action and authorization")
-        return DoctorEvent(authorization)
+        if not set(data) <= {"action", "authorization", "traceparent"}:
+            raise invalid("a doctor event has no field but action, authorization and traceparent")
+        return DoctorEvent(authorization, trace_id)
     key = data.get("idempotency_key")
     if key is not None:
         check_idempotency_key(key, action)
     body = {k: v for k, v in data.items() if k not in _ENVELOPE_FIELDS}
     if action == "rotate":
-        return RotateEvent(body, authorization)
-    return Event(action, body, authorization, key)
+        return RotateEvent(body, authorization, trace_id)
+    return Event(action, body, authorization, key, trace_id)
 
 
 def error_result(err: VendError, request_id: str) -> bytes:

@@ -6,12 +6,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
+import sys
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shared import logs
 from shared.http_api import HttpRequest, HttpResponse
-from shared.request_origin import checked_request_id, ip_or_none, request_id_or_new
+from shared.request_origin import checked_request_id, inside_fc, ip_or_none, request_id_or_new
 
 DEFAULT_DEADLINE_S = 10.0
 
@@ -107,3 +110,11 @@ def function_name_of(context: object, default: str) -> str:
 def deadline_for(timeout_s: float) -> float:
     """The request deadline: well inside the function's timeout, and at most 10 s."""
     return min(DEFAULT_DEADLINE_S, timeout_s * 0.8) if timeout_s > 0 else DEFAULT_DEADLINE_S
+
+
+def own_log() -> None:
+    """In an FC instance, the process's log becomes ours (shared.logs.install): FC's runtime
+    gives the root logger a text format, and every line is to be JSON. Anywhere else (a test,
+    `vend local`), whoever runs the process decides."""
+    if inside_fc(os.environ) and not logs.is_installed():
+        logs.install(sys.stdout)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
-from shared import audit
+from shared import audit, logs
 from shared.arns import Action
 from shared.errors import VendError, bounded, internal, not_found
 from shared.models import check_idempotency_key, parse_json_object
@@ -70,6 +70,11 @@ class HttpApi:
         self._openapi: bytes | None = None
 
     def handle(self, request: HttpRequest) -> HttpResponse:
+        trace_id = logs.trace_id_of(request.headers.get("traceparent"))
+        with logs.request(request.request_id, trace_id):
+            return self._handle(request)
+
+    def _handle(self, request: HttpRequest) -> HttpResponse:
         try:
             response = self._route(request)
         except VendError as err:

@@ -30,7 +30,7 @@ from shared.idempotency.store import Forgetful, Pingable
 if TYPE_CHECKING:
     from shared.vend import Vendor
 
-log = logging.getLogger("vend")
+log = logging.getLogger("vend.ready")
 
 STORE_TIMEOUT_S = 0.5
 READY_BUDGET_S = 1.5

@@ -3,6 +3,7 @@ authorize, then scoped STS and EIAM alongside KMS, seal, respond, audit."""
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -522,7 +523,9 @@ class Vendor:
     ) -> Future[DataKey]:
         """The data key for the caller's recipient key, asked of KMS on the pool (beside STS
         and EIAM)."""
+        # In a copy of the request's context: a line logged there names the request.
         return self._pool.submit(
+            contextvars.copy_context().run,
             self._data_key,
             record,
             self.identity.current(),

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from log_scan import SESSION_LOG
 from processes import free_port, wait_for_port
 from stack import Stack
 
@@ -47,7 +48,9 @@ def running_agent(env: dict[str, str], tmp_path: Path, *args: str) -> Iterator[A
         yield Agent(f"http://127.0.0.1:{port}", log)
     finally:
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0, log.read_text()
+        code = proc.wait(timeout=15)
+        SESSION_LOG.output("vend-client agent (stderr)", log.read_text())
+    assert code == 0, log.read_text()
 
 
 def token_endpoint(stack: Stack) -> str:

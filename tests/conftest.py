@@ -1,17 +1,13 @@
 from __future__ import annotations
 
-import logging
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from log_scan import DEMO_SEED, SESSION_LOG
 
 from infra.emulator import EmulatorServer, Seed, load_seed
 from infra.seed_from_policies import seed_with_infra_policies
-
-ROOT = Path(__file__).resolve().parent.parent
-DEMO_SEED = ROOT / "examples" / "seed.yaml"
 
 
 @pytest.fixture(scope="session")
@@ -38,32 +34,25 @@ def emulator(demo_seed: Seed) -> Iterator[EmulatorServer]:
         yield server
 
 
-class _Collector(logging.Handler):
-    """Every log record of the whole test session, service and emulator alike."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.lines.append(self.format(record))
-        except Exception:  # a record that cannot format is kept by name
-            self.lines.append(record.name)
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """From the first test on, every log line of the session is checked (tests/log_scan.py)."""
+    SESSION_LOG.attach()
 
 
-SESSION_LOG = _Collector()
-SESSION_LOG.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """After every fixture ended (the last module's servers included): a log line that failed
+    fails the run, whatever the order the tests ran in."""
+    if SESSION_LOG.failures and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _collect_all_logs() -> Iterator[None]:
-    root, audit = logging.getLogger(), logging.getLogger("vend.audit")
-    level = root.level
-    root.setLevel(logging.DEBUG)
-    root.addHandler(SESSION_LOG)
-    audit.addHandler(SESSION_LOG)  # audit records do not propagate to the root
-    yield
-    root.removeHandler(SESSION_LOG)
-    audit.removeHandler(SESSION_LOG)
-    root.setLevel(level)
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    kinds = ", ".join(sorted(SESSION_LOG.kinds))
+    terminalreporter.write_line(f"log lines checked: {SESSION_LOG.checked} ({kinds})")
+    failures = SESSION_LOG.report()
+    if failures:
+        terminalreporter.section("log lines that fail (not JSON, or holding a secret)", red=True)
+        for failure in failures:
+            terminalreporter.write_line(failure, red=True)

@@ -25,7 +25,6 @@ import hcl2
 import pytest
 import requests
 from alibabacloud_eiam20211201 import models as eiam_models
-from conftest import SESSION_LOG
 from hcl2 import SerializationOptions
 from stack import Records, Stack, running_stack
 
@@ -183,14 +182,11 @@ def test_terraform_reads_the_queries_as_the_parser_does(terraform: str, tmp_path
 
 @pytest.fixture
 def warnings() -> Iterator[Records]:
-    """The `vend.upstream` lines (they do not reach the root logger), and for the suite's leak
-    check too (tests/test_zz_logs.py)."""
+    """The `vend.upstream` lines (they do not reach the root logger)."""
     records, logger = Records(), logging.getLogger("vend.upstream")
     logger.addHandler(records)
-    logger.addHandler(SESSION_LOG)
     yield records
     logger.removeHandler(records)
-    logger.removeHandler(SESSION_LOG)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import socket
-import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 import pytest
 import requests
 import sdk_clients as sdk
-from processes import VEND, free_port, wait_for_port
+from processes import VEND, Server, free_port, wait_for_port
 
 from infra.emulator import EmulatorServer
 from infra.local.cli import DEMO_POLICY, DEMO_SEED, local_environment
@@ -80,7 +79,7 @@ class Served:
     output: str = ""  # everything the server printed, once it stopped
 
     def audit_lines(self) -> list[str]:
-        return [line for line in self.output.split("\n") if line.startswith('{"log":')]
+        return [line for line in self.output.split("\n") if line.startswith('{"log":"audit"')]
 
 
 @contextmanager
@@ -96,21 +95,14 @@ def _server(
     if emulator is not None:
         clean.update(local_environment(emulator.url, DEMO_SEED, DEMO_POLICY))
     clean.update(env)
-    proc = subprocess.Popen(
-        [*command, "--port", str(port)],
-        env=clean,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        encoding="utf-8",
-    )
+    server = Server([*command, "--port", str(port)], " ".join(command[2:]), clean)
     served = Served(f"http://127.0.0.1:{port}")
     try:
-        wait_for_port(port, proc)
+        wait_for_port(port, server.proc)
         yield served
     finally:
-        proc.terminate()
-        served.output, _ = proc.communicate(timeout=10)
+        out, log = server.stop()
+        served.output = out + log
     assert BILLING_SECRET not in served.output
 
 

@@ -6,27 +6,21 @@ import subprocess
 from pathlib import Path
 
 import sdk_clients as sdk
-from conftest import DEMO_SEED
-from processes import VEND, free_port, wait_for_port
+from log_scan import DEMO_SEED
+from processes import VEND, Server, free_port, wait_for_port
 
 
 def test_vend_emulator_serves_the_seeded_world(tmp_path: Path) -> None:
     port = free_port()
-    proc = subprocess.Popen(
-        [*VEND, "emulator", "--seed", str(DEMO_SEED), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    server = Server([*VEND, "emulator", "--seed", str(DEMO_SEED), "--port", str(port)], "emulator")
     try:
-        wait_for_port(port, proc)
+        wait_for_port(port, server.proc)
         body = sdk.sts(f"127.0.0.1:{port}", sdk.BILLING).get_caller_identity().body
         assert body.arn == f"acs:ram::{sdk.ACCOUNT}:user/billing"
     finally:
-        proc.terminate()
-        out, _ = proc.communicate(timeout=10)
+        out, log = server.stop()
     assert f"http://127.0.0.1:{port}" in out
-    assert "demo-billing-secret" not in out
+    assert "demo-billing-secret" not in out + log
 
 
 def test_vend_emulator_refuses_a_bad_seed_naming_the_problem(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 import sdk_clients as sdk
-from processes import VEND, free_port, wait_for_port
+from processes import VEND, Server, free_port, wait_for_port
 
 from infra.local import cli
 from infra.local.cli import DEMO_POLICY, DEMO_SEED, local_environment
@@ -68,21 +68,18 @@ class Local:
 @pytest.fixture(scope="module")
 def local() -> Iterator[Local]:
     port, emulator_port = free_port(), free_port()
-    proc = subprocess.Popen(
+    server = Server(
         [*VEND, "local", "--port", str(port), "--emulator-port", str(emulator_port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=_clean_env(),
+        "vend local",
+        _clean_env(),
     )
     try:
-        wait_for_port(port, proc)
-        wait_for_port(emulator_port, proc)
+        wait_for_port(port, server.proc)
+        wait_for_port(emulator_port, server.proc)
         yield Local(port, emulator_port)
     finally:
-        proc.terminate()
-        out, _ = proc.communicate(timeout=10)
-    assert BILLING_SECRET not in out
+        out, log = server.stop()
+    assert BILLING_SECRET not in out + log
 
 
 @pytest.fixture

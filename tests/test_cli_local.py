@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import sdk_clients as sdk
-from processes import VEND, free_port, wait_for_port
+from processes import VEND, Server, free_port, wait_for_port
 
 from vend_client.exit_status import ExitStatus
 
@@ -25,17 +25,15 @@ BILLING_SECRET = "CSdemoBillingSecretValue0000000000000001"
 def local() -> Iterator[tuple[dict[str, str], list[str]]]:
     port, emulator_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VEND_", "ALIBABA_CLOUD_"))}
-    proc = subprocess.Popen(
+    server = Server(
         [*VEND, "local", "--port", str(port), "--emulator-port", str(emulator_port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
+        "vend local",
+        env,
     )
     output: list[str] = []
     try:
-        wait_for_port(port, proc)
-        wait_for_port(emulator_port, proc)
+        wait_for_port(port, server.proc)
+        wait_for_port(emulator_port, server.proc)
         caller = {
             **env,
             "ALIBABA_CLOUD_ACCESS_KEY_ID": sdk.BILLING[0],
@@ -47,12 +45,11 @@ def local() -> Iterator[tuple[dict[str, str], list[str]]]:
         }
         yield caller, output
     finally:
-        proc.terminate()
-        out, _ = proc.communicate(timeout=10)
-    # What the server printed: the banner, one audit record per request, and never a secret.
+        out, log = server.stop()
+    # What the server printed: the banner; its log: one audit record per request; never a secret.
     assert "vend local:" in out and "vend obtain" in out
-    assert '"decision":"allow"' in out and '"decision":"deny"' in out
-    assert BILLING_SECRET not in out
+    assert '"decision":"allow"' in log and '"decision":"deny"' in log
+    assert BILLING_SECRET not in log
 
 
 def _vend(

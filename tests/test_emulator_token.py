@@ -6,7 +6,6 @@ other secret; OAuth's 400s for a malformed request (infra/ASSUMPTIONS.md T1 to T
 from __future__ import annotations
 
 import base64
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,8 +16,8 @@ import pytest
 import requests
 import sdk_clients as sdk
 from alibabacloud_eiam20211201 import models as eiam_models
-from conftest import DEMO_SEED
-from processes import VEND, free_port, wait_for_port
+from log_scan import DEMO_SEED
+from processes import VEND, Server, free_port, wait_for_port
 
 from infra.emulator import EmulatorServer, Seed
 
@@ -347,12 +346,8 @@ def test_an_injected_fault_answers_in_oauths_shape(emulator: EmulatorServer) -> 
 
 def test_vend_emulator_prints_each_instances_token_endpoint() -> None:
     port = free_port()
-    proc = subprocess.Popen(
-        [*VEND, "emulator", "--seed", str(DEMO_SEED), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    server = Server([*VEND, "emulator", "--seed", str(DEMO_SEED), "--port", str(port)], "emulator")
+    proc = server.proc
     try:
         wait_for_port(port, proc)
         assert proc.stdout is not None
@@ -370,5 +365,4 @@ def test_vend_emulator_prints_each_instances_token_endpoint() -> None:
         )
         assert answer.status_code == 200, answer.text
     finally:
-        proc.terminate()
-        proc.communicate(timeout=10)
+        server.stop()

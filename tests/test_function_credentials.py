@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +27,7 @@ from function_role import (
     function_role_seed,
     signers,
 )
-from processes import free_port, wait_for_port
+from processes import Server, free_port, wait_for_port
 
 from functions.custom_runtime import request_of
 from infra.emulator import EmulatorServer, Seed
@@ -75,13 +74,7 @@ def _instance(
     env.update(local_environment(emulator.url, DEMO_SEED, DEMO_POLICY))
     env.update(as_environment(started_with))
     env.update(extra)
-    proc = subprocess.Popen(
-        [*CUSTOM_RUNTIME, "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    server = Server([*CUSTOM_RUNTIME, "--port", str(port)], "functions.custom_runtime", env)
     url = f"http://127.0.0.1:{port}"
     client = VendClient(
         url=url,
@@ -92,11 +85,11 @@ def _instance(
     )
     instance = Instance(url, client)
     try:
-        wait_for_port(port, proc)
+        wait_for_port(port, server.proc)
         yield instance
     finally:
-        proc.terminate()
-        instance.output, _ = proc.communicate(timeout=10)
+        out, log = server.stop()
+        instance.output = out + log
     assert BILLING_SECRET not in instance.output
 
 

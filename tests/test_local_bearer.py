@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from processes import VEND, free_port, wait_for_port
+from processes import VEND, Server, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORTS_SECRET = "CSdemoReportsSecretValue000000000000001"
@@ -36,13 +36,12 @@ class Local:
 def local() -> Iterator[Local]:
     port, emulator_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VEND_", "ALIBABA_CLOUD_"))}
-    proc = subprocess.Popen(
+    server = Server(
         [*VEND, "local", "--port", str(port), "--emulator-port", str(emulator_port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
+        "vend local",
+        env,
     )
+    proc = server.proc
     try:
         wait_for_port(port, proc)
         wait_for_port(emulator_port, proc)
@@ -56,10 +55,9 @@ def local() -> Iterator[Local]:
             f"http://127.0.0.1:{port}", f"http://127.0.0.1:{emulator_port}", env, "".join(banner)
         )
     finally:
-        proc.terminate()
-        out, _ = proc.communicate(timeout=10)
+        _, log = server.stop()
     # Its log (the audit records of these requests) holds neither a secret nor a token.
-    assert REPORTS_SECRET not in out and not JWT.search(out)
+    assert REPORTS_SECRET not in log and not JWT.search(log)
 
 
 def _token(local: Local, client_id: str, secret: str, scope: str = "vend-local|obtain") -> str:

@@ -39,6 +39,7 @@ class Mutant:
 
 
 SERVICE = "tests/test_contract_service.py::"
+LOGS = "tests/test_logs.py::"
 
 MUTANTS = (
     Mutant(
@@ -142,6 +143,33 @@ MUTANTS = (
         "if False:",
         ("tests/test_vend_jwt.py::test_bearer_refusals[expired]",),
         "DID NOT RAISE",
+    ),
+    Mutant(
+        "the audit drops the request's trace id",
+        "shared/audit.py",
+        'data["trace_id"] = self.trace_id',
+        "pass",
+        (LOGS + "test_an_http_requests_traceparent_names_its_trace_in_the_audit",),
+        "KeyError: 'trace_id'",
+    ),
+    Mutant(
+        "a traceparent whose trace id is all zeros read as a trace",
+        "client/vend_client/wire/traceparent.py",  # shared/wire is this directory
+        'if trace_id == "0" * 32 or parent_id == "0" * 16:',
+        'if parent_id == "0" * 16:',
+        (
+            LOGS + "test_a_traceparent_that_is_not_one_is_ignored_never_refused"
+            "[00-00000000000000000000000000000000-00f067aa0ba902b7-01]",
+        ),
+        "assert 'trace_id' not in",
+    ),
+    Mutant(
+        "a server's log in text (`vend serve` keeps logging's own format)",
+        "infra/local/cli.py",
+        'if getattr(args, "server", False):',
+        "if False:",
+        (LOGS + "test_readiness_warnings_are_json_naming_the_request_and_its_trace",),
+        "JSONDecodeError",
     ),
 )
 

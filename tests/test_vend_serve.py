@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Iterator
 
 import fc2
 import pytest
 import requests
 import sdk_clients as sdk
-from processes import VEND, free_port, wait_for_port
+from processes import VEND, Server, free_port, wait_for_port
 
 from infra.emulator import EmulatorServer
 from infra.local.cli import DEMO_POLICY, DEMO_SEED, local_environment
@@ -27,20 +26,13 @@ def _serve(emulator: EmulatorServer, *flags: str) -> Iterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VEND_", "ALIBABA_CLOUD_"))}
     env.update(local_environment(emulator.url, DEMO_SEED, DEMO_POLICY))
-    proc = subprocess.Popen(
-        [*VEND, "serve", "--port", str(port), *flags],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    server = Server([*VEND, "serve", "--port", str(port), *flags], "vend serve", env)
     try:
-        wait_for_port(port, proc)
+        wait_for_port(port, server.proc)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        out, _ = proc.communicate(timeout=10)
-    assert BILLING_SECRET not in out
+        out, log = server.stop()
+    assert BILLING_SECRET not in out + log
 
 
 @pytest.fixture

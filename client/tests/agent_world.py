@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, unquote
 
 import requests
 import sealed
+from client_log_scan import SESSION_LOG
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -221,6 +222,7 @@ def running_agent(
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=15)
+        SESSION_LOG.output("vend-client agent (stderr)", log.read_text())
     assert code == 0, log.read_text()
 
 

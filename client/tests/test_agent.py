@@ -360,6 +360,19 @@ def test_every_log_line_is_json_and_none_holds_a_secret_or_token(
         assert marker not in stderr
 
 
+def test_a_requests_traceparent_names_its_trace_in_its_line(agent: Agent) -> None:
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    agent.get(f"/v1/secret?{QUERY}", traceparent=f"00-{trace}-00f067aa0ba902b7-01")
+    agent.get(f"/v1/secret?{QUERY}", traceparent=f"00-{trace.upper()}-00f067aa0ba902b7-01")
+    agent.get(f"/v1/secret?{QUERY}", traceparent=f"00-{trace}-{'0' * 16}-01")
+    lines = [line for line in json_lines(agent.stderr()) if line.get("event") == "request"]
+    assert [(line["log"], line.get("trace_id")) for line in lines] == [
+        ("access", trace),
+        ("access", None),
+        ("access", None),
+    ]
+
+
 # -- the agent token ------------------------------------------------------------------------------
 
 

@@ -499,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="the approval policy, a path or the JSON itself (default: examples/policy.json)",
     )
-    local.set_defaults(run=_local)
+    local.set_defaults(run=_local, server=True)
 
     emu = _sub(sub, "emulator", "the local STS, EIAM and KMS emulator alone")
     emu.add_argument("--seed", required=True, metavar="FILE", help="seed file, JSON or YAML")
@@ -516,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="keep EIAM and KMS state in this file (default: none, in memory only)",
     )
-    emu.set_defaults(run=_emulator)
+    emu.set_defaults(run=_emulator, server=True)
 
     serve = _sub(
         sub,
@@ -542,7 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also FC's invoke API for vend-events (default: off; local tests only, never in "
         "production: it checks no fc2 signature)",
     )
-    serve.set_defaults(run=_serve)
+    serve.set_defaults(run=_serve, server=True)
 
     doctor = _sub(
         sub,
@@ -633,10 +633,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     verbose = bool(args.verbose)
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    level = logging.INFO if verbose else logging.WARNING
+    if getattr(args, "server", False):
+        # A server's log is JSON lines on stderr (shared.logs), its own and its libraries';
+        # stdout keeps the banner, which is for a person.
+        from shared import logs
+
+        logs.install(sys.stderr, level)
+    else:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         code: int = args.run(args)
     except Failure as failure:

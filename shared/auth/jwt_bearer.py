@@ -50,7 +50,7 @@ from shared.principal import Caller
 from shared.upstream.bounded import BoundedHTTPConnection, BoundedHTTPSConnection, tls_context
 from shared.upstream.deadline import Deadline
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("vend.jwks")  # its lines are `jwks` lines (shared.logs)
 
 Algorithm = Literal["RS256", "ES256"]
 # The only algorithms ever accepted, whatever an IssuerConfig says (even one built without

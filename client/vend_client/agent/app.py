@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from ..wire.arns import ID_PATTERN
+from ..wire.traceparent import trace_id_of
 from .auth import matches
 from .errors import Refusal, refusal_of
 from .tokens import Secrets, TokenCache, check_scope, secret_of
@@ -118,6 +119,7 @@ class AgentApp:
                     "status": answer.status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     "request_id": request_id,
+                    **_trace(environ),
                     **answer.log,
                 }
             },
@@ -261,6 +263,12 @@ def _refusal(refusal: Refusal) -> _Answer:
     if refusal.request_id is not None:
         logged["upstream_request_id"] = refusal.request_id
     return _Answer(refusal.status, refusal.body(), headers, logged)
+
+
+def _trace(environ: dict[str, Any]) -> dict[str, str]:
+    """`trace_id` for the request line, when the caller sent a valid W3C `traceparent`."""
+    trace_id = trace_id_of(environ.get("HTTP_TRACEPARENT"))
+    return {} if trace_id is None else {"trace_id": trace_id}
 
 
 def _status_line(status: int) -> str:
