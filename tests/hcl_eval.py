@@ -1,5 +1,5 @@
-"""Terraform's reading of `-var` values against variables.tf, without Terraform: the variables'
-types and defaults, and their `validation` conditions evaluated in Python.
+"""What Terraform reads, without Terraform: a quoted string's value, and `-var` values against
+variables.tf (the variables' types and defaults, and their `validation` conditions).
 
 CI has no `terraform` and no registry; the conditions in infra/terraform/variables.tf use a small
 part of HCL (`var.x`, `can(regex(...))`, `floor`, `alltrue([for k, v in m : ...])`, comparisons
@@ -21,6 +21,35 @@ _STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
 # alltrue([for k, v in var.m : body]): the one loop the conditions use.
 _ALLTRUE = re.compile(r"alltrue\(\[\s*for (\w+), (\w+) in ([\w.]+)\s*:(.*)\]\)", re.DOTALL)
 _ALLOWED_WORDS = {"can", "regex", "floor", "alltrue", "for", "in", "S"}
+
+
+# HCL native syntax, "Template Literals" and "Escape Sequences" (hashicorp/hcl spec.md).
+_ESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|U([0-9A-Fa-f]{8})|(.))|\$\$\{|%%\{", re.DOTALL)
+_SIMPLE = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\"}
+
+
+def string_value(literal: str) -> str:
+    """The value of a quoted HCL string with no interpolation, as the spec reads it: escapes,
+    and `$${` and `%%{` for a literal `${` and `%{`. A template (`${`, `%{`) raises ValueError:
+    its value is not the literal's."""
+    if len(literal) < 2 or literal[0] != '"' or literal[-1] != '"':
+        raise ValueError(f"not a quoted string: {literal!r}")
+
+    def read(match: re.Match[str]) -> str:
+        text = match.group(0)
+        if text in ("$${", "%%{"):
+            return text[1:]
+        code = match.group(1) or match.group(2)
+        if code is not None:
+            return chr(int(code, 16))
+        if match.group(3) not in _SIMPLE:
+            raise ValueError(f"no such escape: {text!r}")
+        return _SIMPLE[match.group(3)]
+
+    body = literal[1:-1]
+    if re.search(r"(?<![$%])[$%]\{", _ESCAPE.sub("", body)):
+        raise ValueError(f"a template, not a literal: {literal!r}")
+    return _ESCAPE.sub(read, body)
 
 
 def _regex(pattern: str, value: str) -> str | None:
