@@ -12,6 +12,7 @@ import os
 import socket
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
@@ -419,16 +420,20 @@ def test_verbose_shows_each_step_with_its_time_and_no_secret(local: Local) -> No
 # -- a bug -----------------------------------------------------------------------------------
 
 
+class _BrokenInput:
+    """A standard input whose read fails as nothing expects: a bug to the command reading it."""
+
+    def read(self, size: int = -1) -> str:
+        raise RuntimeError("a bug")
+
+
 def test_an_unexpected_error_is_one_line_and_its_traceback_with_v(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def broken(args: object, asks: bool) -> None:
-        raise RuntimeError("a bug")
-
-    monkeypatch.setattr(caller_cli, "_resolve", broken)
+    monkeypatch.setattr(sys, "stdin", _BrokenInput())
     # The command silences the credentials library's own logger: only for this test.
     monkeypatch.setattr(logging.getLogger("credentials"), "disabled", False)
-    argv = ["obtain", *OBTAIN, "--audience", "vend-local"]
+    argv = ["decrypt", "-"]
     assert cli.main(argv) == ExitStatus.UNEXPECTED
     err = capsys.readouterr().err
     assert err.splitlines() == [
