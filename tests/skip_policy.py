@@ -1,5 +1,6 @@
-"""No silent skip under CI (issue 21): a pytest plugin, loaded for the whole run (tests/ and
-client/tests/) by the conftest.py at the repository's root.
+"""No silent skip under CI (issue 21): a pytest plugin, registered by tests/conftest.py for the
+whole run (client/tests/ too: a registered plugin sees every test, a conftest's hooks only its
+own directory's).
 
 Under CI (tests/ci.py) a test or module skipped for a reason that is not in ALLOWED fails, with
 that reason; the allowed skips are counted and printed at the end of every run. Outside CI a
@@ -91,7 +92,3 @@ class SkipPolicy:
         verdict = "failed under CI" if under_ci() else "would fail under CI"
         for reason, count in sorted(self.refused.items()):
             terminalreporter.write_line(f"{count} {verdict}: {reason}")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.pluginmanager.register(SkipPolicy(), "vend-skip-policy")
