@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 import sdk_clients as sdk
-from processes import VEND, Server, free_port, wait_for_port
+from processes import VEND, free_port, vend_local
 
 from infra.local import cli
 from infra.local.cli import DEMO_POLICY, DEMO_SEED, local_environment
@@ -68,15 +68,8 @@ class Local:
 
 @pytest.fixture(scope="module")
 def local() -> Iterator[Local]:
-    port, emulator_port = free_port(), free_port()
-    server = Server(
-        [*VEND, "local", "--port", str(port), "--emulator-port", str(emulator_port)],
-        "vend local",
-        _clean_env(),
-    )
+    server, port, emulator_port = vend_local(_clean_env())
     try:
-        wait_for_port(port, server.proc)
-        wait_for_port(emulator_port, server.proc)
         yield Local(port, emulator_port)
     finally:
         out, log = server.stop()
@@ -221,9 +214,9 @@ def taken() -> Iterator[int]:
 
 
 def test_vend_local_on_a_port_in_use(taken: int) -> None:
-    done = _vend(_clean_env(), "local", "--port", str(taken), "--emulator-port", str(free_port()))
+    done = _vend(_clean_env(), "local", "--port", str(taken), "--emulator-port", "0")
     _fails(done, ExitStatus.PORT_IN_USE, f"port {taken} on 127.0.0.1 is in use", "--port")
-    done = _vend(_clean_env(), "local", "--port", str(free_port()), "--emulator-port", str(taken))
+    done = _vend(_clean_env(), "local", "--port", "0", "--emulator-port", str(taken))
     _fails(done, ExitStatus.PORT_IN_USE, f"port {taken} ", "--emulator-port")
 
 
