@@ -42,8 +42,9 @@ def ask_together(n: int, ask: Callable[[], Any], upstream: Held) -> list[Any]:
         try:
             assert upstream.arrived.wait(5)
             wait_until(
-                lambda: len(askers) == n
-                and sum(in_call(i, Future.result) for i in askers) == n - 1,
+                lambda: (
+                    len(askers) == n and sum(in_call(i, Future.result) for i in askers) == n - 1
+                ),
                 f"{n - 1} of {n} askers waiting for the first one's answer",
             )
         finally:
