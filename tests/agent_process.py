@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from log_scan import SESSION_LOG
-from processes import free_port, wait_for_port
 from stack import Stack
 
 from infra.emulator.oauth import ISSUER_PATH
@@ -33,24 +33,36 @@ class Agent:
 
 @contextmanager
 def running_agent(env: dict[str, str], tmp_path: Path, *args: str) -> Iterator[Agent]:
-    port = free_port()
     log = tmp_path / "agent.log"
     with log.open("w") as sink:
         proc = subprocess.Popen(
-            [str(VEND_CLIENT), "agent", "--port", str(port), *args],
+            [str(VEND_CLIENT), "agent", "--port", "0", *args],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=sink,
             text=True,
         )
     try:
-        wait_for_port(port, proc)
-        yield Agent(f"http://127.0.0.1:{port}", log)
+        yield Agent(_listening_url(log, proc), log)
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=15)
         SESSION_LOG.output("vend-client agent (stderr)", log.read_text())
     assert code == 0, log.read_text()
+
+
+def _listening_url(log: Path, proc: subprocess.Popen[str], seconds: float = 30) -> str:
+    """Where the agent listens, from its `listening` log line: it binds port 0 itself."""
+    deadline = time.monotonic() + seconds
+    while True:
+        for line in log.read_text().splitlines():
+            record = json.loads(line) if line.startswith("{") else {}
+            if record.get("event") == "listening":
+                url: str = record["urls"][0]
+                return url
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, f"the agent did not listen:\n{log.read_text()}"
+        time.sleep(0.02)
 
 
 def token_endpoint(stack: Stack) -> str:

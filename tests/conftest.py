@@ -5,9 +5,14 @@ from collections.abc import Iterator
 
 import pytest
 from log_scan import DEMO_SEED, SESSION_LOG
+from skip_policy import SkipPolicy
 
 from infra.emulator import EmulatorServer, Seed, load_seed
 from infra.seed_from_policies import seed_with_infra_policies
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(SkipPolicy(), "vend-skip-policy")
 
 
 @pytest.fixture(scope="session")

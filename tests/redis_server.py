@@ -6,7 +6,6 @@ environment variable `CI` set), where they fail: CI must test Redis."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -18,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ci import under_ci
 from processes import free_port
 
 
@@ -158,7 +158,7 @@ def redis_binary() -> str:
     """redis-server's path; skips the test without one, except under CI, where it fails."""
     binary = shutil.which("redis-server")
     if binary is None:
-        if "CI" in os.environ:
+        if under_ci():
             pytest.fail("redis-server is not on PATH, and CI must test the Redis store")
         pytest.skip("redis-server is not on PATH (apt-get install redis-server); Redis not tested")
     return binary

@@ -142,9 +142,7 @@ def running_stack(
             **(env or {}),
         }.items():
             monkeypatch.setenv(name, value)
-        monkeypatch.setattr(
-            composition_root, "_instance", None
-        )  # a fresh instance, as after a cold start
+        composition_root.reset_instance()  # a fresh instance, as after a cold start
         process_memory_store().clear()  # and a fresh world: no lease or key of an earlier test
         audit, logs = Records(), Records()
         audit_logger = logging.getLogger("vend.audit")
@@ -165,6 +163,7 @@ def running_stack(
             with WsgiServer(app) as api:
                 yield Stack(emulator, api, app, audit, logs)
         finally:
+            composition_root.reset_instance()  # none of this stack's outlives it
             audit_logger.removeHandler(audit)
             root.removeHandler(logs)
             root.setLevel(old_level)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import hcl2
+import hcl_eval
 import pytest
 import requests
 from alibabacloud_eiam20211201 import models as eiam_models
@@ -141,6 +142,17 @@ def test_the_dashboard_charts_the_four_views_with_the_queries() -> None:
 def test_every_field_a_query_names_is_indexed() -> None:
     for name, query in queries().items():
         assert fields_used(query) <= set(index_fields()), name
+
+
+def test_the_queries_are_the_strings_terraform_reads() -> None:
+    """The parser's reading of each query is the HCL spec's reading of its literal, escapes and
+    all (tests/hcl_eval.py): what `terraform console` shows below, without Terraform (CI)."""
+    text = (TERRAFORM_DIR / "logs.tf").read_text()
+    for name, query in queries().items():
+        (literal,) = re.findall(rf'^ +{name} += ("(?:[^"\\\n]|\\.)*")$', text, re.MULTILINE)
+        assert hcl_eval.string_value(literal) == query, name
+    for field, kind in index_fields().items():
+        assert re.fullmatch(r"[a-z_]+", field) and kind in ("text", "long", "double"), field
 
 
 def test_terraform_reads_the_queries_as_the_parser_does(terraform: str, tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from pytest_httpserver import HTTPServer
+from thread_waits import wait_until, waiting_on_events
 from trickle import TrickleServer, http_answer
 from werkzeug.wrappers import Request, Response
 
@@ -609,7 +610,11 @@ def test_concurrent_first_calls_fetch_once(
     token = sign(keys.rsa1)
     jwks.gate = threading.Event()  # hold the first fetch until every thread is waiting
     threads, results = _in_threads(1 + MAX_WAITING_FOR_FETCH, lambda: auth.authenticate(token).name)
-    threading.Timer(0.2, jwks.gate.set).start()
+    wait_until(
+        lambda: jwks.served == 1 and waiting_on_events(threads) == MAX_WAITING_FOR_FETCH,
+        "the others wait for the first one's fetch",
+    )
+    jwks.gate.set()
     for thread in threads:
         thread.join(5)
     assert results == ["jwt:svc-1@idaas"] * (1 + MAX_WAITING_FOR_FETCH)
@@ -626,8 +631,10 @@ def test_a_slow_fetch_holds_only_a_few_threads(
     token = sign(keys.rsa1)
     jwks.gate = threading.Event()
     threads, results = _in_threads(1 + MAX_WAITING_FOR_FETCH, lambda: auth.authenticate(token).name)
-    time.sleep(0.5)  # they reach the fetch and wait for it
-    assert jwks.served == 1
+    wait_until(
+        lambda: jwks.served == 1 and waiting_on_events(threads) == MAX_WAITING_FOR_FETCH,
+        "they reach the fetch and wait for it",
+    )
     started = time.monotonic()
     error = refused(auth, token)
     assert time.monotonic() - started < 1.0  # not the 5 s of the fetch
@@ -675,8 +682,7 @@ def test_a_refresh_in_flight_holds_up_no_token_the_cached_set_can_verify(
     threads, results = _in_threads(
         1, lambda: auth.authenticate(sign(keys.rsa1, exp=NOW + 3600)).name
     )
-    time.sleep(0.3)  # the refresh is in flight, and hangs
-    assert jwks.served == 2
+    wait_until(lambda: jwks.served == 2, "the refresh is in flight, and hangs")
     started = time.monotonic()
     assert auth.authenticate(sign(keys.rsa1, sub="svc-2", exp=NOW + 3600)).name == (
         "jwt:svc-2@idaas"

@@ -7,19 +7,18 @@ from pathlib import Path
 
 import sdk_clients as sdk
 from log_scan import DEMO_SEED
-from processes import VEND, Server, free_port, wait_for_port
+from processes import VEND, Server
 
 
 def test_vend_emulator_serves_the_seeded_world(tmp_path: Path) -> None:
-    port = free_port()
-    server = Server([*VEND, "emulator", "--seed", str(DEMO_SEED), "--port", str(port)], "emulator")
+    server = Server([*VEND, "emulator", "--seed", str(DEMO_SEED), "--port", "0"], "emulator")
     try:
-        wait_for_port(port, server.proc)
-        body = sdk.sts(f"127.0.0.1:{port}", sdk.BILLING).get_caller_identity().body
+        url = server.wait_for(r"STS, EIAM and KMS at http://(127\.0\.0\.1:[0-9]+) ").group(1)
+        body = sdk.sts(url, sdk.BILLING).get_caller_identity().body
         assert body.arn == f"acs:ram::{sdk.ACCOUNT}:user/billing"
     finally:
         out, log = server.stop()
-    assert f"http://127.0.0.1:{port}" in out
+    assert f"http://{url}" in out
     assert "demo-billing-secret" not in out + log
 
 

@@ -12,6 +12,7 @@ import os
 import socket
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 import sdk_clients as sdk
-from processes import VEND, Server, free_port, wait_for_port
+from processes import VEND, free_port, vend_local
 
 from infra.local import cli
 from infra.local.cli import DEMO_POLICY, DEMO_SEED, local_environment
@@ -67,15 +68,8 @@ class Local:
 
 @pytest.fixture(scope="module")
 def local() -> Iterator[Local]:
-    port, emulator_port = free_port(), free_port()
-    server = Server(
-        [*VEND, "local", "--port", str(port), "--emulator-port", str(emulator_port)],
-        "vend local",
-        _clean_env(),
-    )
+    server, port, emulator_port = vend_local(_clean_env())
     try:
-        wait_for_port(port, server.proc)
-        wait_for_port(emulator_port, server.proc)
         yield Local(port, emulator_port)
     finally:
         out, log = server.stop()
@@ -220,9 +214,9 @@ def taken() -> Iterator[int]:
 
 
 def test_vend_local_on_a_port_in_use(taken: int) -> None:
-    done = _vend(_clean_env(), "local", "--port", str(taken), "--emulator-port", str(free_port()))
+    done = _vend(_clean_env(), "local", "--port", str(taken), "--emulator-port", "0")
     _fails(done, ExitStatus.PORT_IN_USE, f"port {taken} on 127.0.0.1 is in use", "--port")
-    done = _vend(_clean_env(), "local", "--port", str(free_port()), "--emulator-port", str(taken))
+    done = _vend(_clean_env(), "local", "--port", "0", "--emulator-port", str(taken))
     _fails(done, ExitStatus.PORT_IN_USE, f"port {taken} ", "--emulator-port")
 
 
@@ -419,16 +413,20 @@ def test_verbose_shows_each_step_with_its_time_and_no_secret(local: Local) -> No
 # -- a bug -----------------------------------------------------------------------------------
 
 
+class _BrokenInput:
+    """A standard input whose read fails as nothing expects: a bug to the command reading it."""
+
+    def read(self, size: int = -1) -> str:
+        raise RuntimeError("a bug")
+
+
 def test_an_unexpected_error_is_one_line_and_its_traceback_with_v(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def broken(args: object, asks: bool) -> None:
-        raise RuntimeError("a bug")
-
-    monkeypatch.setattr(caller_cli, "_resolve", broken)
+    monkeypatch.setattr(sys, "stdin", _BrokenInput())
     # The command silences the credentials library's own logger: only for this test.
     monkeypatch.setattr(logging.getLogger("credentials"), "disabled", False)
-    argv = ["obtain", *OBTAIN, "--audience", "vend-local"]
+    argv = ["decrypt", "-"]
     assert cli.main(argv) == ExitStatus.UNEXPECTED
     err = capsys.readouterr().err
     assert err.splitlines() == [

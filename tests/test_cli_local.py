@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import sdk_clients as sdk
-from processes import VEND, Server, free_port, wait_for_port
+from processes import VEND, vend_local
 
 from vend_client.exit_status import ExitStatus
 
@@ -23,17 +23,10 @@ BILLING_SECRET = "CSdemoBillingSecretValue0000000000000001"
 
 @pytest.fixture(scope="module")
 def local() -> Iterator[tuple[dict[str, str], list[str]]]:
-    port, emulator_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VEND_", "ALIBABA_CLOUD_"))}
-    server = Server(
-        [*VEND, "local", "--port", str(port), "--emulator-port", str(emulator_port)],
-        "vend local",
-        env,
-    )
+    server, port, emulator_port = vend_local(env)
     output: list[str] = []
     try:
-        wait_for_port(port, server.proc)
-        wait_for_port(emulator_port, server.proc)
         caller = {
             **env,
             "ALIBABA_CLOUD_ACCESS_KEY_ID": sdk.BILLING[0],

@@ -17,7 +17,7 @@ import requests
 import sdk_clients as sdk
 from alibabacloud_eiam20211201 import models as eiam_models
 from log_scan import DEMO_SEED
-from processes import VEND, Server, free_port, wait_for_port
+from processes import VEND, Server
 
 from infra.emulator import EmulatorServer, Seed
 
@@ -345,18 +345,10 @@ def test_an_injected_fault_answers_in_oauths_shape(emulator: EmulatorServer) -> 
 
 
 def test_vend_emulator_prints_each_instances_token_endpoint() -> None:
-    port = free_port()
-    server = Server([*VEND, "emulator", "--seed", str(DEMO_SEED), "--port", str(port)], "emulator")
-    proc = server.proc
+    server = Server([*VEND, "emulator", "--seed", str(DEMO_SEED), "--port", "0"], "emulator")
     try:
-        wait_for_port(port, proc)
-        assert proc.stdout is not None
-        printed: list[str] = []
-        while not any("idaas_other" in line for line in printed):
-            printed.append(proc.stdout.readline())
-            assert printed[-1], printed  # the process ended first
-        lines = [line for line in printed if "instance idaas_demo: M2M token endpoint" in line]
-        endpoint = lines[0].split()[-1]
+        server.wait_for("idaas_other")
+        endpoint = server.wait_for(r"instance idaas_demo: M2M token endpoint (\S+)").group(1)
         answer = requests.post(
             endpoint,
             data={"grant_type": "client_credentials"},

@@ -199,7 +199,7 @@ def test_python310_each_invocation_signs_with_its_own_context_keys(
 def test_initializer_fails_the_instance_on_bad_configuration(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(composition_root, "_instance", None)
+    composition_root.reset_instance()
     monkeypatch.setenv("VEND_ROLE_ARN", "not-an-arn")
     with pytest.raises(ConfigError, match="VEND_ROLE_ARN"):
         http.initializer(_context())

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from processes import VEND, Server, free_port, wait_for_port
+from processes import vend_local
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORTS_SECRET = "CSdemoReportsSecretValue000000000000001"
@@ -34,26 +34,12 @@ class Local:
 
 @pytest.fixture(scope="module")
 def local() -> Iterator[Local]:
-    port, emulator_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VEND_", "ALIBABA_CLOUD_"))}
-    server = Server(
-        [*VEND, "local", "--port", str(port), "--emulator-port", str(emulator_port)],
-        "vend local",
-        env,
-    )
-    proc = server.proc
+    server, port, emulator_port = vend_local(env)
     try:
-        wait_for_port(port, proc)
-        wait_for_port(emulator_port, proc)
-        assert proc.stdout is not None
-        banner: list[str] = []
-        while not banner or banner[-1].strip() != "Ctrl-C stops both.":
-            line = proc.stdout.readline()
-            assert line, "".join(banner)  # the process ended before its banner
-            banner.append(line)
-        yield Local(
-            f"http://127.0.0.1:{port}", f"http://127.0.0.1:{emulator_port}", env, "".join(banner)
-        )
+        server.wait_for(r"^Ctrl-C stops both\.$")
+        banner = server.printed()
+        yield Local(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{emulator_port}", env, banner)
     finally:
         _, log = server.stop()
     # Its log (the audit records of these requests) holds neither a secret nor a token.

@@ -26,7 +26,7 @@ def test_a_process_logs_plain_text() -> None:
     code += "print('up', flush=True); time.sleep(60)"
     server = Server([sys.executable, "-c", code], "a planted process")
     try:
-        assert server.proc.stdout.readline() == "up\\n"  # its log line is written
+        server.wait_for("^up$")  # its log line is written
     finally:
         server.stop()
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 from log_scan import SESSION_LOG
-from processes import VEND, Server, free_port, wait_for_port
+from processes import VEND, Server, free_port
 from stack import Stack, running_stack
 
 from infra.emulator import EmulatorServer, Seed
@@ -134,13 +134,10 @@ def test_readiness_warnings_are_json_naming_the_request_and_its_trace(
     the Redis URL's password)."""
     env = _service_env(emulator)
     env["VEND_IDEMPOTENCY_URL"] = f"redis://:{REDIS_PASSWORD}@127.0.0.1:{free_port()}/0"
-    port = free_port()
-    server = Server([*VEND, "serve", "--port", str(port)], "vend serve", env)
+    server = Server([*VEND, "serve", "--port", "0"], "vend serve", env)
     try:
-        wait_for_port(port, server.proc)
-        answer = requests.get(
-            f"http://127.0.0.1:{port}/v1/ready", headers={"traceparent": TRACEPARENT}, timeout=10
-        )
+        url = server.wait_for(r"HTTP API at (http://127\.0\.0\.1:[0-9]+)/v1/").group(1)
+        answer = requests.get(f"{url}/v1/ready", headers={"traceparent": TRACEPARENT}, timeout=10)
     finally:
         _, log = server.stop()
     assert (answer.status_code, answer.json()["failing"]) == (503, ["store"])

@@ -9,12 +9,15 @@ Each zip is built once for the module. Two targets:
 - the FC target (package.DEFAULT_PYTHON, 3.10), whose contents are checked. This interpreter
   cannot import it: pydantic-core, PyYAML, cffi, multidict, ... ship extensions built for one
   CPython version (`cp310-cp310`; only cryptography's is `abi3`), and a 3.11 interpreter does
-  not load a `cpython-310` extension. Where a python3.10 is installed (pyenv), the FC zip is
-  imported under it too; elsewhere that one test is skipped.
+  not load a `cpython-310` extension. On any interpreter, the wheels' tags are checked against
+  FC's Python and platform and every .py is parsed with 3.10's grammar; where a python3.10 is
+  installed (pyenv), the FC zip is imported under it too (elsewhere, CI's 3.11 included, that
+  test skips: tests/skip_policy.py lists why).
 """
 
 from __future__ import annotations
 
+import ast
 import glob
 import importlib.metadata
 import json
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging import tags
 
 from infra import package
 from infra.package import BuildResult, PackageError, Requirement, Target
@@ -280,6 +284,68 @@ def test_fc_target_wheels_are_for_its_python(fc_zip: BuildResult) -> None:
     tag = ".cpython-" + package.DEFAULT_PYTHON.replace(".", "") + "-x86_64-linux-gnu.so"
     assert [n for n in extensions if n.startswith("pydantic_core/") and n.endswith(tag)]
     assert [n for n in extensions if not n.endswith(tag)] == []
+
+
+# FC's runtime: CPython 3.10 on x86_64 Linux with glibc 2.17 (package.DEFAULT_PLATFORM).
+FC_GLIBC_MINOR = 17
+FC_PLATFORMS = [
+    *(f"manylinux_2_{minor}_x86_64" for minor in range(FC_GLIBC_MINOR, 4, -1)),
+    "manylinux2014_x86_64",
+    "manylinux2010_x86_64",
+    "manylinux1_x86_64",
+]
+
+
+def _fc_tags() -> set[tags.Tag]:
+    version = tuple(int(p) for p in package.DEFAULT_PYTHON.split("."))
+    interpreter = "cp" + package.DEFAULT_PYTHON.replace(".", "")
+    return {
+        *tags.cpython_tags(version, abis=[interpreter], platforms=FC_PLATFORMS),
+        *tags.compatible_tags(version, interpreter, platforms=FC_PLATFORMS),
+    }
+
+
+def test_fc_target_wheels_are_tagged_for_its_python_and_platform(fc_zip: BuildResult) -> None:
+    """Every distribution in the FC zip came from a wheel that installs on FC's Python and
+    platform (the tags in its dist-info's WHEEL file): checked without a python3.10 (CI's is
+    3.11), as pip would, beside the import under 3.10 below where there is one."""
+    assert package.DEFAULT_PLATFORM == "manylinux2014_x86_64"
+    supported = _fc_tags()
+    with zipfile.ZipFile(fc_zip.path) as archive:
+        wheels = {
+            name: archive.read(name).decode()
+            for name in archive.namelist()
+            if name.count("/") == 1 and name.endswith(".dist-info/WHEEL")
+        }
+    assert len(wheels) == len(_dist_names(_names(fc_zip)))
+    wrong = {}
+    for name, text in sorted(wheels.items()):
+        found = {
+            tag
+            for line in text.splitlines()
+            if line.startswith("Tag: ")
+            for tag in tags.parse_tag(line.removeprefix("Tag: "))
+        }
+        if not found & supported:
+            wrong[name] = sorted(str(t) for t in found)
+    assert wrong == {}
+
+
+def test_fc_target_sources_parse_under_its_python(fc_zip: BuildResult) -> None:
+    """Every .py in the FC zip is Python 3.10: parsed with 3.10's grammar (`feature_version`),
+    so syntax that only a newer Python reads (`except*`, `type X = ...`, generics `def f[T]`)
+    fails here, on any interpreter."""
+    version = tuple(int(p) for p in package.DEFAULT_PYTHON.split("."))
+    failed = {}
+    with zipfile.ZipFile(fc_zip.path) as archive:
+        sources = [n for n in archive.namelist() if n.endswith(".py")]
+        for name in sources:
+            try:
+                ast.parse(archive.read(name), filename=name, feature_version=version)
+            except SyntaxError as exc:
+                failed[name] = str(exc)
+    assert [n for n in sources if n.startswith(("shared/", "functions/"))]
+    assert failed == {}
 
 
 def test_size_is_sane(built: BuildResult) -> None:

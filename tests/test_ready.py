@@ -84,10 +84,11 @@ def custom_runtime_url(
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(composition_root, "_instance", None)
+    composition_root.reset_instance()
     app = custom_runtime.build_app()  # starts: the store is not reached at start
     with WsgiServer(app) as server:
         yield server.url
+    composition_root.reset_instance()
 
 
 def test_ready_follows_redis_while_health_stays_ok(

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import hcl_eval
 import pytest
 from terraform_hcl import TERRAFORM_DIR, blocks, parse, tf_texts, variables
 
@@ -211,32 +212,57 @@ def test_a_default_or_missing_instance_variable_is_caught() -> None:
     ]
 
 
+# -- The validations, as Terraform evaluates them -------------------------------------------------
+
+PLAN_VALUES = [
+    ({"kms_instance_id": "kst-hzz65f176a0ogplgq1234"}, True),
+    ({"kms_instance_id": "kst-abc", "key_rotation_days": "0"}, True),
+    ({"kms_instance_id": "kst-abc", "key_rotation_days": "365"}, True),
+    ({"kms_instance_id": "kst-abc", "key_rotation_days": "366"}, False),
+    ({"kms_instance_id": "kst-abc", "key_pending_window_in_days": "366"}, True),
+    ({"kms_instance_id": "kst-abc", "key_pending_window_in_days": "6"}, False),
+    ({"kms_instance_id": "kst-abc.cryptoservice.kms.aliyuncs.com"}, False),
+    ({"kms_instance_id": "key-hzz62f1cb66fa42qo1234"}, False),
+    ({"kms_instance_id": "kst-abc", "key_rotation_days": "6"}, False),
+    ({"kms_instance_id": "kst-abc", "key_rotation_days": "7.5"}, False),
+    ({"kms_instance_id": "kst-abc", "key_rotation_days": "seven"}, False),
+    ({}, False),  # no instance: required
+]
+REQUIRED_VALUES = {"account_id": "1234567890123456", "idaas_instance_id": "idaas_1"}
+
+
+@pytest.mark.parametrize(("values", "accepted"), PLAN_VALUES)
+def test_the_kms_variables_are_checked(values: dict[str, str], accepted: bool) -> None:
+    """The validations of variables.tf evaluated without Terraform (tests/hcl_eval.py): what
+    `terraform plan` answers below, on CI too."""
+    documents = {file: parse(text) for file, text in tf_texts().items()}
+    assert hcl_eval.accepted(variables(documents), {**REQUIRED_VALUES, **values}) is accepted
+
+
+def test_every_validation_is_read_without_terraform() -> None:
+    """Every condition of variables.tf is in the part of HCL that tests/hcl_eval.py reads, and
+    the defaults pass it: a new kind of condition fails here rather than going unchecked."""
+    documents = {file: parse(text) for file, text in tf_texts().items()}
+    declared = variables(documents)
+    conditions = [v["condition"] for b in declared.values() for v in b.get("validation", [])]
+    assert len(conditions) >= 10
+    values = {"kms_instance_id": "kst-abc", **REQUIRED_VALUES}
+    assert hcl_eval.accepted(declared, values)
+    with pytest.raises(ValueError, match="lower"):
+        hcl_eval.evaluate("${lower(var.region) == var.region}", {"region": "cn-hangzhou"})
+
+
 # -- Terraform itself, where it is installed ----------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("values", "accepted"),
-    [
-        ({"kms_instance_id": "kst-hzz65f176a0ogplgq1234"}, True),
-        ({"kms_instance_id": "kst-abc", "key_rotation_days": "0"}, True),
-        ({"kms_instance_id": "kst-abc", "key_rotation_days": "365"}, True),
-        ({"kms_instance_id": "kst-abc", "key_rotation_days": "366"}, False),
-        ({"kms_instance_id": "kst-abc", "key_pending_window_in_days": "366"}, True),
-        ({"kms_instance_id": "kst-abc", "key_pending_window_in_days": "6"}, False),
-        ({"kms_instance_id": "kst-abc.cryptoservice.kms.aliyuncs.com"}, False),
-        ({"kms_instance_id": "key-hzz62f1cb66fa42qo1234"}, False),
-        ({"kms_instance_id": "kst-abc", "key_rotation_days": "6"}, False),
-        ({"kms_instance_id": "kst-abc", "key_rotation_days": "7.5"}, False),
-        ({}, False),  # no instance: required
-    ],
-)
+@pytest.mark.parametrize(("values", "accepted"), PLAN_VALUES)
 def test_terraform_checks_the_kms_variables(
     terraform: str, tmp_path: Path, values: dict[str, str], accepted: bool
 ) -> None:
     """`terraform plan` of variables.tf alone (no provider to install): the validations as
     Terraform evaluates them."""
     shutil.copy(TERRAFORM_DIR / "variables.tf", tmp_path / "variables.tf")
-    values = {"account_id": "1234567890123456", "idaas_instance_id": "idaas_1", **values}
+    values = {**REQUIRED_VALUES, **values}
     args = [arg for name, value in values.items() for arg in ("-var", f"{name}={value}")]
     result = subprocess.run(
         [terraform, "plan", "-input=false", "-no-color", "-lock=false", *args],

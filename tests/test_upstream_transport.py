@@ -694,10 +694,13 @@ def _answer_once(
     host: str = "127.0.0.1",
     family: int = socket.AF_INET,
     creds: Credentials = KEY,
+    listener: socket.socket | None = None,
 ) -> Any:
     """What a call returns, or the WireError it raises, when the server reads the request,
-    sends `raw` and closes."""
-    with socket.create_server((host, 0), family=family) as listener:
+    sends `raw` and closes (on `listener`, bound to `host`, or a new one)."""
+    if listener is None:
+        listener = socket.create_server((host, 0), family=family)
+    with listener:
 
         def answer() -> None:
             conn, _ = listener.accept()
@@ -776,9 +779,10 @@ def test_an_ipv6_literal_endpoint_is_reached(transport: RpcTransport) -> None:
     body = b'{"RequestId": "r"}'
     raw = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
     try:
-        answer = _answer_once(raw, transport, host="::1", family=socket.AF_INET6)
+        listener = socket.create_server(("::1", 0), family=socket.AF_INET6)
     except OSError:
         pytest.skip("no IPv6 loopback here")
+    answer = _answer_once(raw, transport, host="::1", family=socket.AF_INET6, listener=listener)
     assert answer == {"RequestId": "r"}
 
 

@@ -11,7 +11,7 @@ import fc2
 import pytest
 import requests
 import sdk_clients as sdk
-from processes import VEND, Server, free_port, wait_for_port
+from processes import VEND, Server
 
 from infra.emulator import EmulatorServer
 from infra.local.cli import DEMO_POLICY, DEMO_SEED, local_environment
@@ -23,13 +23,11 @@ INVOKE_PATH = "/2016-08-15/services/any/functions/vend-events/invocations"
 
 
 def _serve(emulator: EmulatorServer, *flags: str) -> Iterator[str]:
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VEND_", "ALIBABA_CLOUD_"))}
     env.update(local_environment(emulator.url, DEMO_SEED, DEMO_POLICY))
-    server = Server([*VEND, "serve", "--port", str(port), *flags], "vend serve", env)
+    server = Server([*VEND, "serve", "--port", "0", *flags], "vend serve", env)
     try:
-        wait_for_port(port, server.proc)
-        yield f"http://127.0.0.1:{port}"
+        yield server.wait_for(r"HTTP API at (http://127\.0\.0\.1:[0-9]+)/v1/").group(1)
     finally:
         out, log = server.stop()
     assert BILLING_SECRET not in out + log

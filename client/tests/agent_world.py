@@ -172,6 +172,7 @@ def world_on(server: HTTPServer) -> World:
 
 
 def free_port() -> int:
+    """A port nothing listens on now: where a connection is refused."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -202,22 +203,20 @@ class Agent:
 def running_agent(
     env: dict[str, str], tmp_path: Path, *args: str, agent_token: str | None = AGENT_TOKEN
 ) -> Iterator[Agent]:
-    """`vend-client agent` on a free port until the block ends (SIGTERM, then it must exit 0);
-    its stderr goes to a file the test reads."""
-    port = free_port()
-    log = tmp_path / f"agent-{port}.log"
+    """`vend-client agent --port 0` until the block ends (SIGTERM, then it must exit 0): it
+    binds the port itself and logs where it listens; its stderr goes to a file the test reads."""
+    log = tmp_path / f"agent-{time.monotonic_ns()}.log"
     if agent_token is not None:
         env = {**env, "VEND_AGENT_TOKEN": agent_token}
     with log.open("wb") as sink:
         proc = subprocess.Popen(
-            [*VEND_CLIENT, "agent", "--port", str(port), *args],
+            [*VEND_CLIENT, "agent", "--port", "0", *args],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=sink,
         )
     try:
-        _wait_for_port(port, proc, log)
-        yield Agent(proc, port, log)
+        yield Agent(proc, _listening_port(proc, log), log)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -226,16 +225,17 @@ def running_agent(
     assert code == 0, log.read_text()
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+def _listening_port(proc: subprocess.Popen[bytes], log: Path) -> int:
+    """The port of the agent's `listening` log line, once it is written."""
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    while True:
+        for line in log.read_text().splitlines():
+            record = json.loads(line) if line.startswith("{") else {}
+            if record.get("event") == "listening":
+                return int(record["urls"][0].rsplit(":", 1)[1])
         assert proc.poll() is None, log.read_text()
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"the agent never listened on {port}")
+        assert time.monotonic() < deadline, f"the agent never listened:\n{log.read_text()}"
+        time.sleep(0.02)
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:

@@ -379,7 +379,7 @@ def test_a_requests_traceparent_names_its_trace_in_its_line(agent: Agent) -> Non
 def _start(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """An agent that must refuse to start: it exits at once (or the timeout fails the test)."""
     return subprocess.run(
-        [*VEND_CLIENT, "agent", "--port", str(free_port()), *args],
+        [*VEND_CLIENT, "agent", "--port", "0", *args],
         env=env,
         capture_output=True,
         text=True,

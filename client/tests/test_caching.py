@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import sealed
 from pytest_httpserver import HTTPServer
+from threads import in_call, thread_named, wait_until
 from together import ask_together
 from werkzeug import Request, Response
 
@@ -318,10 +319,13 @@ def test_close_cuts_a_background_refresh_short_and_drops_the_values(
     clock.now = 250
     assert cache.get(*IDS) == "v1"
     assert service.arrived.wait(5)
-    time.sleep(0.3)  # the refresh has its 503 and is waiting out the Retry-After
-    started = time.monotonic()
-    cache.close()
-    assert time.monotonic() - started < 3
+    refresh = thread_named("vend-cache-refresh")
+    assert refresh is not None
+    wait_until(
+        lambda: in_call(refresh.ident, threading.Event.wait),
+        "the refresh has its 503 and waits out the Retry-After",
+    )
+    cache.close(timeout_s=10)  # far less than the 20 s: only if the wait was cut short
     assert cache.wait_for_refreshes(0)
     assert len(cache) == 0
     assert service.requests == 2  # it gave up rather than try again

@@ -4,10 +4,11 @@ show single flight."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
+
+from threads import in_call, wait_until
 
 
 class Held(Protocol):
@@ -20,12 +21,16 @@ class Held(Protocol):
 
 def ask_together(n: int, ask: Callable[[], Any], upstream: Held) -> list[Any]:
     """`n` threads call `ask` at once while `upstream` holds the first request; what each got
-    (a value or an exception)."""
+    (a value or an exception). The upstream answers once every other thread waits for the
+    first one's answer (the caches' askers share one `Future`): a cache that asked again for
+    each would never get there, and fails here."""
     upstream.gate.clear()
     upstream.arrived.clear()
     start = threading.Barrier(n)
+    askers: list[int] = []
 
     def one(_: int) -> Any:
+        askers.append(threading.get_ident())
         start.wait()
         try:
             return ask()
@@ -34,7 +39,14 @@ def ask_together(n: int, ask: Callable[[], Any], upstream: Held) -> list[Any]:
 
     with ThreadPoolExecutor(n) as pool:
         results = pool.map(one, range(n))
-        assert upstream.arrived.wait(5)
-        time.sleep(0.3)  # every thread is asking by now, the first one's request held
-        upstream.gate.set()
+        try:
+            assert upstream.arrived.wait(5)
+            wait_until(
+                lambda: (
+                    len(askers) == n and sum(in_call(i, Future.result) for i in askers) == n - 1
+                ),
+                f"{n - 1} of {n} askers waiting for the first one's answer",
+            )
+        finally:
+            upstream.gate.set()
         return list(results)

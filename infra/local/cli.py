@@ -152,10 +152,10 @@ def _serve(args: argparse.Namespace) -> int:
         server = WsgiServer(app, host=args.host, port=args.port, threads=THREADS)
     except OSError as exc:
         raise _cannot_listen(exc, args.host, args.port, "--port", "serve") from None
-    print(f"vend: HTTP API at http://{args.host}:{args.port}/v1/")
+    print(f"vend: HTTP API at http://{args.host}:{server.port}/v1/")
     if args.fc_invoke_api:
         print(
-            f"vend: FC's invoke API for vend-events at http://{args.host}:{args.port}/2016-08-15/"
+            f"vend: FC's invoke API for vend-events at http://{args.host}:{server.port}/2016-08-15/"
         )
     sys.stdout.flush()
     with contextlib.suppress(KeyboardInterrupt):
@@ -230,7 +230,9 @@ def _local(args: argparse.Namespace) -> int:
             seed = seed_with_infra_policies(seed)
         except (OSError, ValueError) as exc:
             raise Failure(ExitStatus.USAGE, f"local: the deployed RAM policies: {exc}") from None
-    emulator_port = args.emulator_port if args.emulator_port is not None else args.port + 100
+    emulator_port = args.emulator_port
+    if emulator_port is None:
+        emulator_port = args.port + 100 if args.port else 0
     try:
         emulator = EmulatorServer(seed, host=args.host, port=emulator_port)
     except OSError as exc:
@@ -241,7 +243,7 @@ def _local(args: argparse.Namespace) -> int:
         env["VEND_JWT_ISSUERS"] = local_jwt_issuers(emulator.url, seed)
         os.environ.update(env)
         server = _start_api(args.host, args.port, emulator.emulator.account.key_secret)
-        print(_local_banner(f"http://{args.host}:{args.port}", emulator.url, seed))
+        print(_local_banner(f"http://{args.host}:{server.port}", emulator.url, seed))
         sys.stdout.flush()
         with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
@@ -474,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--port",
         type=int,
         default=DEFAULT_API_PORT,
-        help=f"the API's port (default: {DEFAULT_API_PORT})",
+        help=f"the API's port (default: {DEFAULT_API_PORT}; 0: one the system chooses, printed)",
     )
     local.add_argument(
         "--host", default="127.0.0.1", help="the address both listen on (default: 127.0.0.1)"
@@ -484,7 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="PORT",
-        help="the emulator's port (default: --port + 100)",
+        help="the emulator's port (default: --port + 100, or 0 with --port 0)",
     )
     local.add_argument(
         "--seed",
@@ -507,7 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--port",
         type=int,
         default=DEFAULT_EMULATOR_PORT,
-        help=f"the port (default: {DEFAULT_EMULATOR_PORT})",
+        help=f"the port (default: {DEFAULT_EMULATOR_PORT}; 0: one the system chooses, printed)",
     )
     emu.add_argument("--host", default="127.0.0.1", help="the address (default: 127.0.0.1)")
     emu.add_argument(
@@ -533,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--port",
         type=int,
         default=DEFAULT_API_PORT,
-        help=f"the port (default: {DEFAULT_API_PORT})",
+        help=f"the port (default: {DEFAULT_API_PORT}; 0: one the system chooses, printed)",
     )
     serve.add_argument("--host", default="127.0.0.1", help="the address (default: 127.0.0.1)")
     serve.add_argument(
