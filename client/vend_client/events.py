@@ -14,7 +14,7 @@ fc2 (2.5) retries a refused connection itself, 5 times with a backoff of 0, 2, 4
 FC refusing connections is a ServiceUnreachable after about 30 s. Those settings are fc2's
 module-level `fc2.client.retries` and `fc2.client.backoff_factor`, the same for every fc2 client
 of the process; this client does not change them. A connection dropped after the invocation was
-sent is not retried (a POST), nor is an answer: this client's retries are FC's own (Async).
+sent is not retried (it is a POST): ServiceUnreachable at once.
 """
 
 from __future__ import annotations
