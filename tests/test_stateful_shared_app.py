@@ -59,7 +59,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from redis_server import PersistentRedis
-from stack import DEMO_POLICY, Stack, running_stack
+from stack import DEMO_POLICY, LapseClock, Stack, running_stack
 
 from infra.emulator import Seed, parse_seed
 from shared.idempotency.memory import process_memory_store
@@ -74,6 +74,8 @@ DEADLINE_S = 0.8 * TIMEOUT_S
 # A create sent within a request is held for two whole deadlines after it was sent.
 HOLD_S = 3 * DEADLINE_S + 0.8
 LATENCY_MS = 2000
+# A create EIAM holds lands this long after its request was sent, at the latest.
+LANDS_S = DEADLINE_S + LATENCY_MS / 1000 + 0.8
 
 EXAMPLES = int(os.environ.get("VEND_SHARED_EXAMPLES", "3"))
 STEPS = int(os.environ.get("VEND_SHARED_STEPS", "25"))
@@ -196,7 +198,7 @@ class World:
     store: str
     redis: PersistentRedis | None
     clients: dict[str, VendClient]
-    quiet_at: float = 0.0  # no create is held at EIAM, nor a lease unsettled, after this
+    landed_at: float = 0.0  # no create is still held at EIAM after this (time.monotonic())
     failures: list[str] = field(default_factory=list)
     stats: dict[str, int] = field(default_factory=dict)
 
@@ -206,21 +208,32 @@ class SharedAppMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        w = self.world
         self.keys: list[Key] = []
         self.lost = False  # the store lost records in this run
         self.deleted: set[str] = set()  # secrets deleted outside
         self.trace: list[str] = []
         self.t0 = time.monotonic()
         self.run = uuid.uuid4().hex[:6]
+        self.faults_cleared = False  # in the teardown: nothing sent can be held at EIAM
         self._faults([])
-        pause = w.quiet_at - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)
+        self._quiet()
         for secret_id in self._secrets():
             self._delete(secret_id)
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _quiet(self) -> None:
+        """Waits until every create EIAM held has landed, then moves the service's lapse clock
+        past every lease and mark: as waiting out the holds would, without the wait."""
+        pause = self.world.landed_at - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        self._lapse()
+
+    def _lapse(self) -> None:
+        """Every lease and mark lapses: time passes for them (not for what EIAM holds)."""
+        assert self.world.stack.lapse_clock is not None
+        self.world.stack.lapse_clock.advance(HOLD_S)
 
     def _note(self, line: str) -> None:
         self.trace.append(f"{time.monotonic() - self.t0:6.2f}s {line}")
@@ -282,7 +295,8 @@ class SharedAppMachine(RuleBasedStateMachine):
             # Its secret (answered, or recorded for it by whoever settled its lost create) may
             # have been deleted outside; with nothing deleted, a 404 is wrong.
             self._fail(f"{key.name} answered 404, though no secret was deleted")
-        self.world.quiet_at = max(self.world.quiet_at, sent + HOLD_S + LATENCY_MS / 1000)
+        if not self.faults_cleared:
+            self.world.landed_at = max(self.world.landed_at, sent + LANDS_S)
         return status, what
 
     # -- rules ---------------------------------------------------------------------------------
@@ -378,9 +392,8 @@ class SharedAppMachine(RuleBasedStateMachine):
         if self.world.failures:
             return
         self._faults([])
-        pause = self.world.quiet_at - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)
+        self.faults_cleared = True
+        self._quiet()
         for key in self.keys:
             for _ in range(3):
                 if key.settled:
@@ -388,8 +401,8 @@ class SharedAppMachine(RuleBasedStateMachine):
                 status, _ = self._send(key)
                 if status == 404:  # its secret was deleted outside: nothing left to settle
                     break
-                if not key.settled:
-                    time.sleep(HOLD_S)
+                if not key.settled:  # nothing is held at EIAM now (no fault): only leases
+                    self._lapse()
             else:
                 if not key.settled:
                     self._fail(f"{key.name} never settled: {key.answers}")
@@ -432,7 +445,9 @@ def test_two_principals_create_on_one_application(
         "VEND_ASSUME_ROLE_RATE": "1000",
     }
     started = time.monotonic()
-    with running_stack(monkeypatch, _seed(demo_seed), env=env, timeout_s=TIMEOUT_S) as stack:
+    with running_stack(
+        monkeypatch, _seed(demo_seed), env=env, timeout_s=TIMEOUT_S, lapse_clock=LapseClock()
+    ) as stack:
         clients = {name: stack.client(creds) for name, creds in CALLERS.items()}
         world = World(stack, "redis" if server else "memory", server, clients)
         try:
