@@ -24,8 +24,10 @@ Issue 9's invariants, checked after every step:
   that window;
 - no 500 ever, nor a 404 for a secret that exists, nor any answer but 200, 409 in progress,
   429, 502 and 504 while faults are armed.
-At the end of each run, with the faults cleared and the lapses waited out, every key answers
-200 with its one secret, whose envelope opens to the client secret EIAM holds.
+At the end of each run, with the faults cleared, every held create landed (waited for) and
+every mark lapsed (the service's lapse clock moved past it: tests/stack.py LapseClock), every
+key answers 200 with its one secret, whose envelope opens to the client secret EIAM holds.
+During the run, time passes for the marks as for everything else: on the wall clock.
 
 Each key gets an application of its own (the seed here adds empty applications to the demo
 world, and a policy lets billing create and obtain in them): an application holds at most one
@@ -633,7 +635,7 @@ class FaultMachine(RuleBasedStateMachine):
     # -- the end ---------------------------------------------------------------------------
 
     def teardown(self) -> None:
-        """Faults cleared and every lapse waited out, every live key answers 200 with its
+        """Faults cleared and every lapse passed, every live key answers 200 with its
         one secret, which opens to the client secret EIAM holds (I5 and I1)."""
         self._clear_faults()
         if self.broken:

@@ -19,9 +19,10 @@ Invariants, after every step:
 - no answer but 200, 404 (the key's secret was deleted outside), 409 `QuotaExceeded` or
   `IdempotencyInProgress`, 429, 502 and 504; never a 500;
 - I1, while the store lost nothing in this run: every 200 of a key names one secret.
-At the end, faults cleared and every hold waited out, every key is asked again until it settles
-(200 or 409 `QuotaExceeded`), and, while the store lost nothing, every secret the application
-holds is one that a key answers with: none is left that no key holds.
+At the end, faults cleared, every create EIAM held landed (waited for) and every lease lapsed
+(the service's lapse clock moved past it; so too before each run), every key is asked again
+until it settles (200 or 409 `QuotaExceeded`), and, while the store lost nothing, every secret
+the application holds is one that a key answers with: none is left that no key holds.
 
 What the store's loss may break is what the README narrows (I1, and a secret left that no key
 holds); S1 holds through it. Outside creates are left out: one made while a create's answer is
