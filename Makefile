@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit emulator bench stateful-long rotation-long clean
+.PHONY: run test lint typecheck unit emulator bench stateful-long shared-app-long rotation-long clean
 
 # The version lives in the packages' __init__.py (pyproject.toml reads it): a new one is
 # installed again, so that the editable installs' metadata tells it.
@@ -49,6 +49,12 @@ STEPS ?= 200
 stateful-long: $(STAMP)
 	VEND_STATEFUL_EXAMPLES=$(EXAMPLES) VEND_STATEFUL_STEPS=$(STEPS) $(if $(SEED),VEND_STATEFUL_SEED=$(SEED)) \
 		$(BIN)/pytest -p no:cacheprovider tests/test_stateful_faults.py
+
+# The two principals' machine on one application, longer than in `make test` (same EXAMPLES,
+# STEPS, SEED).
+shared-app-long: $(STAMP)
+	VEND_SHARED_EXAMPLES=$(EXAMPLES) VEND_SHARED_STEPS=$(STEPS) $(if $(SEED),VEND_SHARED_SEED=$(SEED)) \
+		$(BIN)/pytest -p no:cacheprovider tests/test_stateful_shared_app.py
 
 # The rotation state machine, longer than in `make test` (same EXAMPLES, STEPS, SEED).
 rotation-long: $(STAMP)

@@ -63,6 +63,9 @@ DEFAULT_REQUIREMENTS = ROOT / "requirements.txt"
 POLICY_NAME = "policy.json"
 ROTATION_NAME = "rotation.json"  # VEND_ROTATION=/code/rotation.json
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip can hold
+# zlib's default: level 9 made the zip 0.6 % smaller (13.08 MB against 13.16) in five times the
+# time (9.0 s against 1.7 s here), and every `make package` and every test build pays it.
+ZIP_LEVEL = 6
 
 # Left out of the dependencies: compiled bytecode, type stubs and Cython sources (never
 # imported), test suites shipped inside packages, console scripts, and pip's install records.
@@ -458,7 +461,7 @@ def write_zip(output: Path, files: Mapping[str, Path]) -> None:
             info.create_system = 3  # Unix, so that the mode below is read
             executable = source.stat().st_mode & 0o111
             info.external_attr = (stat.S_IFREG | (0o755 if executable else 0o644)) << 16
-            archive.writestr(info, source.read_bytes(), compresslevel=9)
+            archive.writestr(info, source.read_bytes(), compresslevel=ZIP_LEVEL)
     partial.replace(output)
 
 

@@ -28,12 +28,15 @@ def build_vendor(
     identity: FunctionIdentity,
     *,
     now_ms: Callable[[], int] | None = None,
+    lapse_now_ms: Callable[[], int] | None = None,
     scheduled: bool = False,
     transport: RpcTransport | None = None,
 ) -> Vendor:
     """The service. `now_ms`: rotation's clock (ms since the epoch), the wall clock unless a
-    test brings the emulator's. `scheduled`: the instance runs the rotation schedule and serves
-    no caller, so a new STS session over the instance's rate waits for its turn."""
+    test brings the emulator's. `lapse_now_ms`: the clock idempotency marks and application
+    leases lapse by, the wall clock unless a test brings one it moves. `scheduled`: the
+    instance runs the rotation schedule and serves no caller, so a new STS session over the
+    instance's rate waits for its turn."""
     from shared.auth.ram_proof import ProofPolicy, RamProofVerifier, allowed_sts_targets
 
     try:
@@ -84,6 +87,7 @@ def build_vendor(
         store=store,
         rotation=settings.rotation,
         now_ms=now_ms,
+        lapse_now_ms=lapse_now_ms,
     )
 
 
@@ -114,13 +118,16 @@ def from_environment(
     credentials: Credentials | None = None,
     now_ms: Callable[[], int] | None = None,
     context: object = None,
+    lapse_now_ms: Callable[[], int] | None = None,
 ) -> Vendor:
     """`context`: FC's, whose credentials the start already needs (to decrypt the store's
     password)."""
     settings = Settings.from_env(
         os.environ if env is None else env, region=region, account_id=account_id
     )
-    return build_vendor(settings, _identity(credentials, context), now_ms=now_ms)
+    return build_vendor(
+        settings, _identity(credentials, context), now_ms=now_ms, lapse_now_ms=lapse_now_ms
+    )
 
 
 def _identity(credentials: Credentials | None, context: object) -> FunctionIdentity:
@@ -192,6 +199,14 @@ def instance_scheduled(context: object) -> Scheduled:
                 )
     _scheduled.vendor.identity.update_from_context(context)
     return _scheduled
+
+
+def set_instance(vendor: Vendor) -> None:
+    """Makes `vendor` this instance's service, as if the initializer had built it: for a test
+    that builds it with clocks of its own (`from_environment(lapse_now_ms=...)`)."""
+    global _instance  # noqa: PLW0603
+    with _instance_lock:
+        _instance = vendor
 
 
 def reset_instance() -> None:

@@ -150,6 +150,7 @@ class Vendor:
         store: IdempotencyStore,
         rotation: Mapping[tuple[str, str], RotationEntry] | None = None,
         now_ms: Callable[[], int] | None = None,
+        lapse_now_ms: Callable[[], int] | None = None,
     ) -> None:
         self.region = region
         self.account_id = account_id
@@ -164,6 +165,9 @@ class Vendor:
         # VEND_ROTATION, and rotation's clock (ms since the epoch; tests drive their own).
         self.rotation = dict(rotation or {})
         self.now_ms = now_ms or (lambda: int(time.time() * 1000))
+        # The clock that idempotency marks and application leases lapse by (ms since the epoch):
+        # the wall clock, which every instance shares; tests move theirs instead of waiting.
+        self.lapse_now_ms = lapse_now_ms or (lambda: int(time.time() * 1000))
         # KMS runs beside STS and EIAM; threads live as long as the instance.
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="vend-kms")
 
@@ -311,6 +315,7 @@ class Vendor:
                 lease_key(instance, application),
                 Holder(None, rotation.lease_holder_hash(instance, application)),
                 hold_ms=int(2000 * meta.deadline.seconds),
+                now_ms=self.lapse_now_ms,
             ),
             now_ms=self.now_ms,
             approve=approve,
@@ -679,6 +684,7 @@ class Vendor:
             # Two whole deadlines, however late in the request the create goes: EIAM may hold
             # a create that long past the moment this request stops waiting for it.
             hold_ms=int(2000 * meta.deadline.seconds),
+            now_ms=self.lapse_now_ms,
         )
         return create_once.create_at_most_once(
             self._eiam_for_create(request, resource, meta, record),
@@ -705,6 +711,7 @@ class Vendor:
             once.store_key(principal, idempotency_key),
             once.request_hash(request),
             hold_ms=meta.deadline.remaining_ms(),
+            now_ms=self.lapse_now_ms,
         )
         if held is None:
             assert done is not None

@@ -15,7 +15,8 @@ import pytest
 import requests
 import sdk_clients as sdk
 from alibabacloud_eiam20211201 import models as eiam_models
-from stack import DEMO_POLICY, Stack, plant_a_dead_create, running_stack
+from rotation_world import wait_until
+from stack import DEMO_POLICY, LapseClock, Stack, plant_a_dead_create, running_stack
 
 from infra.emulator import Seed
 from shared import idempotent_create as once
@@ -58,8 +59,16 @@ def stack(
     path = tmp_path / "policy.json"
     path.write_text(json.dumps(policy))
     env = {"VEND_IDEMPOTENCY_URL": store_url, "VEND_POLICY": str(path)}
-    with running_stack(monkeypatch, demo_seed, env=env, timeout_s=2) as running:  # deadline 1.6 s
+    with running_stack(  # deadline 1.6 s; the marks and leases lapse by a clock the test moves
+        monkeypatch, demo_seed, env=env, timeout_s=2, lapse_clock=LapseClock()
+    ) as running:
         yield running
+
+
+def _lapse(stack: Stack, seconds: float) -> None:
+    """Time passes for the service's marks and leases (not for what EIAM holds)."""
+    assert stack.lapse_clock is not None
+    stack.lapse_clock.advance(seconds)
 
 
 def _key() -> str:
@@ -212,8 +221,11 @@ def test_a_create_still_in_flight_when_the_deadline_came_is_adopted_later(stack:
     with pytest.raises(VendApiError) as busy:
         stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
     assert (busy.value.status, busy.value.code) == (409, "IdempotencyInProgress")
-    time.sleep(3.3)  # the mark lapses two deadlines after the create was sent
-    (made,) = stack.secret_ids("app_empty")  # EIAM did create it, late
+    # EIAM did create it, late (2.5 s after it was sent); then the mark lapses, two deadlines
+    # after the create was sent.
+    assert wait_until(lambda: len(stack.secret_ids("app_empty")) == 1, seconds=5)
+    (made,) = stack.secret_ids("app_empty")
+    _lapse(stack, 3.3)
     recovered = stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
     assert recovered.secret_id == made
     assert stack.secret_ids("app_empty") == [made]
@@ -309,7 +321,7 @@ def test_a_recovery_that_fails_keeps_what_the_lost_attempt_knew(stack: Stack) ->
     assert made in info.value.message  # the error names the secret it made
     with pytest.raises(VendApiError):  # the retry: the record knows the secret, Obtain fails
         stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
-    time.sleep(3.3)  # past any lapse: the record of a created secret does not lapse
+    _lapse(stack, 3.3)  # past any lapse: the record of a created secret does not lapse
     with pytest.raises(VendApiError):
         stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
     _faults(stack)

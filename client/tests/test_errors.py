@@ -347,14 +347,45 @@ def test_a_callable_token_that_gives_no_token_is_refused_before_asking(
     assert httpserver.log == []
 
 
+class HangingUp:
+    """A listener that accepts every connection and closes it unanswered: FC gone between
+    taking the invocation and answering it. (Not a refused connection: fc2 retries one five
+    times, backing off about 30 s in all, from module-level settings; a POST whose connection
+    dropped after it was sent it does not retry, so this fails as fast as it would in use.)"""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            conn.close()
+
+    def __enter__(self) -> HangingUp:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept (close alone does not)
+        self._listener.close()
+        self._thread.join(timeout=5)
+
+
 def test_the_events_clients_failures_are_vend_client_errors_too() -> None:
     """FC unreachable, through fc2: a ServiceUnreachable naming FC's endpoint."""
     fc2 = pytest.importorskip("fc2")  # the `events` extra
-    endpoint = f"http://127.0.0.1:{closed_port()}"
-    fc = fc2.Client(endpoint=endpoint, accessKeyID="LTAI5tCallerKey000001", accessKeySecret="x")
-    events = vend_client.EventsClient(VendClient(url="", token="a-jwt"), fc)
-    with pytest.raises(ServiceUnreachable) as info:
-        events.obtain(*IDS)
-    assert info.value.url == endpoint
-    with pytest.raises(ServiceUnreachable):
-        events.create_async("idaas_x", "app_y")
+    with HangingUp() as fc_gone:
+        fc = fc2.Client(
+            endpoint=fc_gone.url, accessKeyID="LTAI5tCallerKey000001", accessKeySecret="x"
+        )
+        events = vend_client.EventsClient(VendClient(url="", token="a-jwt"), fc)
+        with pytest.raises(ServiceUnreachable) as info:
+            events.obtain(*IDS)
+        assert info.value.url == fc_gone.url
+        with pytest.raises(ServiceUnreachable):
+            events.create_async("idaas_x", "app_y")

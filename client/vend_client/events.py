@@ -9,6 +9,12 @@
 Every failure is a VendClientError, as over HTTP: the function's error answer a VendApiError
 (RefusedError, UpstreamError), FC's own refusal (a bad signature, an unknown function) too,
 with FC's request id; FC unreachable a ServiceUnreachable (ServiceTimeout).
+
+fc2 (2.5) retries a refused connection itself, 5 times with a backoff of 0, 2, 4, 8 and 16 s:
+FC refusing connections is a ServiceUnreachable after about 30 s. Those settings are fc2's
+module-level `fc2.client.retries` and `fc2.client.backoff_factor`, the same for every fc2 client
+of the process; this client does not change them. A connection dropped after the invocation was
+sent is not retried (it is a POST): ServiceUnreachable at once.
 """
 
 from __future__ import annotations
