@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 
@@ -8,7 +9,9 @@ from log_scan import DEMO_SEED, SESSION_LOG
 from skip_policy import SkipPolicy
 
 from infra.emulator import EmulatorServer, Seed, load_seed
+from infra.local.cli import DEMO_POLICY, local_environment
 from infra.seed_from_policies import seed_with_infra_policies
+from shared import composition_root
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -61,3 +64,23 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("log lines that fail (not JSON, or holding a secret)", red=True)
         for failure in failures:
             terminalreporter.write_line(failure, red=True)
+
+
+@pytest.fixture
+def local_world(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """`vend local`'s environment in this process, and nothing else of VEND_* or credentials."""
+    for name in list(os.environ):
+        if name.startswith(("VEND_", "ALIBABA_CLOUD_")):
+            monkeypatch.delenv(name)
+    env = local_environment(emulator.url, DEMO_SEED, DEMO_POLICY)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
+def fresh_instance() -> Iterator[None]:
+    """The FC instance's vendor built afresh by the test, and forgotten after it."""
+    composition_root.reset_instance()
+    yield
+    composition_root.reset_instance()

@@ -7,7 +7,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -16,7 +16,6 @@ import pytest
 from test_s_yaml import service_modules, vend_names_in
 
 from functions import events, http
-from shared import composition_root
 from shared.config import VARIABLES, ConfigError, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -217,13 +216,6 @@ def test_vend_serve_with_nothing_set_names_every_required_variable() -> None:
     done = _serve({})
     assert done.returncode == 2, done.stderr
     assert _names(done.stderr) == REQUIRED
-
-
-@pytest.fixture
-def fresh_instance() -> Iterator[None]:
-    composition_root.reset_instance()
-    yield
-    composition_root.reset_instance()
 
 
 @pytest.mark.parametrize("initializer", [http.initializer, events.initializer])

@@ -17,7 +17,7 @@ from processes import VEND, free_port
 from pytest_httpserver import HTTPServer
 
 from infra.emulator import EmulatorServer
-from infra.local.cli import DEMO_POLICY, DEMO_SEED, local_environment, main
+from infra.local.cli import DEMO_POLICY, main
 
 pytestmark = pytest.mark.contract("11")
 
@@ -36,18 +36,6 @@ ALL_CHECKS = DATA_KEYS | {
 }
 
 
-@pytest.fixture
-def world(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """`vend local`'s environment in this process, and nothing else of VEND_* or credentials."""
-    for name in list(os.environ):
-        if name.startswith(("VEND_", "ALIBABA_CLOUD_")):
-            monkeypatch.delenv(name)
-    env = local_environment(emulator.url, DEMO_SEED, DEMO_POLICY)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
-
-
 def _doctor(
     capsys: pytest.CaptureFixture[str], *args: str
 ) -> tuple[int, dict[str, dict[str, str]]]:
@@ -62,7 +50,7 @@ def _failed(checks: dict[str, dict[str, str]]) -> set[str]:
 
 
 def test_every_check_passes_in_the_local_world(
-    world: dict[str, str], emulator: EmulatorServer
+    local_world: dict[str, str], emulator: EmulatorServer
 ) -> None:
     """As an operator runs it: a separate process, the plain report, exit 0."""
     done = subprocess.run(
@@ -82,7 +70,7 @@ def test_every_check_passes_in_the_local_world(
     # Nothing was read or made: no secret obtained or created, no data key handed out.
     assert emulator.emulator.calls("ObtainApplicationClientSecret") == []
     assert emulator.emulator.calls("CreateApplicationClientSecret") == []
-    assert world["ALIBABA_CLOUD_ACCESS_KEY_SECRET"] not in done.stdout
+    assert local_world["ALIBABA_CLOUD_ACCESS_KEY_SECRET"] not in done.stdout
 
 
 def _policy_with(tmp_path: Path, key_id: str) -> str:
@@ -135,7 +123,7 @@ def _policy_with(tmp_path: Path, key_id: str) -> str:
     ],
 )
 def test_a_wrong_setting_fails_its_own_check(
-    world: dict[str, str],
+    local_world: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
@@ -160,7 +148,7 @@ def test_a_wrong_setting_fails_its_own_check(
 
 
 def test_a_configuration_that_does_not_load_fails_and_skips_the_rest(
-    world: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    local_world: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("VEND_ROLE_ARN", "vend-eiam")
     status, checks = _doctor(capsys)
@@ -170,7 +158,7 @@ def test_a_configuration_that_does_not_load_fails_and_skips_the_rest(
 
 
 def test_the_listing_check_fails_where_the_vending_role_may_not_list(
-    world: dict[str, str], capsys: pytest.CaptureFixture[str]
+    local_world: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     status, checks = _doctor(capsys, "--instance", "idaas_other", "--application", "app_x")
     assert status == 1
@@ -179,7 +167,7 @@ def test_the_listing_check_fails_where_the_vending_role_may_not_list(
 
 
 def test_the_rotation_checks_name_each_application_the_schedule_could_not_rotate(
-    world: dict[str, str],
+    local_world: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     emulator: EmulatorServer,
@@ -216,7 +204,7 @@ def test_the_rotation_checks_name_each_application_the_schedule_could_not_rotate
 
 
 def test_instance_and_application_go_together(
-    world: dict[str, str], capsys: pytest.CaptureFixture[str]
+    local_world: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["doctor", "--application", "app_billing"]) == 2
     assert main(["doctor", "--instance", "i", "--application", "a/*"]) == 2
@@ -230,7 +218,7 @@ def _jwks() -> dict[str, object]:
 
 
 def test_each_jwks_is_fetched_and_one_that_fails_is_named(
-    world: dict[str, str],
+    local_world: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     httpserver: HTTPServer,
@@ -275,7 +263,7 @@ def test_each_jwks_is_fetched_and_one_that_fails_is_named(
     ],
 )
 def test_kms_answers_to_a_dry_run_that_are_not_the_emulators(
-    world: dict[str, str],
+    local_world: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     httpserver: HTTPServer,
@@ -320,14 +308,14 @@ def test_with_nothing_set_one_run_names_every_required_variable() -> None:
 
 
 def test_two_wrong_values_are_named_in_one_run_without_the_password(
-    world: dict[str, str],
+    local_world: dict[str, str],
 ) -> None:
     marker = "Marker-Pw-7f3a"
     wrong = {
         "VEND_ACCOUNT_ID": "123",
         "VEND_IDEMPOTENCY_URL": f"redis://:{marker}@127.0.0.1:notaport/0",
     }
-    done = _doctor_process({**world, **wrong})
+    done = _doctor_process({**local_world, **wrong})
     assert done.returncode == 1, done.stdout + done.stderr
     config = next(line for line in done.stdout.splitlines() if line.split()[1:2] == ["config"])
     assert set(re.findall(r"VEND_[A-Z0-9_]+", config)) == set(wrong)

@@ -23,7 +23,7 @@ from redis_server import RedisServer, redis_binary
 
 from functions import events, http
 from infra.emulator import EmulatorServer
-from infra.local.cli import DEMO_POLICY, DEMO_SEED, local_environment, main
+from infra.local.cli import main
 from shared import composition_root
 from shared.store_password import ENCRYPTION_CONTEXT
 from vend_client.exit_status import ExitStatus
@@ -97,18 +97,6 @@ def seal(emulator: EmulatorServer, plaintext: str, context: dict[str, str]) -> s
     return blob
 
 
-@pytest.fixture
-def world(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """`vend local`'s environment in this process, and nothing else of VEND_* or credentials."""
-    for name in list(os.environ):
-        if name.startswith(("VEND_", "ALIBABA_CLOUD_")):
-            monkeypatch.delenv(name)
-    env = local_environment(emulator.url, DEMO_SEED, DEMO_POLICY)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
-
-
 def doctor(capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, dict[str, str]], str]:
     code = main(["doctor", "--json"])
     out = capsys.readouterr()
@@ -117,7 +105,7 @@ def doctor(capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, dict[str,
 
 
 def test_the_service_decrypts_the_password_and_reaches_redis_with_it(
-    world: dict[str, str],
+    local_world: dict[str, str],
     emulator: EmulatorServer,
     locked_redis: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -139,7 +127,7 @@ def test_the_service_decrypts_the_password_and_reaches_redis_with_it(
 
 
 def test_without_the_password_the_locked_redis_refuses_the_store(
-    world: dict[str, str],
+    local_world: dict[str, str],
     locked_redis: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -152,7 +140,7 @@ def test_without_the_password_the_locked_redis_refuses_the_store(
 
 
 def test_a_ciphertext_that_does_not_decrypt_stops_the_start_by_name(
-    world: dict[str, str],
+    local_world: dict[str, str],
     emulator: EmulatorServer,
     locked_redis: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -171,7 +159,7 @@ def test_a_ciphertext_that_does_not_decrypt_stops_the_start_by_name(
 
 
 def test_a_password_in_the_url_fails_the_doctor_and_is_not_shown(
-    world: dict[str, str],
+    local_world: dict[str, str],
     locked_redis: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -189,7 +177,7 @@ def test_a_password_in_the_url_fails_the_doctor_and_is_not_shown(
 
 
 def test_the_password_given_twice_is_a_configuration_error(
-    world: dict[str, str],
+    local_world: dict[str, str],
     emulator: EmulatorServer,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -205,16 +193,9 @@ def test_the_password_given_twice_is_a_configuration_error(
     assert MARKER not in printed
 
 
-@pytest.fixture
-def fresh_instance() -> Iterator[None]:
-    composition_root.reset_instance()
-    yield
-    composition_root.reset_instance()
-
-
 @pytest.mark.parametrize("initializer", [http.initializer, events.initializer])
 def test_the_fc_initializer_decrypts_with_the_credentials_of_fcs_context(
-    world: dict[str, str],
+    local_world: dict[str, str],
     emulator: EmulatorServer,
     locked_redis: str,
     monkeypatch: pytest.MonkeyPatch,
