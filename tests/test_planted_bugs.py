@@ -24,7 +24,16 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # What a run of the service's tests reads: the packages (vend_client too, since shared/wire is
 # vend_client/wire), the tests and the demo world, and pytest's configuration.
-TREE = ("shared", "functions", "infra", "tests", "examples", "client/vend_client", "pyproject.toml")
+TREE = (
+    "shared",
+    "functions",
+    "infra",
+    "tests",
+    "examples",
+    "client/vend_client",
+    "client/tests/client_log_scan.py",  # tests/log_scan.py builds on it
+    "pyproject.toml",
+)
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".terraform*")
 
 
