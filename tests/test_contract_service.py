@@ -21,7 +21,7 @@ from alibabacloud_kms20160120 import models as kms_models
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fc2.fc_exceptions import FcError
 from pytest_httpserver import HTTPServer
-from stack import Stack, running_stack
+from stack import LapseClock, Stack, running_stack
 
 from infra.emulator import Seed
 from vend_client import VendApiError, VendResponse
@@ -254,34 +254,26 @@ def test_every_answer_is_no_store_and_names_its_request(stack: Stack) -> None:
 
 # -- section 7: a bug is a 500 InternalError with no detail, and its traceback is in the log -------
 
-# A 200 from EIAM whose client id is not a string: the SDK hands it over as it is, and nothing in
-# the service expects it, so building the answer fails where no VendError is raised: a bug. (It
-# is EIAM's fault, and could be a 502 UpstreamError one day, as an answer without a ClientSecret
-# is: then provoke the bug another way, with no mock of the service's own code.)
-ODD_OBTAIN_ANSWER = {
-    "RequestId": "eiam-odd-answer",
-    "ApplicationClientSecret": {
-        "InstanceId": "idaas_demo",
-        "ApplicationId": "app_billing",
-        "SecretId": "sct_billing_1",
-        "ClientId": {"not": "a string"},
-        "ClientSecret": BILLING_SECRET,
-        "Status": "enabled",
-    },
-}
-# What no answer of a bug may show: the exception, its module, the upstream's odd value, the
-# secret it carried.
-DETAIL = ("Traceback", "ValidationError", "pydantic", "shared/", "not a string", BILLING_SECRET)
+# A bug is provoked through a public seam, never by patching the service's code: the clock its
+# idempotency marks lapse by (composition_root's `lapse_now_ms`, which every keyed create reads)
+# raises what no code of the service expects.
+PLANTED = "planted-clock-failure-detail"
+
+
+class BrokenClock(LapseClock):
+    def now_ms(self) -> int:
+        raise ArithmeticError(PLANTED)
+
+
+CREATE = {"instance_id": "idaas_demo", "application_id": "app_billing"}
+KEY = "contract-bug-key-1"
+# What no answer of a bug may show: the exception, its text, a module of the service.
+DETAIL = ("Traceback", "ArithmeticError", PLANTED, "shared/", "create_once")
 
 
 @pytest.fixture
-def odd_eiam(
-    monkeypatch: pytest.MonkeyPatch, demo_seed: Seed, httpserver: HTTPServer
-) -> Iterator[Stack]:
-    """The demo stack with EIAM played by pytest-httpserver, answering every call as above."""
-    httpserver.expect_request("/").respond_with_json(ODD_OBTAIN_ANSWER)
-    env = {"VEND_EIAM_ENDPOINT": f"http://127.0.0.1:{httpserver.port}"}
-    with running_stack(monkeypatch, demo_seed, env=env) as running:
+def broken_clock(monkeypatch: pytest.MonkeyPatch, demo_seed: Seed) -> Iterator[Stack]:
+    with running_stack(monkeypatch, demo_seed, lapse_clock=BrokenClock()) as running:
         yield running
 
 
@@ -294,10 +286,10 @@ def _traceback_logged(stack: Stack, request_id: str) -> str:
 
 @pytest.mark.contract("7")
 @pytest.mark.contract("9")
-def test_a_bug_over_http_is_500_internal_error_without_detail(odd_eiam: Stack) -> None:
-    stack = odd_eiam
-    auth = {"Authorization": stack.client().authorization()}
-    answer = requests.post(stack.api.url + "/v1/secrets/obtain", json=OBTAIN, headers=auth)
+def test_a_bug_over_http_is_500_internal_error_without_detail(broken_clock: Stack) -> None:
+    stack = broken_clock
+    headers = {"Authorization": stack.client().authorization(), "Idempotency-Key": KEY}
+    answer = requests.post(stack.api.url + "/v1/secrets/create", json=CREATE, headers=headers)
     assert answer.status_code == 500
     request_id = answer.headers["X-Request-Id"]
     assert answer.json() == {
@@ -310,16 +302,22 @@ def test_a_bug_over_http_is_500_internal_error_without_detail(odd_eiam: Stack) -
     assert answer.headers["Cache-Control"] == "no-store"
     for detail in DETAIL:
         assert detail not in answer.text
-    assert "ValidationError" in _traceback_logged(stack, request_id)
+    assert PLANTED in _traceback_logged(stack, request_id)
     (record,) = _audit(stack)
     assert (record["request_id"], record["outcome"]) == (request_id, "InternalError")
+    assert stack.calls("CreateApplicationClientSecret") == []
 
 
 @pytest.mark.contract("6")
 @pytest.mark.contract("7")
-def test_a_bug_over_events_is_raised_as_internal_error_without_detail(odd_eiam: Stack) -> None:
-    stack = odd_eiam
-    event = {**OBTAIN, "action": "obtain", "authorization": stack.client().authorization()}
+def test_a_bug_over_events_is_raised_as_internal_error_without_detail(broken_clock: Stack) -> None:
+    stack = broken_clock
+    event = {
+        **CREATE,
+        "idempotency_key": KEY,
+        "action": "create",
+        "authorization": stack.client().authorization(),
+    }
     with pytest.raises(FcError) as info:
         stack.fc().invoke_function(
             "any-service",
@@ -336,7 +334,53 @@ def test_a_bug_over_events_is_raised_as_internal_error_without_detail(odd_eiam: 
     for detail in DETAIL:
         assert detail not in shown
     assert record["outcome"] == "InternalError"
-    assert "ValidationError" in _traceback_logged(stack, request_id)
+    assert PLANTED in _traceback_logged(stack, request_id)
+
+
+# -- section 7: an upstream's answer it cannot have meant is its failure, not the service's -------
+
+# A 200 from EIAM whose client id is not a string: EIAM's fault, a 502 UpstreamError, as an answer
+# without a ClientSecret is; never a 500, and never the odd value or the secret in the answer.
+ODD_OBTAIN_ANSWER = {
+    "RequestId": "eiam-odd-answer",
+    "ApplicationClientSecret": {
+        "InstanceId": "idaas_demo",
+        "ApplicationId": "app_billing",
+        "SecretId": "sct_billing_1",
+        "ClientId": {"not": "a string"},
+        "ClientSecret": BILLING_SECRET,
+        "Status": "enabled",
+    },
+}
+
+
+@pytest.fixture
+def odd_eiam(
+    monkeypatch: pytest.MonkeyPatch, demo_seed: Seed, httpserver: HTTPServer
+) -> Iterator[Stack]:
+    """The demo stack with EIAM played by pytest-httpserver, answering every call as above."""
+    httpserver.expect_request("/").respond_with_json(ODD_OBTAIN_ANSWER)
+    env = {"VEND_EIAM_ENDPOINT": f"http://127.0.0.1:{httpserver.port}"}
+    with running_stack(monkeypatch, demo_seed, env=env) as running:
+        yield running
+
+
+@pytest.mark.contract("7")
+@pytest.mark.parametrize("action", ["obtain", "create"])
+def test_an_eiam_answer_with_a_client_id_that_is_not_text_is_502(
+    odd_eiam: Stack, action: str
+) -> None:
+    stack = odd_eiam
+    headers = {"Authorization": stack.client().authorization()}
+    if action == "create":  # keyed: a create whose answer EIAM garbled is settled by listing
+        headers["Idempotency-Key"] = "odd-eiam-key"
+    body = OBTAIN if action == "obtain" else CREATE
+    answer = requests.post(f"{stack.api.url}/v1/secrets/{action}", json=body, headers=headers)
+    assert (answer.status_code, answer.json()["error"]["code"]) == (502, "UpstreamError")
+    for detail in ("not a string", BILLING_SECRET, "Traceback"):
+        assert detail not in answer.text
+    (record,) = _audit(stack)
+    assert record["upstream"] == "eiam"
 
 
 # -- section 7: an upstream failure is tried four times, then answered ---------------------------

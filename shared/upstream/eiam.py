@@ -205,6 +205,11 @@ def _secret_of(body: dict[str, Any]) -> dict[str, Any]:
     secret = body.get("ApplicationClientSecret")
     if not isinstance(secret, dict) or not isinstance(secret.get("ClientSecret"), str):
         raise upstream_error("EIAM answered without a client secret")
+    # The fields passed on to the caller as text: a value of another type is EIAM's fault (502),
+    # not one for the answer's model to trip on later as a bug of ours (500).
+    for name in ("ClientId", "SecretId"):
+        if not isinstance(secret.get(name), (str, type(None))):
+            raise upstream_error(f"EIAM answered a {name} that is not text")
     return secret
 
 
