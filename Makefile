@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit emulator bench stateful-long shared-app-long rotation-long clean
+.PHONY: run test lint typecheck unit emulator bench stateful-long shared-app-long rotation-long mutate clean
 
 # The version lives in the packages' __init__.py (pyproject.toml reads it): a new one is
 # installed again, so that the editable installs' metadata tells it.
@@ -62,8 +62,19 @@ rotation-long: $(STAMP)
 		$(if $(SEED),VEND_ROTATION_STATEFUL_SEED=$(SEED)) \
 		$(BIN)/pytest -p no:cacheprovider tests/test_stateful_rotation.py
 
+# Mutation testing of the security core with mutmut, in build/mutate (infra/mutation/stage.py
+# lays it out; `[tool.mutmut]` in pyproject.toml says what is mutated and which tests run), then
+# the score per module. MUTANTS="shared.approval.*" tests only those mutants; results are kept,
+# and only functions changed since are tested again. Long: it runs at the lowest priority.
+MUTANTS ?=
+MUTATE_CHILDREN ?= 2
+mutate: $(STAMP)
+	$(BIN)/python -m infra.mutation.stage --into build/mutate
+	cd build/mutate && nice -n 19 ../../$(BIN)/mutmut run --max-children $(MUTATE_CHILDREN) $(MUTANTS)
+	$(BIN)/python -m infra.mutation.score --tree build/mutate
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build/mutate
 
 # The code zip for FC (dist/vend-fc.zip), built without Docker; see infra/package.py.
 # POLICY=file.json ships it as policy.json at the zip root (none by default); ROTATION=file.json
