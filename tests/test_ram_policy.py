@@ -351,6 +351,27 @@ PARSE_ERRORS = [
         [LABEL, '"Bool"', 'invalid boolean "yes"'],
         id="cond-bad-bool",
     ),
+    pytest.param(
+        "identity",
+        billing(**allow(Condition={})),
+        [f'{LABEL}: "Condition" must be a non-empty object'],
+        id="cond-empty",
+    ),
+    pytest.param(
+        "identity",
+        billing(**allow(Condition={"StringEquals": {"k:a": []}})),
+        [f'{LABEL}: condition "StringEquals" key "k:a": empty list of values'],
+        id="cond-no-values",
+    ),
+    pytest.param(
+        "identity",
+        billing(**allow(Condition={"StringEquals": {"k:a": None}})),
+        [
+            f'{LABEL}: condition "StringEquals" key "k:a": condition values must be strings,'
+            " numbers or booleans"
+        ],
+        id="cond-value-null",
+    ),
 ]
 
 
@@ -589,6 +610,9 @@ PRINCIPALS = [
         id="root-account-from-arn",
     ),
     pytest.param({"RAM": ROOT}, OTHER_ROLE, IMPLICIT, id="root-other-account"),
+    pytest.param(
+        {"RAM": ROOT}, Principal("RAM", "not-an-arn"), IMPLICIT, id="root-no-account-known"
+    ),
     pytest.param(
         {"RAM": ROOT}, Principal("Service", ROOT, ACCOUNT), IMPLICIT, id="root-not-service"
     ),
@@ -909,6 +933,41 @@ CONDITIONS = [
         {"k:env": ["dev", "prod"]},
         False,
         id="ctx-values-negated-none",
+    ),
+    # found by `make mutate` (infra/mutation/): parts of a date or an address that were not read
+    pytest.param(
+        {"DateEquals": {"acs:CurrentTime": "2026-01-01T05:30:00+05:30"}},
+        {"acs:CurrentTime": "2026-01-01T00:00:00Z"},
+        True,
+        id="dateeq-offset-minutes",
+    ),
+    pytest.param(
+        {"DateGreaterThan": {"acs:CurrentTime": "2026-01-01T00:00:00.45Z"}},
+        {"acs:CurrentTime": "2026-01-01T00:00:00.5Z"},
+        True,
+        id="dategt-shorter-fraction",
+    ),
+    pytest.param(
+        {"DateEquals": {"acs:CurrentTime": "2026-01-01T00:00:00.1234567Z"}},
+        {"acs:CurrentTime": "2026-01-01T00:00:00.1234561Z"},
+        True,
+        id="dateeq-beyond-microseconds",
+    ),
+    pytest.param(
+        {"DateEquals": {"acs:CurrentTime": "2026-01-01T00:00Z"}},
+        {"acs:CurrentTime": "2026-01-01T00:00:00Z"},
+        True,
+        id="dateeq-without-seconds",
+    ),
+    pytest.param(
+        {"IpAddress": {"acs:SourceIp": "10.1.2.3/8"}},
+        {"acs:SourceIp": "10.200.0.1"},
+        True,
+        id="ip-network-with-host-bits",
+    ),
+    pytest.param({"StringEquals": {"k:flag": True}}, {"k:flag": "true"}, True, id="streq-json-true"),
+    pytest.param(
+        {"StringEquals": {"k:flag": False}}, {"k:flag": "false"}, True, id="streq-json-false"
     ),
 ]
 
