@@ -521,6 +521,20 @@ def test_a_policy_that_is_not_json_says_so() -> None:
     assert str(refused.value).startswith("approval policy: not valid JSON: Expecting property")
 
 
+def test_a_policy_that_is_a_json_list_is_refused_by_name() -> None:
+    """A list is valid JSON but no policy: refused in words at start, not with a TypeError."""
+    with pytest.raises(PolicyError) as refused:
+        parse_approval_policy(json.dumps([_STATEMENT]))
+    assert str(refused.value) == 'policy "approval": the document must be a JSON object'
+
+
+def test_a_recipient_that_is_not_an_object_is_named() -> None:
+    document = {"Version": "1", "Statement": [_STATEMENT], "Recipients": ["billing"]}
+    with pytest.raises(PolicyError) as refused:
+        parse_approval_policy(json.dumps(document))
+    assert str(refused.value).startswith("approval policy: Recipients[0] entry: Input should be")
+
+
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [

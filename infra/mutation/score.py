@@ -1,4 +1,5 @@
-"""The score of `make mutate` per module, from what mutmut saved in build/mutate/mutants.
+"""The score of `make mutate` per module, from what mutmut saved in build/mutate/*/mutants (one
+tree per group of infra/mutation/groups.py).
 
     python -m infra.mutation.score [--tree build/mutate] [--check]
 
@@ -54,11 +55,26 @@ class ModuleScore:
         return (self.counts["killed"] + self.counts["timeout"]) / judged
 
 
-def equivalents(path: Path = EQUIVALENTS) -> set[str]:
-    """The mutant names the list explains (each written in backquotes on its line)."""
-    if not path.exists():
-        return set()
-    return {m.group(1) for m in MUTANT_NAME.finditer(path.read_text(encoding="utf-8"))}
+@dataclass(frozen=True)
+class Explained:
+    equivalent: frozenset[str]
+    killed_at_import: frozenset[str]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.equivalent or name in self.killed_at_import
+
+
+def explained(path: Path = EQUIVALENTS) -> Explained:
+    """The mutant names the list explains, each in backquotes, under its section's heading."""
+    sections: dict[str, set[str]] = {"equivalent": set(), "import": set()}
+    current: set[str] | None = None
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    for line in text.splitlines():
+        if line.startswith("## "):
+            current = sections["import" if "import" in line.lower() else "equivalent"]
+        elif current is not None:
+            current.update(m.group(1) for m in MUTANT_NAME.finditer(line))
+    return Explained(frozenset(sections["equivalent"]), frozenset(sections["import"]))
 
 
 def repository_path(staged: str) -> str:
@@ -66,23 +82,29 @@ def repository_path(staged: str) -> str:
     return f"client/{staged}" if staged.startswith("vend_client/") else staged
 
 
-def read_scores(tree: Path, explained: set[str]) -> tuple[list[ModuleScore], list[str], set[str]]:
+def read_scores(tree: Path, known: Explained) -> tuple[list[ModuleScore], list[str], set[str]]:
     """Scores per module, the unexplained survivors and the names of every mutant seen."""
-    mutants = tree / "mutants"
     scores: list[ModuleScore] = []
     unexplained: list[str] = []
     seen: set[str] = set()
-    for meta in sorted(mutants.rglob("*.py.meta")):
-        staged = meta.relative_to(mutants).as_posix().removesuffix(".meta")
+    metas = {
+        meta.relative_to(mutants).as_posix().removesuffix(".meta"): meta
+        for mutants in sorted(tree.glob("*/mutants"))
+        for meta in mutants.rglob("*.py.meta")
+    }
+    for staged, meta in sorted(metas.items(), key=lambda item: repository_path(item[0])):
         row = ModuleScore(repository_path(staged))
         exit_codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
         for name, code in exit_codes.items():
             seen.add(name)
             status = STATUS_BY_EXIT_CODE.get(code, "suspicious")
-            if status in ("survived", "no tests", "suspicious") and name in explained:
-                status = "equivalent"
-            elif status in ("survived", "no tests", "suspicious"):
-                unexplained.append(name)
+            if status in ("survived", "no tests", "suspicious"):
+                if name in known.killed_at_import:
+                    status = "killed"
+                elif name in known.equivalent:
+                    status = "equivalent"
+                else:
+                    unexplained.append(name)
             row.counts[status] += 1
         if exit_codes:
             scores.append(row)
@@ -108,20 +130,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tree", type=Path, default=ROOT / "build" / "mutate")
     parser.add_argument("--check", action="store_true", help="fail on an unexplained survivor")
     args = parser.parse_args(argv)
-    explained = equivalents()
-    scores, unexplained, seen = read_scores(args.tree, explained)
+    known = explained()
+    scores, unexplained, seen = read_scores(args.tree, known)
     if not scores:
-        print(f"no mutmut results under {args.tree / 'mutants'}: run `make mutate` first")
+        print(f"no mutmut results under {args.tree}/*/mutants: run `make mutate` first")
         return 1
     print(table(scores))
-    stale = sorted(explained - seen)
+    stale = sorted((known.equivalent | known.killed_at_import) - seen)
     if stale:
         print(f"\n{len(stale)} listed as equivalent but no longer generated (update the list):")
         print("\n".join(f"  {name}" for name in stale))
     if unexplained:
-        print(
-            f"\n{len(unexplained)} unexplained (in {args.tree}: ../../.venv/bin/mutmut show NAME):"
-        )
+        show = f"cd {args.tree}/GROUP && ../../../.venv/bin/mutmut show NAME"
+        print(f"\n{len(unexplained)} unexplained (the diff of one: {show}):")
         print("\n".join(f"  {name}" for name in unexplained))
     return 1 if args.check and unexplained else 0
 
