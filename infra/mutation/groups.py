@@ -23,7 +23,12 @@ class Group:
 
 
 # Service-level files that reach every module of the request's path.
-_OVER_HTTP = ("tests/test_vend_http.py", "tests/test_vend_jwt.py", "tests/test_events.py")
+_OVER_HTTP = (
+    "tests/test_contract_service.py",
+    "tests/test_vend_http.py",
+    "tests/test_vend_jwt.py",
+    "tests/test_events.py",
+)
 
 GROUPS: dict[str, Group] = {
     "policy": Group(
@@ -80,6 +85,7 @@ GROUPS: dict[str, Group] = {
             "tests/test_upstream_bounded.py",
             "tests/test_sts_sessions.py",
             "tests/test_trickling_sts_proof.py",
+            "tests/test_contract_service.py",
             "tests/test_vend_http.py",
         ),
     ),
@@ -89,6 +95,8 @@ GROUPS: dict[str, Group] = {
             "tests/test_fc_http.py",
             "tests/test_caller_input.py",
             "tests/test_fc_invoke.py",
+            "tests/test_current.py",
+            "tests/test_rotation_http.py",
             *_OVER_HTTP,
         ),
     ),
