@@ -513,3 +513,61 @@ def test_proof_for_a_host_off_the_allow_list_is_never_sent(
     assert info.value.code == "Unauthenticated"
     assert "allow-list" in info.value.message
     assert httpserver.log == []
+
+
+def _refusal(resp: requests.Response) -> tuple[int, str, str]:
+    status, code = _error(resp)
+    return status, code, resp.json()["error"]["message"]
+
+
+def test_a_refused_request_says_why_in_words_and_is_audited(stack: Stack) -> None:
+    """Found by `make mutate`: the words of the refusals made before the pipeline, the route
+    with or without its trailing slash, and the audit record of such a refusal."""
+    url = stack.api.url
+    assert _refusal(requests.get(url + "/v1/nope/", timeout=10)) == (
+        404,
+        "NotFound",
+        "no route for /v1/nope",
+    )
+    assert _refusal(requests.get(url + "/", timeout=10)) == (404, "NotFound", "no route for /")
+    assert _refusal(requests.get(url + "/v1/secrets/obtain/", timeout=10)) == (
+        405,
+        "MethodNotAllowed",
+        "/v1/secrets/obtain takes POST",
+    )
+    assert requests.get(url + "/v1/health/", timeout=10).json() == {"status": "ok"}
+    assert requests.get(url + "/v1/openapi.json", timeout=10).status_code == 200
+    stack.audit.records.clear()
+    not_an_object = _post(stack, "/v1/secrets/obtain", [])
+    assert _refusal(not_an_object) == (
+        400,
+        "MalformedRequest",
+        "the body must be a JSON object",
+    )
+    (record,) = [json.loads(r.getMessage()) for r in stack.audit.records]
+    assert (record["request_id"], record["action"], record["outcome"]) == (
+        not_an_object.headers["X-Request-Id"],
+        "obtain",
+        "MalformedRequest",
+    )
+    bad_key = _post(
+        stack,
+        "/v1/secrets/create",
+        {"instance_id": "idaas_demo", "application_id": "app_empty"},
+        {"Idempotency-Key": "has space"},
+    )
+    assert _refusal(bad_key) == (
+        400,
+        "InvalidParameter",
+        "an idempotency key must be 1 to 128 of A-Z a-z 0-9 _ . : - (create only)",
+    )
+
+
+def test_a_create_with_a_good_idempotency_key_is_made(stack: Stack) -> None:
+    resp = _post(
+        stack,
+        "/v1/secrets/create",
+        {"instance_id": "idaas_demo", "application_id": "app_empty"},
+        {"Idempotency-Key": "create-1"},
+    )
+    assert resp.status_code == 200, resp.text
