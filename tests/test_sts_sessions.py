@@ -130,6 +130,7 @@ def test_beyond_the_rate_nothing_is_sent_and_the_refusal_says_when_to_retry(
         sessions.get(OBTAIN, arn("c"), Deadline(5))
     err = info.value
     assert (err.status, err.code) == (429, "Throttled")
+    assert err.message == "Too many new STS sessions at once on this instance; retry after 1 s."
     assert err.headers == {"Retry-After": "1"}
     assert (err.service, err.attempts) == ("STS", 0)  # the audit: STS's stage, no call made
     assert assumed(emulator) == 2

@@ -659,3 +659,20 @@ def test_a_create_that_failed_after_it_was_sent_says_how(
     resp = post(stack, "create", CREATE)
     assert resp.status_code == expected, resp.text
     assert resp.json()["error"]["message"] == f"EIAM failed after the request was sent {what}"
+
+
+def test_an_upstream_that_kept_failing_is_named_in_the_audit(
+    stack: Stack, secrets: list[str]
+) -> None:
+    """Found by `make mutate`: the audit of retries that did not cure a failure names the
+    upstream's last code and request id."""
+    set_faults(stack, [{"action": "ObtainApplicationClientSecret", "status": 503, "code": "Busy"}])
+    stack.audit.records.clear()
+    assert error(post(stack, "obtain", OBTAIN), secrets) == (502, "UpstreamError")
+    (record,) = [json.loads(r.getMessage()) for r in stack.audit.records]
+    assert (record["upstream"], record["upstream_code"], record["upstream_status"]) == (
+        "eiam",
+        "Busy",
+        503,
+    )
+    assert record["upstream_request_id"]
