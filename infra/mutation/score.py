@@ -88,11 +88,11 @@ def read_scores(tree: Path, known: Explained) -> tuple[list[ModuleScore], list[s
     unexplained: list[str] = []
     seen: set[str] = set()
     metas = {
-        meta.relative_to(mutants).as_posix().removesuffix(".meta"): meta
+        meta.relative_to(mutants).as_posix().removesuffix(".meta"): (mutants.parent.name, meta)
         for mutants in sorted(tree.glob("*/mutants"))
         for meta in mutants.rglob("*.py.meta")
     }
-    for staged, meta in sorted(metas.items(), key=lambda item: repository_path(item[0])):
+    for staged, (group, meta) in sorted(metas.items(), key=lambda i: repository_path(i[0])):
         row = ModuleScore(repository_path(staged))
         exit_codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
         for name, code in exit_codes.items():
@@ -104,7 +104,7 @@ def read_scores(tree: Path, known: Explained) -> tuple[list[ModuleScore], list[s
                 elif name in known.equivalent:
                     status = "equivalent"
                 else:
-                    unexplained.append(name)
+                    unexplained.append(f"{group}: {name}")
             row.counts[status] += 1
         if exit_codes:
             scores.append(row)
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(f"  {name}" for name in stale))
     if unexplained:
         show = f"cd {args.tree}/GROUP && ../../../.venv/bin/mutmut show NAME"
-        print(f"\n{len(unexplained)} unexplained (the diff of one: {show}):")
+        print(f"\n{len(unexplained)} unexplained, by group (the diff of one: {show}):")
         print("\n".join(f"  {name}" for name in unexplained))
     return 1 if args.check and unexplained else 0
 
