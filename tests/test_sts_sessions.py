@@ -119,6 +119,23 @@ def test_the_cache_keeps_the_most_recently_used_sessions_and_no_more(
         assert len(sessions) <= 3
 
 
+def test_a_refused_session_is_dropped_but_not_the_one_that_replaced_it(
+    emulator: EmulatorServer, transport: RpcTransport
+) -> None:
+    """Found by `make mutate`: a session an upstream refused is forgotten, and the next request
+    assumes the role again; a request that drops the same stale session later (it was slower)
+    keeps the fresh one another request has put in its place."""
+    sessions = sessions_of(emulator, transport, rate_per_s=1000.0, burst=1000)
+    stale = sessions.get(OBTAIN, arn("a"), Deadline(5))
+    sessions.drop(OBTAIN, arn("a"), stale)
+    fresh = sessions.get(OBTAIN, arn("a"), Deadline(5))
+    assert fresh != stale
+    assert assumed(emulator) == 2
+    sessions.drop(OBTAIN, arn("a"), stale)
+    assert sessions.get(OBTAIN, arn("a"), Deadline(5)) == fresh
+    assert assumed(emulator) == 2
+
+
 def test_beyond_the_rate_nothing_is_sent_and_the_refusal_says_when_to_retry(
     emulator: EmulatorServer, transport: RpcTransport
 ) -> None:
