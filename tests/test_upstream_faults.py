@@ -676,3 +676,17 @@ def test_an_upstream_that_kept_failing_is_named_in_the_audit(
         503,
     )
     assert record["upstream_request_id"]
+
+
+def test_a_create_unanswered_in_time_says_so(
+    monkeypatch: pytest.MonkeyPatch, demo_seed: Seed
+) -> None:
+    """Found by `make mutate`: the create that EIAM does not answer before the deadline."""
+    with running_stack(monkeypatch, demo_seed, timeout_s=2) as stack:
+        set_faults(stack, [{"action": "CreateApplicationClientSecret", "latency_ms": 4000}])
+        resp = post(stack, "create", CREATE)
+        assert resp.status_code == 504
+        assert resp.json()["error"]["message"] == (
+            "EIAM failed after the request was sent (no answer in time); a secret may have been"
+            " created, and EIAM may still be creating it (secrets before: none)"
+        )
