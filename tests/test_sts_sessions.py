@@ -5,6 +5,7 @@ emulator's STS over real HTTP; the rate's clock is injected where the test drive
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -136,6 +137,25 @@ def test_a_refused_session_is_dropped_but_not_the_one_that_replaced_it(
     assert assumed(emulator) == 2
 
 
+def test_a_session_is_assumed_again_a_minute_before_it_expires(
+    emulator: EmulatorServer, transport: RpcTransport
+) -> None:
+    """Found by `make mutate`: a cached session is used until a minute before STS's expiry, then
+    assumed again, under a session name an operator can tell apart in ActionTrail."""
+    wall = Ticks()
+    wall.now = time.time()
+    sessions = sessions_of(emulator, transport, clock=wall, rate_per_s=1000.0, burst=1000)
+    first = sessions.get(OBTAIN, arn("a"), Deadline(5))
+    (params,) = emulator.emulator.params("AssumeRole")
+    digest = hashlib.sha256(f"{OBTAIN}\n{arn('a')}".encode()).hexdigest()
+    assert params["RoleSessionName"] == "vend-" + digest[:24]
+    wall.now += 900 - 63  # STS's 900 s, less 63 (Expiration is in whole seconds)
+    assert sessions.get(OBTAIN, arn("a"), Deadline(5)) == first
+    wall.now += 6  # 57 s before it expires
+    assert sessions.get(OBTAIN, arn("a"), Deadline(5)) != first
+    assert assumed(emulator) == 2
+
+
 def test_beyond_the_rate_nothing_is_sent_and_the_refusal_says_when_to_retry(
     emulator: EmulatorServer, transport: RpcTransport
 ) -> None:
@@ -213,6 +233,7 @@ def test_a_request_waiting_for_anothers_assume_role_keeps_to_its_own_deadline(
         with pytest.raises(VendError) as info:
             sessions.get(OBTAIN, arn("a"), Deadline(0.3))
         assert info.value.code == "UpstreamTimeout"
+        assert info.value.message == "the request's deadline ran out waiting for STS"
         assert time.monotonic() - started < 2.0  # its 0.3 s, not the first one's wait
         assert len(httpserver.log) == 0  # the first's request is still being answered
     finally:
