@@ -690,3 +690,10 @@ def test_a_create_unanswered_in_time_says_so(
             "EIAM failed after the request was sent (no answer in time); a secret may have been"
             " created, and EIAM may still be creating it (secrets before: none)"
         )
+
+
+def test_a_429_is_throttling_whatever_its_code(stack: Stack, secrets: list[str]) -> None:
+    """Found by `make mutate`: the status says throttled even when the code does not."""
+    fault = {"action": "ObtainApplicationClientSecret", "status": 429, "code": "TooManyRequests"}
+    set_faults(stack, [fault])
+    assert error(post(stack, "obtain", OBTAIN), secrets) == (429, "Throttled")
