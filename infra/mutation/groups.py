@@ -85,7 +85,6 @@ GROUPS: dict[str, Group] = {
             "tests/test_upstream_bounded.py",
             "tests/test_sts_sessions.py",
             "tests/test_trickling_sts_proof.py",
-            "tests/test_fault_reproductions.py",  # a stale STS session dropped and assumed again
             "tests/test_contract_service.py",
             "tests/test_vend_http.py",
         ),
