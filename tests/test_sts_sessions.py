@@ -156,6 +156,27 @@ def test_a_session_is_assumed_again_a_minute_before_it_expires(
     assert assumed(emulator) == 2
 
 
+def test_a_patient_request_over_the_rate_waits_for_its_turn(
+    emulator: EmulatorServer, transport: RpcTransport
+) -> None:
+    """Found by `make mutate`: the rotation's sessions wait for a token instead of refusing, and
+    one woken before its turn (here the first sleep ends half-way) waits again."""
+    ticks = Ticks()
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        ticks.now += seconds if slept else seconds / 2
+        slept.append(seconds)
+
+    sessions = sessions_of(
+        emulator, transport, rate_per_s=2.0, burst=1, monotonic=ticks, patient=True, sleep=sleep
+    )
+    sessions.get(OBTAIN, arn("a"), Deadline(5))
+    sessions.get(OBTAIN, arn("b"), Deadline(5))
+    assert slept == [pytest.approx(0.5), pytest.approx(0.25)]
+    assert assumed(emulator) == 2
+
+
 def test_beyond_the_rate_nothing_is_sent_and_the_refusal_says_when_to_retry(
     emulator: EmulatorServer, transport: RpcTransport
 ) -> None:
