@@ -350,3 +350,34 @@ def test_a_create_refused_by_the_rate_leaves_its_key_free_for_a_retry(
         time.sleep(refused.value.retry_after or 1.0)
         made = client.create("idaas_demo", "app_empty", idempotency_key="rate-1")
         assert running.secret_ids("app_empty") == [*before, made.secret_id]
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        {"AccessKeyId": "", "AccessKeySecret": "s", "SecurityToken": "t"},
+        {"AccessKeyId": "STS.k", "AccessKeySecret": 5, "SecurityToken": "t"},
+        {"AccessKeyId": "STS.k", "AccessKeySecret": "s"},
+    ],
+    ids=["empty-key", "secret-not-a-string", "no-token"],
+)
+def test_an_sts_answer_without_usable_credentials_is_502(
+    httpserver: HTTPServer, transport: RpcTransport, credentials: dict[str, object]
+) -> None:
+    """Found by `make mutate`: an AssumeRole answer whose credentials are empty, not strings or
+    missing is refused in words, not used."""
+    body = {"RequestId": "r", "Credentials": {**credentials, "Expiration": "2099-01-01T00:00:00Z"}}
+    httpserver.expect_request("/").respond_with_json(body)
+    sessions = ScopedSessions(
+        transport,
+        Endpoint("http", f"{httpserver.host}:{httpserver.port}"),
+        FunctionIdentity(Credentials(*sdk.FUNCTION)),
+        sdk.ROLE_ARN,
+    )
+    with pytest.raises(VendError) as info:
+        sessions.get(OBTAIN, arn("a"), Deadline(5))
+    assert (info.value.status, info.value.code, info.value.message) == (
+        502,
+        "UpstreamError",
+        "STS answered AssumeRole without usable credentials",
+    )
