@@ -697,3 +697,14 @@ def test_a_429_is_throttling_whatever_its_code(stack: Stack, secrets: list[str])
     fault = {"action": "ObtainApplicationClientSecret", "status": 429, "code": "TooManyRequests"}
     set_faults(stack, [fault])
     assert error(post(stack, "obtain", OBTAIN), secrets) == (429, "Throttled")
+
+
+def test_an_sts_that_kept_failing_is_named(stack: Stack, secrets: list[str]) -> None:
+    """Found by `make mutate`: the answer and the audit name STS when its retries ran out."""
+    set_faults(stack, [{"action": "AssumeRole", "status": 503, "code": "ServiceUnavailable"}])
+    stack.audit.records.clear()
+    resp = post(stack, "obtain", OBTAIN)
+    assert error(resp, secrets) == (502, "UpstreamError")
+    assert resp.json()["error"]["message"] == "STS failed and retries did not cure it"
+    (record,) = [json.loads(r.getMessage()) for r in stack.audit.records]
+    assert (record["upstream"], record["upstream_code"]) == ("sts", "ServiceUnavailable")
