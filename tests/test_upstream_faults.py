@@ -654,11 +654,16 @@ def test_a_create_that_failed_after_it_was_sent_says_how(
     stack: Stack, secrets: list[str], fault: dict[str, Any], expected: int, what: str
 ) -> None:
     """Found by `make mutate`: a create is not sent again once it may have acted; the answer
-    says how it failed, and what the listing found."""
+    says how it failed, and what the listing found; the audit, what the upstream said."""
     set_faults(stack, [{"action": "CreateApplicationClientSecret", **fault}])
+    stack.audit.records.clear()
     resp = post(stack, "create", CREATE)
     assert resp.status_code == expected, resp.text
     assert resp.json()["error"]["message"] == f"EIAM failed after the request was sent {what}"
+    (record,) = [json.loads(r.getMessage()) for r in stack.audit.records]
+    upstream = [record[k] for k in ("upstream", "upstream_code", "upstream_status", "attempts")]
+    assert upstream == ["eiam", fault.get("code"), fault.get("status"), 1]
+    assert bool(record["upstream_request_id"]) == ("code" in fault)  # the JSON error bodies
 
 
 def test_an_upstream_that_kept_failing_is_named_in_the_audit(
