@@ -1183,3 +1183,16 @@ def test_policies_are_reusable_values() -> None:
     assert isinstance(policy, Policy)
     assert policy == parse_policy(json.dumps(ONLY_SCT_1))
     assert hash(policy) == hash(parse_policy(ONLY_SCT_1))
+
+
+@pytest.mark.parametrize(
+    ("element", "shown"),
+    [("X" * 80, "X" * 80), ("X" * 81, "X" * 80 + "..."), (5, "5")],
+    ids=["80-chars-whole", "81-chars-cut", "not-a-string"],
+)
+def test_a_refusal_quotes_what_it_names_cut_to_80_characters(element: Any, shown: str) -> None:
+    """Found by `make mutate`: an element named in a refusal is quoted whole up to 80
+    characters, cut after; one that is not a string (a YAML key) is quoted as text."""
+    with pytest.raises(PolicyError) as refused:
+        parse_policy(doc({**_OBTAIN_ALL, element: 1}))
+    assert str(refused.value) == f'policy Statement[0]: unknown element "{shown}"'
