@@ -65,8 +65,9 @@ rotation-long: $(STAMP)
 # Mutation testing of the security core with mutmut, one group of modules at a time, each in
 # build/mutate/GROUP with the tests written about it (infra/mutation/groups.py; infra/mutation/
 # stage.py lays the tree out), then the score per module. MUTATE_GROUPS="policy api" runs only
-# those; MUTANTS="shared.approval.*" (with the group that holds them) only the mutants it names. Results
-# are kept: only functions changed since are tried again. Long: it runs at the lowest priority.
+# those; MUTANTS="shared.approval.*" (with the group that holds them) only the mutants it names.
+# Results are kept: only functions changed since are tried again. Long: it runs at the lowest
+# priority.
 MUTATE_GROUPS ?=
 MUTANTS ?=
 MUTATE_CHILDREN ?= 2
