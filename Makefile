@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit emulator bench stateful-long shared-app-long rotation-long mutate clean
+.PHONY: run test lint typecheck unit emulator bench stateful-long shared-app-long rotation-long clean
 
 # The version lives in the packages' __init__.py (pyproject.toml reads it): a new one is
 # installed again, so that the editable installs' metadata tells it.
@@ -68,6 +68,7 @@ rotation-long: $(STAMP)
 # those; MUTANTS="shared.approval.*" (with the group that holds them) only the mutants it names.
 # Results are kept: only functions changed since are tried again. Long: it runs at the lowest
 # priority.
+.PHONY: mutate
 MUTATE_GROUPS ?=
 MUTANTS ?=
 MUTATE_CHILDREN ?= 2
