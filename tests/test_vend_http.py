@@ -4,6 +4,7 @@ emulator, called with the shipped client library and RAM proofs over real HTTP."
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 
@@ -14,6 +15,8 @@ from pytest_httpserver import HTTPServer
 from stack import Stack, running_stack
 
 from infra.emulator import Seed
+from shared.http_api import HttpApi, HttpRequest
+from shared.vend import Vendor
 from vend_client import CloudError, Credentials, EnvelopeError, VendApiError
 from vend_client import parse_endpoint as endpoint
 
@@ -571,3 +574,34 @@ def test_a_create_with_a_good_idempotency_key_is_made(stack: Stack) -> None:
         {"Idempotency-Key": "create-1"},
     )
     assert resp.status_code == 200, resp.text
+
+
+def test_a_bug_outside_the_pipeline_is_500_and_its_traceback_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found by `make mutate`: the API's own last resort. The pipeline answers its own bugs
+    (tests/test_contract_service.py); one before it, here the vendor failing to be built with an
+    unexpected exception, is answered 500 InternalError without detail, and logged with its
+    traceback and request id."""
+
+    def broken_vendor() -> Vendor:
+        raise ArithmeticError("planted: no vendor")
+
+    api = HttpApi(broken_vendor, deadline_s=5)
+    request = HttpRequest("POST", "/v1/secrets/obtain", {}, b"{}", "req-bug-1")
+    with caplog.at_level(logging.ERROR, logger="vend"):
+        response = api.handle(request)
+    assert (response.status, response.body) == (
+        500,
+        {
+            "error": {
+                "code": "InternalError",
+                "message": "An internal error occurred.",
+                "request_id": "req-bug-1",
+            }
+        },
+    )
+    assert response.headers["X-Request-Id"] == "req-bug-1"
+    (logged,) = [r for r in caplog.records if r.exc_info]
+    assert logged.getMessage() == "http: unexpected error in request req-bug-1"
+    assert "planted: no vendor" in caplog.text
