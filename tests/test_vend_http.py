@@ -533,6 +533,7 @@ def test_a_refused_request_says_why_in_words_and_is_audited(stack: Stack) -> Non
         "no route for /v1/nope",
     )
     assert _refusal(requests.get(url + "/", timeout=10)) == (404, "NotFound", "no route for /")
+    assert _refusal(requests.get(url + "/v1/X", timeout=10))[2] == "no route for /v1/X"
     assert _refusal(requests.get(url + "/v1/secrets/obtain/", timeout=10)) == (
         405,
         "MethodNotAllowed",
@@ -605,3 +606,16 @@ def test_a_bug_outside_the_pipeline_is_500_and_its_traceback_logged(
     (logged,) = [r for r in caplog.records if r.exc_info]
     assert logged.getMessage() == "http: unexpected error in request req-bug-1"
     assert "planted: no vendor" in caplog.text
+
+
+def test_a_callers_traceparent_names_the_trace_in_the_audit(stack: Stack) -> None:
+    """Found by `make mutate`: the W3C trace id of the request's `traceparent` and the request's
+    own id reach its audit record."""
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    stack.audit.records.clear()
+    resp = _post(
+        stack, "/v1/secrets/obtain", OBTAIN, {"traceparent": f"00-{trace}-00f067aa0ba902b7-01"}
+    )
+    assert resp.status_code == 200, resp.text
+    (record,) = [json.loads(r.getMessage()) for r in stack.audit.records]
+    assert (record["trace_id"], record["request_id"]) == (trace, resp.headers["X-Request-Id"])
