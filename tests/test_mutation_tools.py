@@ -54,7 +54,7 @@ def test_the_score_counts_what_the_list_explains(tmp_path: Path) -> None:
     meta.write_text(json.dumps({"exit_code_by_key": codes}))
     listed = tmp_path / "equivalents.md"
     listed.write_text(
-        "## Killed when switched on at import\n| `m__mutmut_2` | why |\n"
+        "## Killed when switched on by hand\n| `m__mutmut_2` | why |\n"
         "## Equivalent\n| `m__mutmut_3` | why |\n| `gone__mutmut_9` | why |\n"
     )
     scores, unexplained, seen = read_scores(tmp_path, explained(listed))

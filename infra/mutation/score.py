@@ -71,7 +71,7 @@ def explained(path: Path = EQUIVALENTS) -> Explained:
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     for line in text.splitlines():
         if line.startswith("## "):
-            current = sections["import" if "import" in line.lower() else "equivalent"]
+            current = sections["import" if "killed" in line.lower() else "equivalent"]
         elif current is not None:
             current.update(m.group(1) for m in MUTANT_NAME.finditer(line))
     return Explained(frozenset(sections["equivalent"]), frozenset(sections["import"]))
