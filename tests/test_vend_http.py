@@ -554,6 +554,11 @@ def test_a_refused_request_says_why_in_words_and_is_audited(stack: Stack) -> Non
         "obtain",
         "MalformedRequest",
     )
+    stack.audit.records.clear()
+    rotate = _post(stack, "/v1/secrets/rotate", "[")
+    assert _refusal(rotate)[:2] == (400, "MalformedRequest")
+    (record,) = [json.loads(r.getMessage()) for r in stack.audit.records]
+    assert record["action"] == "rotate"  # not an action of the policy, but named all the same
     bad_key = _post(
         stack,
         "/v1/secrets/create",
