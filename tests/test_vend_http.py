@@ -572,14 +572,20 @@ def test_a_refused_request_says_why_in_words_and_is_audited(stack: Stack) -> Non
     )
 
 
-def test_a_create_with_a_good_idempotency_key_is_made(stack: Stack) -> None:
-    resp = _post(
-        stack,
-        "/v1/secrets/create",
-        {"instance_id": "idaas_demo", "application_id": "app_empty"},
-        {"Idempotency-Key": "create-1"},
-    )
-    assert resp.status_code == 200, resp.text
+def test_a_create_sent_again_with_its_idempotency_key_is_made_once(stack: Stack) -> None:
+    """Found by `make mutate`: the header's key reaches the create."""
+    answers = [
+        _post(
+            stack,
+            "/v1/secrets/create",
+            {"instance_id": "idaas_demo", "application_id": "app_empty"},
+            {"Idempotency-Key": "create-1"},
+        )
+        for _ in range(2)
+    ]
+    assert [a.status_code for a in answers] == [200, 200], answers[-1].text
+    assert answers[0].json()["secret_id"] == answers[1].json()["secret_id"]
+    assert len(stack.calls("CreateApplicationClientSecret")) == 1
 
 
 def test_a_bug_outside_the_pipeline_is_500_and_its_traceback_logged(
