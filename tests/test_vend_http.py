@@ -630,3 +630,28 @@ def test_a_callers_traceparent_names_the_trace_in_the_audit(stack: Stack) -> Non
     assert resp.status_code == 200, resp.text
     (record,) = [json.loads(r.getMessage()) for r in stack.audit.records]
     assert (record["trace_id"], record["request_id"]) == (trace, resp.headers["X-Request-Id"])
+
+
+def _nested(levels: int) -> str:
+    return '{"x":' * (levels - 1) + "{}" + "}" * (levels - 1)
+
+
+def _padded(size: int) -> str:
+    head, tail = '{"pad":"', '"}'
+    return head + "a" * (size - len(head) - len(tail)) + tail
+
+
+def test_a_body_may_be_64_kib_and_32_levels_deep_and_no_more(stack: Stack) -> None:
+    """Found by `make mutate`: the limits of a body are exact, and a refusal names them."""
+    obtain = "/v1/secrets/obtain"
+    assert _refusal(_post(stack, obtain, _nested(33))) == (
+        400,
+        "MalformedRequest",
+        "the body nests deeper than 32 levels",
+    )
+    assert _refusal(_post(stack, obtain, _nested(32)))[1] != "MalformedRequest"
+    lists = '{"x":' + "[" * 32 + "]" * 32 + "}"  # an object, then 32 lists: 33 levels
+    assert _refusal(_post(stack, obtain, lists))[2] == "the body nests deeper than 32 levels"
+    too_big = _post(stack, obtain, _padded(64 * 1024 + 1))
+    assert _refusal(too_big) == (413, "PayloadTooLarge", "the body is over 64 KiB")
+    assert _refusal(_post(stack, obtain, _padded(64 * 1024)))[1] != "PayloadTooLarge"
