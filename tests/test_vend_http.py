@@ -652,6 +652,15 @@ def test_a_body_may_be_64_kib_and_32_levels_deep_and_no_more(stack: Stack) -> No
     assert _refusal(_post(stack, obtain, _nested(32)))[1] != "MalformedRequest"
     lists = '{"x":' + "[" * 32 + "]" * 32 + "}"  # an object, then 32 lists: 33 levels
     assert _refusal(_post(stack, obtain, lists))[2] == "the body nests deeper than 32 levels"
+    too_deep_to_parse = "[" * 30_000 + "]" * 30_000  # beyond Python's recursion: same words
+    assert _refusal(_post(stack, obtain, too_deep_to_parse))[2] == (
+        "the body nests deeper than 32 levels"
+    )
+    assert _refusal(_post(stack, obtain, "{")) == (
+        400,
+        "MalformedRequest",
+        "the body is not JSON in UTF-8",
+    )
     too_big = _post(stack, obtain, _padded(64 * 1024 + 1))
     assert _refusal(too_big) == (413, "PayloadTooLarge", "the body is over 64 KiB")
     assert _refusal(_post(stack, obtain, _padded(64 * 1024)))[1] != "PayloadTooLarge"
