@@ -7,8 +7,9 @@ One row per mutated file (under its path in the repository): killed (a test fail
 refused the mutant, or infra/mutation/equivalents.md says a test failed when it was switched on
 by hand), timeout, survived, no tests (no selected test calls the function), equivalent (a
 survivor the list explains: no test can tell it from the original), not run yet, and the
-score: killed and timed out over all but the equivalent and the unrun. Then the survivors that the list does not explain, each with the
-command that shows its diff; `--check` makes them an error.
+score: killed and timed out over all but the equivalent and the unrun. Then the survivors that
+the list does not explain, each with the command that shows its diff; `--check` makes them an
+error.
 """
 
 from __future__ import annotations
