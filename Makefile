@@ -62,8 +62,27 @@ rotation-long: $(STAMP)
 		$(if $(SEED),VEND_ROTATION_STATEFUL_SEED=$(SEED)) \
 		$(BIN)/pytest -p no:cacheprovider tests/test_stateful_rotation.py
 
+# Mutation testing of the security core with mutmut, one group of modules at a time, each in
+# build/mutate/GROUP with the tests written about it (infra/mutation/groups.py; infra/mutation/
+# stage.py lays the tree out), then the score per module. MUTATE_GROUPS="policy api" runs only
+# those; MUTANTS="shared.approval.*" (with the group that holds them) only the mutants it names.
+# Results are kept: only functions changed since are tried again. Long: it runs at the lowest
+# priority.
+.PHONY: mutate
+MUTATE_GROUPS ?=
+MUTANTS ?=
+MUTATE_CHILDREN ?= 2
+mutate: $(STAMP)
+	@for group in $(or $(MUTATE_GROUPS),$(shell $(BIN)/python -m infra.mutation.groups)); do \
+		echo "== mutate $$group"; \
+		$(BIN)/python -m infra.mutation.stage $$group || exit 1; \
+		(cd build/mutate/$$group && nice -n 19 ../../../$(BIN)/mutmut run \
+			--max-children $(MUTATE_CHILDREN) $(MUTANTS)) || exit 1; \
+	done
+	$(BIN)/python -m infra.mutation.score
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build/mutate
 
 # The code zip for FC (dist/vend-fc.zip), built without Docker; see infra/package.py.
 # POLICY=file.json ships it as policy.json at the zip root (none by default); ROTATION=file.json

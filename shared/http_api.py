@@ -67,7 +67,6 @@ class HttpApi:
         # load).
         self._vendor = vendor
         self._deadline_s = deadline_s
-        self._openapi: bytes | None = None
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         trace_id = logs.trace_id_of(request.headers.get("traceparent"))

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
+from infra.local.cli import main as cli_main
 from shared.approval import load_approval_policy, parse_approval_policy
 from shared.principal import Caller
 from shared.ram_policy import PolicyError
@@ -409,3 +412,185 @@ def test_vend_policy_check_refuses_a_bad_policy(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "oops" in done.stderr and "Resources" in done.stderr
+
+
+# What `make mutate` (infra/mutation/) found untested: the clock the policy is evaluated at, the
+# exact words of each refusal, the `.yml` suffix, and statements that mix vend: and eiam: actions.
+
+_STATEMENT = {"Effect": "Allow", "Principal": {"RAM": "*"}, "Action": OBTAIN, "Resource": "*"}
+
+
+def _window(start: datetime, end: datetime) -> dict[str, object]:
+    moment = "%Y-%m-%dT%H:%M:%SZ"
+    return {
+        "DateGreaterThan": {"acs:CurrentTime": start.strftime(moment)},
+        "DateLessThan": {"acs:CurrentTime": end.strftime(moment)},
+    }
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Pacific/Kiritimati", "America/Adak"])
+def test_a_grant_for_a_window_of_time_holds_in_it_and_not_after(
+    monkeypatch: pytest.MonkeyPatch, zone: str
+) -> None:
+    """`acs:CurrentTime` is now in UTC, whatever the machine's time zone (here 14 hours ahead
+    of UTC, or 10 behind): an hour's window around now allows, one that ended an hour ago
+    does not."""
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        now = datetime.now(timezone.utc)
+        hour = timedelta(hours=1)
+        statements = [
+            {**_STATEMENT, "Resource": _arn("now"), "Condition": _window(now - hour, now + hour)},
+            {
+                **_STATEMENT,
+                "Resource": _arn("past"),
+                "Condition": _window(now - 3 * hour, now - hour),
+            },
+        ]
+        policy = parse_approval_policy(json.dumps({"Version": "1", "Statement": statements}))
+        assert policy.decide(BILLING, OBTAIN, _arn("now")).allowed
+        assert not policy.decide(BILLING, OBTAIN, _arn("past")).allowed
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+@pytest.mark.parametrize(
+    ("statements", "top", "message"),
+    [
+        (
+            [_STATEMENT],
+            {"Recipients": {"x": "y"}},
+            "approval policy: Recipients must be a list",
+        ),
+        (
+            [{k: v for k, v in _STATEMENT.items() if k != "Effect"}],
+            {},
+            'policy "approval" Statement[0]: missing "Effect"',
+        ),
+        (
+            [{**_STATEMENT, "Sid": "typo", "Action": "vend:RunDocter"}],
+            {},
+            'policy "approval" Statement[0] ("typo"): Action "vend:RunDocter" names no action of'
+            " this service (it knows vend:RunDoctor)",
+        ),
+        (
+            [{k: v for k, v in _STATEMENT.items() if k != "Action"} | {"NotAction": "vend:Nope"}],
+            {},
+            'policy "approval" Statement[0]: NotAction "vend:Nope" names no action of this'
+            " service (it knows vend:RunDoctor)",
+        ),
+        (
+            [{**_STATEMENT, "Action": RUN_DOCTOR, "Resource": "x"}],
+            {},
+            'policy "approval" Statement[0]: vend:RunDoctor is decided on Resource "*", which'
+            " this statement's Resource leaves out",
+        ),
+        (
+            [
+                {k: v for k, v in _STATEMENT.items() if k != "Resource"}
+                | {"Action": RUN_DOCTOR, "NotResource": "*"}
+            ],
+            {},
+            'policy "approval" Statement[0]: vend:RunDoctor is decided on Resource "*", which'
+            " this statement's NotResource leaves out",
+        ),
+    ],
+    ids=[
+        "recipients-not-a-list",
+        "named-approval",
+        "unknown-vend-action",
+        "unknown-vend-not-action",
+        "run-doctor-resource",
+        "run-doctor-not-resource",
+    ],
+)
+def test_a_bad_policy_is_refused_in_these_words(
+    statements: list[dict[str, object]], top: dict[str, object], message: str
+) -> None:
+    """The operator reads the refusal at start (and from `vend policy check`): every word of it."""
+    with pytest.raises(PolicyError) as refused:
+        parse_approval_policy(json.dumps({"Version": "1", "Statement": statements, **top}))
+    assert str(refused.value) == message
+
+
+def test_a_policy_that_is_not_json_says_so() -> None:
+    with pytest.raises(PolicyError) as refused:
+        parse_approval_policy("{")
+    assert str(refused.value).startswith("approval policy: not valid JSON: Expecting property")
+
+
+def test_a_policy_that_is_a_json_list_is_refused_by_name() -> None:
+    """A list is valid JSON but no policy: refused in words at start, not with a TypeError."""
+    with pytest.raises(PolicyError) as refused:
+        parse_approval_policy(json.dumps([_STATEMENT]))
+    assert str(refused.value) == 'policy "approval": the document must be a JSON object'
+
+
+def test_a_recipient_that_is_not_an_object_is_named() -> None:
+    document = {"Version": "1", "Statement": [_STATEMENT], "Recipients": ["billing"]}
+    with pytest.raises(PolicyError) as refused:
+        parse_approval_policy(json.dumps(document))
+    assert str(refused.value).startswith("approval policy: Recipients[0] entry: Input should be")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        (None, None, "approval policy: cannot read {path}: No such file or directory"),
+        ("p.yaml", "Version: [", "approval policy: {path} is not valid YAML: "),
+        ("p.yml", "- a list", "approval policy: {path} must hold a mapping"),
+    ],
+    ids=["missing", "not-yaml", "not-a-mapping"],
+)
+def test_a_policy_file_that_cannot_be_used_is_named(
+    tmp_path: Path, name: str | None, content: str | None, message: str
+) -> None:
+    path = tmp_path / (name or "absent.json")
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(PolicyError) as refused:
+        load_approval_policy(str(path))
+    assert str(refused.value).startswith(message.format(path=path))
+
+
+def test_a_policy_file_ending_in_yml_is_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yml"
+    path.write_text(
+        "Version: '1'\nStatement:\n  - Effect: Allow\n    Principal: {RAM: '*'}\n"
+        f"    Action: {OBTAIN}\n    Resource: '*'\n"
+    )
+    assert load_approval_policy(str(path)).decide(BILLING, OBTAIN, _arn("a")).allowed
+
+
+def test_vend_actions_are_named_in_any_case_and_may_share_a_statement() -> None:
+    """`VEND:RUNDOCTOR` is vend:RunDoctor (action names ignore case); a statement that names it
+    beside a secret's action is decided on the secret's resource for that action."""
+    statements = [
+        {**_STATEMENT, "Action": "VEND:RUNDOCTOR"},
+        {**_STATEMENT, "Action": [OBTAIN, RUN_DOCTOR], "Resource": _arn("app_billing")},
+    ]
+    policy = parse_approval_policy(json.dumps({"Version": "1", "Statement": statements}))
+    assert policy.decide(OPERATOR, RUN_DOCTOR, "*").allowed
+    assert policy.decide(BILLING, OBTAIN, _arn("app_billing")).allowed
+
+
+def test_vend_policy_check_names_the_kind_of_deny(capsys: pytest.CaptureFixture[str]) -> None:
+    """`vend policy check`, in this process: the deny of a Deny statement is explicit."""
+    code = cli_main(
+        [
+            "policy",
+            "check",
+            "--policy",
+            str(POLICY),
+            "--principal",
+            BILLING.name,
+            "--action",
+            OBTAIN,
+            "--resource",
+            _arn("app_billing", instance="idaas_other"),
+        ]
+    )
+    assert code == 3
+    assert "decision: deny (explicit_deny)\n" in capsys.readouterr().out

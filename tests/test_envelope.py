@@ -138,3 +138,44 @@ def test_envelope_model_refuses_unknown_fields_and_formats() -> None:
         Envelope.model_validate({**data, "extra": 1})
     with pytest.raises(ValidationError, match="format"):
         Envelope.model_validate({**data, "format": "vend-envelope/2"})
+
+
+def _refusal_of(iv: str, ciphertext: str, key: bytes, context: dict[str, str] = CONTEXT) -> str:
+    with pytest.raises(EnvelopeError) as refused:
+        open_bytes(iv, ciphertext, context, key)
+    return str(refused.value)
+
+
+def test_a_malformed_envelope_is_refused_in_words() -> None:
+    """Found by `make mutate`: each way an envelope cannot be opened is named, and base64 is read
+    strictly (a character outside its alphabet is not skipped)."""
+    key = os.urandom(32)
+    env = _sealed(key)
+    not_base64 = "iv or ciphertext is not base64"
+    wrong_length = "iv or ciphertext has the wrong length"
+    assert _refusal_of("*" + env.iv, env.ciphertext, key) == not_base64
+    assert _refusal_of(env.iv, "*" + env.ciphertext, key) == not_base64
+    longer_iv = base64.b64encode(base64.b64decode(env.iv) + b"\0" * 4).decode()
+    assert _refusal_of(longer_iv, env.ciphertext, key) == wrong_length
+    tag_only = base64.b64encode(base64.b64decode(env.ciphertext)[-16:]).decode()
+    assert _refusal_of(env.iv, tag_only, key) == (
+        "the envelope does not decrypt: tampered, or another context"
+    )
+    shorter = base64.b64encode(base64.b64decode(env.ciphertext)[-15:]).decode()
+    assert _refusal_of(env.iv, shorter, key) == wrong_length
+    assert _refusal_of(env.iv, env.ciphertext, key[:16]) == "the data key is not 32 bytes"
+
+
+def test_a_context_for_someone_else_is_refused_in_words() -> None:
+    other = encryption_context(ARN + "x", "acs:ram::1234567890123456:user/other", "req-1")
+    with pytest.raises(EnvelopeError) as refused:
+        check_context(other, expected_arn=ARN, expected_principal=None)
+    assert str(refused.value) == f"the envelope is for {ARN}x, not {ARN}"
+    with pytest.raises(EnvelopeError) as refused:
+        check_context(other, expected_arn=None, expected_principal="acs:ram::1:user/billing")
+    assert str(refused.value) == (
+        "the envelope is for acs:ram::1234567890123456:user/other, not acs:ram::1:user/billing"
+    )
+    with pytest.raises(EnvelopeError) as refused:
+        check_context({"vend:arn": ARN}, expected_arn=None, expected_principal=None)
+    assert str(refused.value) == "the encryption context does not have the vend:* keys"

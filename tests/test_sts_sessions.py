@@ -5,6 +5,7 @@ emulator's STS over real HTTP; the rate's clock is injected where the test drive
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -119,6 +120,63 @@ def test_the_cache_keeps_the_most_recently_used_sessions_and_no_more(
         assert len(sessions) <= 3
 
 
+def test_a_refused_session_is_dropped_but_not_the_one_that_replaced_it(
+    emulator: EmulatorServer, transport: RpcTransport
+) -> None:
+    """Found by `make mutate`: a session an upstream refused is forgotten, and the next request
+    assumes the role again; a request that drops the same stale session later (it was slower)
+    keeps the fresh one another request has put in its place."""
+    sessions = sessions_of(emulator, transport, rate_per_s=1000.0, burst=1000)
+    stale = sessions.get(OBTAIN, arn("a"), Deadline(5))
+    sessions.drop(OBTAIN, arn("a"), stale)
+    fresh = sessions.get(OBTAIN, arn("a"), Deadline(5))
+    assert fresh != stale
+    assert assumed(emulator) == 2
+    sessions.drop(OBTAIN, arn("a"), stale)
+    assert sessions.get(OBTAIN, arn("a"), Deadline(5)) == fresh
+    assert assumed(emulator) == 2
+
+
+def test_a_session_is_assumed_again_a_minute_before_it_expires(
+    emulator: EmulatorServer, transport: RpcTransport
+) -> None:
+    """Found by `make mutate`: a cached session is used until a minute before STS's expiry, then
+    assumed again, under a session name an operator can tell apart in ActionTrail."""
+    wall = Ticks()
+    wall.now = time.time()
+    sessions = sessions_of(emulator, transport, clock=wall, rate_per_s=1000.0, burst=1000)
+    first = sessions.get(OBTAIN, arn("a"), Deadline(5))
+    (params,) = emulator.emulator.params("AssumeRole")
+    digest = hashlib.sha256(f"{OBTAIN}\n{arn('a')}".encode()).hexdigest()
+    assert params["RoleSessionName"] == "vend-" + digest[:24]
+    wall.now += 900 - 63  # STS's 900 s, less 63 (Expiration is in whole seconds)
+    assert sessions.get(OBTAIN, arn("a"), Deadline(5)) == first
+    wall.now += 6  # 57 s before it expires
+    assert sessions.get(OBTAIN, arn("a"), Deadline(5)) != first
+    assert assumed(emulator) == 2
+
+
+def test_a_patient_request_over_the_rate_waits_for_its_turn(
+    emulator: EmulatorServer, transport: RpcTransport
+) -> None:
+    """Found by `make mutate`: the rotation's sessions wait for a token instead of refusing, and
+    one woken before its turn (here the first sleep ends half-way) waits again."""
+    ticks = Ticks()
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        ticks.now += seconds if slept else seconds / 2
+        slept.append(seconds)
+
+    sessions = sessions_of(
+        emulator, transport, rate_per_s=2.0, burst=1, monotonic=ticks, patient=True, sleep=sleep
+    )
+    sessions.get(OBTAIN, arn("a"), Deadline(5))
+    sessions.get(OBTAIN, arn("b"), Deadline(5))
+    assert slept == [pytest.approx(0.5), pytest.approx(0.25)]
+    assert assumed(emulator) == 2
+
+
 def test_beyond_the_rate_nothing_is_sent_and_the_refusal_says_when_to_retry(
     emulator: EmulatorServer, transport: RpcTransport
 ) -> None:
@@ -130,6 +188,7 @@ def test_beyond_the_rate_nothing_is_sent_and_the_refusal_says_when_to_retry(
         sessions.get(OBTAIN, arn("c"), Deadline(5))
     err = info.value
     assert (err.status, err.code) == (429, "Throttled")
+    assert err.message == "Too many new STS sessions at once on this instance; retry after 1 s."
     assert err.headers == {"Retry-After": "1"}
     assert (err.service, err.attempts) == ("STS", 0)  # the audit: STS's stage, no call made
     assert assumed(emulator) == 2
@@ -195,6 +254,7 @@ def test_a_request_waiting_for_anothers_assume_role_keeps_to_its_own_deadline(
         with pytest.raises(VendError) as info:
             sessions.get(OBTAIN, arn("a"), Deadline(0.3))
         assert info.value.code == "UpstreamTimeout"
+        assert info.value.message == "the request's deadline ran out waiting for STS"
         assert time.monotonic() - started < 2.0  # its 0.3 s, not the first one's wait
         assert len(httpserver.log) == 0  # the first's request is still being answered
     finally:
@@ -290,3 +350,34 @@ def test_a_create_refused_by_the_rate_leaves_its_key_free_for_a_retry(
         time.sleep(refused.value.retry_after or 1.0)
         made = client.create("idaas_demo", "app_empty", idempotency_key="rate-1")
         assert running.secret_ids("app_empty") == [*before, made.secret_id]
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        {"AccessKeyId": "", "AccessKeySecret": "s", "SecurityToken": "t"},
+        {"AccessKeyId": "STS.k", "AccessKeySecret": 5, "SecurityToken": "t"},
+        {"AccessKeyId": "STS.k", "AccessKeySecret": "s"},
+    ],
+    ids=["empty-key", "secret-not-a-string", "no-token"],
+)
+def test_an_sts_answer_without_usable_credentials_is_502(
+    httpserver: HTTPServer, transport: RpcTransport, credentials: dict[str, object]
+) -> None:
+    """Found by `make mutate`: an AssumeRole answer whose credentials are empty, not strings or
+    missing is refused in words, not used."""
+    body = {"RequestId": "r", "Credentials": {**credentials, "Expiration": "2099-01-01T00:00:00Z"}}
+    httpserver.expect_request("/").respond_with_json(body)
+    sessions = ScopedSessions(
+        transport,
+        Endpoint("http", f"{httpserver.host}:{httpserver.port}"),
+        FunctionIdentity(Credentials(*sdk.FUNCTION)),
+        sdk.ROLE_ARN,
+    )
+    with pytest.raises(VendError) as info:
+        sessions.get(OBTAIN, arn("a"), Deadline(5))
+    assert (info.value.status, info.value.code, info.value.message) == (
+        502,
+        "UpstreamError",
+        "STS answered AssumeRole without usable credentials",
+    )

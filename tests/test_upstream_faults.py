@@ -587,3 +587,129 @@ def test_kms_200_without_a_usable_data_key_is_502(
     resp = post(kms_stack, "obtain", OBTAIN)
     assert error(resp, secrets) == (502, "UpstreamError")
     assert len(httpserver.log) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "expected", "message"),
+    [
+        (403, "NoPermission", (403, "AccessDenied"), "STS refused to assume the vending role"),
+        (
+            400,
+            "InvalidParameter",
+            (502, "UpstreamError"),
+            "STS refused AssumeRole: InvalidParameter",
+        ),
+    ],
+    ids=["denied", "refused"],
+)
+def test_an_sts_refusal_is_named_in_the_answer_and_its_audit(
+    stack: Stack,
+    secrets: list[str],
+    status: int,
+    code: str,
+    expected: tuple[int, str],
+    message: str,
+) -> None:
+    """Found by `make mutate`: the words of an STS refusal, and what its audit record says of
+    the upstream (its code, status and request id, one call)."""
+    set_faults(stack, [{"action": "AssumeRole", "status": status, "code": code}])
+    stack.audit.records.clear()
+    resp = post(stack, "obtain", OBTAIN)
+    assert error(resp, secrets) == expected
+    assert resp.json()["error"]["message"] == message
+    (record,) = [json.loads(r.getMessage()) for r in stack.audit.records]
+    upstream = [record[k] for k in ("upstream", "upstream_code", "upstream_status", "attempts")]
+    assert upstream == ["sts", code, status, 1]
+    assert record["upstream_request_id"]
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected", "what"),
+    [
+        (
+            {"status": 503, "code": "ServiceUnavailable"},
+            502,
+            "(a server error: ServiceUnavailable); no secret was created",
+        ),
+        (
+            {"status": 429, "code": "Throttling"},
+            429,
+            "(throttled: Throttling); no secret was created",
+        ),
+        (
+            {"status": 502, "body": "html"},
+            502,
+            "(an answer that is not JSON); no secret was created",
+        ),
+        (
+            {"reset": True},
+            502,
+            "(the connection was lost); a secret may have been created, and EIAM may still be"
+            " creating it (secrets before: none)",
+        ),
+    ],
+    ids=["503", "429", "html", "reset"],
+)
+def test_a_create_that_failed_after_it_was_sent_says_how(
+    stack: Stack, secrets: list[str], fault: dict[str, Any], expected: int, what: str
+) -> None:
+    """Found by `make mutate`: a create is not sent again once it may have acted; the answer
+    says how it failed, and what the listing found; the audit, what the upstream said."""
+    set_faults(stack, [{"action": "CreateApplicationClientSecret", **fault}])
+    stack.audit.records.clear()
+    resp = post(stack, "create", CREATE)
+    assert resp.status_code == expected, resp.text
+    assert resp.json()["error"]["message"] == f"EIAM failed after the request was sent {what}"
+    (record,) = [json.loads(r.getMessage()) for r in stack.audit.records]
+    upstream = [record[k] for k in ("upstream", "upstream_code", "upstream_status", "attempts")]
+    assert upstream == ["eiam", fault.get("code"), fault.get("status"), 1]
+    assert bool(record["upstream_request_id"]) == ("code" in fault)  # the JSON error bodies
+
+
+def test_an_upstream_that_kept_failing_is_named_in_the_audit(
+    stack: Stack, secrets: list[str]
+) -> None:
+    """Found by `make mutate`: the audit of retries that did not cure a failure names the
+    upstream's last code and request id."""
+    set_faults(stack, [{"action": "ObtainApplicationClientSecret", "status": 503, "code": "Busy"}])
+    stack.audit.records.clear()
+    assert error(post(stack, "obtain", OBTAIN), secrets) == (502, "UpstreamError")
+    (record,) = [json.loads(r.getMessage()) for r in stack.audit.records]
+    assert (record["upstream"], record["upstream_code"], record["upstream_status"]) == (
+        "eiam",
+        "Busy",
+        503,
+    )
+    assert record["upstream_request_id"]
+
+
+def test_a_create_unanswered_in_time_says_so(
+    monkeypatch: pytest.MonkeyPatch, demo_seed: Seed
+) -> None:
+    """Found by `make mutate`: the create that EIAM does not answer before the deadline."""
+    with running_stack(monkeypatch, demo_seed, timeout_s=2) as stack:
+        set_faults(stack, [{"action": "CreateApplicationClientSecret", "latency_ms": 4000}])
+        resp = post(stack, "create", CREATE)
+        assert resp.status_code == 504
+        assert resp.json()["error"]["message"] == (
+            "EIAM failed after the request was sent (no answer in time); a secret may have been"
+            " created, and EIAM may still be creating it (secrets before: none)"
+        )
+
+
+def test_a_429_is_throttling_whatever_its_code(stack: Stack, secrets: list[str]) -> None:
+    """Found by `make mutate`: the status says throttled even when the code does not."""
+    fault = {"action": "ObtainApplicationClientSecret", "status": 429, "code": "TooManyRequests"}
+    set_faults(stack, [fault])
+    assert error(post(stack, "obtain", OBTAIN), secrets) == (429, "Throttled")
+
+
+def test_an_sts_that_kept_failing_is_named(stack: Stack, secrets: list[str]) -> None:
+    """Found by `make mutate`: the answer and the audit name STS when its retries ran out."""
+    set_faults(stack, [{"action": "AssumeRole", "status": 503, "code": "ServiceUnavailable"}])
+    stack.audit.records.clear()
+    resp = post(stack, "obtain", OBTAIN)
+    assert error(resp, secrets) == (502, "UpstreamError")
+    assert resp.json()["error"]["message"] == "STS failed and retries did not cure it"
+    (record,) = [json.loads(r.getMessage()) for r in stack.audit.records]
+    assert (record["upstream"], record["upstream_code"]) == ("sts", "ServiceUnavailable")

@@ -4,6 +4,7 @@ emulator, called with the shipped client library and RAM proofs over real HTTP."
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 
@@ -14,6 +15,8 @@ from pytest_httpserver import HTTPServer
 from stack import Stack, running_stack
 
 from infra.emulator import Seed
+from shared.http_api import HttpApi, HttpRequest
+from shared.vend import Vendor
 from vend_client import CloudError, Credentials, EnvelopeError, VendApiError
 from vend_client import parse_endpoint as endpoint
 
@@ -513,3 +516,151 @@ def test_proof_for_a_host_off_the_allow_list_is_never_sent(
     assert info.value.code == "Unauthenticated"
     assert "allow-list" in info.value.message
     assert httpserver.log == []
+
+
+def _refusal(resp: requests.Response) -> tuple[int, str, str]:
+    status, code = _error(resp)
+    return status, code, resp.json()["error"]["message"]
+
+
+def test_a_refused_request_says_why_in_words_and_is_audited(stack: Stack) -> None:
+    """Found by `make mutate`: the words of the refusals made before the pipeline, the route
+    with or without its trailing slash, and the audit record of such a refusal."""
+    url = stack.api.url
+    assert _refusal(requests.get(url + "/v1/nope/", timeout=10)) == (
+        404,
+        "NotFound",
+        "no route for /v1/nope",
+    )
+    assert _refusal(requests.get(url + "/", timeout=10)) == (404, "NotFound", "no route for /")
+    assert _refusal(requests.get(url + "/v1/X", timeout=10))[2] == "no route for /v1/X"
+    assert _refusal(requests.get(url + "/v1/secrets/obtain/", timeout=10)) == (
+        405,
+        "MethodNotAllowed",
+        "/v1/secrets/obtain takes POST",
+    )
+    assert requests.get(url + "/v1/health/", timeout=10).json() == {"status": "ok"}
+    assert requests.get(url + "/v1/openapi.json", timeout=10).status_code == 200
+    stack.audit.records.clear()
+    not_an_object = _post(stack, "/v1/secrets/obtain", [])
+    assert _refusal(not_an_object) == (
+        400,
+        "MalformedRequest",
+        "the body must be a JSON object",
+    )
+    (record,) = [json.loads(r.getMessage()) for r in stack.audit.records]
+    assert (record["request_id"], record["action"], record["outcome"]) == (
+        not_an_object.headers["X-Request-Id"],
+        "obtain",
+        "MalformedRequest",
+    )
+    stack.audit.records.clear()
+    rotate = _post(stack, "/v1/secrets/rotate", "[")
+    assert _refusal(rotate)[:2] == (400, "MalformedRequest")
+    (record,) = [json.loads(r.getMessage()) for r in stack.audit.records]
+    assert record["action"] == "rotate"  # not an action of the policy, but named all the same
+    bad_key = _post(
+        stack,
+        "/v1/secrets/create",
+        {"instance_id": "idaas_demo", "application_id": "app_empty"},
+        {"Idempotency-Key": "has space"},
+    )
+    assert _refusal(bad_key) == (
+        400,
+        "InvalidParameter",
+        "an idempotency key must be 1 to 128 of A-Z a-z 0-9 _ . : - (create only)",
+    )
+
+
+def test_a_create_sent_again_with_its_idempotency_key_is_made_once(stack: Stack) -> None:
+    """Found by `make mutate`: the header's key reaches the create."""
+    answers = [
+        _post(
+            stack,
+            "/v1/secrets/create",
+            {"instance_id": "idaas_demo", "application_id": "app_empty"},
+            {"Idempotency-Key": "create-1"},
+        )
+        for _ in range(2)
+    ]
+    assert [a.status_code for a in answers] == [200, 200], answers[-1].text
+    assert answers[0].json()["secret_id"] == answers[1].json()["secret_id"]
+    assert len(stack.calls("CreateApplicationClientSecret")) == 1
+
+
+def test_a_bug_outside_the_pipeline_is_500_and_its_traceback_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found by `make mutate`: the API's own last resort. The pipeline answers its own bugs
+    (tests/test_contract_service.py); one before it, here the vendor failing to be built with an
+    unexpected exception, is answered 500 InternalError without detail, and logged with its
+    traceback and request id."""
+
+    def broken_vendor() -> Vendor:
+        raise ArithmeticError("planted: no vendor")
+
+    api = HttpApi(broken_vendor, deadline_s=5)
+    request = HttpRequest("POST", "/v1/secrets/obtain", {}, b"{}", "req-bug-1")
+    with caplog.at_level(logging.ERROR, logger="vend"):
+        response = api.handle(request)
+    assert (response.status, response.body) == (
+        500,
+        {
+            "error": {
+                "code": "InternalError",
+                "message": "An internal error occurred.",
+                "request_id": "req-bug-1",
+            }
+        },
+    )
+    assert response.headers["X-Request-Id"] == "req-bug-1"
+    (logged,) = [r for r in caplog.records if r.exc_info]
+    assert logged.getMessage() == "http: unexpected error in request req-bug-1"
+    assert "planted: no vendor" in caplog.text
+
+
+def test_a_callers_traceparent_names_the_trace_in_the_audit(stack: Stack) -> None:
+    """Found by `make mutate`: the W3C trace id of the request's `traceparent` and the request's
+    own id reach its audit record."""
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    stack.audit.records.clear()
+    resp = _post(
+        stack, "/v1/secrets/obtain", OBTAIN, {"traceparent": f"00-{trace}-00f067aa0ba902b7-01"}
+    )
+    assert resp.status_code == 200, resp.text
+    (record,) = [json.loads(r.getMessage()) for r in stack.audit.records]
+    assert (record["trace_id"], record["request_id"]) == (trace, resp.headers["X-Request-Id"])
+
+
+def _nested(levels: int) -> str:
+    return '{"x":' * (levels - 1) + "{}" + "}" * (levels - 1)
+
+
+def _padded(size: int) -> str:
+    head, tail = '{"pad":"', '"}'
+    return head + "a" * (size - len(head) - len(tail)) + tail
+
+
+def test_a_body_may_be_64_kib_and_32_levels_deep_and_no_more(stack: Stack) -> None:
+    """Found by `make mutate`: the limits of a body are exact, and a refusal names them."""
+    obtain = "/v1/secrets/obtain"
+    assert _refusal(_post(stack, obtain, _nested(33))) == (
+        400,
+        "MalformedRequest",
+        "the body nests deeper than 32 levels",
+    )
+    assert _refusal(_post(stack, obtain, _nested(32)))[1] != "MalformedRequest"
+    lists = '{"x":' + "[" * 32 + "]" * 32 + "}"  # an object, then 32 lists: 33 levels
+    assert _refusal(_post(stack, obtain, lists))[2] == "the body nests deeper than 32 levels"
+    too_deep_to_parse = "[" * 30_000 + "]" * 30_000  # beyond Python's recursion: same words
+    assert _refusal(_post(stack, obtain, too_deep_to_parse))[2] == (
+        "the body nests deeper than 32 levels"
+    )
+    assert _refusal(_post(stack, obtain, "{")) == (
+        400,
+        "MalformedRequest",
+        "the body is not JSON in UTF-8",
+    )
+    too_big = _post(stack, obtain, _padded(64 * 1024 + 1))
+    assert _refusal(too_big) == (413, "PayloadTooLarge", "the body is over 64 KiB")
+    assert _refusal(_post(stack, obtain, _padded(64 * 1024)))[1] != "PayloadTooLarge"

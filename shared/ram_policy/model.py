@@ -203,7 +203,9 @@ def _reject_constant(name: str) -> None:
 
 def _load(document: str | bytes | Mapping[str, Any], where: str) -> Mapping[str, Any]:
     data: object = document
-    if not isinstance(document, Mapping):
+    # Text is decoded here; anything else was decoded by the caller (the approval policy reads
+    # its own JSON first, for its Recipients) and must already be the object.
+    if isinstance(document, (str, bytes, bytearray)):
         try:
             data = json.loads(
                 document, object_pairs_hook=_unique_keys, parse_constant=_reject_constant
