@@ -217,7 +217,9 @@ def test_a_create_still_in_flight_when_the_deadline_came_is_adopted_later(stack:
     with pytest.raises(VendApiError) as info:
         stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
     assert (info.value.status, info.value.code) == (504, "UpstreamTimeout")
-    assert "may have been created" in info.value.message
+    assert info.value.message.endswith(
+        "; a secret may have been created, and EIAM may still be creating it (secrets before: none)"
+    )
     with pytest.raises(VendApiError) as busy:
         stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
     assert (busy.value.status, busy.value.code) == (409, "IdempotencyInProgress")
@@ -319,6 +321,16 @@ def test_a_recovery_that_fails_keeps_what_the_lost_attempt_knew(stack: Stack) ->
     assert info.value.code == "UpstreamError"
     (made,) = stack.secret_ids("app_empty")
     assert made in info.value.message  # the error names the secret it made
+    assert info.value.message.endswith(f"(the new secret {made} was created; obtain it by its ID)")
+    audited = _audited(stack, info.value.request_id or "")
+    obtains = stack.emulator.emulator.calls("ObtainApplicationClientSecret")
+    assert {k: audited.get(k) for k in ("upstream", "upstream_code", "upstream_status")} == {
+        "upstream": "eiam",
+        "upstream_code": "ServiceUnavailable",
+        "upstream_status": 503,
+    }
+    assert audited["attempts"] == len(obtains) > 1
+    assert isinstance(audited["upstream_request_id"], str) and audited["upstream_request_id"]
     with pytest.raises(VendApiError):  # the retry: the record knows the secret, Obtain fails
         stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
     _lapse(stack, 3.3)  # past any lapse: the record of a created secret does not lapse
