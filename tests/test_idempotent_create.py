@@ -598,3 +598,46 @@ def test_a_dead_attempts_key_that_now_serves_another_request_is_not_given_its_se
         stack.client().create("idaas_demo", "app_empty", idempotency_key=dead_key)
     assert reused.value.code == "IdempotencyKeyReused"
     assert orphan.secret_id in stack.secret_ids("app_empty")
+
+
+def test_a_lost_create_whose_listing_then_fails_names_the_secrets_from_before(
+    stack: Stack,
+) -> None:
+    """EIAM acts and its answer is lost; the listing that would tell then fails too: nothing is
+    proven, so the error says a secret may have been made, why it cannot be told, and which
+    secrets the application held before."""
+    first = stack.operator_create("app_empty")
+    _faults(
+        stack,
+        {
+            "action": "CreateApplicationClientSecret",
+            "phase": "after",
+            "latency_ms": 500,
+            "status": 503,
+            "code": "ServiceUnavailable",
+            "times": 1,
+        },
+    )
+    failed: list[VendApiError] = []
+
+    def create() -> None:
+        with pytest.raises(VendApiError) as info:
+            stack.client().create("idaas_demo", "app_empty", idempotency_key=_key())
+        failed.append(info.value)
+
+    sender = threading.Thread(target=create)
+    sender.start()
+    assert wait_until(
+        lambda: len(stack.emulator.emulator.params("CreateApplicationClientSecret")) == 2,
+        seconds=5,
+    )  # the operator's, then ours, held in EIAM: the listings after it fail
+    _faults(
+        stack,
+        {"action": "ListApplicationClientSecrets", "status": 503, "code": "ServiceUnavailable"},
+    )
+    sender.join()
+    (err,) = failed
+    assert err.message.endswith(
+        "; a secret may have been created, and listing the application's secrets to find out "
+        f"failed (secrets before: {first})"
+    )
