@@ -422,6 +422,79 @@ def test_record_is_frozen() -> None:
         rec().token = "other"  # type: ignore[misc]
 
 
+# --- the memory store's own bounds -------------------------------------------------------------
+
+
+def test_a_full_memory_store_refuses_a_new_key_and_never_drops_a_record(clock: FakeClock) -> None:
+    """Full, it refuses a new key as Redis under `noeviction` refuses a write, and keeps what
+    it holds; a key it holds may still be replaced; a record whose lifetime is over (to the
+    instant) makes room."""
+    store = MemoryStore(clock, max_records=2)
+    store.put_if_absent("a", rec("a"), ttl_s=10)
+    store.put_if_absent("b", rec("b"), ttl_s=20)
+    with pytest.raises(StoreUnavailable) as full:
+        store.put_if_absent("c", rec("c"), ttl_s=10)
+    assert (str(full.value), full.value.code) == (
+        "idempotency store memory:// is full (2 records)",
+        "StoreFull",
+    )
+    assert (store.get("a"), store.get("b"), store.get("c"), len(store)) == (
+        rec("a"),
+        rec("b"),
+        None,
+        2,
+    )
+    assert store.replace_if_token("a", "a", created("a"), ttl_s=10)
+    clock.now += 10  # a's lifetime is over at this very instant
+    assert len(store) == 1
+    assert store.put_if_absent("c", rec("c")) is None
+    assert (store.get("a"), store.get("c")) == (None, rec("c"))
+
+
+def test_the_memory_store_counts_only_live_records(clock: FakeClock) -> None:
+    store = MemoryStore(clock)
+    store.put_if_absent("a", rec("a"), ttl_s=10)
+    store.put_if_absent("b", rec("b"), ttl_s=11)
+    assert len(store) == 2
+    clock.now += 10
+    assert (len(store), store.get("a"), store.get("b")) == (1, None, rec("b"))
+
+
+def test_the_memory_store_keeps_working_past_its_periodic_sweep(clock: FakeClock) -> None:
+    """Every 1024 writes it drops expired records; what is live stays, however many writes."""
+    store = MemoryStore(clock)
+    store.put_if_absent("old", rec("old"), ttl_s=1)
+    store.put_if_absent("kept", rec("kept"), ttl_s=100)
+    clock.now += 1
+    for i in range(1100):
+        store.put_if_absent(f"k{i}", rec(f"k{i}"), ttl_s=50)
+    assert (store.get("old"), store.get("kept"), len(store)) == (None, rec("kept"), 1101)
+
+
+def test_the_memory_store_always_answers_a_ping() -> None:
+    assert MemoryStore().ping(0.1) is True
+
+
+def test_a_memory_note_is_recalled_until_its_lifetime_is_over(clock: FakeClock) -> None:
+    store = MemoryStore(clock)
+    store.remember("proof", "acs:ram::1:user/billing", ttl_s=10)
+    assert (store.recall("proof"), store.recall("other")) == ("acs:ram::1:user/billing", None)
+    clock.now += 10
+    assert store.recall("proof") is None
+    with pytest.raises(ValueError, match="at least 1"):
+        store.remember("proof", "x", ttl_s=0)
+
+
+def test_many_memory_notes_are_kept_while_they_live(clock: FakeClock) -> None:
+    """Past 10,000 notes the expired ones are dropped; the live ones are still recalled."""
+    store = MemoryStore(clock)
+    for i in range(10_001):
+        store.remember(f"n{i}", f"v{i}", ttl_s=1 if i % 2 else 100)
+    clock.now += 1
+    store.remember("last", "v", ttl_s=100)
+    assert (store.recall("n0"), store.recall("n1"), store.recall("last")) == ("v0", None, "v")
+
+
 # --- open_store -------------------------------------------------------------------------------
 
 

@@ -217,7 +217,9 @@ def test_a_create_still_in_flight_when_the_deadline_came_is_adopted_later(stack:
     with pytest.raises(VendApiError) as info:
         stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
     assert (info.value.status, info.value.code) == (504, "UpstreamTimeout")
-    assert "may have been created" in info.value.message
+    assert info.value.message.endswith(
+        "; a secret may have been created, and EIAM may still be creating it (secrets before: none)"
+    )
     with pytest.raises(VendApiError) as busy:
         stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
     assert (busy.value.status, busy.value.code) == (409, "IdempotencyInProgress")
@@ -319,6 +321,16 @@ def test_a_recovery_that_fails_keeps_what_the_lost_attempt_knew(stack: Stack) ->
     assert info.value.code == "UpstreamError"
     (made,) = stack.secret_ids("app_empty")
     assert made in info.value.message  # the error names the secret it made
+    assert info.value.message.endswith(f"(the new secret {made} was created; obtain it by its ID)")
+    audited = _audited(stack, info.value.request_id or "")
+    obtains = stack.emulator.emulator.calls("ObtainApplicationClientSecret")
+    assert {k: audited.get(k) for k in ("upstream", "upstream_code", "upstream_status")} == {
+        "upstream": "eiam",
+        "upstream_code": "ServiceUnavailable",
+        "upstream_status": 503,
+    }
+    assert audited["attempts"] == len(obtains) > 1
+    assert isinstance(audited["upstream_request_id"], str) and audited["upstream_request_id"]
     with pytest.raises(VendApiError):  # the retry: the record knows the secret, Obtain fails
         stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
     _lapse(stack, 3.3)  # past any lapse: the record of a created secret does not lapse
@@ -496,3 +508,136 @@ def test_a_claim_holds_its_key_for_one_deadline_at_most() -> None:
         store, "k", once.request_hash(request), hold_ms=1600, now_ms=lambda: now + 1600
     )
     assert again is not None
+
+
+# -- a dead attempt's create, settled by whoever takes the application next ----------------------
+
+
+NO_CLAIM = "no idempotency key can claim"
+
+
+@pytest.mark.parametrize("key_record", ["kept", "expired", "recorded"])
+def test_a_dead_attempts_secret_is_recorded_for_its_key_by_the_next_create(
+    stack: Stack, store_url: str, key_record: str
+) -> None:
+    """Another key's create takes the dead attempt's lapsed lease: the one secret that appeared
+    is the dead attempt's, recorded under its key (whether its in-progress record is still
+    there, expired, or already names that secret), and the other key makes a secret of its
+    own; the dead key's retry is answered with the orphan, creating nothing."""
+    dead_key = _key()
+    plant_a_dead_create(store_url, BILLING_ARN, dead_key, stack.secret_ids("app_empty"))
+    store, store_key = open_store(store_url), once.store_key(BILLING_ARN, dead_key)
+    if key_record != "kept":
+        store.delete_if_token(store_key, "dead-attempt")
+    orphan = _operator_made(stack)
+    if key_record == "recorded":
+        store.put_if_absent(store_key, _created(orphan.secret_id))
+    other = stack.client().create("idaas_demo", "app_empty", idempotency_key=_key())
+    assert other.secret_id != orphan.secret_id
+    assert NO_CLAIM not in stack.logs.text()
+    retried = stack.client().create("idaas_demo", "app_empty", idempotency_key=dead_key)
+    assert retried.secret_id == orphan.secret_id
+    assert _open(stack, retried) == orphan.client_secret
+    assert sorted(stack.secret_ids("app_empty")) == sorted([orphan.secret_id, other.secret_id])
+    assert len(stack.calls("CreateApplicationClientSecret")) == 2  # the operator's, the other's
+
+
+def _created(secret_id: str, request: CreateRequest | None = None) -> IdempotencyRecord:
+    now = int(time.time() * 1000)
+    return IdempotencyRecord(
+        status="created",
+        request_hash=once.request_hash(
+            request or CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+        ),
+        token="recorded",
+        lapse_at_ms=now,
+        created_at_ms=now,
+        secret_id=secret_id,
+    )
+
+
+def test_a_dead_attempts_key_that_names_another_secret_keeps_it(
+    stack: Stack, store_url: str
+) -> None:
+    """The dead attempt's key already names another secret: the orphan is recorded for no one
+    (and the log says so), and the key keeps answering with the secret it names."""
+    first = stack.operator_create("app_empty")
+    dead_key = _key()
+    plant_a_dead_create(store_url, BILLING_ARN, dead_key, stack.secret_ids("app_empty"))
+    store, store_key = open_store(store_url), once.store_key(BILLING_ARN, dead_key)
+    store.delete_if_token(store_key, "dead-attempt")
+    store.put_if_absent(store_key, _created(first))
+    orphan = _operator_made(stack)
+    with pytest.raises(VendApiError) as full:  # first and the orphan: the quota of two is met
+        stack.client().create("idaas_demo", "app_empty", idempotency_key=_key())
+    assert full.value.code == "QuotaExceeded"
+    assert f"secret {orphan.secret_id} was made by a create" in stack.logs.text()
+    assert NO_CLAIM in stack.logs.text()
+    again = stack.client().create("idaas_demo", "app_empty", idempotency_key=dead_key)
+    assert again.secret_id == first
+
+
+def test_a_dead_attempts_key_that_now_serves_another_request_is_not_given_its_secret(
+    stack: Stack, store_url: str
+) -> None:
+    """The dead attempt's key was since used for another request (its record names another
+    hash): the orphan is recorded for no one, and the key keeps answering for that request."""
+    dead_key = _key()
+    plant_a_dead_create(store_url, BILLING_ARN, dead_key, stack.secret_ids("app_empty"))
+    store = open_store(store_url)
+    store_key = once.store_key(BILLING_ARN, dead_key)
+    store.delete_if_token(store_key, "dead-attempt")
+    other_request = CreateRequest(instance_id="idaas_demo", application_id="app_billing")
+    elsewhere = _created("sec-elsewhere", other_request)
+    store.put_if_absent(store_key, elsewhere)
+    orphan = _operator_made(stack)
+    stack.client().create("idaas_demo", "app_empty", idempotency_key=_key())
+    assert store.get(store_key) == elsewhere
+    assert NO_CLAIM in stack.logs.text()
+    with pytest.raises(VendApiError) as reused:
+        stack.client().create("idaas_demo", "app_empty", idempotency_key=dead_key)
+    assert reused.value.code == "IdempotencyKeyReused"
+    assert orphan.secret_id in stack.secret_ids("app_empty")
+
+
+def test_a_lost_create_whose_listing_then_fails_names_the_secrets_from_before(
+    stack: Stack,
+) -> None:
+    """EIAM acts and its answer is lost; the listing that would tell then fails too: nothing is
+    proven, so the error says a secret may have been made, why it cannot be told, and which
+    secrets the application held before."""
+    first = stack.operator_create("app_empty")
+    _faults(
+        stack,
+        {
+            "action": "CreateApplicationClientSecret",
+            "phase": "after",
+            "latency_ms": 500,
+            "status": 503,
+            "code": "ServiceUnavailable",
+            "times": 1,
+        },
+    )
+    failed: list[VendApiError] = []
+
+    def create() -> None:
+        with pytest.raises(VendApiError) as info:
+            stack.client().create("idaas_demo", "app_empty", idempotency_key=_key())
+        failed.append(info.value)
+
+    sender = threading.Thread(target=create)
+    sender.start()
+    assert wait_until(
+        lambda: len(stack.emulator.emulator.params("CreateApplicationClientSecret")) == 2,
+        seconds=5,
+    )  # the operator's, then ours, held in EIAM: the listings after it fail
+    _faults(
+        stack,
+        {"action": "ListApplicationClientSecrets", "status": 503, "code": "ServiceUnavailable"},
+    )
+    sender.join()
+    (err,) = failed
+    assert err.message.endswith(
+        "; a secret may have been created, and listing the application's secrets to find out "
+        f"failed (secrets before: {first})"
+    )
