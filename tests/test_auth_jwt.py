@@ -901,6 +901,57 @@ def test_redirects_are_not_followed(
     assert jwks.served == 0
 
 
+# --- refresh (vend doctor) ----------------------------------------------------------------------
+
+
+def test_refresh_fetches_every_issuer_and_says_which_cannot_verify_a_token(
+    make_auth: Callable[..., JwtAuthenticator], httpserver: HTTPServer, keys: Keys
+) -> None:
+    sets: dict[str, list[dict[str, Any]]] = {
+        "two-rsa": [public_jwk(keys.rsa1, "rsa1"), public_jwk(keys.rsa2, "rsa2")],
+        "ec-without-kid": [public_jwk(keys.ec1, None)],
+        # no usable key: an oct one, and two RSA keys without kid (a token cannot pick one)
+        "unusable": [
+            {"kty": "oct", "kid": "k", "k": "c2VjcmV0"},
+            public_jwk(keys.rsa1, None),
+            public_jwk(keys.rsa2, None),
+        ],
+    }
+    httpserver.expect_request("/down").respond_with_data("", status=503)
+    for path, published in sets.items():
+        httpserver.expect_request(f"/{path}").respond_with_json({"keys": published})
+
+    def config(name: str, path: str, *algorithms: str) -> IssuerConfig:
+        url = httpserver.url_for(f"/{path}")
+        return issuer(url, name=name, issuer=f"https://{name}.example", algorithms=algorithms)
+
+    auth = make_auth(
+        config("down", "down", "RS256"),  # first: a failure does not end the round
+        config("rsa", "two-rsa", "RS256"),
+        config("ec-wanted", "two-rsa", "ES256"),
+        config("ec", "ec-without-kid", "RS256", "ES256"),
+        config("unusable", "unusable", "RS256", "ES256"),
+    )
+    assert auth.refresh() == {
+        "down": "could not fetch the JWKS: HTTPError: HTTP Error 503: SERVICE UNAVAILABLE",
+        "rsa": None,
+        "ec-wanted": "the JWKS has no key for ES256",
+        "ec": None,
+        "unusable": "the JWKS has no key for RS256, ES256",
+    }
+
+
+def test_a_refreshed_key_set_serves_tokens_without_another_fetch(
+    auth: JwtAuthenticator, jwks: JwksServer, keys: Keys
+) -> None:
+    assert auth.refresh() == {"idaas": None}
+    assert auth.authenticate(sign(keys.rsa1)).name == "jwt:svc-1@idaas"
+    # A refresh counts as an attempt: an unknown kid right after it does not fetch again.
+    error = refused(auth, sign(keys.rsa1, kid="nobody"))
+    assert error.message == "no key in the issuer's key set has the token's kid"
+    assert jwks.served == 1
+
+
 # --- configuration ------------------------------------------------------------------------------
 
 
