@@ -22,6 +22,7 @@ from replay import capture
 from trickle import TrickleServer, http_answer
 
 from infra.emulator import EmulatorServer
+from shared.auth.header import Authenticator
 from shared.auth.ram_proof import (
     AUDIENCE_HEADER,
     ProofPolicy,
@@ -29,6 +30,9 @@ from shared.auth.ram_proof import (
     allowed_sts_targets,
 )
 from shared.errors import VendError
+from shared.idempotency.memory import MemoryStore
+from shared.idempotency.redis_store import RedisStore
+from shared.upstream.deadline import Deadline
 from shared.upstream.transport import RpcTransport
 from shared.wire.credentials import Credentials
 from shared.wire.endpoint import Endpoint
@@ -227,6 +231,34 @@ def test_replayed_proof_is_refused_by_sts(emulator: EmulatorServer) -> None:
     proof = _proof(emulator.endpoint)
     assert verifier.authenticate(proof, timeout_s=5).name == USER_ARN
     _refused(verifier, proof, "STS rejected the proof: SignatureNonceUsed")
+
+
+# An event's retry by FC (the same request id) carries the proof STS has already spent.
+
+
+def test_an_event_retried_is_the_same_caller_though_sts_spent_its_proof(
+    emulator: EmulatorServer,
+) -> None:
+    auth = Authenticator(_emulator_verifier(emulator), notes=MemoryStore())
+    value = "RAM " + _proof(emulator.endpoint)
+    first = auth.authenticate(value, Deadline(5), retry_of="fc-request-1")
+    again = auth.authenticate(value, Deadline(5), retry_of="fc-request-1")
+    assert again == first
+    assert again.policy_principal.account_id == sdk.ACCOUNT
+    with pytest.raises(VendError, match="SignatureNonceUsed"):
+        auth.authenticate(value, Deadline(5), retry_of="fc-request-2")
+
+
+def test_an_event_is_authenticated_when_the_store_of_notes_is_down(
+    emulator: EmulatorServer,
+) -> None:
+    down = RedisStore(f"redis://{NOWHERE}/0", connect_timeout_s=1, timeout_s=1)
+    auth = Authenticator(_emulator_verifier(emulator), notes=down)
+    value = "RAM " + _proof(emulator.endpoint)
+    assert auth.authenticate(value, Deadline(5), retry_of="fc-request-1").name == USER_ARN
+    # Without the note the retry is refused, as it would be without the store.
+    with pytest.raises(VendError, match="SignatureNonceUsed"):
+        auth.authenticate(value, Deadline(5), retry_of="fc-request-1")
 
 
 def test_padded_proof_is_accepted(emulator: EmulatorServer) -> None:
