@@ -952,6 +952,15 @@ def test_a_refreshed_key_set_serves_tokens_without_another_fetch(
     assert jwks.served == 1
 
 
+def test_a_readiness_probe_fetches_a_set_once_and_tokens_are_served_from_it(
+    auth: JwtAuthenticator, jwks: JwksServer, keys: Keys
+) -> None:
+    assert auth.fetched_once(2) == {"idaas": True}
+    assert auth.fetched_once(2) == {"idaas": True}
+    assert auth.authenticate(sign(keys.rsa1)).name == "jwt:svc-1@idaas"
+    assert jwks.served == 1
+
+
 # --- configuration ------------------------------------------------------------------------------
 
 
