@@ -961,6 +961,27 @@ def test_a_readiness_probe_fetches_a_set_once_and_tokens_are_served_from_it(
     assert jwks.served == 1
 
 
+def test_readiness_probes_fetch_a_failing_set_no_more_often_than_a_token_would(
+    make_auth: Callable[..., JwtAuthenticator], jwks: JwksServer, clock: Clock
+) -> None:
+    auth = make_auth(first_fetch_retry_s=1.0)
+    jwks.status = 503
+    assert auth.fetched_once(2) == {"idaas": False}
+    assert auth.fetched_once(2) == {"idaas": False}
+    assert jwks.served == 1
+    clock.advance(1)
+    jwks.status = 200
+    assert auth.fetched_once(2) == {"idaas": True}
+    assert jwks.served == 2
+
+
+def test_a_readiness_probe_without_time_for_a_fetch_does_not_start_one(
+    auth: JwtAuthenticator, jwks: JwksServer
+) -> None:
+    assert auth.fetched_once(0.01) == {"idaas": False}
+    assert jwks.served == 0
+
+
 # --- configuration ------------------------------------------------------------------------------
 
 
