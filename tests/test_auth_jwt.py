@@ -961,6 +961,24 @@ def test_a_readiness_probe_fetches_a_set_once_and_tokens_are_served_from_it(
     assert jwks.served == 1
 
 
+def test_a_readiness_probe_waits_for_the_fetch_a_token_started(
+    auth: JwtAuthenticator, jwks: JwksServer, keys: Keys
+) -> None:
+    jwks.gate = threading.Event()  # hold the token's fetch until the probe waits for it
+    (token,), tokens = _in_threads(1, lambda: auth.authenticate(sign(keys.rsa1)).name)
+    wait_until(lambda: jwks.served == 1, "the token's fetch starts")
+    probes: list[dict[str, bool]] = []
+    probe = threading.Thread(target=lambda: probes.append(auth.fetched_once(4)))
+    probe.start()
+    wait_until(lambda: waiting_on_events([probe]) == 1, "the probe waits for the fetch")
+    jwks.gate.set()
+    for thread in (token, probe):
+        thread.join(5)
+    assert tokens == ["jwt:svc-1@idaas"]
+    assert probes == [{"idaas": True}]
+    assert jwks.served == 1
+
+
 def test_readiness_probes_fetch_a_failing_set_no_more_often_than_a_token_would(
     make_auth: Callable[..., JwtAuthenticator], jwks: JwksServer, clock: Clock
 ) -> None:
