@@ -7,14 +7,17 @@ import hashlib
 import hmac
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
+from certs import self_signed
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
@@ -887,6 +890,27 @@ def test_fetch_timeout(
     jwks.gate.set()
     clock.advance(INTERVAL)
     assert auth.authenticate(sign(keys.rsa1)).name == "jwt:svc-1@idaas"
+
+
+def test_a_jwks_over_https_whose_certificate_is_not_trusted_is_not_used(
+    make_auth: Callable[..., JwtAuthenticator], keys: Keys, tmp_path: Path
+) -> None:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*self_signed(tmp_path))
+    server = HTTPServer(ssl_context=context)
+    server.expect_request("/jwks").respond_with_json({"keys": standard_jwks(keys)})
+    server.start()
+    try:
+        auth = make_auth(issuer(server.url_for("/jwks")))
+        detail = auth.refresh()["idaas"]
+        assert detail is not None
+        assert detail.startswith("could not fetch the JWKS: URLError: ")
+        assert "CERTIFICATE_VERIFY_FAILED" in detail
+        error = refused(auth, sign(keys.rsa1))
+        assert error.message == "could not fetch the issuer's keys (issuer idaas)"
+    finally:
+        server.clear()
+        server.stop()
 
 
 def test_redirects_are_not_followed(
