@@ -711,39 +711,38 @@ def test_sts_redirect_is_not_followed(httpserver: HTTPServer, transport: RpcTran
     assert len(httpserver.log) == 1
 
 
+NOT_JSON = "STS answered the RAM proof with a body that is not JSON."
+NO_ARN = "STS answered the RAM proof without a valid Arn and AccountId."
+ODD_FORM = "STS answered the RAM proof with an identity of an unexpected form."
+
+
 @pytest.mark.parametrize(
     ("body", "match"),
     [
-        pytest.param("<html>ok</html>", "not JSON", id="html"),
-        pytest.param(["x"], "without a valid Arn", id="array"),
-        pytest.param({"AccountId": sdk.ACCOUNT}, "without a valid Arn", id="no-arn"),
-        pytest.param({"Arn": USER_ARN}, "without a valid Arn", id="no-account"),
-        pytest.param({"Arn": USER_ARN, "AccountId": 123}, "without a valid Arn", id="number"),
-        pytest.param({"Arn": USER_ARN, "AccountId": "999"}, "unexpected form", id="other-account"),
+        pytest.param("<html>ok</html>", NOT_JSON, id="html"),
+        pytest.param(["x"], NO_ARN, id="array"),
+        pytest.param({"AccountId": sdk.ACCOUNT}, NO_ARN, id="no-arn"),
+        pytest.param({"Arn": USER_ARN}, NO_ARN, id="no-account"),
+        pytest.param({"Arn": USER_ARN, "AccountId": 123}, NO_ARN, id="number"),
+        pytest.param({"Arn": USER_ARN, "AccountId": "999"}, ODD_FORM, id="other-account"),
         pytest.param(
             {"Arn": f"acs:ram::{sdk.ACCOUNT}:group/ops", "AccountId": sdk.ACCOUNT},
-            "unexpected form",
+            ODD_FORM,
             id="group",
         ),
         pytest.param(
             {"Arn": f"acs:ram::{sdk.ACCOUNT}:role/vend-eiam", "AccountId": sdk.ACCOUNT},
-            "unexpected form",
+            ODD_FORM,
             id="bare-role",
         ),
-        pytest.param(
-            {"Arn": f"{USER_ARN}/x", "AccountId": sdk.ACCOUNT}, "unexpected form", id="user-path"
-        ),
+        pytest.param({"Arn": f"{USER_ARN}/x", "AccountId": sdk.ACCOUNT}, ODD_FORM, id="user-path"),
         pytest.param(
             {"Arn": f"acs:ram::{sdk.ACCOUNT}:assumed-role/r/s/t", "AccountId": sdk.ACCOUNT},
-            "unexpected form",
+            ODD_FORM,
             id="assumed-role-extra",
         ),
-        pytest.param(
-            {"Arn": f"{USER_ARN}\n", "AccountId": sdk.ACCOUNT}, "unexpected form", id="newline"
-        ),
-        pytest.param(
-            {"Arn": "acs:ram::999:root", "AccountId": sdk.ACCOUNT}, "unexpected form", id="root-x"
-        ),
+        pytest.param({"Arn": f"{USER_ARN}\n", "AccountId": sdk.ACCOUNT}, ODD_FORM, id="newline"),
+        pytest.param({"Arn": "acs:ram::999:root", "AccountId": sdk.ACCOUNT}, ODD_FORM, id="root-x"),
     ],
 )
 def test_garbage_200_from_sts_is_an_upstream_error(
@@ -755,7 +754,8 @@ def test_garbage_200_from_sts_is_an_upstream_error(
     else:
         handler.respond_with_json(body)
     verifier = _verifier(("http", _local(httpserver)), transport=transport)
-    _refused(verifier, _proof(_local(httpserver)), match, status=502)
+    err = _refused(verifier, _proof(_local(httpserver)), match, status=502)
+    assert err.message == match
 
 
 @pytest.mark.parametrize(
