@@ -1110,6 +1110,29 @@ def test_parse_issuers_errors(raw: str, message: str) -> None:
     assert message in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        pytest.param("{}", "VEND_JWT_ISSUERS must be a JSON list of issuer objects", id="object"),
+        pytest.param(
+            json.dumps([entry(), entry()]),
+            "VEND_JWT_ISSUERS: issuer name 'idaas' appears more than once",
+            id="duplicate",
+        ),
+        pytest.param(
+            json.dumps([entry(name="", issuer="")]),
+            "VEND_JWT_ISSUERS[0]: name: Value error, must be 1 to 64 characters of A-Z, a-z, "
+            "0-9, '_' and '-'; issuer: Value error, must not be empty",
+            id="two-problems",
+        ),
+    ],
+)
+def test_parse_issuers_errors_in_full(raw: str, message: str) -> None:
+    with pytest.raises(ValueError, match="VEND_JWT_ISSUERS") as caught:
+        parse_issuers(raw)
+    assert str(caught.value) == message
+
+
 def test_issuer_config_is_frozen() -> None:
     config = issuer("https://idaas.example.com/jwks")
     with pytest.raises(ValueError, match="frozen"):
