@@ -785,7 +785,10 @@ def test_root_account_is_refused(httpserver: HTTPServer, transport: RpcTransport
         {"RequestId": "r", "Arn": f"acs:ram::{sdk.ACCOUNT}:root", "AccountId": sdk.ACCOUNT}
     )
     verifier = _verifier(("http", _local(httpserver)), transport=transport)
-    _refused(verifier, _proof(_local(httpserver)), "root credentials")
+    err = _refused(verifier, _proof(_local(httpserver)), "root credentials")
+    assert err.message == (
+        "The RAM proof was signed by the account's root credentials: use a RAM user or role."
+    )
 
 
 def test_sts_not_answering_is_a_timeout(silent_port: int, transport: RpcTransport) -> None:
