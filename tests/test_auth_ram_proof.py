@@ -668,6 +668,52 @@ def test_no_time_left_sends_nothing() -> None:
 # -- STS failing ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("status", "body", "answer", "message"),
+    [
+        pytest.param(
+            500,
+            {"Code": "InternalError"},
+            502,
+            "STS failed to verify the RAM proof (HTTP 500).",
+            id="500",
+        ),
+        pytest.param(
+            429, {"Code": "Busy"}, 429, "STS throttled the verification of the RAM proof.", id="429"
+        ),
+        pytest.param(
+            400,
+            {"Code": "Throttling.User"},
+            429,
+            "STS throttled the verification of the RAM proof.",
+            id="throttling-code",
+        ),
+        pytest.param(
+            404,
+            {"Code": "InvalidAccessKeyId.NotFound"},
+            401,
+            "STS rejected the proof: InvalidAccessKeyId.NotFound",
+            id="refused",
+        ),
+        pytest.param(499, {}, 401, "STS rejected the proof (HTTP 499).", id="refused-no-code"),
+    ],
+)
+def test_what_sts_answers_decides_the_answer(
+    httpserver: HTTPServer,
+    transport: RpcTransport,
+    status: int,
+    body: dict[str, str],
+    answer: int,
+    message: str,
+) -> None:
+    httpserver.expect_request("/", method="POST").respond_with_json(
+        {"RequestId": "r", **body}, status=status
+    )
+    verifier = _verifier(("http", _local(httpserver)), transport=transport)
+    err = _refused(verifier, _proof(_local(httpserver)), message, status=answer)
+    assert err.message == message
+
+
 def test_sts_5xx_is_an_upstream_error_and_is_not_retried(
     httpserver: HTTPServer, transport: RpcTransport
 ) -> None:
