@@ -33,7 +33,7 @@ from shared.errors import VendError
 from shared.idempotency.memory import MemoryStore
 from shared.idempotency.redis_store import RedisStore
 from shared.upstream.deadline import Deadline
-from shared.upstream.transport import RpcTransport
+from shared.upstream.transport import MAX_BODY_BYTES, RpcTransport
 from shared.wire.credentials import Credentials
 from shared.wire.endpoint import Endpoint
 from shared.wire.rpc import STS_VERSION
@@ -824,6 +824,17 @@ def test_identity_forms_sts_may_return(
     verifier = _verifier(("http", _local(httpserver)), transport=transport)
     caller = verifier.authenticate(_proof(_local(httpserver)), timeout_s=2)
     assert (caller.name, caller.policy_principal.account_id) == (principal, sdk.ACCOUNT)
+
+
+def test_an_sts_answer_of_the_largest_size_read_is_read_whole(
+    httpserver: HTTPServer, transport: RpcTransport
+) -> None:
+    identity = json.dumps({"RequestId": "r", "Arn": USER_ARN, "AccountId": sdk.ACCOUNT})
+    httpserver.expect_request("/", method="POST").respond_with_data(
+        identity + " " * (MAX_BODY_BYTES - len(identity)), content_type="application/json"
+    )
+    verifier = _verifier(("http", _local(httpserver)), transport=transport)
+    assert verifier.authenticate(_proof(_local(httpserver)), timeout_s=5).name == USER_ARN
 
 
 def test_root_account_is_refused(httpserver: HTTPServer, transport: RpcTransport) -> None:
