@@ -22,6 +22,7 @@ from replay import capture
 from trickle import TrickleServer, http_answer
 
 from infra.emulator import EmulatorServer
+from shared.auth.header import Authenticator
 from shared.auth.ram_proof import (
     AUDIENCE_HEADER,
     ProofPolicy,
@@ -29,7 +30,10 @@ from shared.auth.ram_proof import (
     allowed_sts_targets,
 )
 from shared.errors import VendError
-from shared.upstream.transport import RpcTransport
+from shared.idempotency.memory import MemoryStore
+from shared.idempotency.redis_store import RedisStore
+from shared.upstream.deadline import Deadline
+from shared.upstream.transport import MAX_BODY_BYTES, RpcTransport
 from shared.wire.credentials import Credentials
 from shared.wire.endpoint import Endpoint
 from shared.wire.rpc import STS_VERSION
@@ -227,6 +231,34 @@ def test_replayed_proof_is_refused_by_sts(emulator: EmulatorServer) -> None:
     proof = _proof(emulator.endpoint)
     assert verifier.authenticate(proof, timeout_s=5).name == USER_ARN
     _refused(verifier, proof, "STS rejected the proof: SignatureNonceUsed")
+
+
+# An event's retry by FC (the same request id) carries the proof STS has already spent.
+
+
+def test_an_event_retried_is_the_same_caller_though_sts_spent_its_proof(
+    emulator: EmulatorServer,
+) -> None:
+    auth = Authenticator(_emulator_verifier(emulator), notes=MemoryStore())
+    value = "RAM " + _proof(emulator.endpoint)
+    first = auth.authenticate(value, Deadline(5), retry_of="fc-request-1")
+    again = auth.authenticate(value, Deadline(5), retry_of="fc-request-1")
+    assert again == first
+    assert again.policy_principal.account_id == sdk.ACCOUNT
+    with pytest.raises(VendError, match="SignatureNonceUsed"):
+        auth.authenticate(value, Deadline(5), retry_of="fc-request-2")
+
+
+def test_an_event_is_authenticated_when_the_store_of_notes_is_down(
+    emulator: EmulatorServer,
+) -> None:
+    down = RedisStore(f"redis://{NOWHERE}/0", connect_timeout_s=1, timeout_s=1)
+    auth = Authenticator(_emulator_verifier(emulator), notes=down)
+    value = "RAM " + _proof(emulator.endpoint)
+    assert auth.authenticate(value, Deadline(5), retry_of="fc-request-1").name == USER_ARN
+    # Without the note the retry is refused, as it would be without the store.
+    with pytest.raises(VendError, match="SignatureNonceUsed"):
+        auth.authenticate(value, Deadline(5), retry_of="fc-request-1")
 
 
 def test_padded_proof_is_accepted(emulator: EmulatorServer) -> None:
@@ -636,6 +668,52 @@ def test_no_time_left_sends_nothing() -> None:
 # -- STS failing ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("status", "body", "answer", "message"),
+    [
+        pytest.param(
+            500,
+            {"Code": "InternalError"},
+            502,
+            "STS failed to verify the RAM proof (HTTP 500).",
+            id="500",
+        ),
+        pytest.param(
+            429, {"Code": "Busy"}, 429, "STS throttled the verification of the RAM proof.", id="429"
+        ),
+        pytest.param(
+            400,
+            {"Code": "Throttling.User"},
+            429,
+            "STS throttled the verification of the RAM proof.",
+            id="throttling-code",
+        ),
+        pytest.param(
+            404,
+            {"Code": "InvalidAccessKeyId.NotFound"},
+            401,
+            "STS rejected the proof: InvalidAccessKeyId.NotFound",
+            id="refused",
+        ),
+        pytest.param(499, {}, 401, "STS rejected the proof (HTTP 499).", id="refused-no-code"),
+    ],
+)
+def test_what_sts_answers_decides_the_answer(
+    httpserver: HTTPServer,
+    transport: RpcTransport,
+    status: int,
+    body: dict[str, str],
+    answer: int,
+    message: str,
+) -> None:
+    httpserver.expect_request("/", method="POST").respond_with_json(
+        {"RequestId": "r", **body}, status=status
+    )
+    verifier = _verifier(("http", _local(httpserver)), transport=transport)
+    err = _refused(verifier, _proof(_local(httpserver)), message, status=answer)
+    assert err.message == message
+
+
 def test_sts_5xx_is_an_upstream_error_and_is_not_retried(
     httpserver: HTTPServer, transport: RpcTransport
 ) -> None:
@@ -679,39 +757,38 @@ def test_sts_redirect_is_not_followed(httpserver: HTTPServer, transport: RpcTran
     assert len(httpserver.log) == 1
 
 
+NOT_JSON = "STS answered the RAM proof with a body that is not JSON."
+NO_ARN = "STS answered the RAM proof without a valid Arn and AccountId."
+ODD_FORM = "STS answered the RAM proof with an identity of an unexpected form."
+
+
 @pytest.mark.parametrize(
     ("body", "match"),
     [
-        pytest.param("<html>ok</html>", "not JSON", id="html"),
-        pytest.param(["x"], "without a valid Arn", id="array"),
-        pytest.param({"AccountId": sdk.ACCOUNT}, "without a valid Arn", id="no-arn"),
-        pytest.param({"Arn": USER_ARN}, "without a valid Arn", id="no-account"),
-        pytest.param({"Arn": USER_ARN, "AccountId": 123}, "without a valid Arn", id="number"),
-        pytest.param({"Arn": USER_ARN, "AccountId": "999"}, "unexpected form", id="other-account"),
+        pytest.param("<html>ok</html>", NOT_JSON, id="html"),
+        pytest.param(["x"], NO_ARN, id="array"),
+        pytest.param({"AccountId": sdk.ACCOUNT}, NO_ARN, id="no-arn"),
+        pytest.param({"Arn": USER_ARN}, NO_ARN, id="no-account"),
+        pytest.param({"Arn": USER_ARN, "AccountId": 123}, NO_ARN, id="number"),
+        pytest.param({"Arn": USER_ARN, "AccountId": "999"}, ODD_FORM, id="other-account"),
         pytest.param(
             {"Arn": f"acs:ram::{sdk.ACCOUNT}:group/ops", "AccountId": sdk.ACCOUNT},
-            "unexpected form",
+            ODD_FORM,
             id="group",
         ),
         pytest.param(
             {"Arn": f"acs:ram::{sdk.ACCOUNT}:role/vend-eiam", "AccountId": sdk.ACCOUNT},
-            "unexpected form",
+            ODD_FORM,
             id="bare-role",
         ),
-        pytest.param(
-            {"Arn": f"{USER_ARN}/x", "AccountId": sdk.ACCOUNT}, "unexpected form", id="user-path"
-        ),
+        pytest.param({"Arn": f"{USER_ARN}/x", "AccountId": sdk.ACCOUNT}, ODD_FORM, id="user-path"),
         pytest.param(
             {"Arn": f"acs:ram::{sdk.ACCOUNT}:assumed-role/r/s/t", "AccountId": sdk.ACCOUNT},
-            "unexpected form",
+            ODD_FORM,
             id="assumed-role-extra",
         ),
-        pytest.param(
-            {"Arn": f"{USER_ARN}\n", "AccountId": sdk.ACCOUNT}, "unexpected form", id="newline"
-        ),
-        pytest.param(
-            {"Arn": "acs:ram::999:root", "AccountId": sdk.ACCOUNT}, "unexpected form", id="root-x"
-        ),
+        pytest.param({"Arn": f"{USER_ARN}\n", "AccountId": sdk.ACCOUNT}, ODD_FORM, id="newline"),
+        pytest.param({"Arn": "acs:ram::999:root", "AccountId": sdk.ACCOUNT}, ODD_FORM, id="root-x"),
     ],
 )
 def test_garbage_200_from_sts_is_an_upstream_error(
@@ -723,7 +800,8 @@ def test_garbage_200_from_sts_is_an_upstream_error(
     else:
         handler.respond_with_json(body)
     verifier = _verifier(("http", _local(httpserver)), transport=transport)
-    _refused(verifier, _proof(_local(httpserver)), match, status=502)
+    err = _refused(verifier, _proof(_local(httpserver)), match, status=502)
+    assert err.message == match
 
 
 @pytest.mark.parametrize(
@@ -748,12 +826,26 @@ def test_identity_forms_sts_may_return(
     assert (caller.name, caller.policy_principal.account_id) == (principal, sdk.ACCOUNT)
 
 
+def test_an_sts_answer_of_the_largest_size_read_is_read_whole(
+    httpserver: HTTPServer, transport: RpcTransport
+) -> None:
+    identity = json.dumps({"RequestId": "r", "Arn": USER_ARN, "AccountId": sdk.ACCOUNT})
+    httpserver.expect_request("/", method="POST").respond_with_data(
+        identity + " " * (MAX_BODY_BYTES - len(identity)), content_type="application/json"
+    )
+    verifier = _verifier(("http", _local(httpserver)), transport=transport)
+    assert verifier.authenticate(_proof(_local(httpserver)), timeout_s=5).name == USER_ARN
+
+
 def test_root_account_is_refused(httpserver: HTTPServer, transport: RpcTransport) -> None:
     httpserver.expect_request("/", method="POST").respond_with_json(
         {"RequestId": "r", "Arn": f"acs:ram::{sdk.ACCOUNT}:root", "AccountId": sdk.ACCOUNT}
     )
     verifier = _verifier(("http", _local(httpserver)), transport=transport)
-    _refused(verifier, _proof(_local(httpserver)), "root credentials")
+    err = _refused(verifier, _proof(_local(httpserver)), "root credentials")
+    assert err.message == (
+        "The RAM proof was signed by the account's root credentials: use a RAM user or role."
+    )
 
 
 def test_sts_not_answering_is_a_timeout(silent_port: int, transport: RpcTransport) -> None:
