@@ -15,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from processes import VEND, free_port
 from pytest_httpserver import HTTPServer
+from test_config import REQUIRED  # the one list of what must be set
 
 from infra.emulator import EmulatorServer
 from infra.local.cli import DEMO_POLICY, main
@@ -279,16 +280,6 @@ def test_kms_answers_to_a_dry_run_that_are_not_the_emulators(
     assert code == 0, checks
     assert detail in checks["data-key:key-default"]["detail"]
     assert "cGxhaW50" not in json.dumps(checks)
-
-
-REQUIRED = {
-    "VEND_REGION",
-    "VEND_ACCOUNT_ID",
-    "VEND_ROLE_ARN",
-    "VEND_KMS_KEY_ID",
-    "VEND_POLICY",
-    "VEND_AUDIENCE",
-}
 
 
 def _doctor_process(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
