@@ -254,10 +254,15 @@ def _check_types(record: dict[str, Any]) -> None:
             assert value >= 0
 
 
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
 def test_an_ok_obtain_has_every_field_but_the_upstreams(stack: Stack, warnings: Records) -> None:
-    resp = _send(stack, "obtain", OBTAIN)
+    resp = _send(stack, "obtain", OBTAIN, traceparent=TRACEPARENT)
     assert resp.status_code == 200, resp.text
     record = _record(stack, resp)
+    assert record["trace_id"] == TRACEPARENT.split("-")[1]
+    assert record["statement"]  # the Allow that decided, by Sid or position
     _check_types(record)
     assert set(index_fields()) - set(record) == UPSTREAM_FIELDS
     assert record["log"] == "audit" and record["outcome"] == "ok"

@@ -33,10 +33,12 @@ locals {
   audit_fields = {
     log                 = "text" # "audit"
     request_id          = "text"
+    trace_id            = "text" # of the request's W3C traceparent, when it sent a valid one
     principal           = "text"
     action              = "text"
     resource            = "text"
     decision            = "text"
+    statement           = "text" # the Sid (or Statement[i]) of the Allow or Deny that decided
     outcome             = "text"
     upstream_request_id = "text"
     upstream            = "text"
