@@ -25,18 +25,6 @@ def free_port() -> int:
         return port
 
 
-def wait_for_port(port: int, proc: subprocess.Popen[str], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing listens on {port}")
-
-
 class Server:
     """A server the tests start as its own process (`vend serve`, `vend local`, `vend emulator`):
     its stdout (the banner, for a person) on a pipe, its log (stderr) in a file, which `stop`
@@ -103,6 +91,21 @@ class Server:
         if self.log_on_stdout:
             SESSION_LOG.output(f"{self.source} (stdout)", out)
         return out, log
+
+
+CUSTOM_RUNTIME = [sys.executable, "-m", "functions.custom_runtime", "--host", "127.0.0.1"]
+
+
+def custom_runtime(env: dict[str, str]) -> tuple[Server, str]:
+    """`functions.custom_runtime --port 0` started (FC gives it 9000; here it binds its own), and
+    its URL once its `start` line says where it listens."""
+    server = Server([*CUSTOM_RUNTIME, "--port", "0"], "functions.custom_runtime", env)
+    try:
+        listening = server.wait_for(r'"message":"listening","url":"(http://127\.0\.0\.1:[0-9]+)"')
+    except BaseException:
+        server.stop()
+        raise
+    return server, listening.group(1)
 
 
 def vend_local(env: dict[str, str]) -> tuple[Server, int, int]:

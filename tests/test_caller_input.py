@@ -10,7 +10,6 @@ import json
 import os
 import re
 import socket
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 import pytest
 import requests
 import sdk_clients as sdk
-from processes import VEND, Server, free_port, wait_for_port
+from processes import CUSTOM_RUNTIME, VEND, Server, custom_runtime
 
 from infra.emulator import EmulatorServer
 from infra.local.cli import DEMO_POLICY, DEMO_SEED, local_environment
@@ -27,7 +26,6 @@ from vend_client import parse_endpoint as endpoint
 
 pytestmark = pytest.mark.contract("7")
 
-CUSTOM_RUNTIME = [sys.executable, "-m", "functions.custom_runtime", "--host", "127.0.0.1"]
 # FC's system variables of an instance (infra/ASSUMPTIONS.md F25).
 IN_FC = {"FC_FUNCTION_NAME": "vend-http-custom", "FC_INSTANCE_ID": "c-6789abcd-0123"}
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
@@ -87,10 +85,7 @@ def _server(
     emulator: EmulatorServer | None, command: Sequence[str], env: Mapping[str, str] = {}
 ) -> Iterator[Served]:
     """`command --port 0` as its own process, at the address it prints; `emulator` None: the
-    command brings its own. The custom runtime prints nothing (FC gives it its port): it gets a
-    free one."""
-    custom = command[: len(CUSTOM_RUNTIME)] == CUSTOM_RUNTIME
-    port = free_port() if custom else 0
+    command brings its own."""
     clean = {
         k: v for k, v in os.environ.items() if not k.startswith(("VEND_", "ALIBABA_CLOUD_", "FC_"))
     }
@@ -98,14 +93,18 @@ def _server(
     if emulator is not None:
         clean.update(local_environment(emulator.url, DEMO_SEED, DEMO_POLICY))
     clean.update(env)
-    server = Server([*command, "--port", str(port)], " ".join(command[2:]), clean)
-    served = Served(f"http://127.0.0.1:{port}")
-    try:
-        if custom:
-            wait_for_port(port, server.proc)
-        else:
+    if command == CUSTOM_RUNTIME:
+        server, url = custom_runtime(clean)
+    else:
+        server = Server([*command, "--port", "0"], " ".join(command[2:]), clean)
+        try:
             printed = server.wait_for(r"(?:HTTP API at |  API +)(http://127\.0\.0\.1:[0-9]+)/v1/")
-            served.url = printed.group(1)
+        except BaseException:
+            server.stop()
+            raise
+        url = printed.group(1)
+    served = Served(url)
+    try:
         yield served
     finally:
         out, log = server.stop()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import sys
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -27,7 +26,7 @@ from function_role import (
     function_role_seed,
     signers,
 )
-from processes import Server, free_port, wait_for_port
+from processes import custom_runtime
 
 from functions.custom_runtime import request_of
 from infra.emulator import EmulatorServer, Seed
@@ -37,7 +36,6 @@ from vend_client import Credentials as CallerCredentials
 from vend_client import VendClient, VendResponse
 from vend_client import parse_endpoint as endpoint
 
-CUSTOM_RUNTIME = [sys.executable, "-m", "functions.custom_runtime", "--host", "127.0.0.1"]
 # FC's system variables of an instance (infra/ASSUMPTIONS.md F25).
 IN_FC = {"FC_FUNCTION_NAME": "vend-http-custom", "FC_INSTANCE_ID": "c-6789abcd-0123"}
 BILLING_SECRET = "CSdemoBillingSecretValue0000000000000001"
@@ -67,15 +65,13 @@ def _instance(
 ) -> Iterator[Instance]:
     """The custom runtime as its own process, with `started_with` in its environment as FC puts
     the role's keys there, and `extra` (FC's instance variables, or none: outside FC)."""
-    port = free_port()
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("VEND_", "ALIBABA_CLOUD_", "FC_"))
     }
     env.update(local_environment(emulator.url, DEMO_SEED, DEMO_POLICY))
     env.update(as_environment(started_with))
     env.update(extra)
-    server = Server([*CUSTOM_RUNTIME, "--port", str(port)], "functions.custom_runtime", env)
-    url = f"http://127.0.0.1:{port}"
+    server, url = custom_runtime(env)
     client = VendClient(
         url=url,
         audience="vend-local",
@@ -85,7 +81,6 @@ def _instance(
     )
     instance = Instance(url, client)
     try:
-        wait_for_port(port, server.proc)
         yield instance
     finally:
         out, log = server.stop()
