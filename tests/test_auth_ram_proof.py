@@ -889,6 +889,8 @@ def test_sts_unreachable_is_an_upstream_error(transport: RpcTransport) -> None:
 
 # -- configuration -------------------------------------------------------------------------------
 
+# The longest host name a target may have: 253 characters, labels of 63 at most.
+HOST_253 = "a" * 63 + ("." + "a" * 63) * 2 + "." + "a" * 61
 DEFAULTS = {
     ("https", "sts.aliyuncs.com"),
     ("https", "sts.cn-hangzhou.aliyuncs.com"),
@@ -919,33 +921,53 @@ DEFAULTS = {
             },
             id="extra-hosts",
         ),
+        pytest.param(
+            None,
+            ["[2001:db8:0:0:0:0:0:1]:443", HOST_253, "sts.c.example:65535"],
+            {
+                ("https", "[2001:db8:0:0:0:0:0:1]:443"),
+                ("https", HOST_253),
+                ("https", "sts.c.example:65535"),
+            },
+            id="full-ipv6-longest-name-last-port",
+        ),
     ],
 )
 def test_allowed_sts_targets(endpoint: str | None, extra: list[str], added: set[Any]) -> None:
     assert allowed_sts_targets("cn-hangzhou", endpoint, extra) == frozenset(DEFAULTS | added)
 
 
+NOT_HOST_PORT = "expected host[:port]"
+NOT_A_HOST_NAME = "not a valid host name"
+
+
 @pytest.mark.parametrize(
-    "entry",
+    ("entry", "why"),
     [
-        "evil.example.com/path",
-        "https://sts.example.com",
-        "user@sts.example.com",
-        "sts.example.com:99999",
-        "sts.example.com:0",
-        "sts.example.com:08443",
-        "sts.example.com:",
-        "-sts.example.com",
-        "sts..example.com",
-        "sts.example.com?x=1",
-        "[::1",
-        "[not-ipv6]:1",
-        "999.1.1.1",
-        "sts example.com",
+        ("evil.example.com/path", NOT_A_HOST_NAME),
+        ("https://sts.example.com", NOT_HOST_PORT),
+        ("user@sts.example.com", NOT_A_HOST_NAME),
+        ("sts.example.com:99999", "the port must be 1 to 65535"),
+        ("sts.example.com:0", "the port must be 1 to 65535"),
+        ("sts.example.com:65536", "the port must be 1 to 65535"),
+        ("sts.example.com:08443", "the port must be 1 to 65535"),
+        ("sts.example.com:", NOT_HOST_PORT),
+        ("-sts.example.com", NOT_A_HOST_NAME),
+        ("sts..example.com", NOT_A_HOST_NAME),
+        ("sts.example.com?x=1", NOT_A_HOST_NAME),
+        ("[::1", NOT_HOST_PORT),
+        ("[not-ipv6]:1", NOT_HOST_PORT),
+        ("[1:2:3]:1", "not an IPv6 address in brackets"),
+        ("999.1.1.1", "not a valid IPv4 address"),
+        ("sts example.com", NOT_A_HOST_NAME),
+        ("a" * 63 + ("." + "a" * 63) * 3, NOT_A_HOST_NAME),  # 255 characters
+        ("a" * 63 + ("." + "a" * 63) * 2 + "." + "a" * 62, NOT_A_HOST_NAME),  # 254
     ],
 )
-def test_bad_extra_host_is_named(entry: str) -> None:
-    with pytest.raises(ValueError, match=re.escape(repr(entry))):
+def test_bad_extra_host_is_named(entry: str, why: str) -> None:
+    """Found by `make mutate`: the refusal names the entry and what is wrong with it."""
+    words = f"invalid STS proof host {entry!r}: {why}"
+    with pytest.raises(ValueError, match=f"^{re.escape(words)}$"):
         allowed_sts_targets("cn-hangzhou", None, ["sts.ok.example", entry])
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -47,12 +48,23 @@ def test_seal_has_the_contract_fields_and_opens() -> None:
     assert open_sealed(env, key) == b"s3cret-\xc3\xbc"
 
 
-def test_interoperates_with_a_plain_aes_gcm_implementation() -> None:
-    """A caller in another language needs only AES-GCM and the documented associated data."""
+@pytest.mark.parametrize(
+    "context",
+    [
+        pytest.param(CONTEXT, id="ram-caller"),
+        # A JWT caller's `sub` may be any printable text: its principal goes in as UTF-8, unescaped.
+        pytest.param(
+            encryption_context(ARN, "jwt:b\u00edll-\u00fc@idaas", "req-1"), id="jwt-caller"
+        ),
+    ],
+)
+def test_interoperates_with_a_plain_aes_gcm_implementation(context: dict[str, str]) -> None:
+    """A caller in another language needs only AES-GCM and the documented associated data
+    (contract section 4): the context's JSON, keys sorted, no spaces, non-ASCII as UTF-8."""
     key = os.urandom(32)
-    env = _sealed(key)
-    aad = json.dumps(CONTEXT, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    assert associated_data(CONTEXT) == aad
+    env = seal(b"s3cret-\xc3\xbc", key, key_id="k", encrypted_data_key="blob==", context=context)
+    aad = json.dumps(context, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert associated_data(context) == aad
     plain = AESGCM(key).decrypt(base64.b64decode(env.iv), base64.b64decode(env.ciphertext), aad)
     assert plain == b"s3cret-\xc3\xbc"
 
@@ -104,7 +116,8 @@ def test_another_key_does_not_open_it() -> None:
 
 
 def test_only_256_bit_data_keys() -> None:
-    with pytest.raises(ValueError, match="32 bytes"):
+    words = "the data key must be 32 bytes (KMS KeySpec AES_256)"
+    with pytest.raises(ValueError, match=f"^{re.escape(words)}$"):
         _sealed(os.urandom(16))
 
 

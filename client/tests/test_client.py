@@ -16,6 +16,7 @@ from pytest_httpserver import HTTPServer
 from vend_client import (
     CloudError,
     Credentials,
+    Endpoint,
     EnvelopeError,
     VendApiError,
     VendClient,
@@ -61,6 +62,19 @@ def client(server: HTTPServer, **kw: Any) -> VendClient:
     return VendClient(**{**fields, **kw})
 
 
+@pytest.mark.parametrize(
+    ("value", "endpoint"),
+    [
+        ("sts.aliyuncs.com", Endpoint("https", "sts.aliyuncs.com")),
+        ("http://127.0.0.1:9100/", Endpoint("http", "127.0.0.1:9100")),
+        # the scheme is what precedes the first `://`; the rest is the host, as written
+        ("https://http://sts.example", Endpoint("https", "http://sts.example")),
+    ],
+)
+def test_parse_endpoint(value: str, endpoint: Endpoint) -> None:
+    assert parse_endpoint(value) == endpoint
+
+
 def test_obtain_and_open(cloud: HTTPServer) -> None:
     cloud.expect_request("/v1/secrets/obtain", method="POST").respond_with_json(vend_response())
     vend = client(cloud)
@@ -79,22 +93,32 @@ def test_obtain_and_open(cloud: HTTPServer) -> None:
 
 
 @pytest.mark.parametrize(
-    ("response", "asked"),
+    ("response", "asked", "words"),
     [
         pytest.param(
-            vend_response(principal=f"acs:ram::{ACCOUNT}:user/other"), "sct_z", id="other-caller"
+            vend_response(principal=f"acs:ram::{ACCOUNT}:user/other"),
+            "sct_z",
+            f"the envelope is for acs:ram::{ACCOUNT}:user/other, not {ME}",
+            id="other-caller",
         ),
-        pytest.param(vend_response(), "sct_other", id="other-secret"),
+        pytest.param(
+            vend_response(),
+            "sct_other",
+            f"the envelope is for {ARN}, not for instance/idaas_x/application/app_y/secret/sct_other",
+            id="other-secret",
+        ),
     ],
 )
 def test_an_envelope_for_someone_else_is_refused_before_kms(
-    cloud: HTTPServer, response: dict[str, Any], asked: str
+    cloud: HTTPServer, response: dict[str, Any], asked: str, words: str
 ) -> None:
     cloud.expect_request("/v1/secrets/obtain").respond_with_json(response)
     vend = client(cloud)
     got = vend.obtain("idaas_x", "app_y", asked)
-    with pytest.raises(EnvelopeError):
+    with pytest.raises(EnvelopeError) as refused:
         vend.open(got, instance_id="idaas_x", application_id="app_y", secret_id=asked)
+    assert str(refused.value) == words
+    assert refused.value.request_id == "req-1"  # the request that sealed it
     assert not any(r.headers.get("x-acs-action") == "Decrypt" for r, _ in cloud.log)
 
 
@@ -106,6 +130,19 @@ def open_as_billing(vend: VendClient, response: Any) -> str:
         secret_id="sct_z",
         expected_principal=ME,
     )
+
+
+def test_an_envelope_opens_whatever_order_its_context_arrives_in(cloud: HTTPServer) -> None:
+    """Found by `make mutate`: the associated data is the context with its keys sorted (contract
+    section 4), so the order a sender or a JSON library wrote them in does not matter."""
+    response = vend_response()
+    context = response["envelope"]["encryption_context"]
+    reordered = dict(reversed(list(context.items())))
+    assert list(reordered) != sorted(reordered)
+    response["envelope"]["encryption_context"] = reordered
+    cloud.expect_request("/v1/secrets/obtain").respond_with_json(response)
+    vend = client(cloud)
+    assert open_as_billing(vend, vend.obtain("idaas_x", "app_y", "sct_z")) == SECRET
 
 
 def test_kms_refusing_is_a_cloud_error(httpserver: HTTPServer) -> None:

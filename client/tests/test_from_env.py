@@ -10,6 +10,9 @@ import base64
 import json
 import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -75,15 +78,27 @@ def opened(client: VendClient) -> str:
     return client.open(response, instance_id=IDS[0], application_id=IDS[1], secret_id=IDS[2])
 
 
-def audiences(server: HTTPServer) -> list[str]:
-    """The audience each RAM proof sent to the service named."""
-    named = []
+def proof_headers(server: HTTPServer) -> list[dict[str, str]]:
+    """The signed headers of each RAM proof sent to the service."""
+    found = []
     for request, _ in server.log:
         if request.path == "/v1/secrets/obtain":
             proof = request.headers["Authorization"].removeprefix("RAM ")
             document = json.loads(base64.urlsafe_b64decode(proof + "=" * (-len(proof) % 4)))
-            named.append(document["headers"]["x-acs-vend-audience"])
-    return named
+            found.append(document["headers"])
+    return found
+
+
+def audiences(server: HTTPServer) -> list[str]:
+    """The audience each RAM proof sent to the service named."""
+    return [headers["x-acs-vend-audience"] for headers in proof_headers(server)]
+
+
+def signed_by(server: HTTPServer, action: str) -> tuple[str, str | None]:
+    """The access key ID and security token the one call of `action` (STS, KMS) was signed with."""
+    (request,) = [r for r, _ in server.log if r.headers.get("x-acs-action") == action]
+    credential = request.headers["Authorization"].split("Credential=")[1].split(",")[0]
+    return credential, request.headers.get("x-acs-security-token")
 
 
 def test_every_variable_is_read(
@@ -113,6 +128,82 @@ def test_the_region_names_the_default_kms_endpoint(env: pytest.MonkeyPatch) -> N
     client = VendClient.from_env()
     assert client.kms_endpoint.url == "https://kms.cn-shanghai.aliyuncs.com"
     assert client.sts_endpoint.url == "https://sts.aliyuncs.com"
+
+
+def test_an_endpoint_is_kept_as_written_but_its_trailing_slash(env: pytest.MonkeyPatch) -> None:
+    """Found by `make mutate`: only a trailing `/` is dropped (not an upper-case X before it)."""
+    env.setenv("VEND_URL", "https://vend.example")
+    env.setenv("VEND_AUDIENCE", "vend-prod")
+    env.setenv("VEND_STS_ENDPOINT", "https://STS.EXAMPLE.MX/")
+    env.setenv("VEND_KMS_ENDPOINT", "KMS.EXAMPLE.MX/")
+    client = VendClient.from_env()
+    assert client.sts_endpoint.url == "https://STS.EXAMPLE.MX"
+    assert client.kms_endpoint.url == "https://KMS.EXAMPLE.MX"
+
+
+def test_sts_credentials_in_the_variables_sign_with_their_token(
+    env: pytest.MonkeyPatch, service: str, httpserver: HTTPServer
+) -> None:
+    """Found by `make mutate`: ALIBABA_CLOUD_SECURITY_TOKEN, read when the call is made, goes
+    with its key into the proof and the calls to STS and KMS."""
+    for name in ("VEND_URL", "VEND_STS_ENDPOINT", "VEND_KMS_ENDPOINT"):
+        env.setenv(name, service)
+    env.setenv("VEND_AUDIENCE", "vend-from-env")
+    env.setenv("ALIBABA_CLOUD_SECURITY_TOKEN", "sts-token-of-the-variables")
+    assert opened(VendClient.from_env()) == SECRET
+    (proof,) = proof_headers(httpserver)
+    assert proof["x-acs-accesskey-id"] == KEYS.access_key_id
+    assert proof["x-acs-security-token"] == "sts-token-of-the-variables"
+    for action in ("GetCallerIdentity", "Decrypt"):
+        assert signed_by(httpserver, action) == (KEYS.access_key_id, "sts-token-of-the-variables")
+
+
+def test_without_both_variables_the_default_chain_finds_the_cli_profile(
+    service: str, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    """Found by `make mutate`. In a process of its own: the credentials library reads HOME and its
+    variables when imported. ALIBABA_CLOUD_ACCESS_KEY_ID alone (no secret) is not used: the
+    chain's ~/.aliyun/config.json is, an STS profile, its token too. No ECS metadata lookups."""
+    profile = {
+        "name": "billing",
+        "mode": "StsToken",
+        "access_key_id": "STS.ProfileKey000001",
+        "access_key_secret": "profile-secret-never-sent",
+        "sts_token": "sts-token-of-the-profile",
+        "region_id": "cn-hangzhou",
+    }
+    (tmp_path / ".aliyun").mkdir()
+    (tmp_path / ".aliyun" / "config.json").write_text(
+        json.dumps({"current": "billing", "profiles": [profile]})
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALIBABA_CLOUD_", "VEND_"))}
+    env.update(
+        {
+            "HOME": str(tmp_path),
+            "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
+            "ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI5tHalfSetKey0001",
+            "VEND_URL": service,
+            "VEND_AUDIENCE": "vend-from-env",
+            "VEND_STS_ENDPOINT": service,
+            "VEND_KMS_ENDPOINT": service,
+        }
+    )
+    code = f"""
+from vend_client import VendClient
+client = VendClient.from_env()
+response = client.obtain(*{IDS!r})
+print(client.open(response, instance_id={IDS[0]!r}, application_id={IDS[1]!r}, secret_id={IDS[2]!r}))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stdout) == (0, f"{SECRET}\n"), done.stderr
+    (proof,) = proof_headers(httpserver)
+    assert proof["x-acs-accesskey-id"] == "STS.ProfileKey000001"
+    assert proof["x-acs-security-token"] == "sts-token-of-the-profile"
+    for action in ("GetCallerIdentity", "Decrypt"):
+        assert signed_by(httpserver, action) == ("STS.ProfileKey000001", "sts-token-of-the-profile")
+    assert "profile-secret-never-sent" not in str([r for r, _ in httpserver.log])
 
 
 def test_keyword_overrides_win(
