@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import requests
 import sdk_clients as sdk
+from pytest_httpserver import HTTPServer
 from rotation_world import (
     DELETE,
     DISABLE,
@@ -292,6 +293,30 @@ def test_a_client_mistake_is_a_400_before_anything_else(
     assert resp.json()["error"]["code"] == (code or "InvalidParameter")
     assert world.calls("AssumeRole") == before
     assert _state(world, "app_rot_1")[0][1] == "enabled"
+
+
+def test_a_status_eiam_has_no_name_for_is_answered_as_null(
+    monkeypatch: pytest.MonkeyPatch, demo_seed: Seed, tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    """EIAM (here a stand-in) lists a secret in a status the contract does not name: the
+    answer shows it with `status: null` rather than failing the whole rotation."""
+    listed = [
+        {"SecretId": "sct_known", "Status": "enabled", "ExpirationTime": 4_102_444_800_000},
+        {"SecretId": "sct_odd", "Status": "expired"},
+    ]
+    httpserver.expect_request("/", method="POST").respond_with_json(
+        {"RequestId": "list-1", "ApplicationClientSecrets": listed, "TotalCount": 2}
+    )
+    eiam = {"VEND_EIAM_ENDPOINT": f"http://{httpserver.host}:{httpserver.port}"}
+    policy = rotation_policy(tmp_path / "policy.json")
+    with rotation_world(monkeypatch, rotation_seed(demo_seed), policy, env=eiam) as world:
+        plan = _ok(world.rotate("app_rot_0", dry_run=True))
+    assert _answered_state(plan) == [
+        ("sct_known", "enabled", 4_102_444_800_000),
+        ("sct_odd", None, None),
+    ]
+    asked = {req.headers.get("x-acs-action") for req, _ in httpserver.log}
+    assert asked == {"ListApplicationClientSecrets"}
 
 
 def test_rotate_takes_post_only(world: RotationWorld) -> None:
