@@ -225,6 +225,86 @@ def test_a_keys_lock_is_dropped_once_no_request_uses_it(
     assert sessions.keys_in_use == 0
 
 
+def test_a_lone_requests_key_lock_is_dropped(
+    emulator: EmulatorServer, transport: RpcTransport
+) -> None:
+    sessions = sessions_of(emulator, transport)
+    sessions.get(OBTAIN, arn("alone"), Deadline(5))
+    assert sessions.keys_in_use == 0
+
+
+def test_a_request_that_waited_for_a_refused_assume_role_holds_the_key_while_it_tries(
+    httpserver: HTTPServer, transport: RpcTransport
+) -> None:
+    """A's AssumeRole is refused after B began to wait for it: B then sends its own, and while
+    that one is in flight the key is still in use (a third request would wait for it rather
+    than send another); once B has its session, no key is."""
+    first_in, release_first = threading.Event(), threading.Event()
+    second_in, release_second = threading.Event(), threading.Event()
+    received: list[int] = []
+
+    def sts(request: Request) -> Response:
+        received.append(1)
+        if len(received) == 1:
+            first_in.set()
+            release_first.wait(10)
+            refusal = {"RequestId": "r1", "Code": "NoPermission", "Message": "denied"}
+            return Response(json.dumps(refusal), status=403, content_type="application/json")
+        second_in.set()
+        release_second.wait(10)
+        creds = {"AccessKeyId": "STS.k", "AccessKeySecret": "s", "SecurityToken": "t"}
+        body = {"RequestId": "r2", "Credentials": {**creds, "Expiration": "2099-01-01T00:00:00Z"}}
+        return Response(json.dumps(body), content_type="application/json")
+
+    httpserver.expect_request("/").respond_with_handler(sts)
+    sessions = ScopedSessions(
+        transport,
+        Endpoint("http", f"{httpserver.host}:{httpserver.port}"),
+        FunctionIdentity(Credentials(*sdk.FUNCTION)),
+        sdk.ROLE_ARN,
+    )
+    outcomes: dict[str, object] = {}
+
+    def ask(name: str, deadline: Deadline) -> None:
+        try:
+            outcomes[name] = sessions.get(OBTAIN, arn("a"), deadline)
+        except VendError as exc:
+            outcomes[name] = exc
+
+    # B's deadline is first read when B waits for the key's lock, after it has joined the key.
+    b_waits = threading.Event()
+    made = False
+
+    def b_clock() -> float:
+        if made:
+            b_waits.set()
+        return time.monotonic()
+
+    a = threading.Thread(target=ask, args=("a", Deadline(5)))
+    a.start()
+    b: threading.Thread | None = None
+    try:
+        assert first_in.wait(10)
+        b_deadline = Deadline(5, clock=b_clock)
+        made = True
+        b = threading.Thread(target=ask, args=("b", b_deadline))
+        b.start()
+        assert b_waits.wait(10)
+        release_first.set()
+        assert second_in.wait(10)  # B's own AssumeRole, in flight
+        assert sessions.keys_in_use == 1
+    finally:
+        release_first.set()
+        release_second.set()
+        a.join(10)
+        if b is not None:
+            b.join(10)
+    assert isinstance(outcomes["a"], VendError)
+    assert isinstance(outcomes["b"], Credentials)
+    assert len(received) == 2
+    assert sessions.keys_in_use == 0
+
+
 def test_a_request_waiting_for_anothers_assume_role_keeps_to_its_own_deadline(
     httpserver: HTTPServer, transport: RpcTransport
 ) -> None:

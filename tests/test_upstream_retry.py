@@ -592,6 +592,48 @@ def test_5xx_until_the_deadline_runs_out_is_504() -> None:
     assert r.deadline.expired()
 
 
+@pytest.mark.parametrize(("deadline_s", "first_ms"), [(10.0, 9000), (1.5, 1000)])
+def test_a_create_keeps_a_third_of_the_deadline_at_most_1_s_to_resolve_a_lost_answer(
+    deadline_s: float, first_ms: int
+) -> None:
+    """A call that is not idempotent (EIAM's create) ends its attempts early, keeping time to
+    find out what a lost answer did: a third of the deadline, never more than 1 s. An
+    idempotent call's first attempt has the whole deadline."""
+    r = run(["ok"], deadline_s=deadline_s)
+    assert r.call(idempotent=False) == "ok"
+    assert r.upstream.read_timeouts_ms == [first_ms]
+    r = run(["ok"], deadline_s=deadline_s)
+    assert r.call() == "ok"
+    assert r.upstream.read_timeouts_ms == [int(deadline_s * 1000)]
+
+
+def test_a_create_with_too_little_left_beside_its_reserve_makes_no_attempt() -> None:
+    # 70 ms: a third (23 ms) kept leaves 47 ms, less than an attempt needs.
+    r = run(["ok"], deadline_s=0.07)
+    err = r.fails(idempotent=False)
+    assert (err.status, err.code) == (504, "UpstreamTimeout")
+    assert r.upstream.attempts == 0
+    r = run(["ok"], deadline_s=0.07)
+    assert r.call() == "ok"  # nothing kept back: 70 ms is enough
+
+
+def test_exactly_the_least_an_attempt_needs_is_enough() -> None:
+    clock = FakeClock()
+    clock.now = 0.0  # so that the deadline leaves MIN_ATTEMPT_S exactly, with no rounding
+    deadline = Deadline(MIN_ATTEMPT_S, clock=clock)
+    r = Run(clock, deadline, Upstream(clock, ["ok"], 0.0, deadline=deadline), Sleeper(clock))
+    assert r.call() == "ok"
+    assert r.upstream.read_timeouts_ms == [int(MIN_ATTEMPT_S * 1000)]
+
+
+def test_failures_without_a_request_id_name_none() -> None:
+    """Connections that never reached the upstream: the error (and so the audit record) has no
+    upstream request id, not an empty one."""
+    err = run([connect_timeout()] * 4).fails()
+    assert err.status == 502
+    assert err.upstream_request_id is None
+
+
 @pytest.mark.parametrize("cost_s", [0.0, 0.05, 0.4, 1.3])
 def test_each_attempts_read_timeout_fits_the_remaining_deadline(cost_s: float) -> None:
     r = run(
