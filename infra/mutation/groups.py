@@ -79,6 +79,9 @@ GROUPS: dict[str, Group] = {
             "tests/test_store_faults.py",
             "tests/test_fault_reproductions.py",
             "tests/test_vend_http.py",
+            # redis_store's probes (readiness, doctor), in the test process.
+            "tests/test_ready.py",
+            "tests/test_doctor.py",
         ),
     ),
     "upstream": Group(
