@@ -25,7 +25,7 @@ from shared.idempotency import (
     open_store,
 )
 from shared.idempotency.memory import MemoryStore, process_memory_store
-from shared.idempotency.redis_store import KEY_PREFIX, RedisStore
+from shared.idempotency.redis_store import KEY_PREFIX, NOTE_PREFIX, RedisStore
 
 pytest_plugins = ["redis_server"]  # the fixture `redis_url`: the session's own redis-server
 
@@ -485,6 +485,25 @@ def test_a_memory_note_is_recalled_until_its_lifetime_is_over(clock: FakeClock) 
         store.remember("proof", "x", ttl_s=0)
 
 
+def test_a_redis_note_is_recalled_until_its_lifetime_is_over(
+    redis_url: str, admin: redis.Redis
+) -> None:
+    """What a RAM proof proved, as every instance reads it: under its own prefix, apart from
+    the records, with the lifetime asked for."""
+    admin.flushdb()
+    store = RedisStore(redis_url)
+    try:
+        store.remember("proof", "acs:ram::1:user/billing", ttl_s=10)
+        assert (store.recall("proof"), store.recall("other")) == ("acs:ram::1:user/billing", None)
+        assert admin.keys("*") == [NOTE_PREFIX + "proof"]
+        assert 8 <= admin.ttl(NOTE_PREFIX + "proof") <= 10
+        assert store.get("proof") is None  # a note is no record
+        with pytest.raises(ValueError, match="at least 1"):
+            store.remember("proof", "x", ttl_s=0)
+    finally:
+        store.close()
+
+
 def test_many_memory_notes_are_kept_while_they_live(clock: FakeClock) -> None:
     """Past 10,000 notes the expired ones are dropped; the live ones are still recalled."""
     store = MemoryStore(clock)
@@ -554,20 +573,23 @@ def test_other_urls_are_refused(url: str, says: str) -> None:
 
 def _assert_unavailable_fast(url: str, where: str) -> None:
     store = open_store(url)
-    calls: list[Callable[[], object]] = [
-        lambda: store.get("k"),
-        lambda: store.put_if_absent("k", rec()),
-        lambda: store.replace_if_token("k", "tok-1", rec()),
-        lambda: store.delete_if_token("k", "tok-1"),
-    ]
+    calls: dict[str, Callable[[], object]] = {
+        "get": lambda: store.get("k"),
+        "put_if_absent": lambda: store.put_if_absent("k", rec()),
+        "replace_if_token": lambda: store.replace_if_token("k", "tok-1", rec()),
+        "delete_if_token": lambda: store.delete_if_token("k", "tok-1"),
+        "remember": lambda: store.remember("k", "v", 10),
+        "recall": lambda: store.recall("k"),
+    }
     try:
-        for call in calls:
+        for name, call in calls.items():
             started = time.monotonic()
             with pytest.raises(StoreUnavailable) as caught:
                 call()
             assert time.monotonic() - started < 3
             error: BaseException | None = caught.value
-            assert where in str(caught.value)
+            # The log names the store and what it was asked (never its password).
+            assert f"idempotency store redis://{where} unavailable ({name}): " in str(error)
             while error is not None:  # nor in anything chained to it
                 assert "s3cretpw" not in str(error) and "s3cretpw" not in repr(error)
                 error = error.__cause__ or error.__context__
