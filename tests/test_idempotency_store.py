@@ -16,6 +16,7 @@ import pytest
 import redis
 from processes import free_port
 from pydantic import ValidationError
+from redis_server import PersistentRedis, RedisServer, redis_binary
 
 from shared.idempotency import (
     DEFAULT_TTL_S,
@@ -28,6 +29,7 @@ from shared.idempotency.memory import MemoryStore, process_memory_store
 from shared.idempotency.redis_store import KEY_PREFIX, NOTE_PREFIX, RedisStore
 
 pytest_plugins = ["redis_server"]  # the fixture `redis_url`: the session's own redis-server
+
 
 HASH = hashlib.sha256(b"create idaas_demo app_demo").hexdigest()
 OTHER_HASH = hashlib.sha256(b"create idaas_demo app_other").hexdigest()
@@ -377,6 +379,33 @@ def test_redis_value_that_is_no_record(redis_url: str, admin: redis.Redis) -> No
                 store.get("k")
     finally:
         store.close()
+
+
+def test_any_maxmemory_under_an_evicting_policy_is_a_risk() -> None:
+    """Even one byte: at maxmemory Redis evicts under any policy but noeviction."""
+    settings = ("--maxmemory", "1", "--maxmemory-policy", "allkeys-lru")
+    with RedisServer(redis_binary(), *settings) as server:
+        store = RedisStore(server.url)
+        try:
+            risks = store.risks(1.0, persistence=False)
+        finally:
+            store.close()
+    assert risks[0] == "eviction: maxmemory-policy is allkeys-lru, not noeviction"
+
+
+def test_a_redis_that_does_not_answer_the_risk_check_in_time_cannot_be_judged() -> None:
+    """`vend doctor` asks for the risks first thing: its probe waits `timeout_s`, no longer."""
+    server = PersistentRedis(redis_binary())
+    store = RedisStore(server.url)
+    try:
+        server.start()
+        resumed = server.freeze(2)
+        assert store.risks(0.2) == ["unreadable: TimeoutError"]
+        resumed.join()
+        assert store.risks(0.2) == []  # it persists (AOF) and does not evict
+    finally:
+        store.close()
+        server.stop()
 
 
 # --- the record -------------------------------------------------------------------------------
