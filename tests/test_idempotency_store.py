@@ -381,6 +381,23 @@ def test_redis_value_that_is_no_record(redis_url: str, admin: redis.Redis) -> No
         store.close()
 
 
+def test_a_ping_waits_its_timeout_once_and_sends_nothing_again() -> None:
+    """`/v1/ready`'s PING: a Redis that does not answer within the timeout is down for this
+    probe, even if it answers a moment later (nothing is sent again)."""
+    server = PersistentRedis(redis_binary())
+    store = RedisStore(server.url)
+    try:
+        server.start()
+        assert store.ping(0.5) is True
+        resumed = server.freeze(0.8)  # answers again after the timeout, before a second one
+        assert store.ping(0.5) is False
+        resumed.join()
+        assert store.ping(0.5) is True
+    finally:
+        store.close()
+        server.stop()
+
+
 def test_any_maxmemory_under_an_evicting_policy_is_a_risk() -> None:
     """Even one byte: at maxmemory Redis evicts under any policy but noeviction."""
     settings = ("--maxmemory", "1", "--maxmemory-policy", "allkeys-lru")
