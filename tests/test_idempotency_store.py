@@ -480,9 +480,10 @@ def test_a_full_memory_store_refuses_a_new_key_and_never_drops_a_record(clock: F
     store.put_if_absent("b", rec("b"), ttl_s=20)
     with pytest.raises(StoreUnavailable) as full:
         store.put_if_absent("c", rec("c"), ttl_s=10)
-    assert (str(full.value), full.value.code) == (
+    assert (str(full.value), full.value.code, full.value.attempts) == (
         "idempotency store memory:// is full (2 records)",
         "StoreFull",
+        1,  # the audit's `attempts`: a refused write is not sent again
     )
     assert (store.get("a"), store.get("b"), store.get("c"), len(store)) == (
         rec("a"),

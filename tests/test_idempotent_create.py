@@ -12,16 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import requests
 import sdk_clients as sdk
 from alibabacloud_eiam20211201 import models as eiam_models
+from processes import free_port
 from rotation_world import wait_until
 from stack import DEMO_POLICY, LapseClock, Stack, plant_a_dead_create, running_stack
 
 from infra.emulator import Seed
 from shared import idempotent_create as once
+from shared.create_lease import Holder
 from shared.errors import VendError
-from shared.idempotency import IdempotencyRecord, open_store
+from shared.idempotency import DEFAULT_TTL_S, IdempotencyRecord, open_store
 from shared.idempotency.memory import MemoryStore, process_memory_store
 from shared.models import CreateRequest
 from vend_client import VendApiError
@@ -38,6 +41,10 @@ def store_url(request: pytest.FixtureRequest) -> str:
     if request.param == "memory":
         return "memory://"
     url: str = request.getfixturevalue("redis_url")
+    # A fresh world, as running_stack gives the memory store: no lease or key of an earlier test
+    # (one left on app_empty would hold the next test's creates, or keep its planted lease out).
+    with redis.Redis.from_url(url) as admin:
+        admin.flushdb()
     return url
 
 
@@ -542,6 +549,69 @@ def test_a_dead_attempts_secret_is_recorded_for_its_key_by_the_next_create(
     assert len(stack.calls("CreateApplicationClientSecret")) == 2  # the operator's, the other's
 
 
+class _ClaimedBetweenReadAndWrite:
+    """The memory store, where the key's retry (on another instance) claims `key` right after
+    the first read of it: between `record_for`'s read and its write."""
+
+    def __init__(self, store: MemoryStore, key: str, claim: IdempotencyRecord) -> None:
+        self.store, self.key, self.claim = store, key, claim
+
+    def get(self, key: str) -> IdempotencyRecord | None:
+        found = self.store.get(key)
+        if key == self.key and self.store.put_if_absent(key, self.claim, 60) is None:
+            self.key = ""  # once
+        return found
+
+    def put_if_absent(
+        self, key: str, record: IdempotencyRecord, ttl_s: int = DEFAULT_TTL_S
+    ) -> IdempotencyRecord | None:
+        return self.store.put_if_absent(key, record, ttl_s)
+
+    def replace_if_token(
+        self, key: str, expected_token: str, record: IdempotencyRecord, ttl_s: int = DEFAULT_TTL_S
+    ) -> bool:
+        return self.store.replace_if_token(key, expected_token, record, ttl_s)
+
+    def delete_if_token(self, key: str, expected_token: str) -> bool:
+        return self.store.delete_if_token(key, expected_token)
+
+    def remember(self, key: str, value: str, ttl_s: int) -> None:
+        self.store.remember(key, value, ttl_s)
+
+    def recall(self, key: str) -> str | None:
+        return self.store.recall(key)
+
+
+def test_a_dead_attempts_secret_is_recorded_even_when_its_keys_retry_claims_the_key_meanwhile(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The dead attempt's key record is gone when the next create settles its lease; the key's
+    retry claims the key before that create records the secret: the secret is recorded all
+    the same (in place of the retry's claim), so that the retry answers with it instead of
+    making a second secret."""
+    store = MemoryStore()
+    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+    holder = Holder("p:dead-key", once.request_hash(request))
+    now = int(time.time() * 1000)
+    retry = IdempotencyRecord(
+        status="in_progress",
+        request_hash=holder.request_hash,
+        token="retry",
+        lapse_at_ms=now + 1600,
+        created_at_ms=now,
+    )
+    racing = _ClaimedBetweenReadAndWrite(store, "p:dead-key", retry)
+    assert once.record_for(racing, holder, "sec-orphan") is True
+    recorded = store.get("p:dead-key")
+    assert recorded is not None
+    assert (recorded.status, recorded.secret_id) == ("created", "sec-orphan")
+    assert recorded.token != "retry"  # the retry's attempt can change nothing now
+    # A store that does not answer: nothing recorded, and the log says which secret.
+    down = open_store(f"redis://127.0.0.1:{free_port()}/0")
+    assert once.record_for(down, holder, "sec-orphan") is False
+    assert "idempotency: could not record secret sec-orphan for its key" in caplog.text
+
+
 def _created(secret_id: str, request: CreateRequest | None = None) -> IdempotencyRecord:
     now = int(time.time() * 1000)
     return IdempotencyRecord(
@@ -598,6 +668,29 @@ def test_a_dead_attempts_key_that_now_serves_another_request_is_not_given_its_se
         stack.client().create("idaas_demo", "app_empty", idempotency_key=dead_key)
     assert reused.value.code == "IdempotencyKeyReused"
     assert orphan.secret_id in stack.secret_ids("app_empty")
+
+
+def test_two_secrets_that_appeared_under_a_dead_attempts_lease_go_to_no_key(
+    stack: Stack, store_url: str
+) -> None:
+    """Two secrets appeared while a dead attempt held the application: at most one is its own,
+    and which cannot be told. Neither is recorded for its key (the log names both), and its
+    retry answers with neither."""
+    dead_key = _key()
+    plant_a_dead_create(store_url, BILLING_ARN, dead_key, stack.secret_ids("app_empty"))
+    made = [_operator_made(stack).secret_id for _ in range(2)]  # the quota of two is met
+    with pytest.raises(VendApiError) as full:
+        stack.client().create("idaas_demo", "app_empty", idempotency_key=_key())
+    assert full.value.code == "QuotaExceeded"
+    assert (
+        f"create: 2 secrets appeared on one application while a create held it ({made[0]}, "
+        f"{made[1]}): some were made outside this service, so none is adopted"
+    ) in stack.logs.text()
+    assert NO_CLAIM not in stack.logs.text()
+    with pytest.raises(VendApiError) as retried:
+        stack.client().create("idaas_demo", "app_empty", idempotency_key=dead_key)
+    assert retried.value.code == "QuotaExceeded"
+    assert sorted(stack.secret_ids("app_empty")) == sorted(made)
 
 
 def test_a_lost_create_whose_listing_then_fails_names_the_secrets_from_before(
