@@ -549,17 +549,30 @@ def test_a_dead_attempts_secret_is_recorded_for_its_key_by_the_next_create(
     assert len(stack.calls("CreateApplicationClientSecret")) == 2  # the operator's, the other's
 
 
-class _ClaimedBetweenReadAndWrite:
-    """The memory store, where the key's retry (on another instance) claims `key` right after
-    the first read of it: between `record_for`'s read and its write."""
+class _RacedOnRead:
+    """The memory store, where the key's retries (on other instances) claim `key` right after
+    each of its first `races` reads, each taking over from the one before: between
+    `record_for`'s read and its write."""
 
-    def __init__(self, store: MemoryStore, key: str, claim: IdempotencyRecord) -> None:
-        self.store, self.key, self.claim = store, key, claim
+    def __init__(self, store: MemoryStore, key: str, request_hash: str, races: int) -> None:
+        self.store, self.key, self.request_hash, self.races = store, key, request_hash, races
 
     def get(self, key: str) -> IdempotencyRecord | None:
         found = self.store.get(key)
-        if key == self.key and self.store.put_if_absent(key, self.claim, 60) is None:
-            self.key = ""  # once
+        if key == self.key and self.races > 0:
+            self.races -= 1
+            now = int(time.time() * 1000)
+            retry = IdempotencyRecord(
+                status="in_progress",
+                request_hash=self.request_hash,
+                token=f"retry-{self.races}",
+                lapse_at_ms=now + 1600,
+                created_at_ms=now,
+            )
+            if found is None:
+                assert self.store.put_if_absent(key, retry, 60) is None
+            else:
+                assert self.store.replace_if_token(key, found.token, retry, 60)
         return found
 
     def put_if_absent(
@@ -582,34 +595,39 @@ class _ClaimedBetweenReadAndWrite:
         return self.store.recall(key)
 
 
+@pytest.mark.parametrize("races", [1, 2, 3])
 def test_a_dead_attempts_secret_is_recorded_even_when_its_keys_retry_claims_the_key_meanwhile(
-    caplog: pytest.LogCaptureFixture,
+    races: int,
 ) -> None:
     """The dead attempt's key record is gone when the next create settles its lease; the key's
     retry claims the key before that create records the secret: the secret is recorded all
     the same (in place of the retry's claim), so that the retry answers with it instead of
-    making a second secret."""
+    making a second secret. Three tries, each lost to another retry, and it gives up."""
     store = MemoryStore()
     request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
     holder = Holder("p:dead-key", once.request_hash(request))
-    now = int(time.time() * 1000)
-    retry = IdempotencyRecord(
-        status="in_progress",
-        request_hash=holder.request_hash,
-        token="retry",
-        lapse_at_ms=now + 1600,
-        created_at_ms=now,
-    )
-    racing = _ClaimedBetweenReadAndWrite(store, "p:dead-key", retry)
-    assert once.record_for(racing, holder, "sec-orphan") is True
-    recorded = store.get("p:dead-key")
-    assert recorded is not None
-    assert (recorded.status, recorded.secret_id) == ("created", "sec-orphan")
-    assert recorded.token != "retry"  # the retry's attempt can change nothing now
-    # A store that does not answer: nothing recorded, and the log says which secret.
+    racing = _RacedOnRead(store, "p:dead-key", holder.request_hash, races)
+    recorded = once.record_for(racing, holder, "sec-orphan")
+    held = store.get("p:dead-key")
+    assert held is not None
+    if races < 3:
+        assert recorded is True
+        assert (held.status, held.secret_id) == ("created", "sec-orphan")
+        assert not held.token.startswith("retry")  # the retries' attempts can change nothing
+    else:
+        assert recorded is False
+        assert (held.status, held.token) == ("in_progress", "retry-0")
+
+
+def test_a_dead_attempts_secret_is_not_recorded_while_the_store_is_down(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+    holder = Holder("p:dead-key", once.request_hash(request))
     down = open_store(f"redis://127.0.0.1:{free_port()}/0")
     assert once.record_for(down, holder, "sec-orphan") is False
-    assert "idempotency: could not record secret sec-orphan for its key" in caplog.text
+    said = [r.getMessage() for r in caplog.records if r.name == "vend"]
+    assert said == ["idempotency: could not record secret sec-orphan for its key"]
 
 
 def _created(secret_id: str, request: CreateRequest | None = None) -> IdempotencyRecord:
@@ -679,18 +697,26 @@ def test_two_secrets_that_appeared_under_a_dead_attempts_lease_go_to_no_key(
     dead_key = _key()
     plant_a_dead_create(store_url, BILLING_ARN, dead_key, stack.secret_ids("app_empty"))
     made = [_operator_made(stack).secret_id for _ in range(2)]  # the quota of two is met
+    other_key = _key()
     with pytest.raises(VendApiError) as full:
-        stack.client().create("idaas_demo", "app_empty", idempotency_key=_key())
+        stack.client().create("idaas_demo", "app_empty", idempotency_key=other_key)
     assert full.value.code == "QuotaExceeded"
     assert (
         f"create: 2 secrets appeared on one application while a create held it ({made[0]}, "
         f"{made[1]}): some were made outside this service, so none is adopted"
     ) in stack.logs.text()
     assert NO_CLAIM not in stack.logs.text()
+    # That refused create gave the application back: nothing of its is left to settle, so a
+    # secret made outside the service since is no one's (its retry is refused, not given it).
+    _operator_delete(stack, made[0])
+    outside = _operator_made(stack).secret_id
+    with pytest.raises(VendApiError) as again:
+        stack.client().create("idaas_demo", "app_empty", idempotency_key=other_key)
+    assert again.value.code == "QuotaExceeded"
     with pytest.raises(VendApiError) as retried:
         stack.client().create("idaas_demo", "app_empty", idempotency_key=dead_key)
     assert retried.value.code == "QuotaExceeded"
-    assert sorted(stack.secret_ids("app_empty")) == sorted(made)
+    assert sorted(stack.secret_ids("app_empty")) == sorted([made[1], outside])
 
 
 def test_a_lost_create_whose_listing_then_fails_names_the_secrets_from_before(
