@@ -22,11 +22,12 @@ from stack import DEMO_POLICY, LapseClock, Stack, plant_a_dead_create, running_s
 
 from infra.emulator import Seed
 from shared import idempotent_create as once
-from shared.create_lease import Holder
+from shared.create_lease import ApplicationLease, Holder, Prior, lease_key
 from shared.errors import VendError
 from shared.idempotency import DEFAULT_TTL_S, IdempotencyRecord, open_store
 from shared.idempotency.memory import MemoryStore, process_memory_store
 from shared.models import CreateRequest
+from shared.upstream.deadline import Deadline
 from vend_client import VendApiError
 
 pytestmark = pytest.mark.contract("8")
@@ -290,21 +291,67 @@ def test_a_retry_that_fails_before_settling_a_dead_attempt_hands_it_on(
     assert stack.secret_ids("app_empty") == [orphan.secret_id]
 
 
-def test_an_attempt_that_died_before_creating_is_taken_over(stack: Stack, store_url: str) -> None:
+@pytest.mark.parametrize("died", ["claimed", "holding", "sent"])
+def test_an_attempt_that_died_before_creating_is_taken_over(
+    stack: Stack, store_url: str, died: str
+) -> None:
+    """The key's attempt died having claimed the key (`claimed`), or holding the application
+    too before it listed (`holding`), or after it sent a create that made nothing (`sent`):
+    once that lapsed, the key's retry creates one secret."""
     key = _key()
     request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
-    open_store(store_url).put_if_absent(
-        once.store_key(BILLING_ARN, key),
-        IdempotencyRecord(
-            status="in_progress",
-            request_hash=once.request_hash(request),
-            token="dead-early",
-            lapse_at_ms=int(time.time() * 1000) - 1,
-            created_at_ms=int(time.time() * 1000) - 5000,
-        ),
-    )
+    store, now_ms = open_store(store_url), int(time.time() * 1000)
+    if died == "sent":
+        plant_a_dead_create(store_url, BILLING_ARN, key, stack.secret_ids("app_empty"))
+    else:
+        store.put_if_absent(
+            once.store_key(BILLING_ARN, key),
+            IdempotencyRecord(
+                status="in_progress",
+                request_hash=once.request_hash(request),
+                token="dead-early",
+                lapse_at_ms=now_ms - 1,
+                created_at_ms=now_ms - 5000,
+            ),
+        )
+    if died == "holding":
+        store.put_if_absent(
+            lease_key("idaas_demo", "app_empty"),
+            IdempotencyRecord(
+                status="lease",
+                request_hash=once.request_hash(request),
+                token="dead-early-lease",
+                lapse_at_ms=now_ms - 1,
+                holder=once.store_key(BILLING_ARN, key),
+                created_at_ms=now_ms - 5000,
+            ),
+        )
     made = stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
     assert stack.secret_ids("app_empty") == [made.secret_id]
+    assert len(stack.calls("CreateApplicationClientSecret")) == 1
+
+
+@pytest.mark.parametrize(("now", "lapsed"), [(1_000_000 - 1, False), (1_000_000, True)])
+def test_a_lease_has_lapsed_from_its_lapse_instant_on(now: int, lapsed: bool) -> None:
+    """What a dead attempt of the same key left is settled once its lease lapsed, to the
+    millisecond (before, its create may still land: the retry is told to wait)."""
+    store = MemoryStore()
+    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+    holder = Holder("p:key", once.request_hash(request))
+    key = lease_key("idaas_demo", "app_empty")
+    left = IdempotencyRecord(
+        status="lease",
+        request_hash=holder.request_hash,
+        token="dead-attempt-lease",
+        lapse_at_ms=1_000_000,
+        before_secret_ids=("sec-1",),
+        holder=holder.key,
+        created_at_ms=1_000_000 - 5000,
+    )
+    store.put_if_absent(key, left)
+    lease = ApplicationLease(store, key, holder, hold_ms=3200, now_ms=lambda: now)
+    prior = lease.acquire(Deadline(1.6))
+    assert prior == Prior(before=("sec-1",), holder=holder, mine=True, lapsed=lapsed)
 
 
 def test_a_recovery_that_fails_keeps_what_the_lost_attempt_knew(stack: Stack) -> None:
@@ -617,6 +664,27 @@ def test_a_dead_attempts_secret_is_recorded_even_when_its_keys_retry_claims_the_
     else:
         assert recorded is False
         assert (held.status, held.token) == ("in_progress", "retry-0")
+
+
+def test_a_claim_whose_store_is_down_says_so_and_lapses(caplog: pytest.LogCaptureFixture) -> None:
+    """The store goes down after the key was claimed: recording the secret made, or freeing the
+    key, fails; the log says which key (the claim lapses by itself)."""
+    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+    now = int(time.time() * 1000)
+    mine = IdempotencyRecord(
+        status="in_progress",
+        request_hash=once.request_hash(request),
+        token="mine",
+        lapse_at_ms=now + 1600,
+        created_at_ms=now,
+    )
+    held = once.Claim(open_store(f"redis://127.0.0.1:{free_port()}/0"), "p:key", mine)
+    assert held.note_created("sec-new") is False
+    held.release()
+    assert [r.getMessage() for r in caplog.records if r.name == "vend"] == [
+        "idempotency: could not record the created secret (key p:key)",
+        "idempotency: could not release key p:key; it lapses by itself",
+    ]
 
 
 def test_a_dead_attempts_secret_is_not_recorded_while_the_store_is_down(
