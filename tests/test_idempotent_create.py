@@ -666,6 +666,32 @@ def test_a_dead_attempts_secret_is_recorded_even_when_its_keys_retry_claims_the_
         assert (held.status, held.token) == ("in_progress", "retry-0")
 
 
+def test_a_retry_that_adopts_its_own_lost_create_frees_the_application_at_once() -> None:
+    """The key's earlier attempt lost its create's answer and kept the application; its retry
+    finds the secret it made before that hold lapsed and adopts it: the application is free
+    for the next create at once, not held until the lapse."""
+    store = MemoryStore()
+    now = 1_000_000
+    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+    holder = Holder("p:key", once.request_hash(request))
+    key = lease_key("idaas_demo", "app_empty")
+    kept = IdempotencyRecord(
+        status="lease",
+        request_hash=holder.request_hash,
+        token="earlier-attempt",
+        lapse_at_ms=now + 3000,
+        before_secret_ids=("sec-1",),
+        holder=holder.key,
+        created_at_ms=now - 500,
+    )
+    store.put_if_absent(key, kept)
+    journal = once.Journal(ApplicationLease(store, key, holder, 3200, now_ms=lambda: now), None)
+    prior = journal.acquire(Deadline(1.6))
+    assert prior == Prior(before=("sec-1",), holder=holder, mine=True, lapsed=False)
+    journal.note_created("sec-2")  # what the listing found new
+    assert store.get(key) is None
+
+
 def test_a_claim_whose_store_is_down_says_so_and_lapses(caplog: pytest.LogCaptureFixture) -> None:
     """The store goes down after the key was claimed: recording the secret made, or freeing the
     key, fails; the log says which key (the claim lapses by itself)."""
