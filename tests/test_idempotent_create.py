@@ -17,6 +17,7 @@ import requests
 import sdk_clients as sdk
 from alibabacloud_eiam20211201 import models as eiam_models
 from processes import free_port
+from redis_server import PersistentRedis, redis_binary
 from rotation_world import wait_until
 from stack import DEMO_POLICY, LapseClock, Stack, plant_a_dead_create, running_stack
 
@@ -286,9 +287,12 @@ def test_a_retry_that_fails_before_settling_a_dead_attempt_hands_it_on(
         stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
     assert failed.value.status == 502
     _faults(stack)
+    # Handed on as it was, lapsed: another key's create takes it at once, records the orphan
+    # for the dead attempt's key, and makes its own.
+    other = stack.client().create("idaas_demo", "app_empty", idempotency_key=_key())
     recovered = stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
     assert recovered.secret_id == orphan.secret_id
-    assert stack.secret_ids("app_empty") == [orphan.secret_id]
+    assert sorted(stack.secret_ids("app_empty")) == sorted([orphan.secret_id, other.secret_id])
 
 
 @pytest.mark.parametrize("died", ["claimed", "holding", "sent"])
@@ -690,6 +694,35 @@ def test_a_retry_that_adopts_its_own_lost_create_frees_the_application_at_once()
     assert prior == Prior(before=("sec-1",), holder=holder, mine=True, lapsed=False)
     journal.note_created("sec-2")  # what the listing found new
     assert store.get(key) is None
+
+
+@pytest.mark.parametrize("unsettled", [False, True])
+def test_a_lease_whose_store_is_down_says_so_and_lapses(
+    caplog: pytest.LogCaptureFixture, unsettled: bool
+) -> None:
+    """The store goes down while an attempt holds the application: giving it back (or handing
+    it on, with a dead attempt's create still to settle) fails, and the log says so."""
+    server = PersistentRedis(redis_binary())
+    try:
+        server.start()
+        store = open_store(server.url)
+        request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+        holder = Holder("p:key", once.request_hash(request))
+        key = lease_key("idaas_demo", "app_empty")
+        if unsettled:
+            plant_a_dead_create(server.url, "acs:ram::1:user/other", "k", ["sec-1"])
+        lease = ApplicationLease(store, key, holder, 3200)
+        assert (lease.acquire(Deadline(1.6)) is not None) is unsettled
+        server.kill()
+        lease.release()
+    finally:
+        server.stop()
+    said = [r.getMessage() for r in caplog.records if r.name == "vend"]
+    assert said == [
+        "create: could not hand on the application's lease; it lapses"
+        if unsettled
+        else "create: could not release the application's lease; it lapses by itself"
+    ]
 
 
 def test_a_claim_whose_store_is_down_says_so_and_lapses(caplog: pytest.LogCaptureFixture) -> None:
