@@ -568,6 +568,21 @@ def test_a_claim_holds_its_key_for_one_deadline_at_most() -> None:
     assert again is not None
 
 
+@pytest.mark.parametrize("hold_ms", [1002, 2000])
+def test_the_store_keeps_a_claim_a_minute_past_its_lapse_and_no_longer(hold_ms: int) -> None:
+    """The claim's record outlives its lapse (whole seconds, rounded up) by a minute, so a
+    duplicate never finds the key free while the attempt may be at work; then it is gone, so
+    records of attempts that died do not pile up for a day."""
+    clock = [5_000.0]
+    store = MemoryStore(lambda: clock[0])
+    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+    once.claim(store, "k", once.request_hash(request), hold_ms=hold_ms, now_ms=lambda: 1_000_000)
+    clock[0] += 61.9  # 2 s (the lapse, rounded up) and a minute, less a tenth
+    assert store.get("k") is not None
+    clock[0] += 0.1
+    assert store.get("k") is None
+
+
 # -- a dead attempt's create, settled by whoever takes the application next ----------------------
 
 
