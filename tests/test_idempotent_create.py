@@ -566,6 +566,10 @@ def test_a_claim_holds_its_key_for_one_deadline_at_most() -> None:
         store, "k", once.request_hash(request), hold_ms=1600, now_ms=lambda: now + 1600
     )
     assert again is not None
+    # Without a clock of its own, by the wall clock.
+    walled, _ = once.claim(store, "k2", once.request_hash(request), hold_ms=1600)
+    assert walled is not None
+    assert abs(walled.record.lapse_at_ms - (time.time() * 1000 + 1600)) < 60_000
 
 
 @pytest.mark.parametrize("hold_ms", [1002, 2000])
