@@ -756,14 +756,16 @@ def test_a_claim_whose_store_is_down_says_so_and_lapses(caplog: pytest.LogCaptur
         lapse_at_ms=now + 1600,
         created_at_ms=now,
     )
-    held = once.Claim(open_store(f"redis://127.0.0.1:{free_port()}/0"), "p:key", mine)
-    with pytest.raises(VendError) as down:  # the audit names the store's failure
-        held.current()
-    assert (down.value.status, down.value.upstream_code, down.value.attempts) == (
-        502,
-        "ConnectionError",
-        2,  # a refused connection is sent once more
-    )
+    store = open_store(f"redis://127.0.0.1:{free_port()}/0")
+    held = once.Claim(store, "p:key", mine)
+    for failing in (held.current, lambda: once.claim(store, "p:key", mine.request_hash, 1600)):
+        with pytest.raises(VendError) as down:  # the audit names the store's failure
+            failing()
+        assert (down.value.status, down.value.upstream_code, down.value.attempts) == (
+            502,
+            "ConnectionError",
+            2,  # a refused connection is sent once more
+        )
     assert held.note_created("sec-new") is False
     held.release()
     assert [r.getMessage() for r in caplog.records if r.name == "vend"] == [
