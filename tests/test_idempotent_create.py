@@ -572,14 +572,27 @@ def test_a_claim_holds_its_key_for_one_deadline_at_most() -> None:
     assert abs(walled.record.lapse_at_ms - (time.time() * 1000 + 1600)) < 60_000
 
 
+@pytest.mark.parametrize("taken_over", [False, True])
 @pytest.mark.parametrize("hold_ms", [1002, 2000])
-def test_the_store_keeps_a_claim_a_minute_past_its_lapse_and_no_longer(hold_ms: int) -> None:
+def test_the_store_keeps_a_claim_a_minute_past_its_lapse_and_no_longer(
+    hold_ms: int, taken_over: bool
+) -> None:
     """The claim's record outlives its lapse (whole seconds, rounded up) by a minute, so a
     duplicate never finds the key free while the attempt may be at work; then it is gone, so
-    records of attempts that died do not pile up for a day."""
+    records of attempts that died do not pile up for a day. So too when it takes over from
+    an attempt whose claim lapsed."""
     clock = [5_000.0]
     store = MemoryStore(lambda: clock[0])
     request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+    if taken_over:
+        lapsed = IdempotencyRecord(
+            status="in_progress",
+            request_hash=once.request_hash(request),
+            token="dead",
+            lapse_at_ms=1_000_000,
+            created_at_ms=1_000_000 - 1600,
+        )
+        store.put_if_absent("k", lapsed)
     once.claim(store, "k", once.request_hash(request), hold_ms=hold_ms, now_ms=lambda: 1_000_000)
     clock[0] += 61.9  # 2 s (the lapse, rounded up) and a minute, less a tenth
     assert store.get("k") is not None
