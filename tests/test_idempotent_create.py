@@ -702,6 +702,25 @@ def test_a_dead_attempts_secret_is_recorded_even_when_its_keys_retry_claims_the_
         assert (held.status, held.token) == ("in_progress", "retry-0")
 
 
+def test_a_create_sent_holds_the_application_for_the_hold_from_the_send() -> None:
+    """EIAM may still be making the secret after the attempt stopped waiting: from each send,
+    the application stays held for `hold_ms` (two deadlines), past the attempt's own lapse,
+    with what was listed before."""
+    store = MemoryStore()
+    clock = [1_000_000]
+    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+    key = lease_key("idaas_demo", "app_empty")
+    lease = ApplicationLease(
+        store, key, Holder("p:key", once.request_hash(request)), 3200, now_ms=lambda: clock[0]
+    )
+    assert lease.acquire(Deadline(1.6)) is None
+    clock[0] += 500
+    lease.note_before(("sec-1",))
+    held = store.get(key)
+    assert held is not None
+    assert (held.lapse_at_ms, held.before_secret_ids) == (1_000_000 + 500 + 3200, ("sec-1",))
+
+
 def test_a_retry_that_adopts_its_own_lost_create_frees_the_application_at_once() -> None:
     """The key's earlier attempt lost its create's answer and kept the application; its retry
     finds the secret it made before that hold lapsed and adopts it: the application is free
