@@ -776,9 +776,9 @@ def test_a_lease_whose_store_is_down_says_so_and_lapses(
     ]
 
 
-def test_a_claim_whose_store_is_down_says_so_and_lapses(caplog: pytest.LogCaptureFixture) -> None:
-    """The store goes down after the key was claimed: recording the secret made, or freeing the
-    key, fails; the log says which key (the claim lapses by itself)."""
+def test_a_claim_that_cannot_reach_its_store_names_the_failure() -> None:
+    """Claiming the key, or reading it again, with the store down: 502, and the audit names
+    the store's failure (its code, and how many times the command was sent)."""
     request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
     now = int(time.time() * 1000)
     mine = IdempotencyRecord(
@@ -791,13 +791,28 @@ def test_a_claim_whose_store_is_down_says_so_and_lapses(caplog: pytest.LogCaptur
     store = open_store(f"redis://127.0.0.1:{free_port()}/0")
     held = once.Claim(store, "p:key", mine)
     for failing in (held.current, lambda: once.claim(store, "p:key", mine.request_hash, 1600)):
-        with pytest.raises(VendError) as down:  # the audit names the store's failure
+        with pytest.raises(VendError) as down:
             failing()
         assert (down.value.status, down.value.upstream_code, down.value.attempts) == (
             502,
             "ConnectionError",
             2,  # a refused connection is sent once more
         )
+
+
+def test_a_claim_whose_store_is_down_says_so_and_lapses(caplog: pytest.LogCaptureFixture) -> None:
+    """The store goes down after the key was claimed: recording the secret made, or freeing the
+    key, fails; the log says which key (the claim lapses by itself)."""
+    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+    now = int(time.time() * 1000)
+    mine = IdempotencyRecord(
+        status="in_progress",
+        request_hash=once.request_hash(request),
+        token="mine",
+        lapse_at_ms=now + 1600,
+        created_at_ms=now,
+    )
+    held = once.Claim(open_store(f"redis://127.0.0.1:{free_port()}/0"), "p:key", mine)
     assert held.note_created("sec-new") is False
     held.release()
     assert [r.getMessage() for r in caplog.records if r.name == "vend"] == [
