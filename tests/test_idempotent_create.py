@@ -25,7 +25,7 @@ from infra.emulator import Seed
 from shared import idempotent_create as once
 from shared.create_lease import ApplicationLease, Holder, Prior, lease_key
 from shared.errors import VendError
-from shared.idempotency import DEFAULT_TTL_S, IdempotencyRecord, open_store
+from shared.idempotency import DEFAULT_TTL_S, IdempotencyRecord, StoreUnavailable, open_store
 from shared.idempotency.memory import MemoryStore, process_memory_store
 from shared.models import CreateRequest
 from shared.upstream.deadline import Deadline
@@ -798,6 +798,38 @@ def test_a_claim_that_cannot_reach_its_store_names_the_failure() -> None:
             "ConnectionError",
             2,  # a refused connection is sent once more
         )
+
+
+class _GoesDownBeforeTheTakeOver(_RacedOnRead):
+    """The memory store, which times out on the first conditional replace (as a Redis that
+    stopped answering between two commands would)."""
+
+    def replace_if_token(
+        self, key: str, expected_token: str, record: IdempotencyRecord, ttl_s: int = DEFAULT_TTL_S
+    ) -> bool:
+        raise StoreUnavailable("idempotency store down", code="TimeoutError", attempts=1)
+
+
+def test_a_claim_whose_store_goes_down_before_it_takes_over_names_the_failure() -> None:
+    store = MemoryStore()
+    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+    lapsed = IdempotencyRecord(
+        status="in_progress",
+        request_hash=once.request_hash(request),
+        token="dead",
+        lapse_at_ms=1_000_000,
+        created_at_ms=1_000_000 - 1600,
+    )
+    store.put_if_absent("k", lapsed)
+    failing = _GoesDownBeforeTheTakeOver(store, "", lapsed.request_hash, 0)
+    with pytest.raises(VendError) as down:
+        once.claim(failing, "k", lapsed.request_hash, 1600, now_ms=lambda: 1_000_001)
+    assert (down.value.status, down.value.upstream_code, down.value.attempts) == (
+        502,
+        "TimeoutError",
+        1,
+    )
+    assert store.get("k") == lapsed
 
 
 def test_a_claim_whose_store_is_down_says_so_and_lapses(caplog: pytest.LogCaptureFixture) -> None:
