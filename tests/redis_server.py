@@ -31,8 +31,11 @@ def _answers_ping(port: int) -> bool:
 
 
 class RedisServer:
-    def __init__(self, binary: str) -> None:
+    """`settings`: more command-line settings, after (and so over) the defaults below."""
+
+    def __init__(self, binary: str, *settings: str) -> None:
         self.binary = binary
+        self.settings = settings
         self.port = 0
         self._dir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -49,7 +52,7 @@ class RedisServer:
             self._proc = subprocess.Popen(
                 [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
                  "--save", "", "--appendonly", "no", "--dir", str(self._dir),
-                 "--logfile", str(log), "--daemonize", "no"],
+                 "--logfile", str(log), "--daemonize", "no", *self.settings],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
             )  # fmt: skip
             deadline = time.monotonic() + seconds

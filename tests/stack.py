@@ -206,7 +206,7 @@ def plant_a_dead_create(store_url: str, principal: str, key: str, before: list[s
     request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
     store = open_store(store_url)
     now_ms = int(time.time() * 1000)
-    store.put_if_absent(
+    planted = store.put_if_absent(
         once.store_key(principal, key),
         IdempotencyRecord(
             status="in_progress",
@@ -216,7 +216,8 @@ def plant_a_dead_create(store_url: str, principal: str, key: str, before: list[s
             created_at_ms=now_ms - 5000,
         ),
     )
-    store.put_if_absent(
+    assert planted is None, "the key already had a record"
+    planted = store.put_if_absent(
         lease_key("idaas_demo", "app_empty"),
         IdempotencyRecord(
             status="lease",
@@ -228,3 +229,4 @@ def plant_a_dead_create(store_url: str, principal: str, key: str, before: list[s
             created_at_ms=now_ms - 5000,
         ),
     )
+    assert planted is None, "the application already had a lease (left by an earlier test?)"

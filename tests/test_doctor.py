@@ -15,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from processes import VEND, free_port
 from pytest_httpserver import HTTPServer
+from redis_server import RedisServer, redis_binary
 from test_config import REQUIRED  # the one list of what must be set
 
 from infra.emulator import EmulatorServer
@@ -146,6 +147,55 @@ def test_a_wrong_setting_fails_its_own_check(
         if code is not None:
             assert checks[name]["upstream_code"] == code
             assert checks[name]["request_id"], "the upstream's request id is reported"
+
+
+# A Redis that may forget what it acknowledged lets a retried create make a second secret
+# (README, Reliability): the store check names why; a server that refuses CONFIG is taken at
+# its word, one that refuses INFO cannot be judged.
+NO_PERSISTENCE = "persistence: neither AOF nor RDB snapshots are on"
+
+
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        pytest.param(("--appendonly", "yes"), None, id="aof"),
+        pytest.param(("--save", "3600 1"), None, id="rdb-snapshots"),
+        pytest.param((), NO_PERSISTENCE, id="neither"),
+        pytest.param(("--rename-command", "CONFIG", ""), None, id="config-refused"),
+        pytest.param(
+            ("--appendonly", "yes", "--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lru"),
+            "eviction: maxmemory-policy is allkeys-lru, not noeviction",
+            id="evicting",
+        ),
+        pytest.param(
+            ("--maxmemory", "100mb", "--maxmemory-policy", "volatile-lru"),
+            f"eviction: maxmemory-policy is volatile-lru, not noeviction; {NO_PERSISTENCE}",
+            id="evicting-unpersisted",
+        ),
+        pytest.param(("--maxmemory-policy", "allkeys-lru"), NO_PERSISTENCE, id="no-maxmemory"),
+        pytest.param(("--rename-command", "INFO", ""), "unreadable: ResponseError", id="no-info"),
+    ],
+)
+def test_the_store_check_names_what_could_make_redis_forget(
+    local_world: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    settings: tuple[str, ...],
+    says: str | None,
+) -> None:
+    with RedisServer(redis_binary(), *settings) as server:
+        monkeypatch.setenv("VEND_IDEMPOTENCY_URL", server.url)
+        status, checks = _doctor(capsys)
+    where = f"RedisStore(redis://127.0.0.1:{server.port}/0)"
+    if says is None:
+        assert (status, _failed(checks)) == (0, set()), checks
+        assert (
+            checks["store"]["detail"]
+            == f"{where} stores and reads back, persists, and does not evict"
+        )
+    else:
+        assert (status, _failed(checks)) == (1, {"store"}), checks
+        assert checks["store"]["detail"] == f"{where} may forget records: {says}"
 
 
 def test_a_configuration_that_does_not_load_fails_and_skips_the_rest(

@@ -16,6 +16,7 @@ import pytest
 import redis
 from processes import free_port
 from pydantic import ValidationError
+from redis_server import PersistentRedis, RedisServer, redis_binary
 
 from shared.idempotency import (
     DEFAULT_TTL_S,
@@ -25,9 +26,10 @@ from shared.idempotency import (
     open_store,
 )
 from shared.idempotency.memory import MemoryStore, process_memory_store
-from shared.idempotency.redis_store import KEY_PREFIX, RedisStore
+from shared.idempotency.redis_store import KEY_PREFIX, NOTE_PREFIX, RedisStore
 
 pytest_plugins = ["redis_server"]  # the fixture `redis_url`: the session's own redis-server
+
 
 HASH = hashlib.sha256(b"create idaas_demo app_demo").hexdigest()
 OTHER_HASH = hashlib.sha256(b"create idaas_demo app_other").hexdigest()
@@ -379,6 +381,50 @@ def test_redis_value_that_is_no_record(redis_url: str, admin: redis.Redis) -> No
         store.close()
 
 
+def test_a_ping_waits_its_timeout_once_and_sends_nothing_again() -> None:
+    """`/v1/ready`'s PING: a Redis that does not answer within the timeout is down for this
+    probe, even if it answers a moment later (nothing is sent again)."""
+    server = PersistentRedis(redis_binary())
+    store = RedisStore(server.url)
+    try:
+        server.start()
+        assert store.ping(0.5) is True
+        resumed = server.freeze(0.8)  # answers again after the timeout, before a second one
+        assert store.ping(0.5) is False
+        resumed.join()
+        assert store.ping(0.5) is True
+    finally:
+        store.close()
+        server.stop()
+
+
+def test_any_maxmemory_under_an_evicting_policy_is_a_risk() -> None:
+    """Even one byte: at maxmemory Redis evicts under any policy but noeviction."""
+    settings = ("--maxmemory", "1", "--maxmemory-policy", "allkeys-lru")
+    with RedisServer(redis_binary(), *settings) as server:
+        store = RedisStore(server.url)
+        try:
+            risks = store.risks(1.0, persistence=False)
+        finally:
+            store.close()
+    assert risks[0] == "eviction: maxmemory-policy is allkeys-lru, not noeviction"
+
+
+def test_a_redis_that_does_not_answer_the_risk_check_in_time_cannot_be_judged() -> None:
+    """`vend doctor` asks for the risks first thing: its probe waits `timeout_s`, no longer."""
+    server = PersistentRedis(redis_binary())
+    store = RedisStore(server.url)
+    try:
+        server.start()
+        resumed = server.freeze(2)
+        assert store.risks(0.2) == ["unreadable: TimeoutError"]
+        resumed.join()
+        assert store.risks(0.2) == []  # it persists (AOF) and does not evict
+    finally:
+        store.close()
+        server.stop()
+
+
 # --- the record -------------------------------------------------------------------------------
 
 
@@ -434,9 +480,10 @@ def test_a_full_memory_store_refuses_a_new_key_and_never_drops_a_record(clock: F
     store.put_if_absent("b", rec("b"), ttl_s=20)
     with pytest.raises(StoreUnavailable) as full:
         store.put_if_absent("c", rec("c"), ttl_s=10)
-    assert (str(full.value), full.value.code) == (
+    assert (str(full.value), full.value.code, full.value.attempts) == (
         "idempotency store memory:// is full (2 records)",
         "StoreFull",
+        1,  # the audit's `attempts`: a refused write is not sent again
     )
     assert (store.get("a"), store.get("b"), store.get("c"), len(store)) == (
         rec("a"),
@@ -483,6 +530,25 @@ def test_a_memory_note_is_recalled_until_its_lifetime_is_over(clock: FakeClock) 
     assert store.recall("proof") is None
     with pytest.raises(ValueError, match="at least 1"):
         store.remember("proof", "x", ttl_s=0)
+
+
+def test_a_redis_note_is_recalled_until_its_lifetime_is_over(
+    redis_url: str, admin: redis.Redis
+) -> None:
+    """What a RAM proof proved, as every instance reads it: under its own prefix, apart from
+    the records, with the lifetime asked for."""
+    admin.flushdb()
+    store = RedisStore(redis_url)
+    try:
+        store.remember("proof", "acs:ram::1:user/billing", ttl_s=10)
+        assert (store.recall("proof"), store.recall("other")) == ("acs:ram::1:user/billing", None)
+        assert admin.keys("*") == [NOTE_PREFIX + "proof"]
+        assert 8 <= admin.ttl(NOTE_PREFIX + "proof") <= 10
+        assert store.get("proof") is None  # a note is no record
+        with pytest.raises(ValueError, match="at least 1"):
+            store.remember("proof", "x", ttl_s=0)
+    finally:
+        store.close()
 
 
 def test_many_memory_notes_are_kept_while_they_live(clock: FakeClock) -> None:
@@ -554,20 +620,23 @@ def test_other_urls_are_refused(url: str, says: str) -> None:
 
 def _assert_unavailable_fast(url: str, where: str) -> None:
     store = open_store(url)
-    calls: list[Callable[[], object]] = [
-        lambda: store.get("k"),
-        lambda: store.put_if_absent("k", rec()),
-        lambda: store.replace_if_token("k", "tok-1", rec()),
-        lambda: store.delete_if_token("k", "tok-1"),
-    ]
+    calls: dict[str, Callable[[], object]] = {
+        "get": lambda: store.get("k"),
+        "put_if_absent": lambda: store.put_if_absent("k", rec()),
+        "replace_if_token": lambda: store.replace_if_token("k", "tok-1", rec()),
+        "delete_if_token": lambda: store.delete_if_token("k", "tok-1"),
+        "remember": lambda: store.remember("k", "v", 10),
+        "recall": lambda: store.recall("k"),
+    }
     try:
-        for call in calls:
+        for name, call in calls.items():
             started = time.monotonic()
             with pytest.raises(StoreUnavailable) as caught:
                 call()
             assert time.monotonic() - started < 3
             error: BaseException | None = caught.value
-            assert where in str(caught.value)
+            # The log names the store and what it was asked (never its password).
+            assert f"idempotency store redis://{where} unavailable ({name}): " in str(error)
             while error is not None:  # nor in anything chained to it
                 assert "s3cretpw" not in str(error) and "s3cretpw" not in repr(error)
                 error = error.__cause__ or error.__context__

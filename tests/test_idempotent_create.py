@@ -12,18 +12,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import requests
 import sdk_clients as sdk
 from alibabacloud_eiam20211201 import models as eiam_models
+from processes import free_port
+from redis_server import PersistentRedis, redis_binary
 from rotation_world import wait_until
 from stack import DEMO_POLICY, LapseClock, Stack, plant_a_dead_create, running_stack
 
 from infra.emulator import Seed
 from shared import idempotent_create as once
+from shared.create_lease import ApplicationLease, Holder, Prior, lease_key
 from shared.errors import VendError
-from shared.idempotency import IdempotencyRecord, open_store
+from shared.idempotency import DEFAULT_TTL_S, IdempotencyRecord, StoreUnavailable, open_store
 from shared.idempotency.memory import MemoryStore, process_memory_store
 from shared.models import CreateRequest
+from shared.upstream.deadline import Deadline
 from vend_client import VendApiError
 
 pytestmark = pytest.mark.contract("8")
@@ -38,6 +43,10 @@ def store_url(request: pytest.FixtureRequest) -> str:
     if request.param == "memory":
         return "memory://"
     url: str = request.getfixturevalue("redis_url")
+    # A fresh world, as running_stack gives the memory store: no lease or key of an earlier test
+    # (one left on app_empty would hold the next test's creates, or keep its planted lease out).
+    with redis.Redis.from_url(url) as admin:
+        admin.flushdb()
     return url
 
 
@@ -278,26 +287,75 @@ def test_a_retry_that_fails_before_settling_a_dead_attempt_hands_it_on(
         stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
     assert failed.value.status == 502
     _faults(stack)
+    # Handed on as it was, lapsed: another key's create takes it at once, records the orphan
+    # for the dead attempt's key, and makes its own.
+    other = stack.client().create("idaas_demo", "app_empty", idempotency_key=_key())
     recovered = stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
     assert recovered.secret_id == orphan.secret_id
-    assert stack.secret_ids("app_empty") == [orphan.secret_id]
+    assert sorted(stack.secret_ids("app_empty")) == sorted([orphan.secret_id, other.secret_id])
 
 
-def test_an_attempt_that_died_before_creating_is_taken_over(stack: Stack, store_url: str) -> None:
+@pytest.mark.parametrize("died", ["claimed", "holding", "sent"])
+def test_an_attempt_that_died_before_creating_is_taken_over(
+    stack: Stack, store_url: str, died: str
+) -> None:
+    """The key's attempt died having claimed the key (`claimed`), or holding the application
+    too before it listed (`holding`), or after it sent a create that made nothing (`sent`):
+    once that lapsed, the key's retry creates one secret."""
     key = _key()
     request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
-    open_store(store_url).put_if_absent(
-        once.store_key(BILLING_ARN, key),
-        IdempotencyRecord(
-            status="in_progress",
-            request_hash=once.request_hash(request),
-            token="dead-early",
-            lapse_at_ms=int(time.time() * 1000) - 1,
-            created_at_ms=int(time.time() * 1000) - 5000,
-        ),
-    )
+    store, now_ms = open_store(store_url), int(time.time() * 1000)
+    if died == "sent":
+        plant_a_dead_create(store_url, BILLING_ARN, key, stack.secret_ids("app_empty"))
+    else:
+        store.put_if_absent(
+            once.store_key(BILLING_ARN, key),
+            IdempotencyRecord(
+                status="in_progress",
+                request_hash=once.request_hash(request),
+                token="dead-early",
+                lapse_at_ms=now_ms - 1,
+                created_at_ms=now_ms - 5000,
+            ),
+        )
+    if died == "holding":
+        store.put_if_absent(
+            lease_key("idaas_demo", "app_empty"),
+            IdempotencyRecord(
+                status="lease",
+                request_hash=once.request_hash(request),
+                token="dead-early-lease",
+                lapse_at_ms=now_ms - 1,
+                holder=once.store_key(BILLING_ARN, key),
+                created_at_ms=now_ms - 5000,
+            ),
+        )
     made = stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
     assert stack.secret_ids("app_empty") == [made.secret_id]
+    assert len(stack.calls("CreateApplicationClientSecret")) == 1
+
+
+@pytest.mark.parametrize(("now", "lapsed"), [(1_000_000 - 1, False), (1_000_000, True)])
+def test_a_lease_has_lapsed_from_its_lapse_instant_on(now: int, lapsed: bool) -> None:
+    """What a dead attempt of the same key left is settled once its lease lapsed, to the
+    millisecond (before, its create may still land: the retry is told to wait)."""
+    store = MemoryStore()
+    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+    holder = Holder("p:key", once.request_hash(request))
+    key = lease_key("idaas_demo", "app_empty")
+    left = IdempotencyRecord(
+        status="lease",
+        request_hash=holder.request_hash,
+        token="dead-attempt-lease",
+        lapse_at_ms=1_000_000,
+        before_secret_ids=("sec-1",),
+        holder=holder.key,
+        created_at_ms=1_000_000 - 5000,
+    )
+    store.put_if_absent(key, left)
+    lease = ApplicationLease(store, key, holder, hold_ms=3200, now_ms=lambda: now)
+    prior = lease.acquire(Deadline(1.6))
+    assert prior == Prior(before=("sec-1",), holder=holder, mine=True, lapsed=lapsed)
 
 
 def test_a_recovery_that_fails_keeps_what_the_lost_attempt_knew(stack: Stack) -> None:
@@ -508,6 +566,38 @@ def test_a_claim_holds_its_key_for_one_deadline_at_most() -> None:
         store, "k", once.request_hash(request), hold_ms=1600, now_ms=lambda: now + 1600
     )
     assert again is not None
+    # Without a clock of its own, by the wall clock.
+    walled, _ = once.claim(store, "k2", once.request_hash(request), hold_ms=1600)
+    assert walled is not None
+    assert abs(walled.record.lapse_at_ms - (time.time() * 1000 + 1600)) < 60_000
+
+
+@pytest.mark.parametrize("taken_over", [False, True])
+@pytest.mark.parametrize("hold_ms", [1002, 2000])
+def test_the_store_keeps_a_claim_a_minute_past_its_lapse_and_no_longer(
+    hold_ms: int, taken_over: bool
+) -> None:
+    """The claim's record outlives its lapse (whole seconds, rounded up) by a minute, so a
+    duplicate never finds the key free while the attempt may be at work; then it is gone, so
+    records of attempts that died do not pile up for a day. So too when it takes over from
+    an attempt whose claim lapsed."""
+    clock = [5_000.0]
+    store = MemoryStore(lambda: clock[0])
+    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+    if taken_over:
+        lapsed = IdempotencyRecord(
+            status="in_progress",
+            request_hash=once.request_hash(request),
+            token="dead",
+            lapse_at_ms=1_000_000,
+            created_at_ms=1_000_000 - 1600,
+        )
+        store.put_if_absent("k", lapsed)
+    once.claim(store, "k", once.request_hash(request), hold_ms=hold_ms, now_ms=lambda: 1_000_000)
+    clock[0] += 61.9  # 2 s (the lapse, rounded up) and a minute, less a tenth
+    assert store.get("k") is not None
+    clock[0] += 0.1
+    assert store.get("k") is None
 
 
 # -- a dead attempt's create, settled by whoever takes the application next ----------------------
@@ -540,6 +630,238 @@ def test_a_dead_attempts_secret_is_recorded_for_its_key_by_the_next_create(
     assert _open(stack, retried) == orphan.client_secret
     assert sorted(stack.secret_ids("app_empty")) == sorted([orphan.secret_id, other.secret_id])
     assert len(stack.calls("CreateApplicationClientSecret")) == 2  # the operator's, the other's
+
+
+class _RacedOnRead:
+    """The memory store, where the key's retries (on other instances) claim `key` right after
+    each of its first `races` reads, each taking over from the one before: between
+    `record_for`'s read and its write."""
+
+    def __init__(self, store: MemoryStore, key: str, request_hash: str, races: int) -> None:
+        self.store, self.key, self.request_hash, self.races = store, key, request_hash, races
+
+    def get(self, key: str) -> IdempotencyRecord | None:
+        found = self.store.get(key)
+        if key == self.key and self.races > 0:
+            self.races -= 1
+            now = int(time.time() * 1000)
+            retry = IdempotencyRecord(
+                status="in_progress",
+                request_hash=self.request_hash,
+                token=f"retry-{self.races}",
+                lapse_at_ms=now + 1600,
+                created_at_ms=now,
+            )
+            if found is None:
+                assert self.store.put_if_absent(key, retry, 60) is None
+            else:
+                assert self.store.replace_if_token(key, found.token, retry, 60)
+        return found
+
+    def put_if_absent(
+        self, key: str, record: IdempotencyRecord, ttl_s: int = DEFAULT_TTL_S
+    ) -> IdempotencyRecord | None:
+        return self.store.put_if_absent(key, record, ttl_s)
+
+    def replace_if_token(
+        self, key: str, expected_token: str, record: IdempotencyRecord, ttl_s: int = DEFAULT_TTL_S
+    ) -> bool:
+        return self.store.replace_if_token(key, expected_token, record, ttl_s)
+
+    def delete_if_token(self, key: str, expected_token: str) -> bool:
+        return self.store.delete_if_token(key, expected_token)
+
+    def remember(self, key: str, value: str, ttl_s: int) -> None:
+        self.store.remember(key, value, ttl_s)
+
+    def recall(self, key: str) -> str | None:
+        return self.store.recall(key)
+
+
+@pytest.mark.parametrize("races", [1, 2, 3])
+def test_a_dead_attempts_secret_is_recorded_even_when_its_keys_retry_claims_the_key_meanwhile(
+    races: int,
+) -> None:
+    """The dead attempt's key record is gone when the next create settles its lease; the key's
+    retry claims the key before that create records the secret: the secret is recorded all
+    the same (in place of the retry's claim), so that the retry answers with it instead of
+    making a second secret. Three tries, each lost to another retry, and it gives up."""
+    store = MemoryStore()
+    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+    holder = Holder("p:dead-key", once.request_hash(request))
+    racing = _RacedOnRead(store, "p:dead-key", holder.request_hash, races)
+    recorded = once.record_for(racing, holder, "sec-orphan")
+    held = store.get("p:dead-key")
+    assert held is not None
+    if races < 3:
+        assert recorded is True
+        assert (held.status, held.secret_id) == ("created", "sec-orphan")
+        assert not held.token.startswith("retry")  # the retries' attempts can change nothing
+    else:
+        assert recorded is False
+        assert (held.status, held.token) == ("in_progress", "retry-0")
+
+
+def test_a_create_sent_holds_the_application_for_the_hold_from_the_send() -> None:
+    """EIAM may still be making the secret after the attempt stopped waiting: from each send,
+    the application stays held for `hold_ms` (two deadlines), past the attempt's own lapse,
+    with what was listed before."""
+    store = MemoryStore()
+    clock = [1_000_000]
+    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+    key = lease_key("idaas_demo", "app_empty")
+    lease = ApplicationLease(
+        store, key, Holder("p:key", once.request_hash(request)), 3200, now_ms=lambda: clock[0]
+    )
+    assert lease.acquire(Deadline(1.6)) is None
+    clock[0] += 500
+    lease.note_before(("sec-1",))
+    held = store.get(key)
+    assert held is not None
+    assert (held.lapse_at_ms, held.before_secret_ids) == (1_000_000 + 500 + 3200, ("sec-1",))
+
+
+def test_a_retry_that_adopts_its_own_lost_create_frees_the_application_at_once() -> None:
+    """The key's earlier attempt lost its create's answer and kept the application; its retry
+    finds the secret it made before that hold lapsed and adopts it: the application is free
+    for the next create at once, not held until the lapse."""
+    store = MemoryStore()
+    now = 1_000_000
+    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+    holder = Holder("p:key", once.request_hash(request))
+    key = lease_key("idaas_demo", "app_empty")
+    kept = IdempotencyRecord(
+        status="lease",
+        request_hash=holder.request_hash,
+        token="earlier-attempt",
+        lapse_at_ms=now + 3000,
+        before_secret_ids=("sec-1",),
+        holder=holder.key,
+        created_at_ms=now - 500,
+    )
+    store.put_if_absent(key, kept)
+    journal = once.Journal(ApplicationLease(store, key, holder, 3200, now_ms=lambda: now), None)
+    prior = journal.acquire(Deadline(1.6))
+    assert prior == Prior(before=("sec-1",), holder=holder, mine=True, lapsed=False)
+    journal.note_created("sec-2")  # what the listing found new
+    assert store.get(key) is None
+
+
+@pytest.mark.parametrize("unsettled", [False, True])
+def test_a_lease_whose_store_is_down_says_so_and_lapses(
+    caplog: pytest.LogCaptureFixture, unsettled: bool
+) -> None:
+    """The store goes down while an attempt holds the application: giving it back (or handing
+    it on, with a dead attempt's create still to settle) fails, and the log says so."""
+    server = PersistentRedis(redis_binary())
+    try:
+        server.start()
+        store = open_store(server.url)
+        request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+        holder = Holder("p:key", once.request_hash(request))
+        key = lease_key("idaas_demo", "app_empty")
+        if unsettled:
+            plant_a_dead_create(server.url, "acs:ram::1:user/other", "k", ["sec-1"])
+        lease = ApplicationLease(store, key, holder, 3200)
+        assert (lease.acquire(Deadline(1.6)) is not None) is unsettled
+        server.kill()
+        lease.release()
+    finally:
+        server.stop()
+    said = [r.getMessage() for r in caplog.records if r.name == "vend"]
+    assert said == [
+        "create: could not hand on the application's lease; it lapses"
+        if unsettled
+        else "create: could not release the application's lease; it lapses by itself"
+    ]
+
+
+def test_a_claim_that_cannot_reach_its_store_names_the_failure() -> None:
+    """Claiming the key, or reading it again, with the store down: 502, and the audit names
+    the store's failure (its code, and how many times the command was sent)."""
+    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+    now = int(time.time() * 1000)
+    mine = IdempotencyRecord(
+        status="in_progress",
+        request_hash=once.request_hash(request),
+        token="mine",
+        lapse_at_ms=now + 1600,
+        created_at_ms=now,
+    )
+    store = open_store(f"redis://127.0.0.1:{free_port()}/0")
+    held = once.Claim(store, "p:key", mine)
+    for failing in (held.current, lambda: once.claim(store, "p:key", mine.request_hash, 1600)):
+        with pytest.raises(VendError) as down:
+            failing()
+        assert (down.value.status, down.value.upstream_code, down.value.attempts) == (
+            502,
+            "ConnectionError",
+            2,  # a refused connection is sent once more
+        )
+
+
+class _GoesDownBeforeTheTakeOver(_RacedOnRead):
+    """The memory store, which times out on the first conditional replace (as a Redis that
+    stopped answering between two commands would)."""
+
+    def replace_if_token(
+        self, key: str, expected_token: str, record: IdempotencyRecord, ttl_s: int = DEFAULT_TTL_S
+    ) -> bool:
+        raise StoreUnavailable("idempotency store down", code="TimeoutError", attempts=1)
+
+
+def test_a_claim_whose_store_goes_down_before_it_takes_over_names_the_failure() -> None:
+    store = MemoryStore()
+    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+    lapsed = IdempotencyRecord(
+        status="in_progress",
+        request_hash=once.request_hash(request),
+        token="dead",
+        lapse_at_ms=1_000_000,
+        created_at_ms=1_000_000 - 1600,
+    )
+    store.put_if_absent("k", lapsed)
+    failing = _GoesDownBeforeTheTakeOver(store, "", lapsed.request_hash, 0)
+    with pytest.raises(VendError) as down:
+        once.claim(failing, "k", lapsed.request_hash, 1600, now_ms=lambda: 1_000_001)
+    assert (down.value.status, down.value.upstream_code, down.value.attempts) == (
+        502,
+        "TimeoutError",
+        1,
+    )
+    assert store.get("k") == lapsed
+
+
+def test_a_claim_whose_store_is_down_says_so_and_lapses(caplog: pytest.LogCaptureFixture) -> None:
+    """The store goes down after the key was claimed: recording the secret made, or freeing the
+    key, fails; the log says which key (the claim lapses by itself)."""
+    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+    now = int(time.time() * 1000)
+    mine = IdempotencyRecord(
+        status="in_progress",
+        request_hash=once.request_hash(request),
+        token="mine",
+        lapse_at_ms=now + 1600,
+        created_at_ms=now,
+    )
+    held = once.Claim(open_store(f"redis://127.0.0.1:{free_port()}/0"), "p:key", mine)
+    assert held.note_created("sec-new") is False
+    held.release()
+    assert [r.getMessage() for r in caplog.records if r.name == "vend"] == [
+        "idempotency: could not record the created secret (key p:key)",
+        "idempotency: could not release key p:key; it lapses by itself",
+    ]
+
+
+def test_a_dead_attempts_secret_is_not_recorded_while_the_store_is_down(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+    holder = Holder("p:dead-key", once.request_hash(request))
+    down = open_store(f"redis://127.0.0.1:{free_port()}/0")
+    assert once.record_for(down, holder, "sec-orphan") is False
+    said = [r.getMessage() for r in caplog.records if r.name == "vend"]
+    assert said == ["idempotency: could not record secret sec-orphan for its key"]
 
 
 def _created(secret_id: str, request: CreateRequest | None = None) -> IdempotencyRecord:
@@ -598,6 +920,37 @@ def test_a_dead_attempts_key_that_now_serves_another_request_is_not_given_its_se
         stack.client().create("idaas_demo", "app_empty", idempotency_key=dead_key)
     assert reused.value.code == "IdempotencyKeyReused"
     assert orphan.secret_id in stack.secret_ids("app_empty")
+
+
+def test_two_secrets_that_appeared_under_a_dead_attempts_lease_go_to_no_key(
+    stack: Stack, store_url: str
+) -> None:
+    """Two secrets appeared while a dead attempt held the application: at most one is its own,
+    and which cannot be told. Neither is recorded for its key (the log names both), and its
+    retry answers with neither."""
+    dead_key = _key()
+    plant_a_dead_create(store_url, BILLING_ARN, dead_key, stack.secret_ids("app_empty"))
+    made = [_operator_made(stack).secret_id for _ in range(2)]  # the quota of two is met
+    other_key = _key()
+    with pytest.raises(VendApiError) as full:
+        stack.client().create("idaas_demo", "app_empty", idempotency_key=other_key)
+    assert full.value.code == "QuotaExceeded"
+    assert (
+        f"create: 2 secrets appeared on one application while a create held it ({made[0]}, "
+        f"{made[1]}): some were made outside this service, so none is adopted"
+    ) in stack.logs.text()
+    assert NO_CLAIM not in stack.logs.text()
+    # That refused create gave the application back: nothing of its is left to settle, so a
+    # secret made outside the service since is no one's (its retry is refused, not given it).
+    _operator_delete(stack, made[0])
+    outside = _operator_made(stack).secret_id
+    with pytest.raises(VendApiError) as again:
+        stack.client().create("idaas_demo", "app_empty", idempotency_key=other_key)
+    assert again.value.code == "QuotaExceeded"
+    with pytest.raises(VendApiError) as retried:
+        stack.client().create("idaas_demo", "app_empty", idempotency_key=dead_key)
+    assert retried.value.code == "QuotaExceeded"
+    assert sorted(stack.secret_ids("app_empty")) == sorted([made[1], outside])
 
 
 def test_a_lost_create_whose_listing_then_fails_names_the_secrets_from_before(

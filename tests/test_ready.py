@@ -25,6 +25,7 @@ from functions.wsgi_server import WsgiServer
 from infra.emulator import EmulatorServer, Seed
 from infra.local.cli import local_environment
 from shared import composition_root
+from shared.idempotency.redis_store import EPOCH_KEY
 from vend_client import Credentials, VendClient
 from vend_client import parse_endpoint as endpoint
 
@@ -56,6 +57,7 @@ def _until_ready(url: str, seconds: float = 10) -> tuple[int, dict[str, Any]]:
 
 
 NOT_READY_STORE = (503, {"status": "not ready", "failing": ["store"]})
+LOST = (503, {"status": "not ready", "failing": ["store:lost"]})
 READY = (200, {"status": "ready"})
 
 
@@ -206,14 +208,34 @@ def test_ready_names_a_redis_that_may_evict_or_came_back_empty(
     since the instance first looked (`store:lost`, on the probe that sees it)."""
     redis_later.start()
     url = custom_runtime_url
-    assert _until_ready(url) == READY
+    assert _ready(url) == READY  # a new store, empty when first seen, has lost nothing
     admin = redis.Redis.from_url(redis_later.url)
     admin.config_set("maxmemory", "100mb")
     admin.config_set("maxmemory-policy", "volatile-lru")
     assert _ready(url) == (503, {"status": "not ready", "failing": ["store:eviction"]})
     admin.config_set("maxmemory-policy", "noeviction")
     assert _ready(url) == READY
-    admin.flushall()
-    assert _ready(url) == (503, {"status": "not ready", "failing": ["store:lost"]})
+    for _ in range(2):  # each time it comes back empty
+        admin.flushall()
+        assert _ready(url) == LOST
     assert _ready(url) == READY
     assert _healthy(url)
+
+
+def test_ready_names_a_store_replaced_by_one_another_instance_marked(
+    custom_runtime_url: str, redis_later: PersistentRedis
+) -> None:
+    """The marker `vend:epoch` another instance wrote before this one first looked is the
+    store's own: not a loss. A store whose marker changed since was replaced: named on the
+    probe that sees it, each time."""
+    redis_later.start()
+    admin = redis.Redis.from_url(redis_later.url)
+    admin.set(EPOCH_KEY, "written-by-another-instance")
+    url = custom_runtime_url
+    assert _ready(url) == READY
+    assert _ready(url) == READY
+    for marker in ("another-store", "yet-another-store"):
+        admin.set(EPOCH_KEY, marker)
+        assert _ready(url) == LOST
+    assert _ready(url) == READY
+    assert admin.get(EPOCH_KEY) == b"yet-another-store"  # the probe never rewrites it

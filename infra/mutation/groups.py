@@ -79,6 +79,10 @@ GROUPS: dict[str, Group] = {
             "tests/test_store_faults.py",
             "tests/test_fault_reproductions.py",
             "tests/test_vend_http.py",
+            # redis_store's probes (readiness, doctor) and its password, in the test process.
+            "tests/test_ready.py",
+            "tests/test_doctor.py",
+            "tests/test_store_password.py",
         ),
     ),
     "upstream": Group(

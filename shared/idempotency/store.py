@@ -25,8 +25,10 @@ class StoreUnavailable(Exception):
         self.attempts = attempts
 
 
+# mutmut (make mutate) would add its mutants of a stub's defaults to the class, and a
+# runtime_checkable Protocol would then ask every store for them: isinstance fails. Never mutated.
 @runtime_checkable
-class Pingable(Protocol):
+class Pingable(Protocol):  # pragma: no mutate block
     """A store that can say, cheaply and within `timeout_s`, whether it answers (`/v1/ready`)."""
 
     def ping(self, timeout_s: float) -> bool:
@@ -41,7 +43,7 @@ def check_ttl(ttl_s: int) -> None:
 
 
 @runtime_checkable
-class Forgetful(Protocol):
+class Forgetful(Protocol):  # pragma: no mutate block
     """A store that can say what could make it forget an acknowledged record (`/v1/ready`,
     `vend doctor`)."""
 
@@ -53,7 +55,7 @@ class Forgetful(Protocol):
 
 
 @runtime_checkable
-class IdempotencyStore(Protocol):
+class IdempotencyStore(Protocol):  # pragma: no mutate block
     """Keys are opaque strings the caller builds. `ttl_s` is the record's lifetime in whole
     seconds (at least 1), counted from the write."""
 
