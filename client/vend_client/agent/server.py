@@ -42,9 +42,11 @@ def serve(
     listen = getattr(server, "effective_listen", None) or [
         (server.effective_host, server.effective_port)  # type: ignore[union-attr]
     ]
-    on_listening([_url(str(h), int(p)) for h, p in listen])
+    # Stopped by SIGTERM from the moment it says where it listens: whoever reads that line
+    # may stop it at once.
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
+        on_listening([_url(str(h), int(p)) for h, p in listen])
         server.run()  # returns on SystemExit or KeyboardInterrupt, its threads shut down
     finally:
         signal.signal(signal.SIGTERM, previous)
