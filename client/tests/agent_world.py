@@ -5,7 +5,9 @@ as a real process, as a user runs it, configured through its environment."""
 from __future__ import annotations
 
 import base64
+import io
 import json
+import logging
 import os
 import signal
 import socket
@@ -13,18 +15,21 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+import pytest
 import requests
 import sealed
 from client_log_scan import SESSION_LOG
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
+
+from vend_client.cli import main
 
 ACCOUNT = "1234567890123456"
 ME = f"acs:ram::{ACCOUNT}:user/billing"
@@ -181,9 +186,10 @@ def free_port() -> int:
 
 @dataclass
 class Agent:
-    proc: subprocess.Popen[bytes]
+    """A running agent, as its callers reach it: its port, and what it wrote to stderr so far."""
+
     port: int
-    log: Path
+    log: Callable[[], str]
 
     @property
     def url(self) -> str:
@@ -196,7 +202,7 @@ class Agent:
         return requests.get(self.url + path, headers=sent, timeout=30)
 
     def stderr(self) -> str:
-        return self.log.read_text()
+        return self.log()
 
 
 @contextmanager
@@ -216,7 +222,7 @@ def running_agent(
             stderr=sink,
         )
     try:
-        yield Agent(proc, _listening_port(proc, log), log)
+        yield Agent(_listening_port(proc, log), log.read_text)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -236,6 +242,103 @@ def _listening_port(proc: subprocess.Popen[bytes], log: Path) -> int:
         assert proc.poll() is None, log.read_text()
         assert time.monotonic() < deadline, f"the agent never listened:\n{log.read_text()}"
         time.sleep(0.02)
+
+
+# -- the agent in this process -----------------------------------------------------------------
+
+
+@dataclass
+class Ran:
+    """How `vend-client agent` ended in this process: its exit status and all it wrote to
+    stderr (its log lines, or the one line of a refusal to start)."""
+
+    code: int
+    stderr: str
+
+
+class _Listening(logging.Handler):
+    """Learns the agent's port from its `listening` line, and wakes whoever waits for it."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.port: int | None = None
+        self.woken = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict) and fields.get("event") == "listening":
+            self.port = int(str(fields["urls"][0]).rsplit(":", 1)[1])
+            self.woken.set()
+
+
+def agent_in_process(
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    body: Callable[[Agent], None] | None = None,
+    *args: str,
+    agent_token: str | None = AGENT_TOKEN,
+) -> Ran:
+    """`vend-client agent --port 0 ARGS` run by this process, as `vend_client.cli.main`, with
+    `env` as its environment: the cli, the agent's command, its app and its server all run
+    here, where mutation testing sees what each test calls. The agent serves in this (the
+    main) thread, where its SIGTERM handler must run; `body` asks it from another thread once it
+    listens, then this process sends itself SIGTERM, on which the agent must stop and exit 0.
+    Without `body` the agent is expected not to start. The logging it sets up for itself (the
+    root logger's handlers and level, the exception hooks) is put back afterwards, and its
+    lines are checked as a process's are."""
+    if agent_token is not None:
+        env = {**env, "VEND_AGENT_TOKEN": agent_token}
+    for name in list(os.environ):
+        if name not in env:
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    stderr = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    listening = _Listening()
+    failed: list[BaseException] = []
+
+    def ask() -> None:
+        listening.woken.wait(60)
+        if listening.port is None:
+            return
+        try:
+            if body is not None:
+                body(Agent(listening.port, stderr.getvalue))
+        except BaseException as exc:  # raised again in the test's thread
+            failed.append(exc)
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, sys.excepthook, threading.excepthook)
+    credentials = logging.getLogger("credentials")
+    credentials_disabled = credentials.disabled
+    agent_log = logging.getLogger("vend_client.agent")
+    agent_log.addHandler(listening)
+    asker = threading.Thread(target=ask, name="agent-caller")
+    asker.start()
+    try:
+        code = main(["agent", "--port", "0", *args])
+    finally:
+        listening.woken.set()
+        asker.join(60)
+        agent_log.removeHandler(listening)
+        for handler in root.handlers[:]:
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
+        sys.excepthook, threading.excepthook = saved[2], saved[3]
+        credentials.disabled = credentials_disabled
+        if listening.port is not None:  # its log; not the one line of a refusal to start
+            SESSION_LOG.output("vend-client agent in process (stderr)", stderr.getvalue())
+    if failed:
+        raise failed[0]
+    if body is not None:
+        assert listening.port is not None, f"the agent never listened:\n{stderr.getvalue()}"
+        assert code == 0, stderr.getvalue()  # stopped by SIGTERM, as a supervisor stops it
+    return Ran(code, stderr.getvalue())
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:

@@ -1,6 +1,9 @@
-"""`vend-client agent` as a real process, asked over HTTP as a program in any language asks it;
-pytest-httpserver plays the service (its answers planned by the test), STS, KMS and the IDaaS
-instance's token endpoint."""
+"""`vend-client agent`, asked over HTTP as a program in any language asks it; pytest-httpserver
+plays the service (its answers planned by the test), STS, KMS and the IDaaS instance's token
+endpoint. The agent runs in this process (`agent_world.agent_in_process`: the real cli, command
+and waitress server on a port of its own), where mutation testing sees what each test calls; the
+last tests start it as a process, for what only a process shows (its token file made before it
+serves, its exit on SIGTERM)."""
 
 from __future__ import annotations
 
@@ -8,18 +11,19 @@ import http.client
 import json
 import os
 import stat
-import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 import requests
 from agent_world import (
     AGENT_TOKEN,
     QUERY,
-    VEND_CLIENT,
     Agent,
+    Ran,
     World,
+    agent_in_process,
     free_port,
     json_lines,
     running_agent,
@@ -32,89 +36,127 @@ from vend_client.exit_status import ExitStatus
 SECRET = "CS-secret-marker-1"
 
 
+class Serve(Protocol):
+    def __call__(
+        self,
+        body: Callable[[Agent], None] | None = None,
+        *args: str,
+        env: dict[str, str] | None = None,
+        agent_token: str | None = AGENT_TOKEN,
+    ) -> Ran: ...
+
+
 @pytest.fixture
 def world(httpserver: HTTPServer) -> World:
     return world_on(httpserver)
 
 
 @pytest.fixture
-def agent(world: World, tmp_path: Path) -> Iterator[Agent]:
-    token_endpoint = world.url + "/api/v2/iauths_system/oauth2/token"
-    with running_agent(world.env(VEND_TOKEN_ENDPOINT=token_endpoint), tmp_path) as running:
-        yield running
+def serve(world: World, monkeypatch: pytest.MonkeyPatch) -> Serve:
+    """Runs the agent in this process with `env` (by default the world's, with its token
+    endpoint), `body` asking it; without `body`, the agent must refuse to start."""
+
+    def run(
+        body: Callable[[Agent], None] | None = None,
+        *args: str,
+        env: dict[str, str] | None = None,
+        agent_token: str | None = AGENT_TOKEN,
+    ) -> Ran:
+        if env is None:
+            env = world.env(VEND_TOKEN_ENDPOINT=world.url + "/api/v2/iauths_system/oauth2/token")
+        return agent_in_process(monkeypatch, env, body, *args, agent_token=agent_token)
+
+    return run
 
 
 # -- the secret, for the agent token only -------------------------------------------------------
 
 
 def test_the_secret_answers_as_json_with_the_agent_token_and_only_with_it(
-    agent: Agent, world: World
+    serve: Serve, world: World
 ) -> None:
-    missing = agent.get(f"/v1/secret?{QUERY}", token=None)
-    wrong = agent.get(f"/v1/secret?{QUERY}", token=AGENT_TOKEN[:-1] + "X")
-    for refused in (missing, wrong):
-        assert refused.status_code == 401
-        assert refused.json()["error"]["code"] == "Unauthenticated"
-        assert SECRET not in refused.text
-    assert world.service.requests == 0  # nothing was asked for a caller without the token
+    def ask(agent: Agent) -> None:
+        missing = agent.get(f"/v1/secret?{QUERY}", token=None)
+        wrong = agent.get(f"/v1/secret?{QUERY}", token=AGENT_TOKEN[:-1] + "X")
+        for refused in (missing, wrong):
+            assert refused.status_code == 401
+            assert refused.json()["error"]["code"] == "Unauthenticated"
+            assert SECRET not in refused.text
+        assert world.service.requests == 0  # nothing was asked for a caller without the token
 
-    answer = agent.get(f"/v1/secret?{QUERY}")
-    assert answer.status_code == 200
-    assert answer.headers["Content-Type"] == "application/json"
-    assert answer.headers["Cache-Control"] == "no-store"
-    assert answer.json() == {
-        "instance_id": "idaas_x",
-        "application_id": "app_y",
-        "secret_id": "sct_z",
-        "client_id": "app_y",
-        "client_secret": SECRET,
-        "status": "enabled",
-        "expiration_time": None,
-    }
+        answer = agent.get(f"/v1/secret?{QUERY}")
+        assert answer.status_code == 200
+        assert answer.headers["Content-Type"] == "application/json"
+        assert answer.headers["Cache-Control"] == "no-store"
+        assert answer.json() == {
+            "instance_id": "idaas_x",
+            "application_id": "app_y",
+            "secret_id": "sct_z",
+            "client_id": "app_y",
+            "client_secret": SECRET,
+            "status": "enabled",
+            "expiration_time": None,
+        }
+
+    serve(ask)
 
 
 def test_a_request_through_a_proxy_is_refused_before_anything_else(
-    agent: Agent, world: World
+    serve: Serve, world: World
 ) -> None:
-    for header in ({"X_Forwarded_For": "203.0.113.9"}, {"Forwarded": "for=203.0.113.9"}):
-        for path in (f"/v1/secret?{QUERY}", "/v1/health", "/nowhere"):
-            refused = agent.get(path, **header)
-            assert refused.status_code == 400, (header, path)
-            assert refused.json()["error"]["code"] == "ForwardedRequest"
+    def ask(agent: Agent) -> None:
+        for header in ({"X_Forwarded_For": "203.0.113.9"}, {"Forwarded": "for=203.0.113.9"}):
+            for path in (f"/v1/secret?{QUERY}", "/v1/health", "/nowhere"):
+                refused = agent.get(path, **header)
+                assert refused.status_code == 400, (header, path)
+                assert refused.json()["error"]["code"] == "ForwardedRequest"
+
+    serve(ask)
     assert world.service.requests == 0
 
 
-def test_health_needs_no_token(agent: Agent) -> None:
-    answer = agent.get("/v1/health", token=None)
-    assert (answer.status_code, answer.json()) == (200, {"status": "ok"})
+def test_health_needs_no_token(serve: Serve) -> None:
+    def ask(agent: Agent) -> None:
+        answer = agent.get("/v1/health", token=None)
+        assert (answer.status_code, answer.json()) == (200, {"status": "ok"})
+
+    serve(ask)
 
 
-def test_one_connection_serves_request_after_request(agent: Agent, world: World) -> None:
-    connection = http.client.HTTPConnection("127.0.0.1", agent.port, timeout=10)
-    headers = {"X-Vend-Agent-Token": AGENT_TOKEN}
-    try:
-        connection.request("GET", f"/v1/secret?{QUERY}", headers=headers)
-        first = connection.getresponse()
-        assert (first.status, json.loads(first.read())["client_secret"]) == (200, SECRET)
-        assert first.getheader("Connection") != "close"
-        socket = connection.sock
-        connection.request("GET", "/v1/health")
-        second = connection.getresponse()
-        assert (second.status, second.read()) == (200, b'{"status":"ok"}')
-        assert connection.sock is socket  # kept alive, not opened again
-    finally:
-        connection.close()
+def test_one_connection_serves_request_after_request(serve: Serve) -> None:
+    def ask(agent: Agent) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", agent.port, timeout=10)
+        headers = {"X-Vend-Agent-Token": AGENT_TOKEN}
+        try:
+            connection.request("GET", f"/v1/secret?{QUERY}", headers=headers)
+            first = connection.getresponse()
+            assert (first.status, json.loads(first.read())["client_secret"]) == (200, SECRET)
+            assert first.getheader("Connection") != "close"
+            socket = connection.sock
+            connection.request("GET", "/v1/health")
+            second = connection.getresponse()
+            assert (second.status, second.read()) == (200, b'{"status":"ok"}')
+            assert connection.sock is socket  # kept alive, not opened again
+        finally:
+            connection.close()
+
+    serve(ask)
 
 
-def test_only_get_on_known_paths(agent: Agent, world: World) -> None:
-    posted = requests.post(
-        f"{agent.url}/v1/secret?{QUERY}", headers={"X-Vend-Agent-Token": AGENT_TOKEN}, timeout=10
-    )
-    assert posted.status_code == 405
-    assert posted.headers["Allow"] == "GET"
-    assert posted.json()["error"]["code"] == "MethodNotAllowed"
-    unknown = agent.get("/v1/secrets")
-    assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "NotFound")
+def test_only_get_on_known_paths(serve: Serve, world: World) -> None:
+    def ask(agent: Agent) -> None:
+        posted = requests.post(
+            f"{agent.url}/v1/secret?{QUERY}",
+            headers={"X-Vend-Agent-Token": AGENT_TOKEN},
+            timeout=10,
+        )
+        assert posted.status_code == 405
+        assert posted.headers["Allow"] == "GET"
+        assert posted.json()["error"]["code"] == "MethodNotAllowed"
+        unknown = agent.get("/v1/secrets")
+        assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "NotFound")
+
+    serve(ask)
     assert world.service.requests == 0
 
 
@@ -132,43 +174,57 @@ def test_only_get_on_known_paths(agent: Agent, world: World) -> None:
     ],
 )
 def test_a_bad_query_is_refused_before_anything_is_asked(
-    agent: Agent, world: World, query: str, said: str
+    serve: Serve, world: World, query: str, said: str
 ) -> None:
-    refused = agent.get(f"/v1/secret?{query}")
-    assert refused.status_code == 400
-    assert refused.json()["error"]["code"] == "InvalidParameter"
-    assert said in refused.json()["error"]["message"]
+    def ask(agent: Agent) -> None:
+        refused = agent.get(f"/v1/secret?{query}")
+        assert refused.status_code == 400
+        assert refused.json()["error"]["code"] == "InvalidParameter"
+        assert said in refused.json()["error"]["message"]
+
+    serve(ask)
     assert world.service.requests == 0
 
 
 def test_a_second_ask_is_served_from_memory_and_refresh_now_asks_again(
-    agent: Agent, world: World
+    serve: Serve, world: World
 ) -> None:
     world.service.secrets = [SECRET, "CS-secret-marker-2"]
-    assert agent.get(f"/v1/secret?{QUERY}").json()["client_secret"] == SECRET
-    assert agent.get(f"/v1/secret?{QUERY}").json()["client_secret"] == SECRET
-    assert world.service.requests == 1
-    fresh = agent.get(f"/v1/secret?{QUERY}&refresh_now=true")
-    assert fresh.json()["client_secret"] == "CS-secret-marker-2"
-    assert world.service.requests == 2
-    assert agent.get(f"/v1/secret?{QUERY}").json()["client_secret"] == "CS-secret-marker-2"
-    assert world.service.requests == 2
+
+    def ask(agent: Agent) -> None:
+        assert agent.get(f"/v1/secret?{QUERY}").json()["client_secret"] == SECRET
+        assert agent.get(f"/v1/secret?{QUERY}").json()["client_secret"] == SECRET
+        assert world.service.requests == 1
+        fresh = agent.get(f"/v1/secret?{QUERY}&refresh_now=true")
+        assert fresh.json()["client_secret"] == "CS-secret-marker-2"
+        assert world.service.requests == 2
+        assert agent.get(f"/v1/secret?{QUERY}").json()["client_secret"] == "CS-secret-marker-2"
+        assert world.service.requests == 2
+
+    serve(ask)
 
 
 def test_without_secret_id_the_current_secret_is_served_and_cached_on_its_own(
-    agent: Agent, world: World
+    serve: Serve, world: World
 ) -> None:
     world.service.secrets = [SECRET, "CS-secret-marker-2"]
     current = "/v1/secret?instance_id=idaas_x&application_id=app_y"
-    first = agent.get(current)
-    assert first.status_code == 200, first.text
-    assert (first.json()["secret_id"], first.json()["client_secret"]) == ("sct_current", SECRET)
-    assert agent.get(current).json()["client_secret"] == SECRET
-    assert world.service.paths == ["/v1/secrets/current"]
-    fresh = agent.get(f"{current}&refresh_now=true")
-    assert fresh.json()["client_secret"] == "CS-secret-marker-2"
-    # The secret by its ID is its own entry, asked for by obtain.
-    assert agent.get(f"/v1/secret?{QUERY}").json()["secret_id"] == "sct_z"
+
+    def ask(agent: Agent) -> None:
+        first = agent.get(current)
+        assert first.status_code == 200, first.text
+        assert (first.json()["secret_id"], first.json()["client_secret"]) == (
+            "sct_current",
+            SECRET,
+        )
+        assert agent.get(current).json()["client_secret"] == SECRET
+        assert world.service.paths == ["/v1/secrets/current"]
+        fresh = agent.get(f"{current}&refresh_now=true")
+        assert fresh.json()["client_secret"] == "CS-secret-marker-2"
+        # The secret by its ID is its own entry, asked for by obtain.
+        assert agent.get(f"/v1/secret?{QUERY}").json()["secret_id"] == "sct_z"
+
+    serve(ask)
     assert world.service.paths == [
         "/v1/secrets/current",
         "/v1/secrets/current",
@@ -181,156 +237,188 @@ def test_without_secret_id_the_current_secret_is_served_and_cached_on_its_own(
 
 @pytest.mark.parametrize("status", [403, 404, 400])
 def test_the_services_refusal_keeps_its_status_code_and_request_id(
-    agent: Agent, world: World, status: int
+    serve: Serve, world: World, status: int
 ) -> None:
     world.service.errors = [(status, {})]
-    refused = agent.get(f"/v1/secret?{QUERY}")
-    assert refused.status_code == status
-    assert refused.json() == {
-        "error": {"code": f"E{status}", "message": "planned", "request_id": "svc-req-9"}
-    }
-    assert world.service.requests == 1  # a refusal is not tried again
-    assert agent.get(f"/v1/secret?{QUERY}").status_code == 200  # nor cached
+
+    def ask(agent: Agent) -> None:
+        refused = agent.get(f"/v1/secret?{QUERY}")
+        assert refused.status_code == status
+        assert refused.json() == {
+            "error": {"code": f"E{status}", "message": "planned", "request_id": "svc-req-9"}
+        }
+        assert world.service.requests == 1  # a refusal is not tried again
+        assert agent.get(f"/v1/secret?{QUERY}").status_code == 200  # nor cached
+
+    serve(ask)
 
 
-def test_throttling_keeps_its_retry_after(agent: Agent, world: World) -> None:
+def test_throttling_keeps_its_retry_after(serve: Serve, world: World) -> None:
     # Longer than the cache waits for (30 s): answered at once, as the service answered.
     world.service.errors = [(429, {"Retry-After": "120"})]
-    refused = agent.get(f"/v1/secret?{QUERY}")
-    assert refused.status_code == 429
-    assert refused.headers["Retry-After"] == "120"
-    assert refused.json()["error"]["code"] == "E429"
 
-
-def test_an_unreachable_service_is_503(world: World, tmp_path: Path) -> None:
-    dead = f"http://127.0.0.1:{free_port()}"
-    with running_agent(world.env(VEND_URL=dead), tmp_path) as agent:
+    def ask(agent: Agent) -> None:
         refused = agent.get(f"/v1/secret?{QUERY}")
-    assert refused.status_code == 503
-    assert refused.json()["error"]["code"] == "ServiceUnreachable"
-    assert "connection refused" in refused.json()["error"]["message"]
+        assert refused.status_code == 429
+        assert refused.headers["Retry-After"] == "120"
+        assert refused.json()["error"]["code"] == "E429"
+
+    serve(ask)
+
+
+def test_an_unreachable_service_is_503(serve: Serve, world: World) -> None:
+    def ask(agent: Agent) -> None:
+        refused = agent.get(f"/v1/secret?{QUERY}")
+        assert refused.status_code == 503
+        assert refused.json()["error"]["code"] == "ServiceUnreachable"
+        assert "connection refused" in refused.json()["error"]["message"]
+
+    serve(ask, env=world.env(VEND_URL=f"http://127.0.0.1:{free_port()}"))
 
 
 # -- tokens --------------------------------------------------------------------------------------
 
 
 def test_a_token_is_got_with_the_secret_cached_and_refreshed_on_demand(
-    agent: Agent, world: World
+    serve: Serve, world: World
 ) -> None:
-    first = agent.get(f"/v1/token?{QUERY}")
-    assert first.status_code == 200
-    body = first.json()
-    assert set(body) == {"access_token", "token_type", "expires_in", "expires_at"}
-    assert body["access_token"] == "access-token-1-for-app_y-scope-"
-    assert body["token_type"] == "Bearer"
-    assert 3590 <= body["expires_in"] <= 3600
-    assert isinstance(body["expires_at"], int)
-    assert world.token_endpoint.seen[0]["form"] == {"grant_type": "client_credentials"}
-    assert world.token_endpoint.seen[0]["client_id"] == "app_y"
+    def ask(agent: Agent) -> None:
+        first = agent.get(f"/v1/token?{QUERY}")
+        assert first.status_code == 200
+        body = first.json()
+        assert set(body) == {"access_token", "token_type", "expires_in", "expires_at"}
+        assert body["access_token"] == "access-token-1-for-app_y-scope-"
+        assert body["token_type"] == "Bearer"
+        assert 3590 <= body["expires_in"] <= 3600
+        assert isinstance(body["expires_at"], int)
+        assert world.token_endpoint.seen[0]["form"] == {"grant_type": "client_credentials"}
+        assert world.token_endpoint.seen[0]["client_id"] == "app_y"
 
-    assert agent.get(f"/v1/token?{QUERY}").json()["access_token"] == body["access_token"]
-    assert world.token_endpoint.hits == 1  # the second from memory
-    again = agent.get(f"/v1/token?{QUERY}&refresh_now=true").json()
-    assert again["access_token"] == "access-token-2-for-app_y-scope-"
-    assert world.token_endpoint.hits == 2
-    assert world.service.requests == 1  # the secret, from the agent's cache all along
+        assert agent.get(f"/v1/token?{QUERY}").json()["access_token"] == body["access_token"]
+        assert world.token_endpoint.hits == 1  # the second from memory
+        again = agent.get(f"/v1/token?{QUERY}&refresh_now=true").json()
+        assert again["access_token"] == "access-token-2-for-app_y-scope-"
+        assert world.token_endpoint.hits == 2
+        assert world.service.requests == 1  # the secret, from the agent's cache all along
 
-    # Each scope is its own token.
-    scoped = agent.get(f"/v1/token?{QUERY}&scope=api%3A%2F%2Fbilling%7Cread%3Afile").json()
-    assert scoped["access_token"] == "access-token-3-for-app_y-scope-api://billing|read:file"
-    assert world.token_endpoint.hits == 3
+        # Each scope is its own token.
+        scoped = agent.get(f"/v1/token?{QUERY}&scope=api%3A%2F%2Fbilling%7Cread%3Afile").json()
+        assert scoped["access_token"] == "access-token-3-for-app_y-scope-api://billing|read:file"
+        assert world.token_endpoint.hits == 3
 
-    # The secret reached the token endpoint and nowhere else: no answer, no log line.
-    stderr = agent.stderr()
-    assert SECRET not in first.text + str(again) + str(scoped)
-    assert SECRET not in stderr
-    assert AGENT_TOKEN not in stderr
-    assert body["access_token"] not in stderr
+        # The secret reached the token endpoint and nowhere else: no answer, no log line.
+        stderr = agent.stderr()
+        assert SECRET not in first.text + str(again) + str(scoped)
+        assert SECRET not in stderr
+        assert AGENT_TOKEN not in stderr
+        assert body["access_token"] not in stderr
+
+    serve(ask)
 
 
 def test_a_rotated_secret_is_fetched_again_once_when_the_token_endpoint_says_invalid_client(
-    agent: Agent, world: World
+    serve: Serve, world: World
 ) -> None:
     world.service.secrets = ["CS-old-secret", SECRET]
-    assert agent.get(f"/v1/secret?{QUERY}").json()["client_secret"] == "CS-old-secret"
-    token = agent.get(f"/v1/token?{QUERY}")
-    assert token.status_code == 200, token.text
-    assert world.token_endpoint.hits == 2  # refused with the old secret, then given
-    assert world.service.requests == 2  # the secret asked for again, once
-    assert agent.get(f"/v1/secret?{QUERY}").json()["client_secret"] == SECRET
+
+    def ask(agent: Agent) -> None:
+        assert agent.get(f"/v1/secret?{QUERY}").json()["client_secret"] == "CS-old-secret"
+        token = agent.get(f"/v1/token?{QUERY}")
+        assert token.status_code == 200, token.text
+        assert world.token_endpoint.hits == 2  # refused with the old secret, then given
+        assert world.service.requests == 2  # the secret asked for again, once
+        assert agent.get(f"/v1/secret?{QUERY}").json()["client_secret"] == SECRET
+
+    serve(ask)
 
 
 def test_without_secret_id_a_token_is_got_with_the_current_secret_asked_anew_once_refused(
-    agent: Agent, world: World
+    serve: Serve, world: World
 ) -> None:
     # The current secret was rotated since the agent cached it: the token endpoint refuses the
     # old one, and the current secret is asked for again (not a secret by its ID).
     world.service.secrets = ["CS-old-secret", SECRET]
     current = "instance_id=idaas_x&application_id=app_y"
-    assert agent.get(f"/v1/secret?{current}").json()["client_secret"] == "CS-old-secret"
-    token = agent.get(f"/v1/token?{current}")
-    assert token.status_code == 200, token.text
-    assert token.json()["access_token"] == "access-token-2-for-app_y-scope-"
-    assert world.service.paths == ["/v1/secrets/current"] * 2
-    again = agent.get(f"/v1/token?{current}").json()
-    assert again["access_token"] == token.json()["access_token"]
-    assert world.token_endpoint.hits == 2  # the token, from memory now
-    assert agent.get(f"/v1/secret?{current}").json()["client_secret"] == SECRET
+
+    def ask(agent: Agent) -> None:
+        assert agent.get(f"/v1/secret?{current}").json()["client_secret"] == "CS-old-secret"
+        token = agent.get(f"/v1/token?{current}")
+        assert token.status_code == 200, token.text
+        assert token.json()["access_token"] == "access-token-2-for-app_y-scope-"
+        assert world.service.paths == ["/v1/secrets/current"] * 2
+        again = agent.get(f"/v1/token?{current}").json()
+        assert again["access_token"] == token.json()["access_token"]
+        assert world.token_endpoint.hits == 2  # the token, from memory now
+        assert agent.get(f"/v1/secret?{current}").json()["client_secret"] == SECRET
+
+    serve(ask)
 
 
 def test_a_secret_the_token_endpoint_keeps_refusing_is_502_with_its_oauth_code(
-    agent: Agent, world: World
+    serve: Serve, world: World
 ) -> None:
     world.token_endpoint.accepts = "CS-something-else"
-    refused = agent.get(f"/v1/token?{QUERY}")
-    assert refused.status_code == 502
-    error = refused.json()["error"]
-    assert error["code"] == "TokenRefused"
-    assert "401: invalid_client" in error["message"]
-    assert "DESCRIPTION-MARKER" not in refused.text  # its words are not passed on verbatim
-    assert world.token_endpoint.hits == 2  # tried once more with the secret asked for again
-    assert world.service.requests == 2
-    assert agent.get(f"/v1/token?{QUERY}").status_code == 502  # not cached: asked again
-    assert world.token_endpoint.hits == 4
+
+    def ask(agent: Agent) -> None:
+        refused = agent.get(f"/v1/token?{QUERY}")
+        assert refused.status_code == 502
+        error = refused.json()["error"]
+        assert error["code"] == "TokenRefused"
+        assert "401: invalid_client" in error["message"]
+        assert "DESCRIPTION-MARKER" not in refused.text  # its words are not passed on verbatim
+        assert world.token_endpoint.hits == 2  # tried once more with the secret asked again
+        assert world.service.requests == 2
+        assert agent.get(f"/v1/token?{QUERY}").status_code == 502  # not cached: asked again
+        assert world.token_endpoint.hits == 4
+
+    serve(ask)
 
 
-def test_another_refusal_is_not_retried(agent: Agent, world: World) -> None:
+def test_another_refusal_is_not_retried(serve: Serve, world: World) -> None:
     world.token_endpoint.refusal = (400, {"error": "invalid_scope", "error_description": "x"})
-    refused = agent.get(f"/v1/token?{QUERY}&scope=nope")
-    assert refused.status_code == 502
-    assert "400: invalid_scope" in refused.json()["error"]["message"]
+
+    def ask(agent: Agent) -> None:
+        refused = agent.get(f"/v1/token?{QUERY}&scope=nope")
+        assert refused.status_code == 502
+        assert "400: invalid_scope" in refused.json()["error"]["message"]
+
+    serve(ask)
     assert (world.token_endpoint.hits, world.service.requests) == (1, 1)
 
 
-def test_an_unreachable_token_endpoint_is_502(world: World, tmp_path: Path) -> None:
+def test_an_unreachable_token_endpoint_is_502(serve: Serve, world: World) -> None:
+    def ask(agent: Agent) -> None:
+        refused = agent.get(f"/v1/token?{QUERY}")
+        assert refused.status_code == 502
+        assert refused.json()["error"]["code"] == "TokenEndpointUnreachable"
+        assert "connection refused" in refused.json()["error"]["message"]
+
     dead = f"http://127.0.0.1:{free_port()}/token"
-    with running_agent(world.env(VEND_TOKEN_ENDPOINT=dead), tmp_path) as agent:
-        refused = agent.get(f"/v1/token?{QUERY}")
-    assert refused.status_code == 502
-    assert refused.json()["error"]["code"] == "TokenEndpointUnreachable"
-    assert "connection refused" in refused.json()["error"]["message"]
+    serve(ask, env=world.env(VEND_TOKEN_ENDPOINT=dead))
 
 
-def test_without_a_token_endpoint_tokens_are_not_served(world: World, tmp_path: Path) -> None:
-    with running_agent(world.env(), tmp_path) as agent:
+def test_without_a_token_endpoint_tokens_are_not_served(serve: Serve, world: World) -> None:
+    def ask(agent: Agent) -> None:
         refused = agent.get(f"/v1/token?{QUERY}")
-    assert refused.status_code == 501
-    assert refused.json()["error"]["code"] == "TokenEndpointNotConfigured"
+        assert refused.status_code == 501
+        assert refused.json()["error"]["code"] == "TokenEndpointNotConfigured"
+
+    serve(ask, env=world.env())
 
 
 def test_the_token_endpoint_may_be_per_instance_and_application_and_take_client_secret_post(
-    world: World, tmp_path: Path, httpserver: HTTPServer
+    serve: Serve, world: World, httpserver: HTTPServer
 ) -> None:
     template = world.url + "/{instance_id}/{application_id}/token"
     httpserver.expect_request("/idaas_x/app_y/token", method="POST").respond_with_json(
         {"access_token": "per-app-token", "token_type": "Bearer", "expires_in": 600}
     )
-    with running_agent(
-        world.env(VEND_TOKEN_ENDPOINT=template, VEND_TOKEN_AUTH_METHOD="client_secret_post"),
-        tmp_path,
-    ) as agent:
-        answer = agent.get(f"/v1/token?{QUERY}")
-    assert answer.json()["access_token"] == "per-app-token"
+
+    def ask(agent: Agent) -> None:
+        assert agent.get(f"/v1/token?{QUERY}").json()["access_token"] == "per-app-token"
+
+    env = world.env(VEND_TOKEN_ENDPOINT=template, VEND_TOKEN_AUTH_METHOD="client_secret_post")
+    serve(ask, env=env)
     sent = httpserver.log[-1][0]
     assert "Authorization" not in sent.headers
     assert sent.form["client_id"] == "app_y"
@@ -340,13 +428,13 @@ def test_the_token_endpoint_may_be_per_instance_and_application_and_take_client_
 # -- its log --------------------------------------------------------------------------------------
 
 
-def test_every_log_line_is_json_and_none_holds_a_secret_or_token(
-    agent: Agent, world: World
-) -> None:
-    agent.get(f"/v1/secret?{QUERY}")
-    agent.get(f"/v1/token?{QUERY}")
-    agent.get(f"/v1/secret?{QUERY}", token="wrong-token-marker-0000")
-    stderr = agent.stderr()
+def test_every_log_line_is_json_and_none_holds_a_secret_or_token(serve: Serve) -> None:
+    def ask(agent: Agent) -> None:
+        agent.get(f"/v1/secret?{QUERY}")
+        agent.get(f"/v1/token?{QUERY}")
+        agent.get(f"/v1/secret?{QUERY}", token="wrong-token-marker-0000")
+
+    stderr = serve(ask).stderr
     lines = json_lines(stderr)
     requests_logged = [line for line in lines if line.get("event") == "request"]
     assert [(r["path"], r["status"]) for r in requests_logged] == [
@@ -360,12 +448,15 @@ def test_every_log_line_is_json_and_none_holds_a_secret_or_token(
         assert marker not in stderr
 
 
-def test_a_requests_traceparent_names_its_trace_in_its_line(agent: Agent) -> None:
+def test_a_requests_traceparent_names_its_trace_in_its_line(serve: Serve) -> None:
     trace = "4bf92f3577b34da6a3ce929d0e0e4736"
-    agent.get(f"/v1/secret?{QUERY}", traceparent=f"00-{trace}-00f067aa0ba902b7-01")
-    agent.get(f"/v1/secret?{QUERY}", traceparent=f"00-{trace.upper()}-00f067aa0ba902b7-01")
-    agent.get(f"/v1/secret?{QUERY}", traceparent=f"00-{trace}-{'0' * 16}-01")
-    lines = [line for line in json_lines(agent.stderr()) if line.get("event") == "request"]
+
+    def ask(agent: Agent) -> None:
+        agent.get(f"/v1/secret?{QUERY}", traceparent=f"00-{trace}-00f067aa0ba902b7-01")
+        agent.get(f"/v1/secret?{QUERY}", traceparent=f"00-{trace.upper()}-00f067aa0ba902b7-01")
+        agent.get(f"/v1/secret?{QUERY}", traceparent=f"00-{trace}-{'0' * 16}-01")
+
+    lines = [line for line in json_lines(serve(ask).stderr) if line.get("event") == "request"]
     assert [(line["log"], line.get("trace_id")) for line in lines] == [
         ("access", trace),
         ("access", None),
@@ -376,15 +467,32 @@ def test_a_requests_traceparent_names_its_trace_in_its_line(agent: Agent) -> Non
 # -- the agent token ------------------------------------------------------------------------------
 
 
-def _start(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """An agent that must refuse to start: it exits at once (or the timeout fails the test)."""
-    return subprocess.run(
-        [*VEND_CLIENT, "agent", "--port", "0", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o620])
+def test_a_token_file_open_to_others_is_refused(serve: Serve, tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "token"
+    path.write_text("a-token-of-enough-length-000\n")
+    os.chmod(path, mode)
+    done = serve(None, "--token-file", str(path), agent_token=None)
+    assert done.code == ExitStatus.FILE
+    assert done.stderr.count("\n") == 1
+    assert f"mode {mode:04o}" in done.stderr and "chmod 600" in done.stderr
+    assert "a-token-of-enough-length" not in done.stderr
+
+
+def test_without_a_token_the_agent_does_not_start(serve: Serve) -> None:
+    done = serve(None, agent_token=None)
+    assert done.code == ExitStatus.USAGE
+    assert done.stderr.count("\n") == 1
+    assert "VEND_AGENT_TOKEN" in done.stderr and "--token-file" in done.stderr
+
+
+def test_a_short_agent_token_is_refused(serve: Serve) -> None:
+    done = serve(None, agent_token="short")
+    assert done.code == ExitStatus.USAGE
+    assert "shorter than 16" in done.stderr
+
+
+# -- as a process ---------------------------------------------------------------------------------
 
 
 def test_a_missing_token_file_is_made_private_with_a_random_token(
@@ -405,28 +513,3 @@ def test_a_missing_token_file_is_made_private_with_a_random_token(
     path = tmp_path / "one"
     with running_agent(world.env(), tmp_path, "--token-file", str(path), agent_token=None) as a:
         assert a.get(f"/v1/secret?{QUERY}", token=tokens[0]).status_code == 200
-
-
-@pytest.mark.parametrize("mode", [0o640, 0o604, 0o620])
-def test_a_token_file_open_to_others_is_refused(world: World, tmp_path: Path, mode: int) -> None:
-    path = tmp_path / "token"
-    path.write_text("a-token-of-enough-length-000\n")
-    os.chmod(path, mode)
-    done = _start(world.env(), "--token-file", str(path))
-    assert done.returncode == ExitStatus.FILE
-    assert done.stderr.count("\n") == 1
-    assert f"mode {mode:04o}" in done.stderr and "chmod 600" in done.stderr
-    assert "a-token-of-enough-length" not in done.stderr
-
-
-def test_without_a_token_the_agent_does_not_start(world: World) -> None:
-    done = _start(world.env())
-    assert done.returncode == ExitStatus.USAGE
-    assert done.stderr.count("\n") == 1
-    assert "VEND_AGENT_TOKEN" in done.stderr and "--token-file" in done.stderr
-
-
-def test_a_short_agent_token_is_refused(world: World) -> None:
-    done = _start(world.env(VEND_AGENT_TOKEN="short"))
-    assert done.returncode == ExitStatus.USAGE
-    assert "shorter than 16" in done.stderr
