@@ -19,6 +19,7 @@ from vend_client.agent.tokens import (
     TokenEndpoint,
     TokenEndpointError,
     check_scope,
+    fresh_for,
 )
 
 
@@ -152,3 +153,25 @@ def test_other_scopes_are_refused(scope: str) -> None:
 def test_a_token_endpoint_that_is_not_a_url_template_is_refused(template: str, said: str) -> None:
     with pytest.raises(ValueError, match=said.replace("{", r"\{").replace("}", r"\}")):
         TokenEndpoint(template)
+
+
+def test_a_token_without_a_life_is_not_cached_and_says_none() -> None:
+    token = AccessToken("tok-marker", "Bearer", None, issued_at=1_000_000.0)
+    assert token.answer(1_000_100.0) == {
+        "access_token": "tok-marker",
+        "token_type": "Bearer",
+        "expires_in": None,
+        "expires_at": None,
+    }
+    assert fresh_for(None) == 0.0
+
+
+def test_an_expired_token_has_no_seconds_left() -> None:
+    token = AccessToken("tok-marker", "Bearer", 600, issued_at=1_000_000.0)
+    assert token.answer(1_000_600.5)["expires_in"] == 0
+    assert token.answer(1_009_999.0)["expires_in"] == 0
+
+
+def test_a_scope_of_the_longest_length_passes() -> None:
+    scope = "x" * 1024
+    assert check_scope(scope) == scope
