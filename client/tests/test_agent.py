@@ -492,6 +492,120 @@ def test_a_short_agent_token_is_refused(serve: Serve) -> None:
     assert "shorter than 16" in done.stderr
 
 
+def test_a_missing_token_file_is_made_private_with_a_random_token_and_kept(
+    serve: Serve, tmp_path: Path
+) -> None:
+    path = tmp_path / "token"
+    made: list[str] = []
+    files: list[Path] = []
+
+    def ask(agent: Agent) -> None:
+        assert stat.S_IMODE(files[-1].stat().st_mode) == 0o600
+        token = files[-1].read_text()
+        assert token.endswith("\n")
+        made.append(token.strip())
+        assert agent.get(f"/v1/secret?{QUERY}", token=made[-1]).status_code == 200
+        assert agent.get(f"/v1/secret?{QUERY}").status_code == 401  # not the usual token
+
+    files.append(path)
+    serve(ask, "--token-file", str(path), agent_token=None)
+    serve(ask, "--token-file", str(path), agent_token=None)  # started again: kept
+    assert made[0] == made[1]
+    assert len(made[0]) == 43  # 32 random bytes, URL-safe base64
+    assert os.listdir(tmp_path) == ["token"]  # no temporary file left beside it
+    other = tmp_path / "other"
+    files.append(other)
+    serve(ask, "--token-file", str(other), agent_token=None)
+    assert made[2] != made[0]
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (b"a-token-with-\xe9-in-it-0000\n", "the token must be visible ASCII without spaces"),
+        (b"a token with spaces 0000\n", "the token must be visible ASCII without spaces"),
+        (b"short\n", "the token is shorter than 16 characters"),
+    ],
+)
+def test_a_token_file_that_holds_no_usable_token_is_refused(
+    serve: Serve, tmp_path: Path, content: bytes, said: str
+) -> None:
+    path = tmp_path / "token"
+    path.write_bytes(content)
+    path.chmod(0o600)
+    done = serve(None, "--token-file", str(path), agent_token=None)
+    assert (done.code, done.stderr) == (ExitStatus.FILE, f"vend: {path}: {said}\n")
+
+
+def test_only_the_first_4_kib_of_a_token_file_are_read(serve: Serve, tmp_path: Path) -> None:
+    path = tmp_path / "token"
+    path.write_text("t" * 4096 + "u" * 100)
+    path.chmod(0o600)
+
+    def ask(agent: Agent) -> None:
+        assert agent.get(f"/v1/secret?{QUERY}", token="t" * 4096).status_code == 200
+
+    serve(ask, "--token-file", str(path), agent_token=None)
+
+
+def test_a_token_file_that_is_not_a_private_regular_file_of_the_agents_user_is_refused(
+    serve: Serve, tmp_path: Path
+) -> None:
+    directory = tmp_path / "a-directory"
+    directory.mkdir(mode=0o700)
+    done = serve(None, "--token-file", str(directory), agent_token=None)
+    assert (done.code, done.stderr) == (
+        ExitStatus.FILE,
+        f"vend: {directory} is not a regular file\n",
+    )
+    beneath_a_file = tmp_path / "token" / "x"
+    (tmp_path / "token").write_text("")
+    done = serve(None, "--token-file", str(beneath_a_file), agent_token=None)
+    assert (done.code, done.stderr) == (
+        ExitStatus.FILE,
+        f"vend: cannot read {beneath_a_file}: Not a directory\n",
+    )
+    nowhere = tmp_path / "no-such-directory" / "token"
+    done = serve(None, "--token-file", str(nowhere), agent_token=None)
+    assert (done.code, done.stderr) == (
+        ExitStatus.FILE,
+        f"vend: cannot create {nowhere}: No such file or directory\n",
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another user")
+def test_a_token_file_of_another_user_is_refused(serve: Serve, tmp_path: Path) -> None:
+    path = tmp_path / "token"
+    path.write_text("a-token-of-enough-length-000\n")
+    path.chmod(0o600)
+    os.chown(path, 65534, 65534)
+    done = serve(None, "--token-file", str(path), agent_token=None)
+    assert (done.code, done.stderr) == (
+        ExitStatus.FILE,
+        f"vend: {path} belongs to another user: it must be the agent's own\n",
+    )
+
+
+def test_the_agent_token_comes_from_the_environment_or_a_file_not_both(
+    serve: Serve, tmp_path: Path
+) -> None:
+    done = serve(None, "--token-file", str(tmp_path / "token"))
+    assert (done.code, done.stderr) == (
+        ExitStatus.USAGE,
+        "vend: give VEND_AGENT_TOKEN or --token-file, not both\n",
+    )
+    done = serve(None, agent_token="a token with spaces 0000")
+    assert (done.code, done.stderr) == (
+        ExitStatus.USAGE,
+        "vend: VEND_AGENT_TOKEN: the token must be visible ASCII without spaces\n",
+    )
+
+    def ask(agent: Agent) -> None:
+        assert agent.get(f"/v1/secret?{QUERY}").status_code == 200
+
+    serve(ask, agent_token=f"  {AGENT_TOKEN}\n")  # the variable's blanks are not the token
+
+
 # -- as a process ---------------------------------------------------------------------------------
 
 
