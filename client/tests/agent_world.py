@@ -46,10 +46,14 @@ class Service:
     """The service's `POST /v1/secrets/obtain` and `/v1/secrets/current`: each request takes the
     next planned error (status, headers), or once none is left answers the next of `secrets`
     (the last one once they run out), sealed for the IDs asked; the current secret is
-    `current_id`. `paths` are the paths asked, in order."""
+    `current_id`. A planned error's body says `message` and `request_id` (none when None), its
+    code `code` or else E and its status. `paths` are the paths asked, in order."""
 
     secrets: list[str] = field(default_factory=lambda: ["CS-secret-marker-1"])
     errors: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    code: str | None = None
+    message: str = "planned"
+    request_id: str | None = "svc-req-9"
     current_id: str = "sct_current"
     requests: int = 0
     paths: list[str] = field(default_factory=list)
@@ -63,9 +67,10 @@ class Service:
             secret = self.secrets.pop(0) if len(self.secrets) > 1 else self.secrets[0]
         if planned is not None:
             status, headers = planned
-            body = {
-                "error": {"code": f"E{status}", "message": "planned", "request_id": "svc-req-9"}
-            }
+            error = {"code": self.code or f"E{status}", "message": self.message}
+            if self.request_id is not None:
+                error["request_id"] = self.request_id
+            body = {"error": error}
             return Response(json.dumps(body), status, headers, content_type="application/json")
         asked = json.loads(request.data)
         secret_id = asked.get("secret_id", self.current_id)

@@ -11,7 +11,8 @@ import http.client
 import json
 import os
 import stat
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -30,6 +31,7 @@ from agent_world import (
     world_on,
 )
 from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from vend_client.exit_status import ExitStatus
 
@@ -49,6 +51,16 @@ class Serve(Protocol):
 @pytest.fixture
 def world(httpserver: HTTPServer) -> World:
     return world_on(httpserver)
+
+
+@pytest.fixture
+def other() -> Iterator[HTTPServer]:
+    """A second server, for an upstream that misbehaves beside the world's."""
+    server = HTTPServer()
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
 
 
 @pytest.fixture
@@ -253,6 +265,54 @@ def test_the_services_refusal_keeps_its_status_code_and_request_id(
     serve(ask)
 
 
+def test_the_services_refusal_of_the_agents_own_credentials_says_so(
+    serve: Serve, world: World
+) -> None:
+    world.service.errors = [(401, {})]
+
+    def ask(agent: Agent) -> None:
+        refused = agent.get(f"/v1/secret?{QUERY}")
+        assert refused.status_code == 401
+        assert refused.json()["error"]["message"] == (
+            "the service refused the agent's credentials: planned"
+        )
+
+    serve(ask)
+
+
+@pytest.mark.parametrize("status", [200, 302, 599, 600])
+def test_an_error_body_without_an_error_status_is_a_bad_gateway(
+    serve: Serve, world: World, status: int
+) -> None:
+    world.service.errors = [(status, {})]
+
+    def ask(agent: Agent) -> None:
+        refused = agent.get(f"/v1/secret?{QUERY}")
+        assert refused.status_code == (599 if status == 599 else 502)
+        assert refused.json()["error"]["code"] == f"E{status}"
+
+    serve(ask)
+
+
+def test_what_the_service_said_is_one_line_cut_to_its_bounds(serve: Serve, world: World) -> None:
+    # Its request id is bounded already: the client keeps only 1 to 64 of [A-Za-z0-9_.:-].
+    world.service.errors = [(403, {}), (403, {}), (403, {})]
+    world.service.request_id = "r" * 64
+
+    def ask(agent: Agent) -> None:
+        world.service.code, world.service.message = "C" * 65, "m" * 301
+        cut = agent.get(f"/v1/secret?{QUERY}").json()["error"]
+        assert cut == {"code": "C" * 63 + "…", "message": "m" * 299 + "…", "request_id": "r" * 64}
+        world.service.code, world.service.message = "C" * 64, "m" * 300
+        whole = agent.get(f"/v1/secret?{QUERY}").json()["error"]
+        assert whole == {"code": "C" * 64, "message": "m" * 300, "request_id": "r" * 64}
+        world.service.request_id, world.service.message = None, "two\n  lines"
+        flat = agent.get(f"/v1/secret?{QUERY}").json()["error"]
+        assert flat == {"code": "C" * 64, "message": "two lines"}
+
+    serve(ask)
+
+
 def test_throttling_keeps_its_retry_after(serve: Serve, world: World) -> None:
     # Longer than the cache waits for (30 s): answered at once, as the service answered.
     world.service.errors = [(429, {"Retry-After": "120"})]
@@ -267,13 +327,62 @@ def test_throttling_keeps_its_retry_after(serve: Serve, world: World) -> None:
 
 
 def test_an_unreachable_service_is_503(serve: Serve, world: World) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+
     def ask(agent: Agent) -> None:
         refused = agent.get(f"/v1/secret?{QUERY}")
         assert refused.status_code == 503
-        assert refused.json()["error"]["code"] == "ServiceUnreachable"
-        assert "connection refused" in refused.json()["error"]["message"]
+        assert refused.json()["error"] == {
+            "code": "ServiceUnreachable",
+            "message": f"cannot reach the service at {dead}: connection refused (--url or VEND_URL)",
+        }
 
-    serve(ask, env=world.env(VEND_URL=f"http://127.0.0.1:{free_port()}"))
+    serve(ask, env=world.env(VEND_URL=dead))
+
+
+def test_a_service_that_does_not_answer_in_time_is_503_with_the_timeout(
+    serve: Serve, world: World, other: HTTPServer
+) -> None:
+    released = threading.Event()
+
+    def late(request: Request) -> Response:
+        released.wait(10)
+        return Response("{}", 500)
+
+    other.expect_request("/v1/secrets/obtain").respond_with_handler(late)
+    slow = other.url_for("").rstrip("/")
+
+    def ask(agent: Agent) -> None:
+        try:
+            refused = agent.get(f"/v1/secret?{QUERY}")
+        finally:
+            released.set()
+        assert refused.status_code == 503
+        assert refused.json()["error"] == {
+            "code": "ServiceUnreachable",
+            "message": f"the service at {slow} did not answer within 0.25 s (--timeout)",
+        }
+
+    serve(ask, env=world.env(VEND_URL=slow, VEND_TIMEOUT="0.25"))
+
+
+def test_a_kms_that_denies_the_data_key_is_403_in_words(
+    serve: Serve, world: World, other: HTTPServer
+) -> None:
+    other.expect_request("/", headers={"x-acs-action": "Decrypt"}).respond_with_json(
+        {"Code": "Forbidden.NoPermission", "Message": "no", "RequestId": "kms-req-1"}, status=403
+    )
+
+    def ask(agent: Agent) -> None:
+        refused = agent.get(f"/v1/secret?{QUERY}")
+        assert refused.status_code == 403
+        assert refused.json()["error"] == {
+            "code": "AccessDenied",
+            "message": "the data key is not yours to decrypt: KMS denied Decrypt with its key "
+            "(Forbidden.NoPermission, KMS request kms-req-1)",
+        }
+
+    serve(ask, env=world.env(VEND_KMS_ENDPOINT=other.url_for("").rstrip("/")))
 
 
 # -- tokens --------------------------------------------------------------------------------------
