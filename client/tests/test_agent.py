@@ -510,9 +510,29 @@ def test_without_a_token_endpoint_tokens_are_not_served(serve: Serve, world: Wor
     def ask(agent: Agent) -> None:
         refused = agent.get(f"/v1/token?{QUERY}")
         assert refused.status_code == 501
-        assert refused.json()["error"]["code"] == "TokenEndpointNotConfigured"
+        assert refused.json()["error"] == {
+            "code": "TokenEndpointNotConfigured",
+            "message": "the agent has no token endpoint: start it with --token-endpoint or "
+            "VEND_TOKEN_ENDPOINT",
+        }
 
     serve(ask, env=world.env())
+
+
+def test_a_scope_that_is_not_rfc_6749_scope_tokens_is_refused_before_anything_is_asked(
+    serve: Serve, world: World
+) -> None:
+    def ask(agent: Agent) -> None:
+        refused = agent.get(f"/v1/token?{QUERY}&scope=a%20%20b")
+        assert refused.status_code == 400
+        assert refused.json()["error"] == {
+            "code": "InvalidParameter",
+            "message": 'scope must be scope tokens (printable ASCII but " and \\) separated by '
+            "single spaces, at most 1024 characters",
+        }
+
+    serve(ask)
+    assert (world.token_endpoint.hits, world.service.requests) == (0, 0)
 
 
 def test_the_token_endpoint_may_be_per_instance_and_application_and_take_client_secret_post(
@@ -555,6 +575,31 @@ def test_every_log_line_is_json_and_none_holds_a_secret_or_token(serve: Serve) -
         assert {"time", "method", "path", "status", "duration_ms", "request_id"} <= set(line)
     for marker in (SECRET, AGENT_TOKEN, "wrong-token-marker", "access-token-"):
         assert marker not in stderr
+
+
+def test_a_refused_request_is_logged_with_its_code_and_the_services_request_id(
+    serve: Serve, world: World
+) -> None:
+    world.service.errors = [(403, {})]
+
+    def ask(agent: Agent) -> None:
+        refused = agent.get(f"/v1/secret?{QUERY}")
+        assert refused.status_code == 403
+        assert "Allow" not in refused.headers  # only a 405 names the allowed method
+        assert agent.get(f"/v1/secret?{QUERY}", token=None).status_code == 401
+        assert agent.get(f"/v1/secret?{QUERY}").status_code == 200
+
+    lines = [line for line in json_lines(serve(ask).stderr) if line.get("event") == "request"]
+    ids = {"instance_id": "idaas_x", "application_id": "app_y", "secret_id": "sct_z"}
+    by_service, unauthenticated, served = lines
+    assert by_service["error"] == "E403"
+    assert by_service["upstream_request_id"] == "svc-req-9"
+    assert ids.items() <= by_service.items()
+    assert unauthenticated["error"] == "Unauthenticated"
+    assert "upstream_request_id" not in unauthenticated
+    assert "instance_id" not in unauthenticated  # refused before its query was read
+    assert ids.items() <= served.items()
+    assert "error" not in served
 
 
 def test_a_requests_traceparent_names_its_trace_in_its_line(serve: Serve) -> None:
