@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import stat
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -616,6 +617,34 @@ def test_a_requests_traceparent_names_its_trace_in_its_line(serve: Serve) -> Non
         ("access", None),
         ("access", None),
     ]
+
+
+def _raise(kind: type[BaseException]) -> None:
+    raise kind("words-of-the-error-marker")
+
+
+def test_what_nothing_caught_is_a_crash_line_with_its_type_and_place_not_its_words(
+    serve: Serve,
+) -> None:
+    def ask(agent: Agent) -> None:
+        for kind in (RuntimeError, SystemExit):
+            thread = threading.Thread(target=_raise, args=(kind,))
+            thread.start()
+            thread.join()
+        for kind in (ValueError, KeyboardInterrupt):
+            try:
+                _raise(kind)
+            except BaseException as exc:  # as Python hands the main thread's to sys.excepthook
+                sys.excepthook(type(exc), exc, exc.__traceback__)
+
+    stderr = serve(ask).stderr
+    crashes = [line for line in json_lines(stderr) if line.get("event") == "crash"]
+    at = f"{__file__}:{_raise.__code__.co_firstlineno + 1}"
+    assert [(c["log"], c["level"], c["error"], c["at"]) for c in crashes] == [
+        ("crash", "critical", "RuntimeError", at),
+        ("crash", "critical", "ValueError", at),
+    ]
+    assert "words-of-the-error-marker" not in stderr
 
 
 # -- the agent token ------------------------------------------------------------------------------
