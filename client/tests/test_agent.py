@@ -173,17 +173,37 @@ def test_only_get_on_known_paths(serve: Serve, world: World) -> None:
     assert world.service.requests == 0
 
 
+SECRET_TAKES = "this path takes instance_id, application_id, secret_id, refresh_now"
+ID_CHARS = "must be 1 to 64 of [A-Za-z0-9_-]"
+
+
 @pytest.mark.parametrize(
     ("query", "said"),
     [
-        ("instance_id=idaas_x&application_id=app_y&secret_id=sct*", "secret_id must be"),
-        ("instance_id=idaas_x&application_id=app%2Fy&secret_id=sct_z", "application_id must be"),
-        ("instance_id=&application_id=app_y&secret_id=sct_z", "instance_id must be"),
+        ("instance_id=idaas_x&application_id=app_y&secret_id=sct*", f"secret_id {ID_CHARS}"),
+        (
+            "instance_id=idaas_x&application_id=app%2Fy&secret_id=sct_z",
+            f"application_id {ID_CHARS}",
+        ),
+        ("instance_id=&application_id=app_y&secret_id=sct_z", f"instance_id {ID_CHARS}"),
+        (f"instance_id={'i' * 65}&application_id=app_y", f"instance_id {ID_CHARS}"),
         ("application_id=app_y&secret_id=sct_z", "instance_id is required"),
-        (f"{QUERY}&colour=blue", "unknown query parameter colour"),
+        ("instance_id=idaas_x&secret_id=sct_z", "application_id is required"),
+        (f"{QUERY}&colour=blue", f"unknown query parameter colour: {SECRET_TAKES}"),
+        (
+            f"{QUERY}&Colour=blue",
+            f"unknown query parameter (a name it does not know): {SECRET_TAKES}",
+        ),
+        (
+            f"{QUERY}&{'c' * 33}=blue",
+            f"unknown query parameter (a name it does not know): {SECRET_TAKES}",
+        ),
         (f"{QUERY}&secret_id=sct_y", "secret_id is given twice"),
         (f"{QUERY}&refresh_now=yes", "refresh_now must be true or false"),
-        (f"{QUERY}&scope=x", "unknown query parameter scope"),  # /v1/secret takes no scope
+        (f"{QUERY}&refresh_now=", "refresh_now must be true or false"),
+        (f"{QUERY}&scope=x", f"unknown query parameter scope: {SECRET_TAKES}"),
+        (QUERY + "&refresh_now=false" * 6, "too many query parameters"),  # 9 fields
+        (QUERY + "&refresh_now=false" * 5, "refresh_now is given twice"),  # 8: read
     ],
 )
 def test_a_bad_query_is_refused_before_anything_is_asked(
@@ -192,8 +212,7 @@ def test_a_bad_query_is_refused_before_anything_is_asked(
     def ask(agent: Agent) -> None:
         refused = agent.get(f"/v1/secret?{query}")
         assert refused.status_code == 400
-        assert refused.json()["error"]["code"] == "InvalidParameter"
-        assert said in refused.json()["error"]["message"]
+        assert refused.json()["error"] == {"code": "InvalidParameter", "message": said}
 
     serve(ask)
     assert world.service.requests == 0
