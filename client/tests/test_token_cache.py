@@ -201,8 +201,18 @@ def test_the_least_recently_used_token_goes_first_when_the_cache_is_full(
         assert world.token_endpoint.hits == 3
         cache.get(*IDS, "b")  # it was dropped
         assert world.token_endpoint.hits == 4
-        with pytest.raises(ValueError, match="max_entries must be at least 1"):
+        with pytest.raises(ValueError, match=r"^max_entries must be at least 1$"):
             TokenCache(secrets, endpoint, max_entries=0)
+        one = TokenCache(secrets, endpoint, max_entries=1, clock=clock)
+        one.get(*IDS, "a")
+        one.get(*IDS, "b")
+        assert len(one) == 1
+
+
+def test_the_cache_holds_1000_tokens_by_default(cache: TokenCache) -> None:
+    for n in range(1001):
+        cache.get(*IDS, f"s{n}")
+    assert len(cache) == 1000
 
 
 def test_a_refreshed_token_too_short_to_cache_drops_the_one_before(

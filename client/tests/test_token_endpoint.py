@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,7 +24,7 @@ PATH = "/oauth2/token"
 SECRET = "CS-secret-marker:a/b c%"  # what form encoding must escape
 
 
-def vended(client_id: str | None = "client-1") -> VendedSecret:
+def vended(client_id: str | None = "client/1") -> VendedSecret:
     return VendedSecret(
         instance_id="idaas_x",
         application_id="app_y",
@@ -62,7 +64,7 @@ def test_client_secret_basic_sends_the_form_encoded_pair_and_the_grant(
     answering(httpserver, {"access_token": "t", "expires_in": 600})
     token = endpoint(httpserver).exchange(vended(), "api://a|read b")
     sent: Request = httpserver.log[0][0]
-    pair = base64.b64encode(b"client-1:CS-secret-marker%3Aa%2Fb%20c%25").decode()
+    pair = base64.b64encode(b"client%2F1:CS-secret-marker%3Aa%2Fb%20c%25").decode()
     assert sent.headers["Authorization"] == f"Basic {pair}"
     assert sent.headers["Accept"] == "application/json"
     assert sent.form.to_dict() == {"grant_type": "client_credentials", "scope": "api://a|read b"}
@@ -90,7 +92,7 @@ def test_client_secret_post_sends_both_in_the_form_and_no_authorization(
     assert "Authorization" not in sent.headers
     assert sent.form.to_dict() == {
         "grant_type": "client_credentials",
-        "client_id": "client-1",
+        "client_id": "client/1",
         "client_secret": SECRET,
     }
 
@@ -98,12 +100,14 @@ def test_client_secret_post_sends_both_in_the_form_and_no_authorization(
 def test_an_unknown_auth_method_is_refused_and_the_repr_holds_the_template_only() -> None:
     with pytest.raises(ValueError, match="client_secret_basic, client_secret_post"):
         TokenEndpoint("https://idaas.example/token", auth_method="private_key_jwt")
-    made = TokenEndpoint("https://idaas.example/{instance_id}/t", timeout_s=2.5)
+    made = TokenEndpoint("https://idaas.example/{instance_id}/{application_id}/t")
     assert repr(made) == (
-        "TokenEndpoint('https://idaas.example/{instance_id}/t', "
-        "auth_method='client_secret_basic', timeout_s=2.5)"
+        "TokenEndpoint('https://idaas.example/{instance_id}/{application_id}/t', "
+        "auth_method='client_secret_basic', timeout_s=15.0)"
     )
-    assert made.url_for("i1", "a1") == "https://idaas.example/i1/t"
+    assert made.url_for("i1", "a1") == "https://idaas.example/i1/a1/t"
+    with pytest.raises(ValueError, match=r"not \{a\}, \{b\}$"):
+        TokenEndpoint("https://idaas.example/{b}/{a}/{instance_id}")
 
 
 # -- what an answer becomes --------------------------------------------------------------------
@@ -162,7 +166,6 @@ def test_a_200_without_an_access_token_is_refused(httpserver: HTTPServer, body: 
         ({"error": 401}, 401, None),
         ({}, 503, None),
         ("<html>busy</html>", 502, None),
-        ({"access_token": "t"}, 302, None),  # a redirect is not followed
     ],
 )
 def test_a_refusal_names_its_status_and_its_oauth_code_when_it_reads_as_one(
@@ -224,3 +227,55 @@ def test_an_endpoint_whose_host_is_unknown_says_so() -> None:
     with pytest.raises(TokenEndpointError) as caught:
         TokenEndpoint(url, timeout_s=5).exchange(vended(), None)
     assert str(caught.value) == f"cannot reach the token endpoint {url}: unknown host"
+
+
+def test_a_redirect_is_not_followed(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/elsewhere").respond_with_json({"access_token": "t"})
+    httpserver.expect_request(PATH, method="POST").respond_with_data(
+        "", 307, headers={"Location": httpserver.url_for("/elsewhere")}
+    )
+    with pytest.raises(TokenEndpointError) as caught:
+        endpoint(httpserver).exchange(vended(), None)
+    assert (caught.value.status, caught.value.error) == (307, None)
+    assert len(httpserver.log) == 1
+
+
+def test_an_endless_answer_is_read_only_to_the_limit(httpserver: HTTPServer) -> None:
+    done = threading.Event()
+
+    def endless(request: Request) -> Response:
+        def chunks() -> Iterator[bytes]:
+            yield b'{"access_token": "t", "pad": "'
+            while not done.is_set():
+                yield b"x" * 65536
+
+        return Response(chunks(), 200, content_type="application/json")
+
+    httpserver.expect_request(PATH, method="POST").respond_with_handler(endless)
+    try:
+        with pytest.raises(TokenEndpointError, match="without an access token"):
+            endpoint(httpserver).exchange(vended(), None)
+    finally:
+        done.set()
+
+
+def test_a_connection_closed_without_an_answer_names_the_failure_kind() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def drop() -> None:
+        connection, _ = listener.accept()
+        connection.recv(65536)
+        connection.close()
+
+    thread = threading.Thread(target=drop)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/token"
+    try:
+        with pytest.raises(TokenEndpointError) as caught:
+            TokenEndpoint(url, timeout_s=5).exchange(vended(), None)
+    finally:
+        thread.join(10)
+        listener.close()
+    assert str(caught.value) == (
+        f"cannot reach the token endpoint {url}: connection failed (ConnectionError)"
+    )
