@@ -48,6 +48,8 @@ def serve(
     try:
         on_listening([_url(str(h), int(p)) for h, p in listen])
         server.run()  # returns on SystemExit or KeyboardInterrupt, its threads shut down
+    except SystemExit:
+        pass  # SIGTERM came before the loop began: stopped all the same
     finally:
         signal.signal(signal.SIGTERM, previous)
         server.close()
