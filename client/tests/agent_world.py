@@ -282,8 +282,9 @@ def agent_in_process(
     body: Callable[[Agent], None] | None = None,
     *args: str,
     agent_token: str | None = AGENT_TOKEN,
+    verbose: bool = False,
 ) -> Ran:
-    """`vend-client agent --port 0 ARGS` run by this process, as `vend_client.cli.main`, with
+    """`vend-client [-v] agent --port 0 ARGS` run by this process, as `vend_client.cli.main`, with
     `env` as its environment: the cli, the agent's command, its app and its server all run
     here, where mutation testing sees what each test calls. The agent serves in this (the
     main) thread, where its SIGTERM handler must run; `body` asks it from another thread once it
@@ -324,7 +325,7 @@ def agent_in_process(
     asker = threading.Thread(target=ask, name="agent-caller")
     asker.start()
     try:
-        code = main(["agent", "--port", "0", *args])
+        code = main([*(["-v"] if verbose else []), "agent", "--port", "0", *args])
     finally:
         listening.woken.set()
         asker.join(60)

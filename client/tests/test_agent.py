@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import socket
 import stat
 import sys
 import threading
@@ -46,6 +47,7 @@ class Serve(Protocol):
         *args: str,
         env: dict[str, str] | None = None,
         agent_token: str | None = AGENT_TOKEN,
+        verbose: bool = False,
     ) -> Ran: ...
 
 
@@ -74,10 +76,13 @@ def serve(world: World, monkeypatch: pytest.MonkeyPatch) -> Serve:
         *args: str,
         env: dict[str, str] | None = None,
         agent_token: str | None = AGENT_TOKEN,
+        verbose: bool = False,
     ) -> Ran:
         if env is None:
             env = world.env(VEND_TOKEN_ENDPOINT=world.url + "/api/v2/iauths_system/oauth2/token")
-        return agent_in_process(monkeypatch, env, body, *args, agent_token=agent_token)
+        return agent_in_process(
+            monkeypatch, env, body, *args, agent_token=agent_token, verbose=verbose
+        )
 
     return run
 
@@ -664,6 +669,120 @@ def test_what_nothing_caught_is_a_crash_line_with_its_type_and_place_not_its_wor
         ("crash", "critical", "ValueError", at),
     ]
     assert "words-of-the-error-marker" not in stderr
+
+
+# -- starting and stopping -----------------------------------------------------------------------
+
+
+def _agent_lines(stderr: str) -> list[dict[str, object]]:
+    return [line for line in json_lines(stderr) if line["logger"] == "vend_client.agent"]
+
+
+def test_the_agent_says_where_it_listens_and_that_it_stopped(serve: Serve, world: World) -> None:
+    ports: list[int] = []
+
+    def ask(agent: Agent) -> None:
+        ports.append(agent.port)
+        assert agent.get("/v1/health").headers["Server"] == "vend-agent"
+
+    endpoint = world.url + "/{instance_id}/token"
+    lines = _agent_lines(serve(ask, env=world.env(VEND_TOKEN_ENDPOINT=endpoint)).stderr)
+    first, last = lines[0], lines[-1]
+    assert (first["log"], first["level"], first["event"]) == ("start", "info", "listening")
+    assert first["urls"] == [f"http://127.0.0.1:{ports[0]}"]
+    assert (first["service"], first["token_endpoint"]) == (world.url, endpoint)
+    assert (last["log"], last["event"]) == ("stop", "stopped")
+    assert not [line for line in lines if line["event"] == "exposed"]
+
+
+def test_without_a_token_endpoint_the_listening_line_says_none(serve: Serve, world: World) -> None:
+    lines = _agent_lines(serve(lambda agent: None, env=world.env()).stderr)
+    assert lines[0]["token_endpoint"] is None
+
+
+def test_an_agent_on_an_ipv6_loopback_is_named_in_brackets(serve: Serve) -> None:
+    ports: list[int] = []
+
+    def ask(agent: Agent) -> None:
+        ports.append(agent.port)
+        answer = requests.get(f"http://[::1]:{agent.port}/v1/health", timeout=10)
+        assert answer.status_code == 200
+
+    lines = _agent_lines(serve(ask, "--host", "::1").stderr)
+    assert lines[0]["urls"] == [f"http://[::1]:{ports[0]}"]
+    assert not [line for line in lines if line["event"] == "exposed"]
+
+
+def test_an_agent_listening_beyond_this_host_warns_that_only_its_token_keeps_callers_out(
+    serve: Serve,
+) -> None:
+    lines = _agent_lines(serve(lambda agent: None, "--host", "0.0.0.0").stderr)
+    exposed = [line for line in lines if line["event"] == "exposed"]
+    assert [(line["level"], line["message"]) for line in exposed] == [
+        (
+            "warning",
+            "listening on 0.0.0.0: callers beyond this host can reach the agent; only its "
+            "token keeps them out",
+        )
+    ]
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.2"])
+def test_every_loopback_name_is_this_host_only(serve: Serve, host: str) -> None:
+    lines = _agent_lines(serve(lambda agent: None, "--host", host).stderr)
+    assert [line["event"] for line in lines] == ["listening", "stopped"]
+
+
+def test_with_verbose_the_libraries_debug_lines_are_logged_too(serve: Serve) -> None:
+    def ask(agent: Agent) -> None:
+        assert agent.get(f"/v1/secret?{QUERY}").status_code == 200
+
+    quiet = json_lines(serve(ask).stderr)
+    assert not [line for line in quiet if line["level"] == "debug"]
+    verbose = json_lines(serve(ask, verbose=True).stderr)
+    assert [line for line in verbose if line["level"] == "debug" and line["log"] == "library"]
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("--threads", "0"), "--threads and --max-connections must be at least 1"),
+        (("--max-connections", "0"), "--threads and --max-connections must be at least 1"),
+        (
+            ("--token-endpoint", "idaas.example/token"),
+            "--token-endpoint: the token endpoint 'idaas.example/token' is not an http(s):// URL",
+        ),
+    ],
+)
+def test_settings_the_agent_cannot_run_with_are_refused(
+    serve: Serve, args: tuple[str, ...], said: str
+) -> None:
+    done = serve(None, *args)
+    assert (done.code, done.stderr) == (ExitStatus.USAGE, f"vend: {said}\n")
+
+
+def test_a_port_in_use_is_refused_in_words(serve: Serve) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = serve(None, "--port", str(port))
+    assert (done.code, done.stderr) == (
+        ExitStatus.PORT_IN_USE,
+        f"vend: cannot listen on 127.0.0.1:{port}: Address already in use\n",
+    )
+
+
+def test_the_token_auth_method_flag_wins_over_its_variable(
+    serve: Serve, world: World, httpserver: HTTPServer
+) -> None:
+    def ask(agent: Agent) -> None:
+        assert agent.get(f"/v1/token?{QUERY}").status_code == 200
+
+    env = world.env(
+        VEND_TOKEN_ENDPOINT=world.url + "/api/v2/iauths_system/oauth2/token",
+        VEND_TOKEN_AUTH_METHOD="client_secret_post",
+    )
+    serve(ask, "--token-auth-method", "client_secret_basic", env=env)
+    assert world.token_endpoint.seen[0]["client_id"] == "app_y"  # from the Basic header
 
 
 # -- the agent token ------------------------------------------------------------------------------
