@@ -338,6 +338,23 @@ def test_what_the_service_said_is_one_line_cut_to_its_bounds(serve: Serve, world
     serve(ask)
 
 
+def test_a_service_answer_nested_deeper_than_python_parses_is_a_bad_gateway(
+    serve: Serve, world: World, other: HTTPServer
+) -> None:
+    nested = "[" * 100_000 + "]" * 100_000
+    other.expect_request("/v1/secrets/obtain").respond_with_data(nested, 200)
+
+    def ask(agent: Agent) -> None:
+        refused = agent.get(f"/v1/secret?{QUERY}")
+        assert refused.status_code == 502
+        assert refused.json()["error"] == {
+            "code": "BadResponse",
+            "message": "the answer is not JSON",
+        }
+
+    serve(ask, env=world.env(VEND_URL=other.url_for("").rstrip("/")))
+
+
 def test_throttling_keeps_its_retry_after(serve: Serve, world: World) -> None:
     # Longer than the cache waits for (30 s): answered at once, as the service answered.
     world.service.errors = [(429, {"Retry-After": "120"})]

@@ -142,7 +142,15 @@ def test_a_life_that_is_not_a_number_of_seconds_is_refused(
 
 
 @pytest.mark.parametrize(
-    "body", [{"token_type": "Bearer"}, {"access_token": ""}, {"access_token": 7}, "[1]", "not json"]
+    "body",
+    [
+        {"token_type": "Bearer"},
+        {"access_token": ""},
+        {"access_token": 7},
+        "[1]",
+        "not json",
+        "[" * 20_000 + "]" * 20_000,  # under the size limit, nested deeper than Python parses
+    ],
 )
 def test_a_200_without_an_access_token_is_refused(httpserver: HTTPServer, body: object) -> None:
     error = refused(httpserver, body)
