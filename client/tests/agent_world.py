@@ -347,6 +347,28 @@ def agent_in_process(
     return Ran(code, stderr.getvalue())
 
 
+@contextmanager
+def serving(app: Any) -> Iterator[Agent]:
+    """`app` (an `AgentApp` the test built) on waitress, as the agent's server sets it up, on a
+    port of its own in a thread of this process, until the block ends."""
+    from waitress import wasyncore  # noqa: PLC0415 - only the tests that build an app need it
+    from waitress.server import create_server  # noqa: PLC0415
+
+    server = create_server(
+        app, host="127.0.0.1", port=0, threads=2, clear_untrusted_proxy_headers=False
+    )
+    thread = threading.Thread(target=server.run, name="agent-app", daemon=True)
+    thread.start()
+    try:
+        yield Agent(int(server.effective_port), lambda: "")  # type: ignore[union-attr]
+    finally:
+        server.task_dispatcher.shutdown(timeout=5)
+        # Close every connection from the loop's own thread, which ends the loop at once.
+        everything = server._map  # type: ignore[union-attr]
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(everything))  # type: ignore[union-attr]
+        thread.join(10)
+
+
 def json_lines(text: str) -> list[dict[str, Any]]:
     """Every line of the agent's stderr, each of which must be one JSON object."""
     lines = [json.loads(line) for line in text.splitlines()]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import os
 import socket
 import stat
@@ -30,12 +31,16 @@ from agent_world import (
     free_port,
     json_lines,
     running_agent,
+    serving,
     world_on,
 )
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from vend_client.agent.app import AgentApp
+from vend_client.agent.logs import JsonLines
 from vend_client.exit_status import ExitStatus
+from vend_client.vended import VendedSecret
 
 SECRET = "CS-secret-marker-1"
 
@@ -96,16 +101,22 @@ def test_the_secret_answers_as_json_with_the_agent_token_and_only_with_it(
     def ask(agent: Agent) -> None:
         missing = agent.get(f"/v1/secret?{QUERY}", token=None)
         wrong = agent.get(f"/v1/secret?{QUERY}", token=AGENT_TOKEN[:-1] + "X")
-        for refused in (missing, wrong):
+        for refused, said in ((missing, "missing"), (wrong, "wrong")):
             assert refused.status_code == 401
-            assert refused.json()["error"]["code"] == "Unauthenticated"
+            assert refused.json()["error"] == {
+                "code": "Unauthenticated",
+                "message": f"the X-Vend-Agent-Token header is {said}",
+            }
             assert SECRET not in refused.text
+        empty = agent.get(f"/v1/secret?{QUERY}", token="")
+        assert empty.json()["error"]["message"] == "the X-Vend-Agent-Token header is wrong"
         assert world.service.requests == 0  # nothing was asked for a caller without the token
 
         answer = agent.get(f"/v1/secret?{QUERY}")
         assert answer.status_code == 200
         assert answer.headers["Content-Type"] == "application/json"
         assert answer.headers["Cache-Control"] == "no-store"
+        assert answer.headers["Content-Length"] == str(len(answer.content))
         assert answer.json() == {
             "instance_id": "idaas_x",
             "application_id": "app_y",
@@ -127,7 +138,11 @@ def test_a_request_through_a_proxy_is_refused_before_anything_else(
             for path in (f"/v1/secret?{QUERY}", "/v1/health", "/nowhere"):
                 refused = agent.get(path, **header)
                 assert refused.status_code == 400, (header, path)
-                assert refused.json()["error"]["code"] == "ForwardedRequest"
+                assert refused.json()["error"] == {
+                    "code": "ForwardedRequest",
+                    "message": "a request that passed through a proxy (X-Forwarded-For or "
+                    "Forwarded) is refused: the agent answers only callers on this host",
+                }
 
     serve(ask)
     assert world.service.requests == 0
@@ -171,11 +186,20 @@ def test_only_get_on_known_paths(serve: Serve, world: World) -> None:
         assert posted.status_code == 405
         assert posted.headers["Allow"] == "GET"
         assert posted.json()["error"]["code"] == "MethodNotAllowed"
+        assert posted.json()["error"]["message"] == "POST is not allowed: GET"
         unknown = agent.get("/v1/secrets")
-        assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "NotFound")
+        assert (unknown.status_code, unknown.json()["error"]) == (
+            404,
+            {"code": "NotFound", "message": "no such path: GET /v1/secret or /v1/token"},
+        )
+        odd = requests.request("PROPFINDANDMORE17", f"{agent.url}/v1/health", timeout=10)
+        assert odd.json()["error"]["message"] == "PROPFINDANDMORE1 is not allowed: GET"
+        agent.get("/v1/" + "p" * 200)
 
-    serve(ask)
+    lines = [line for line in json_lines(serve(ask).stderr) if line.get("event") == "request"]
     assert world.service.requests == 0
+    assert lines[-2]["method"] == "PROPFINDANDMORE1"  # cut to 16 characters
+    assert lines[-1]["path"] == ("/v1/" + "p" * 200)[:128]
 
 
 SECRET_TAKES = "this path takes instance_id, application_id, secret_id, refresh_now"
@@ -600,19 +624,23 @@ def test_the_token_endpoint_may_be_per_instance_and_application_and_take_client_
 
 
 def test_every_log_line_is_json_and_none_holds_a_secret_or_token(serve: Serve) -> None:
+    ids: list[str] = []
+
     def ask(agent: Agent) -> None:
-        agent.get(f"/v1/secret?{QUERY}")
-        agent.get(f"/v1/token?{QUERY}")
-        agent.get(f"/v1/secret?{QUERY}", token="wrong-token-marker-0000")
+        ids.append(agent.get(f"/v1/secret?{QUERY}").headers["X-Request-Id"])
+        ids.append(agent.get(f"/v1/token?{QUERY}").headers["X-Request-Id"])
+        wrong = agent.get(f"/v1/secret?{QUERY}", token="wrong-token-marker-0000")
+        ids.append(wrong.headers["X-Request-Id"])
 
     stderr = serve(ask).stderr
     lines = json_lines(stderr)
     requests_logged = [line for line in lines if line.get("event") == "request"]
-    assert [(r["path"], r["status"]) for r in requests_logged] == [
-        ("/v1/secret", 200),
-        ("/v1/token", 200),
-        ("/v1/secret", 401),
+    assert [(r["path"], r["status"], r["request_id"]) for r in requests_logged] == [
+        ("/v1/secret", 200, ids[0]),
+        ("/v1/token", 200, ids[1]),
+        ("/v1/secret", 401, ids[2]),
     ]
+    assert len(set(ids)) == 3
     for line in requests_logged:
         assert {"time", "method", "path", "status", "duration_ms", "request_id"} <= set(line)
     for marker in (SECRET, AGENT_TOKEN, "wrong-token-marker", "access-token-"):
@@ -686,6 +714,56 @@ def test_what_nothing_caught_is_a_crash_line_with_its_type_and_place_not_its_wor
         ("crash", "critical", "ValueError", at),
     ]
     assert "words-of-the-error-marker" not in stderr
+
+
+class _Broken:
+    """Stands in for the agent's cache of secrets with a bug: anything asked of it raises."""
+
+    def get_secret(self, instance_id: str, application_id: str, secret_id: str) -> VendedSecret:
+        raise ArithmeticError("planted-secret-marker: words of a bug")
+
+    get_current = refresh_now = get_secret  # type: ignore[assignment]
+
+
+class _Steps:
+    """A clock that moves 12.3456 ms each time it is read."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        self.now += 0.0123456
+        return self.now
+
+
+def test_a_bug_is_500_with_the_request_id_and_logged_with_its_type_not_its_words(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = AgentApp(
+        secrets=_Broken(),
+        tokens=None,
+        token=AGENT_TOKEN,
+        url="http://127.0.0.1:1",
+        timeout_s=5,
+        clock=_Steps(),
+    )
+    with caplog.at_level(logging.INFO, logger="vend_client.agent"), serving(app) as agent:
+        answer = agent.get(f"/v1/secret?{QUERY}")
+    request_id = answer.headers["X-Request-Id"]
+    assert answer.status_code == 500
+    assert answer.json() == {
+        "error": {"code": "InternalError", "message": f"the agent failed (request {request_id})"}
+    }
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert answer.headers["Content-Length"] == str(len(answer.content))
+    lines = [json.loads(JsonLines().format(r)) for r in caplog.records]
+    assert "planted" not in json.dumps(lines)
+    bug, line = lines
+    assert (bug["level"], bug["event"], bug["request_id"]) == ("error", "bug", request_id)
+    assert bug["error"] == "ArithmeticError"
+    assert bug["at"].endswith(f"test_agent.py:{_Broken.get_secret.__code__.co_firstlineno + 1}")
+    assert (line["status"], line["error"], line["request_id"]) == (500, "InternalError", request_id)
+    assert line["duration_ms"] == 12.35  # one step of the clock, in ms, to 2 places
 
 
 # -- starting and stopping -----------------------------------------------------------------------
