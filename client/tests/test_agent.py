@@ -426,10 +426,10 @@ def test_a_service_that_does_not_answer_in_time_is_503_with_the_timeout(
         assert refused.status_code == 503
         assert refused.json()["error"] == {
             "code": "ServiceUnreachable",
-            "message": f"the service at {slow} did not answer within 0.25 s (--timeout)",
+            "message": f"the service at {slow} did not answer within 1 s (--timeout)",
         }
 
-    serve(ask, env=world.env(VEND_URL=slow, VEND_TIMEOUT="0.25"))
+    serve(ask, env=world.env(VEND_URL=slow, VEND_TIMEOUT="1"))
 
 
 def test_a_kms_that_denies_the_data_key_is_403_in_words(
@@ -570,6 +570,25 @@ def test_an_unreachable_token_endpoint_is_502(serve: Serve, world: World) -> Non
 
     dead = f"http://127.0.0.1:{free_port()}/token"
     serve(ask, env=world.env(VEND_TOKEN_ENDPOINT=dead))
+
+
+def test_the_token_endpoint_is_given_the_services_timeout(serve: Serve, world: World) -> None:
+    endpoint = world.url + "/api/v2/iauths_system/oauth2/token"
+
+    def ask(agent: Agent) -> None:
+        assert agent.get(f"/v1/secret?{QUERY}").status_code == 200  # the secret, cached
+        world.token_endpoint.gate.clear()  # it answers nothing until the gate opens
+        try:
+            refused = agent.get(f"/v1/token?{QUERY}")
+        finally:
+            world.token_endpoint.gate.set()
+        assert refused.status_code == 502
+        assert refused.json()["error"] == {
+            "code": "TokenEndpointUnreachable",
+            "message": f"the token endpoint {endpoint} did not answer within 1 s",
+        }
+
+    serve(ask, env=world.env(VEND_TOKEN_ENDPOINT=endpoint, VEND_TIMEOUT="1"))
 
 
 def test_without_a_token_endpoint_tokens_are_not_served(serve: Serve, world: World) -> None:
