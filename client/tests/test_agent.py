@@ -707,6 +707,37 @@ def test_a_requests_traceparent_names_its_trace_in_its_line(serve: Serve) -> Non
     ]
 
 
+def test_every_logger_of_the_process_writes_json_lines_of_its_kind(serve: Serve) -> None:
+    def ask(agent: Agent) -> None:
+        logging.getLogger("waitress.queue").warning("Task queue depth is %d", 5)
+        logging.getLogger("urllib3.pool").info("pool of %s full", "x")
+        logging.getLogger("credentials").warning("provider failed")  # silenced
+        logging.getLogger("vend_client.caching").warning(
+            "stale", extra={"fields": {"event": "stale"}}
+        )
+
+    lines = json_lines(serve(ask).stderr)
+    kinds = {line["logger"]: (line["log"], line.get("message")) for line in lines}
+    assert kinds["waitress.queue"] == ("server", "Task queue depth is 5")
+    assert kinds["urllib3.pool"] == ("library", "pool of x full")
+    assert kinds["vend_client.caching"] == ("agent", None)
+    assert "credentials" not in kinds
+
+
+def test_a_lines_time_is_utc_to_the_millisecond() -> None:
+    record = logging.makeLogRecord(
+        {"name": "vend_client.agent", "levelname": "INFO", "created": 1_700_000_000.25, "msg": "m"}
+    )
+    line = json.loads(JsonLines().format(record))
+    assert line == {
+        "log": "agent",
+        "time": "2023-11-14T22:13:20.250Z",
+        "level": "info",
+        "logger": "vend_client.agent",
+        "message": "m",
+    }
+
+
 def _raise(kind: type[BaseException]) -> None:
     raise kind("words-of-the-error-marker")
 
