@@ -303,6 +303,7 @@ def agent_in_process(
     monkeypatch.setattr(sys, "stderr", stderr)
     listening = _Listening()
     failed: list[BaseException] = []
+    ended = threading.Event()
 
     def ask() -> None:
         listening.woken.wait(60)
@@ -315,6 +316,10 @@ def agent_in_process(
             failed.append(exc)
         finally:
             os.kill(os.getpid(), signal.SIGTERM)
+        if not ended.wait(15):
+            # A failure, not a hang: Ctrl-C stops waitress's loop whatever became of SIGTERM.
+            failed.append(AssertionError("the agent did not stop on SIGTERM"))
+            os.kill(os.getpid(), signal.SIGINT)
 
     root = logging.getLogger()
     saved = (root.handlers[:], root.level, sys.excepthook, threading.excepthook)
@@ -327,6 +332,7 @@ def agent_in_process(
     try:
         code = main([*(["-v"] if verbose else []), "agent", "--port", "0", *args])
     finally:
+        ended.set()
         listening.woken.set()
         asker.join(60)
         agent_log.removeHandler(listening)
