@@ -953,9 +953,16 @@ def test_without_a_token_the_agent_does_not_start(serve: Serve) -> None:
 
 
 def test_a_short_agent_token_is_refused(serve: Serve) -> None:
-    done = serve(None, agent_token="short")
-    assert done.code == ExitStatus.USAGE
-    assert "shorter than 16" in done.stderr
+    done = serve(None, agent_token="x" * 15)
+    assert (done.code, done.stderr) == (
+        ExitStatus.USAGE,
+        "vend: VEND_AGENT_TOKEN: the token is shorter than 16 characters\n",
+    )
+
+    def ask(agent: Agent) -> None:
+        assert agent.get("/v1/secret?" + QUERY, token="x" * 16).status_code == 200
+
+    serve(ask, agent_token="x" * 16)
 
 
 def test_a_missing_token_file_is_made_private_with_a_random_token_and_kept(
