@@ -71,7 +71,10 @@ def _read_or_create(path: Path) -> str:
     try:
         _create(path, token)
     except FileExistsError:  # another agent made it meanwhile: that one is the token
-        return _read_private(path)
+        try:
+            return _read_private(path)
+        except FileNotFoundError:  # the name is taken, by a link to nothing
+            raise AgentTokenError(f"{path} is a link to a file that does not exist") from None
     return token
 
 
