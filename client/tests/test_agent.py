@@ -14,6 +14,7 @@ import os
 import socket
 import stat
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -966,7 +967,7 @@ def test_a_short_agent_token_is_refused(serve: Serve) -> None:
 
 
 def test_a_missing_token_file_is_made_private_with_a_random_token_and_kept(
-    serve: Serve, tmp_path: Path
+    serve: Serve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "token"
     made: list[str] = []
@@ -981,6 +982,9 @@ def test_a_missing_token_file_is_made_private_with_a_random_token_and_kept(
         assert agent.get(f"/v1/secret?{QUERY}").status_code == 401  # not the usual token
 
     files.append(path)
+    # Made beside it (then linked into place), not in the temporary directory, which may be
+    # another file system.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-temporary-directory"))
     serve(ask, "--token-file", str(path), agent_token=None)
     serve(ask, "--token-file", str(path), agent_token=None)  # started again: kept
     assert made[0] == made[1]
@@ -1037,6 +1041,13 @@ def test_a_token_file_that_is_not_a_private_regular_file_of_the_agents_user_is_r
     assert (done.code, done.stderr) == (
         ExitStatus.FILE,
         f"vend: cannot read {beneath_a_file}: Not a directory\n",
+    )
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "nothing")
+    done = serve(None, "--token-file", str(dangling), agent_token=None)
+    assert (done.code, done.stderr) == (
+        ExitStatus.FILE,
+        f"vend: {dangling} is a link to a file that does not exist\n",
     )
     nowhere = tmp_path / "no-such-directory" / "token"
     done = serve(None, "--token-file", str(nowhere), agent_token=None)
