@@ -798,6 +798,7 @@ def test_a_bug_is_500_with_the_request_id_and_logged_with_its_type_not_its_words
         timeout_s=5,
         clock=_Steps(),
     )
+    assert repr(app) == "AgentApp(url='http://127.0.0.1:1', tokens=False)"  # not its token
     with caplog.at_level(logging.INFO, logger="vend_client.agent"), serving(app) as agent:
         answer = agent.get(f"/v1/secret?{QUERY}")
     request_id = answer.headers["X-Request-Id"]

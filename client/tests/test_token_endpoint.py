@@ -186,17 +186,19 @@ def test_a_refusal_names_its_status_and_its_oauth_code_when_it_reads_as_one(
     assert len(httpserver.log) == 1
 
 
-def test_an_answer_of_the_largest_size_is_read_and_a_larger_one_is_not(
+def test_an_answer_of_the_largest_size_is_read_whole_and_a_larger_one_is_not(
     httpserver: HTTPServer,
 ) -> None:
-    def padded(size: int) -> str:
-        start = '{"access_token": "t", "pad": "'
-        return start + "x" * (size - len(start) - 2) + '"}'
+    def of_size(size: int) -> tuple[str, str]:
+        start, end = '{"access_token": "', '"}'
+        token = "t" * (size - len(start) - len(end))
+        return token, start + token + end
 
-    answering(httpserver, padded(MAX_ANSWER_BYTES))
-    assert endpoint(httpserver).exchange(vended(), None).access_token == "t"
+    token, body = of_size(MAX_ANSWER_BYTES)  # read in chunks, joined as they came
+    answering(httpserver, body)
+    assert endpoint(httpserver).exchange(vended(), None).access_token == token
     httpserver.clear()
-    error = refused(httpserver, padded(MAX_ANSWER_BYTES + 1))
+    error = refused(httpserver, of_size(MAX_ANSWER_BYTES + 1)[1])
     assert "without an access token" in str(error)
 
 
