@@ -204,7 +204,7 @@ class Agent:
         sent = {k.replace("_", "-"): v for k, v in headers.items()}
         if token is not None:
             sent["X-Vend-Agent-Token"] = token
-        return requests.get(self.url + path, headers=sent, timeout=30)
+        return requests.get(self.url + path, headers=sent, timeout=10)
 
     def stderr(self) -> str:
         return self.log()

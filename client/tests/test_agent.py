@@ -908,6 +908,52 @@ def test_settings_the_agent_cannot_run_with_are_refused(
     assert (done.code, done.stderr) == (ExitStatus.USAGE, f"vend: {said}\n")
 
 
+def test_one_thread_and_one_connection_are_enough(serve: Serve) -> None:
+    def ask(agent: Agent) -> None:
+        assert agent.get(f"/v1/secret?{QUERY}").status_code == 200
+
+    serve(ask, "--threads", "1", "--max-connections", "1")
+
+
+def test_max_connections_counts_the_callers_connections(serve: Serve) -> None:
+    """waitress counts its own listening socket and trigger among the connections it limits: a
+    limit of 2 once accepted no caller at all."""
+
+    def ask(agent: Agent) -> None:
+        opened = [http.client.HTTPConnection("127.0.0.1", agent.port, timeout=10) for _ in "ab"]
+        try:
+            for connection in opened:  # each kept open while the next asks
+                connection.request("GET", "/v1/health")
+                assert connection.getresponse().read() == b'{"status":"ok"}'
+        finally:
+            for connection in opened:
+                connection.close()
+
+    serve(ask, "--max-connections", "2")
+
+
+def test_a_handler_set_on_the_root_logger_before_the_agent_started_gets_nothing(
+    serve: Serve,
+) -> None:
+    class Kept(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.records: list[logging.LogRecord] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.records.append(record)
+
+    before = Kept()
+    root = logging.getLogger()
+    root.addHandler(before)
+    try:
+        lines = json_lines(serve(lambda agent: None).stderr)
+    finally:
+        root.removeHandler(before)
+    assert [line["event"] for line in lines] == ["listening", "stopped"]
+    assert before.records == []  # every line went to the agent's own, as JSON
+
+
 def test_a_port_in_use_is_refused_in_words(serve: Serve) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
