@@ -114,7 +114,7 @@ def test_the_secret_answers_as_json_with_the_agent_token_and_only_with_it(
         assert world.service.requests == 0  # nothing was asked for a caller without the token
 
         answer = agent.get(f"/v1/secret?{QUERY}")
-        assert answer.status_code == 200
+        assert (answer.status_code, answer.reason) == (200, "OK")
         assert answer.headers["Content-Type"] == "application/json"
         assert answer.headers["Cache-Control"] == "no-store"
         assert answer.headers["Content-Length"] == str(len(answer.content))
@@ -339,6 +339,7 @@ def test_an_error_body_without_an_error_status_is_a_bad_gateway(
     def ask(agent: Agent) -> None:
         refused = agent.get(f"/v1/secret?{QUERY}")
         assert refused.status_code == (599 if status == 599 else 502)
+        assert refused.reason == ("Error" if status == 599 else "Bad Gateway")
         assert refused.json()["error"]["code"] == f"E{status}"
 
     serve(ask)
@@ -701,10 +702,10 @@ def test_a_requests_traceparent_names_its_trace_in_its_line(serve: Serve) -> Non
         agent.get(f"/v1/secret?{QUERY}", traceparent=f"00-{trace}-{'0' * 16}-01")
 
     lines = [line for line in json_lines(serve(ask).stderr) if line.get("event") == "request"]
-    assert [(line["log"], line.get("trace_id")) for line in lines] == [
+    assert [(line["log"], line.get("trace_id", "none")) for line in lines] == [
         ("access", trace),
-        ("access", None),
-        ("access", None),
+        ("access", "none"),
+        ("access", "none"),
     ]
 
 
@@ -872,6 +873,13 @@ def test_an_agent_listening_beyond_this_host_warns_that_only_its_token_keeps_cal
             "token keeps them out",
         )
     ]
+
+
+def test_a_host_name_other_than_localhost_is_warned_about(serve: Serve) -> None:
+    """The agent does not resolve a name to tell whether it is a loopback one."""
+    host = socket.gethostname()
+    lines = _agent_lines(serve(lambda agent: None, "--host", host).stderr)
+    assert [line["event"] for line in lines] == ["listening", "exposed", "stopped"]
 
 
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.2"])
