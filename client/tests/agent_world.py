@@ -327,6 +327,10 @@ def agent_in_process(
     credentials_disabled = credentials.disabled
     agent_log = logging.getLogger("vend_client.agent")
     agent_log.addHandler(listening)
+    # SIGTERM while the agent is not serving (it failed, or never set its own handler) is a
+    # failure of the test, not the end of the test run.
+    stray: list[int] = []
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: stray.append(signum))
     asker = threading.Thread(target=ask, name="agent-caller")
     asker.start()
     try:
@@ -335,6 +339,7 @@ def agent_in_process(
         ended.set()
         listening.woken.set()
         asker.join(60)
+        signal.signal(signal.SIGTERM, before)
         agent_log.removeHandler(listening)
         for handler in root.handlers[:]:
             root.removeHandler(handler)
@@ -347,6 +352,7 @@ def agent_in_process(
             SESSION_LOG.output("vend-client agent in process (stderr)", stderr.getvalue())
     if failed:
         raise failed[0]
+    assert not stray, "SIGTERM came when the agent was not serving"
     if body is not None:
         assert listening.port is not None, f"the agent never listened:\n{stderr.getvalue()}"
         assert code == 0, stderr.getvalue()  # stopped by SIGTERM, as a supervisor stops it

@@ -718,7 +718,8 @@ def test_every_logger_of_the_process_writes_json_lines_of_its_kind(serve: Serve)
             "stale", extra={"fields": {"event": "stale"}}
         )
 
-    lines = json_lines(serve(ask).stderr)
+    # With -v, as without: the credentials library's lines are silenced by the agent itself.
+    lines = json_lines(serve(ask, verbose=True).stderr)
     kinds = {line["logger"]: (line["log"], line.get("message")) for line in lines}
     assert kinds["waitress.queue"] == ("server", "Task queue depth is 5")
     assert kinds["urllib3.pool"] == ("library", "pool of x full")
