@@ -5,7 +5,9 @@ as a real process, as a user runs it, configured through its environment."""
 from __future__ import annotations
 
 import base64
+import io
 import json
+import logging
 import os
 import signal
 import socket
@@ -13,18 +15,21 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+import pytest
 import requests
 import sealed
 from client_log_scan import SESSION_LOG
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
+
+from vend_client.cli import main
 
 ACCOUNT = "1234567890123456"
 ME = f"acs:ram::{ACCOUNT}:user/billing"
@@ -41,10 +46,14 @@ class Service:
     """The service's `POST /v1/secrets/obtain` and `/v1/secrets/current`: each request takes the
     next planned error (status, headers), or once none is left answers the next of `secrets`
     (the last one once they run out), sealed for the IDs asked; the current secret is
-    `current_id`. `paths` are the paths asked, in order."""
+    `current_id`. A planned error's body says `message` and `request_id` (none when None), its
+    code `code` or else E and its status. `paths` are the paths asked, in order."""
 
     secrets: list[str] = field(default_factory=lambda: ["CS-secret-marker-1"])
     errors: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    code: str | None = None
+    message: str = "planned"
+    request_id: str | None = "svc-req-9"
     current_id: str = "sct_current"
     requests: int = 0
     paths: list[str] = field(default_factory=list)
@@ -58,9 +67,10 @@ class Service:
             secret = self.secrets.pop(0) if len(self.secrets) > 1 else self.secrets[0]
         if planned is not None:
             status, headers = planned
-            body = {
-                "error": {"code": f"E{status}", "message": "planned", "request_id": "svc-req-9"}
-            }
+            error = {"code": self.code or f"E{status}", "message": self.message}
+            if self.request_id is not None:
+                error["request_id"] = self.request_id
+            body = {"error": error}
             return Response(json.dumps(body), status, headers, content_type="application/json")
         asked = json.loads(request.data)
         secret_id = asked.get("secret_id", self.current_id)
@@ -181,9 +191,10 @@ def free_port() -> int:
 
 @dataclass
 class Agent:
-    proc: subprocess.Popen[bytes]
+    """A running agent, as its callers reach it: its port, and what it wrote to stderr so far."""
+
     port: int
-    log: Path
+    log: Callable[[], str]
 
     @property
     def url(self) -> str:
@@ -193,10 +204,10 @@ class Agent:
         sent = {k.replace("_", "-"): v for k, v in headers.items()}
         if token is not None:
             sent["X-Vend-Agent-Token"] = token
-        return requests.get(self.url + path, headers=sent, timeout=30)
+        return requests.get(self.url + path, headers=sent, timeout=10)
 
     def stderr(self) -> str:
-        return self.log.read_text()
+        return self.log()
 
 
 @contextmanager
@@ -216,7 +227,7 @@ def running_agent(
             stderr=sink,
         )
     try:
-        yield Agent(proc, _listening_port(proc, log), log)
+        yield Agent(_listening_port(proc, log), log.read_text)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -236,6 +247,138 @@ def _listening_port(proc: subprocess.Popen[bytes], log: Path) -> int:
         assert proc.poll() is None, log.read_text()
         assert time.monotonic() < deadline, f"the agent never listened:\n{log.read_text()}"
         time.sleep(0.02)
+
+
+# -- the agent in this process -----------------------------------------------------------------
+
+
+@dataclass
+class Ran:
+    """How `vend-client agent` ended in this process: its exit status and all it wrote to
+    stderr (its log lines, or the one line of a refusal to start)."""
+
+    code: int
+    stderr: str
+
+
+class _Listening(logging.Handler):
+    """Learns the agent's port from its `listening` line, and wakes whoever waits for it."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.port: int | None = None
+        self.woken = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict) and fields.get("event") == "listening":
+            self.port = int(str(fields["urls"][0]).rsplit(":", 1)[1])
+            self.woken.set()
+
+
+def agent_in_process(
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    body: Callable[[Agent], None] | None = None,
+    *args: str,
+    agent_token: str | None = AGENT_TOKEN,
+    verbose: bool = False,
+) -> Ran:
+    """`vend-client [-v] agent --port 0 ARGS` run by this process, as `vend_client.cli.main`, with
+    `env` as its environment: the cli, the agent's command, its app and its server all run
+    here, where mutation testing sees what each test calls. The agent serves in this (the
+    main) thread, where its SIGTERM handler must run; `body` asks it from another thread once it
+    listens, then this process sends itself SIGTERM, on which the agent must stop and exit 0.
+    Without `body` the agent is expected not to start. The logging it sets up for itself (the
+    root logger's handlers and level, the exception hooks) is put back afterwards, and its
+    lines are checked as a process's are."""
+    if agent_token is not None:
+        env = {**env, "VEND_AGENT_TOKEN": agent_token}
+    for name in list(os.environ):
+        if name not in env:
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    stderr = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    listening = _Listening()
+    failed: list[BaseException] = []
+    ended = threading.Event()
+
+    def ask() -> None:
+        listening.woken.wait(60)
+        if listening.port is None:
+            return
+        try:
+            if body is not None:
+                body(Agent(listening.port, stderr.getvalue))
+        except BaseException as exc:  # raised again in the test's thread
+            failed.append(exc)
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
+        if not ended.wait(15):
+            # A failure, not a hang: Ctrl-C stops waitress's loop whatever became of SIGTERM.
+            failed.append(AssertionError("the agent did not stop on SIGTERM"))
+            os.kill(os.getpid(), signal.SIGINT)
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, sys.excepthook, threading.excepthook)
+    credentials = logging.getLogger("credentials")
+    credentials_disabled = credentials.disabled
+    agent_log = logging.getLogger("vend_client.agent")
+    agent_log.addHandler(listening)
+    # SIGTERM while the agent is not serving (it failed, or never set its own handler) is a
+    # failure of the test, not the end of the test run.
+    stray: list[int] = []
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: stray.append(signum))
+    asker = threading.Thread(target=ask, name="agent-caller")
+    asker.start()
+    try:
+        code = main([*(["-v"] if verbose else []), "agent", "--port", "0", *args])
+    finally:
+        ended.set()
+        listening.woken.set()
+        asker.join(60)
+        signal.signal(signal.SIGTERM, before)
+        agent_log.removeHandler(listening)
+        for handler in root.handlers[:]:
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
+        sys.excepthook, threading.excepthook = saved[2], saved[3]
+        credentials.disabled = credentials_disabled
+        if listening.port is not None:  # its log; not the one line of a refusal to start
+            SESSION_LOG.output("vend-client agent in process (stderr)", stderr.getvalue())
+    if failed:
+        raise failed[0]
+    assert not stray, "SIGTERM came when the agent was not serving"
+    if body is not None:
+        assert listening.port is not None, f"the agent never listened:\n{stderr.getvalue()}"
+        assert code == 0, stderr.getvalue()  # stopped by SIGTERM, as a supervisor stops it
+    return Ran(code, stderr.getvalue())
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[Agent]:
+    """`app` (an `AgentApp` the test built) on waitress, as the agent's server sets it up, on a
+    port of its own in a thread of this process, until the block ends."""
+    from waitress import wasyncore  # noqa: PLC0415 - only the tests that build an app need it
+    from waitress.server import create_server  # noqa: PLC0415
+
+    server = create_server(
+        app, host="127.0.0.1", port=0, threads=2, clear_untrusted_proxy_headers=False
+    )
+    thread = threading.Thread(target=server.run, name="agent-app", daemon=True)
+    thread.start()
+    try:
+        yield Agent(int(server.effective_port), lambda: "")  # type: ignore[union-attr]
+    finally:
+        server.task_dispatcher.shutdown(timeout=5)
+        # Close every connection from the loop's own thread, which ends the loop at once.
+        everything = server._map  # type: ignore[union-attr]
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(everything))  # type: ignore[union-attr]
+        thread.join(10)
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from vend_client.agent.tokens import (
     TokenEndpoint,
     TokenEndpointError,
     check_scope,
+    fresh_for,
 )
 
 
@@ -152,3 +153,84 @@ def test_other_scopes_are_refused(scope: str) -> None:
 def test_a_token_endpoint_that_is_not_a_url_template_is_refused(template: str, said: str) -> None:
     with pytest.raises(ValueError, match=said.replace("{", r"\{").replace("}", r"\}")):
         TokenEndpoint(template)
+
+
+def test_a_token_without_a_life_is_not_cached_and_says_none() -> None:
+    token = AccessToken("tok-marker", "Bearer", None, issued_at=1_000_000.0)
+    assert token.answer(1_000_100.0) == {
+        "access_token": "tok-marker",
+        "token_type": "Bearer",
+        "expires_in": None,
+        "expires_at": None,
+    }
+    assert fresh_for(None) == 0.0
+
+
+def test_an_expired_token_has_no_seconds_left() -> None:
+    token = AccessToken("tok-marker", "Bearer", 600, issued_at=1_000_000.0)
+    assert token.answer(1_000_600.5)["expires_in"] == 0
+    assert token.answer(1_009_999.0)["expires_in"] == 0
+
+
+def test_a_scope_of_the_longest_length_passes() -> None:
+    scope = "x" * 1024
+    assert check_scope(scope) == scope
+
+
+def test_the_least_recently_used_token_goes_first_when_the_cache_is_full(
+    world: World, clock: Clock
+) -> None:
+    with CachingClient(
+        world.url,
+        audience="vend-prod",
+        credentials=Credentials(KEY_ID, KEY_SECRET),
+        sts_endpoint=world.url,
+        kms_endpoint=world.url,
+        timeout_s=5,
+    ) as secrets:
+        endpoint = TokenEndpoint(world.url + "/api/v2/iauths_system/oauth2/token", timeout_s=5)
+        cache = TokenCache(secrets, endpoint, max_entries=2, clock=clock)
+        a = cache.get(*IDS, "a")
+        cache.get(*IDS, "b")
+        assert cache.get(*IDS, "a") is a  # a is now used after b
+        cache.get(*IDS, "c")
+        assert len(cache) == 2
+        assert world.token_endpoint.hits == 3
+        assert cache.get(*IDS, "a") is a
+        assert cache.get(*IDS, "c").access_token.endswith("scope-c")
+        assert world.token_endpoint.hits == 3
+        cache.get(*IDS, "b")  # it was dropped
+        assert world.token_endpoint.hits == 4
+        with pytest.raises(ValueError, match=r"^max_entries must be at least 1$"):
+            TokenCache(secrets, endpoint, max_entries=0)
+        one = TokenCache(secrets, endpoint, max_entries=1, clock=clock)
+        one.get(*IDS, "a")
+        one.get(*IDS, "b")
+        assert len(one) == 1
+
+
+def test_the_cache_holds_1000_tokens_by_default(cache: TokenCache) -> None:
+    for n in range(1001):
+        cache.get(*IDS, f"s{n}")
+    assert len(cache) == 1000
+
+
+def test_a_refreshed_token_too_short_to_cache_drops_the_one_before(
+    cache: TokenCache, world: World
+) -> None:
+    first = cache.get(*IDS)
+    world.token_endpoint.expires_in = 10
+    second = cache.get(*IDS, refresh=True)
+    assert second.access_token != first.access_token
+    third = cache.get(*IDS)  # not the first one again: it was replaced, then not kept
+    assert third.access_token not in (first.access_token, second.access_token)
+    assert world.token_endpoint.hits == 3
+
+
+def test_the_exchange_tried_again_with_the_secret_asked_anew_keeps_the_scope(
+    cache: TokenCache, world: World
+) -> None:
+    world.service.secrets = ["CS-old-secret", "CS-secret-marker-1"]
+    token = cache.get(*IDS, "api://a|read")
+    assert token.access_token.endswith("scope-api://a|read")
+    assert [s["form"].get("scope") for s in world.token_endpoint.seen] == ["api://a|read"] * 2

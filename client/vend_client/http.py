@@ -214,7 +214,7 @@ class VendClient:
         header_id = request_id_of(reply.headers.get("X-Request-Id"))
         try:
             data = reply.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than Python parses
             raise api_error(
                 reply.status_code,
                 "BadResponse",

@@ -56,7 +56,8 @@ class _Refused(Exception):
 class AgentApp:
     """`secrets` answers `/v1/secret`; `tokens` (None: no token endpoint configured) answers
     `/v1/token`; `token` is what callers must send; `url` and `timeout_s` are the service's, for
-    the words of its failures; `wall_clock` is epoch seconds."""
+    the words of its failures; `wall_clock` is epoch seconds, `clock` the seconds a request's
+    duration is measured in."""
 
     def __init__(
         self,
@@ -67,6 +68,7 @@ class AgentApp:
         url: str,
         timeout_s: float,
         wall_clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._secrets = secrets
         self._tokens = tokens
@@ -74,6 +76,7 @@ class AgentApp:
         self._url = url
         self._timeout_s = timeout_s
         self._wall_clock = wall_clock
+        self._clock = clock
         self._routes: dict[str, tuple[tuple[str, ...], Callable[[dict[str, str]], _Answer]]] = {
             "/v1/secret": ((*_IDS, "refresh_now"), self._secret),
             "/v1/token": ((*_IDS, "scope", "refresh_now"), self._token_answer),
@@ -83,7 +86,7 @@ class AgentApp:
         return f"AgentApp(url={self._url!r}, tokens={self._tokens is not None})"
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        started = time.perf_counter()
+        started = self._clock()
         request_id = uuid.uuid4().hex
         method = str(environ.get("REQUEST_METHOD", ""))
         path = str(environ.get("PATH_INFO", ""))
@@ -117,7 +120,7 @@ class AgentApp:
                     "method": method[:16],
                     "path": path[:128],
                     "status": answer.status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "duration_ms": round((self._clock() - started) * 1000, 2),
                     "request_id": request_id,
                     **_trace(environ),
                     **answer.log,

@@ -71,7 +71,10 @@ def _read_or_create(path: Path) -> str:
     try:
         _create(path, token)
     except FileExistsError:  # another agent made it meanwhile: that one is the token
-        return _read_private(path)
+        try:
+            return _read_private(path)
+        except FileNotFoundError:  # the name is taken, by a link to nothing
+            raise AgentTokenError(f"{path} is a link to a file that does not exist") from None
     return token
 
 
@@ -82,9 +85,10 @@ def _read_private(path: Path) -> str:
         raise
     except OSError as exc:
         raise AgentTokenError(f"cannot read {path}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as file:
-        # Checked on the open file, not the name: what is read is what was checked.
-        info = os.fstat(file.fileno())
+    try:
+        # Checked on the open descriptor, not the name: what is read is what was checked. Not
+        # through a file object, which cannot be made on a directory's descriptor.
+        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise AgentTokenError(f"{path} is not a regular file")
         if info.st_uid != os.geteuid():
@@ -94,7 +98,9 @@ def _read_private(path: Path) -> str:
             raise AgentTokenError(
                 f"{path} is open to group or others (mode {mode:04o}): chmod 600 {path}"
             )
-        data = file.read(4096)
+        data = os.read(fd, 4096)
+    finally:
+        os.close(fd)
     try:
         return data.decode("ascii").strip()
     except UnicodeDecodeError:

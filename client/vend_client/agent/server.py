@@ -42,10 +42,17 @@ def serve(
     listen = getattr(server, "effective_listen", None) or [
         (server.effective_host, server.effective_port)  # type: ignore[union-attr]
     ]
-    on_listening([_url(str(h), int(p)) for h, p in listen])
+    # waitress counts its own sockets among the open connections it limits (each listening
+    # socket, and the trigger that wakes its loop): the limit asked for is on callers'.
+    server.adj.connection_limit = connection_limit + len(listen) + 1
+    # Stopped by SIGTERM from the moment it says where it listens: whoever reads that line
+    # may stop it at once.
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
+        on_listening([_url(str(h), int(p)) for h, p in listen])
         server.run()  # returns on SystemExit or KeyboardInterrupt, its threads shut down
+    except SystemExit:
+        pass  # SIGTERM came before the loop began: stopped all the same
     finally:
         signal.signal(signal.SIGTERM, previous)
         server.close()

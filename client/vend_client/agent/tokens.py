@@ -197,7 +197,7 @@ def _json_object(body: bytes | None) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python parses
         return None
     return data if isinstance(data, dict) else None
 
