@@ -994,3 +994,40 @@ def test_a_lost_create_whose_listing_then_fails_names_the_secrets_from_before(
         "; a secret may have been created, and listing the application's secrets to find out "
         f"failed (secrets before: {first})"
     )
+
+
+def test_an_adopted_secret_whose_obtain_is_throttled_is_named_with_its_retry_after(
+    monkeypatch: pytest.MonkeyPatch, demo_seed: Seed
+) -> None:
+    """A create's answer is lost, and the listing after it shows the one secret it made. Two
+    new STS sessions fit (to list, to create); the third, to obtain that secret, is over the
+    rate: the answer names the secret that was made and keeps STS's Retry-After."""
+    env = {"VEND_ASSUME_ROLE_RATE": "0.01,2"}
+    with running_stack(monkeypatch, demo_seed, env=env) as running:
+        before = running.secret_ids("app_empty")
+        _faults(
+            running,
+            {
+                "action": "CreateApplicationClientSecret",
+                "phase": "after",
+                "status": 503,
+                "code": "ServiceUnavailable",
+                "times": 1,
+            },
+        )
+        resp = requests.post(
+            f"{running.api.url}/v1/secrets/create",
+            json={"instance_id": "idaas_demo", "application_id": "app_empty"},
+            headers={
+                "Authorization": running.client(sdk.BILLING).authorization(),
+                "Idempotency-Key": "rate-obtain-1",
+            },
+            timeout=30,
+        )
+        made = [s for s in running.secret_ids("app_empty") if s not in before]
+    assert len(made) == 1
+    assert resp.status_code == 429, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == "Throttled"
+    assert error["message"].endswith(f"(the new secret {made[0]} was created; obtain it by its ID)")
+    assert int(resp.headers["Retry-After"]) >= 1
