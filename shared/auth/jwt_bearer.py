@@ -242,7 +242,6 @@ class _KeySet:
     fetched_at: float
     # (kid, alg) -> the key, or the message why that kid cannot verify that algorithm
     by_kid_alg: dict[tuple[str, str], jwt.PyJWK | str]
-    by_kid: dict[str, tuple[_Jwk, ...]]
     # alg -> the key for tokens without `kid`, or the message why there is none to pick
     single: dict[str, jwt.PyJWK | str]
 
@@ -279,7 +278,7 @@ class _KeySet:
                 single[alg] = (
                     f"the token has no kid and the issuer's key set has more than one {alg} key"
                 )
-        return cls(fetched_at, by_kid_alg, {k: tuple(v) for k, v in by_kid.items()}, single)
+        return cls(fetched_at, by_kid_alg, single)
 
     def find(self, alg: str, kid: str | None) -> jwt.PyJWK | str | None:
         """The key, or a message why the token cannot be verified, or None: not in this set."""
