@@ -4,7 +4,6 @@ then verified by the emulator's STS over real HTTP (signature, security token, s
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import re
 import socket
@@ -12,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import ports
 import pytest
 import sdk_clients as sdk
 from alibabacloud_credentials.client import Client as CredentialClient
@@ -176,22 +176,7 @@ def silent_port() -> Iterator[int]:
 
 @pytest.fixture
 def full_port() -> Iterator[int]:
-    """A port whose queue of connections waiting to be accepted is full: the kernel drops any
-    further connection attempt, so a connect waits until it times out."""
-    with contextlib.ExitStack() as stack:
-        listener = stack.enter_context(socket.socket())
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(0)
-        port: int = listener.getsockname()[1]
-        for _ in range(16):
-            waiting = stack.enter_context(socket.socket())
-            waiting.settimeout(0.2)
-            try:
-                waiting.connect(("127.0.0.1", port))
-            except TimeoutError:
-                break
-        else:
-            pytest.fail("the listener's queue never filled")
+    with ports.full_port() as port:
         yield port
 
 
