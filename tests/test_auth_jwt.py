@@ -21,8 +21,9 @@ from certs import self_signed
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from ports import full_port
 from pytest_httpserver import HTTPServer
-from thread_waits import wait_until, waiting_on_events
+from thread_waits import event_wait_timeout, wait_until, waiting_on_events
 from trickle import TrickleServer, http_answer
 from werkzeug.wrappers import Request, Response
 
@@ -33,6 +34,7 @@ from shared.auth.jwt_bearer import (
     parse_issuers,
 )
 from shared.errors import VendError
+from shared.upstream.bounded import tls_context
 from shared.upstream.deadline import Deadline
 
 ISS = "https://idaas.example.com/api/v2/app_x/oidc"
@@ -715,6 +717,92 @@ def test_a_slow_fetch_holds_only_a_few_threads(
     assert jwks.served == 1
 
 
+CANNOT_FETCH = "could not fetch the issuer's keys (issuer idaas)"
+
+
+def test_a_token_waits_for_the_fetch_in_flight_until_its_end_or_its_deadline(
+    make_auth: Callable[..., JwtAuthenticator], jwks: JwksServer, keys: Keys
+) -> None:
+    """A token that needs the keys a fetch in flight is getting waits for it until the fetch's
+    own end and 50 ms more (for it to hand over what it got), or until the request's deadline
+    when that comes first; every one of them gets the keys when they come."""
+    monotonic = Clock()
+    auth = make_auth(http_timeout_s=30.0, monotonic=monotonic)
+    token = sign(keys.rsa1)
+    jwks.gate = threading.Event()
+    threads, results = _in_threads(1, lambda: auth.authenticate(token).name)
+    answers = [results]
+    wait_until(lambda: jwks.served == 1, "the first token's fetch is in flight")
+
+    def waits(deadline_s: float | None) -> float | None:
+        deadline = None if deadline_s is None else Deadline(deadline_s, monotonic)
+        (thread,), answer = _in_threads(1, lambda: auth.authenticate(token, deadline).name)
+        threads.append(thread)
+        answers.append(answer)
+        wait_until(lambda: waiting_on_events([thread]) == 1, "the token waits for the fetch")
+        return event_wait_timeout(thread)
+
+    assert waits(None) == pytest.approx(30.05)
+    assert waits(10.0) == pytest.approx(10.0)
+    assert waits(40.0) == pytest.approx(30.05)
+    monotonic.advance(20.0)
+    assert waits(None) == pytest.approx(10.05)
+    jwks.gate.set()
+    for thread in threads:
+        thread.join(5)
+    assert [a for answer in answers for a in answer] == ["jwt:svc-1@idaas"] * 5
+    assert jwks.served == 1
+
+
+def test_a_token_does_not_wait_for_a_fetch_past_its_end(
+    make_auth: Callable[..., JwtAuthenticator], jwks: JwksServer, keys: Keys
+) -> None:
+    """A fetch still in flight after its end (and the 50 ms to hand over) holds up no token
+    that comes then: it is refused at once, even if the fetch brings the keys a moment later."""
+    monotonic = Clock()
+    auth = make_auth(http_timeout_s=30.0, monotonic=monotonic)
+    token = sign(keys.rsa1)
+    jwks.gate = threading.Event()
+    (first,), firsts = _in_threads(1, lambda: auth.authenticate(token).name)
+    wait_until(lambda: jwks.served == 1, "the first token's fetch is in flight")
+    monotonic.advance(31.0)
+    (late,), lates = _in_threads(1, lambda: auth.authenticate(token).name)
+    wait_until(lambda: bool(lates) or waiting_on_events([late]) == 1, "the late token's answer")
+    jwks.gate.set()  # the keys come now: a token still waiting would be served them
+    for thread in (first, late):
+        thread.join(5)
+    assert lates == [CANNOT_FETCH]
+    assert firsts == ["jwt:svc-1@idaas"]
+
+
+def test_a_token_that_gives_up_waiting_makes_room_for_another(
+    make_auth: Callable[..., JwtAuthenticator], jwks: JwksServer, keys: Keys
+) -> None:
+    """The limit of 4 tokens waiting for a fetch counts those waiting now: one whose deadline
+    ended its wait leaves room for one more, and no more than one."""
+    monotonic = Clock()
+    auth = make_auth(http_timeout_s=30.0, monotonic=monotonic)
+    token = sign(keys.rsa1)
+    jwks.gate = threading.Event()
+    threads, results = _in_threads(4, lambda: auth.authenticate(token).name)
+    wait_until(
+        lambda: jwks.served == 1 and waiting_on_events(threads) == 3,
+        "one token fetches, three wait for it",
+    )
+    with pytest.raises(VendError) as gave_up:  # the fourth waits 0.2 s and gives up
+        auth.authenticate(token, Deadline(0.2, monotonic))
+    assert gave_up.value.message == CANNOT_FETCH
+    (again,), agains = _in_threads(1, lambda: auth.authenticate(token).name)
+    threads.append(again)
+    wait_until(lambda: waiting_on_events(threads) == 4, "another token takes its place")
+    assert refused(auth, token).message == CANNOT_FETCH  # a fifth is refused at once
+    jwks.gate.set()
+    for thread in threads:
+        thread.join(5)
+    assert results + agains == ["jwt:svc-1@idaas"] * 5
+    assert jwks.served == 1
+
+
 @pytest.fixture
 def partner_server() -> Iterator[HTTPServer]:
     """A second JWKS host, so that one hanging does not hold up the other's answers."""
@@ -892,25 +980,79 @@ def test_fetch_timeout(
     assert auth.authenticate(sign(keys.rsa1)).name == "jwt:svc-1@idaas"
 
 
-def test_a_jwks_over_https_whose_certificate_is_not_trusted_is_not_used(
-    make_auth: Callable[..., JwtAuthenticator], keys: Keys, tmp_path: Path
-) -> None:
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for localhost and its key (tests/certs.py): trusted by nothing, unless a
+    test makes a TLS context with it as the CA."""
+    return self_signed(tmp_path)
+
+
+@pytest.fixture
+def https_jwks(certificate: tuple[Path, Path], keys: Keys) -> Iterator[HTTPServer]:
+    """The standard key set over https, with `certificate`."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(*self_signed(tmp_path))
+    context.load_cert_chain(*certificate)
     server = HTTPServer(ssl_context=context)
     server.expect_request("/jwks").respond_with_json({"keys": standard_jwks(keys)})
     server.start()
-    try:
-        auth = make_auth(issuer(server.url_for("/jwks")))
-        detail = auth.refresh()["idaas"]
-        assert detail is not None
-        assert detail.startswith("could not fetch the JWKS: URLError: ")
-        assert "CERTIFICATE_VERIFY_FAILED" in detail
-        error = refused(auth, sign(keys.rsa1))
-        assert error.message == "could not fetch the issuer's keys (issuer idaas)"
-    finally:
-        server.clear()
-        server.stop()
+    yield server
+    server.clear()
+    server.stop()
+
+
+def test_a_jwks_over_https_whose_certificate_is_not_trusted_is_not_used(
+    make_auth: Callable[..., JwtAuthenticator], https_jwks: HTTPServer, keys: Keys
+) -> None:
+    auth = make_auth(issuer(https_jwks.url_for("/jwks")))
+    detail = auth.refresh()["idaas"]
+    assert detail is not None
+    assert detail.startswith("could not fetch the JWKS: URLError: ")
+    assert "CERTIFICATE_VERIFY_FAILED" in detail
+    error = refused(auth, sign(keys.rsa1))
+    assert error.message == CANNOT_FETCH
+
+
+def test_a_jwks_over_https_whose_certificate_is_trusted_serves_tokens(
+    make_auth: Callable[..., JwtAuthenticator],
+    https_jwks: HTTPServer,
+    certificate: tuple[Path, Path],
+    keys: Keys,
+) -> None:
+    tls = tls_context(cafile=str(certificate[0]))
+    auth = make_auth(issuer(https_jwks.url_for("/jwks")), tls=tls)
+    assert auth.authenticate(sign(keys.rsa1)).name == "jwt:svc-1@idaas"
+    assert auth.refresh() == {"idaas": None}
+
+
+def test_a_jwks_trickling_over_https_is_given_up_when_the_fetch_time_is_up(
+    make_auth: Callable[..., JwtAuthenticator], certificate: tuple[Path, Path], keys: Keys
+) -> None:
+    """As over http: an answer that comes a byte every 50 ms (whole after about 4 s, each byte
+    well within any read timeout) is given up when the fetch's 1 s is up."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    answer = http_answer(b'{"keys": []}')
+    with TrickleServer(answer, every_s=0.05, for_s=20.0, tls=context) as server:
+        auth = make_auth(
+            issuer(f"https://localhost:{server.port}/jwks"),
+            http_timeout_s=1.0,
+            tls=tls_context(cafile=str(certificate[0])),
+        )
+        assert refused(auth, sign(keys.rsa1)).message == CANNOT_FETCH
+        assert server.requests == 1
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_jwks_host_that_takes_no_connection_is_given_up_when_the_fetch_time_is_up(
+    make_auth: Callable[..., JwtAuthenticator], keys: Keys, scheme: str
+) -> None:
+    """Connecting keeps to the fetch's time too: a host whose queue of connections is full (the
+    kernel drops each attempt) does not hold the token for the minutes the kernel would try."""
+    with full_port() as port:
+        auth = make_auth(issuer(f"{scheme}://127.0.0.1:{port}/jwks"), http_timeout_s=0.5)
+        (thread,), answers = _in_threads(1, lambda: auth.authenticate(sign(keys.rsa1)).name)
+        thread.join(10)
+        assert answers == [CANNOT_FETCH]
 
 
 def test_redirects_are_not_followed(
