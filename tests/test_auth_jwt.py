@@ -775,6 +775,29 @@ def test_a_token_does_not_wait_for_a_fetch_past_its_end(
     assert firsts == ["jwt:svc-1@idaas"]
 
 
+def test_a_token_that_waited_for_a_refetch_that_failed_is_told_so(
+    make_auth: Callable[..., JwtAuthenticator], jwks: JwksServer, keys: Keys, clock: Clock
+) -> None:
+    """Two tokens with a kid the cached set lacks: one refetches the set, the other waits for
+    that; the JWKS fails, and both are told the keys could not be fetched (not that the set
+    lacks their kid: it is the old set they would be judged by)."""
+    auth = make_auth()
+    auth.authenticate(sign(keys.rsa1))
+    clock.advance(INTERVAL)
+    jwks.gate = threading.Event()
+    jwks.status = 503
+    token = sign(keys.rsa2, kid="rsa2")
+    threads, results = _in_threads(1, lambda: auth.authenticate(token).name)
+    wait_until(lambda: jwks.served == 2, "the refetch is in flight")
+    waiters, waited = _in_threads(1, lambda: auth.authenticate(token).name)
+    wait_until(lambda: waiting_on_events(waiters) == 1, "the second token waits for it")
+    jwks.gate.set()
+    for thread in threads + waiters:
+        thread.join(5)
+    assert results == waited == [CANNOT_FETCH]
+    assert jwks.served == 2
+
+
 def test_a_token_that_gives_up_waiting_makes_room_for_another(
     make_auth: Callable[..., JwtAuthenticator], jwks: JwksServer, keys: Keys
 ) -> None:
@@ -1128,8 +1151,10 @@ def test_a_readiness_probe_fetches_a_set_once_and_tokens_are_served_from_it(
 
 
 def test_a_readiness_probe_waits_for_the_fetch_a_token_started(
-    auth: JwtAuthenticator, jwks: JwksServer, keys: Keys
+    make_auth: Callable[..., JwtAuthenticator], jwks: JwksServer, keys: Keys
 ) -> None:
+    """...until the fetch ends or the probe's own time is up, whichever comes first."""
+    auth = make_auth(http_timeout_s=30.0, monotonic=Clock())
     jwks.gate = threading.Event()  # hold the token's fetch until the probe waits for it
     (token,), tokens = _in_threads(1, lambda: auth.authenticate(sign(keys.rsa1)).name)
     wait_until(lambda: jwks.served == 1, "the token's fetch starts")
@@ -1137,6 +1162,7 @@ def test_a_readiness_probe_waits_for_the_fetch_a_token_started(
     probe = threading.Thread(target=lambda: probes.append(auth.fetched_once(4)))
     probe.start()
     wait_until(lambda: waiting_on_events([probe]) == 1, "the probe waits for the fetch")
+    assert event_wait_timeout(probe) == pytest.approx(4.0)  # not the fetch's 30 s
     jwks.gate.set()
     for thread in (token, probe):
         thread.join(5)
