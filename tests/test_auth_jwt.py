@@ -291,6 +291,12 @@ REFUSALS = [
     ),
     pytest.param(lambda k: "x" * 16 * 1024, "malformed bearer token", id="16-KiB"),
     pytest.param(
+        lambda k: "eyJhbGciOiJSUzI1NiJ9.\ud800.c2ln",
+        "malformed bearer token",
+        id="lone-surrogate",
+    ),
+    pytest.param(lambda k: sign(k.rsa1) + "\u00e9", "malformed bearer token", id="not-ascii"),
+    pytest.param(
         lambda k: unsigned({"alg": "RS256", "kid": 7}, claims()),
         "malformed bearer token",
         id="kid-not-string",

@@ -479,8 +479,12 @@ class JwtAuthenticator:
             raise unauthenticated("malformed bearer token")
         if len(token) > MAX_TOKEN_CHARS:
             raise unauthenticated("malformed bearer token: too long")
+        # A JWT is base64url and dots. An event's JSON may carry any string, even a lone
+        # surrogate, which nothing below could encode.
+        if not token.isascii():
+            raise unauthenticated("malformed bearer token")
         now = self._clock()
-        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        digest = hashlib.sha256(token.encode("ascii")).digest()
         known = self._recall(digest, now)
         if known is not None:
             return known
