@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import socket
 import ssl
 import threading
@@ -984,6 +985,40 @@ def test_fetch_failure_then_recovery_after_interval(
     clock.advance(0.5)
     assert auth.authenticate(sign(keys.rsa1)).name == "jwt:svc-1@idaas"
     assert jwks.served == 2
+
+
+def test_a_failed_fetch_is_logged_with_the_issuer_its_url_and_why(
+    auth: JwtAuthenticator, jwks: JwksServer, keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
+    jwks.status = 503
+    with caplog.at_level(logging.WARNING, logger="vend.jwks"):
+        refused(auth, sign(keys.rsa1))
+    (record,) = [r for r in caplog.records if r.name == "vend.jwks"]
+    assert record.levelno == logging.WARNING
+    assert record.getMessage() == (
+        f"could not fetch the JWKS of issuer idaas from {jwks.url}: "
+        "HTTPError: HTTP Error 503: SERVICE UNAVAILABLE"
+    )
+
+
+def test_a_token_with_just_the_least_time_for_a_fetch_starts_one(
+    make_auth: Callable[..., JwtAuthenticator], keys: Keys
+) -> None:
+    """A fetch is started with 50 ms left to the request, and not with less (see the readiness
+    probe's test below): the JWKS host, which never answers, sees the connection."""
+    monotonic = Clock()
+    monotonic.now = 0.0  # 0.05 s after it is exactly 0.05
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        auth = make_auth(issuer(f"http://127.0.0.1:{port}/jwks"), monotonic=monotonic)
+        with pytest.raises(VendError) as info:
+            auth.authenticate(sign(keys.rsa1), Deadline(0.05, monotonic))
+        assert info.value.message == CANNOT_FETCH
+        silent.settimeout(5)
+        connection, _ = silent.accept()
+        connection.close()
 
 
 def test_connection_refused(make_auth: Callable[..., JwtAuthenticator], keys: Keys) -> None:
