@@ -242,6 +242,8 @@ def refused(auth: JwtAuthenticator, token: str) -> VendError:
         pytest.param(lambda k: sign(k.rsa1, iat=NOW + 30), "jwt:svc-1@idaas", id="iat-30s-ahead"),
         pytest.param(lambda k: sign(k.rsa1, nbf=NOW + 30), "jwt:svc-1@idaas", id="nbf-30s-ahead"),
         pytest.param(lambda k: sign(k.rsa1, nbf=NOW + 60), "jwt:svc-1@idaas", id="nbf-60s-ahead"),
+        # the service does not use jti, so it does not judge its form either
+        pytest.param(lambda k: sign(k.rsa1, jti=42), "jwt:svc-1@idaas", id="jti-a-number"),
         pytest.param(
             lambda k: sign(k.rsa1, iat=DROP, nbf=DROP), "jwt:svc-1@idaas", id="no-iat-nbf"
         ),
@@ -1371,6 +1373,26 @@ def test_a_remembered_token_is_refused_once_it_expires(
     remembered = refused(auth, token)
     fresh = refused(make_auth(), token)  # what a first sight of it says at that time
     assert remembered.message == fresh.message
+
+
+@pytest.mark.parametrize(
+    ("claim", "message"),
+    [("nbf", "token not yet valid (nbf)"), ("iat", "token issued in the future (iat)")],
+)
+def test_a_remembered_token_is_refused_if_the_clock_steps_back_before_its_claim(
+    make_auth: Callable[..., JwtAuthenticator],
+    keys: Keys,
+    clock: Clock,
+    claim: str,
+    message: str,
+) -> None:
+    """A remembered token's nbf and iat are checked again too: a clock set back (as NTP may)
+    judges it as a first sight would."""
+    auth = make_auth()
+    token = sign(keys.rsa1, **{claim: NOW + 60})
+    assert auth.authenticate(token).name == "jwt:svc-1@idaas"
+    clock.advance(-1)
+    assert refused(auth, token).message == message
 
 
 def test_a_remembered_token_whose_key_left_the_set_is_refused(

@@ -484,7 +484,7 @@ class JwtAuthenticator:
         if not token.isascii():
             raise unauthenticated("malformed bearer token")
         now = self._clock()
-        digest = hashlib.sha256(token.encode("ascii")).digest()
+        digest = hashlib.sha256(token.encode()).digest()
         known = self._recall(digest, now)
         if known is not None:
             return known
