@@ -101,6 +101,7 @@ class JwksServer:
     body: bytes | None = None  # served instead of the key set when set
     gate: threading.Event | None = None  # when set, the handler waits for it (a slow server)
     served: int = 0
+    headers: dict[str, str] = field(default_factory=dict)  # of the last request
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -110,6 +111,7 @@ class JwksServer:
     def handle(self, request: Request) -> Response:
         with self.lock:
             self.served += 1
+            self.headers = dict(request.headers)
         if self.gate is not None:
             self.gate.wait(5)
         body = self.body if self.body is not None else json.dumps({"keys": self.keys}).encode()
@@ -1023,6 +1025,95 @@ def test_a_token_with_just_the_least_time_for_a_fetch_starts_one(
         connection.close()
 
 
+def test_the_jwks_is_asked_for_as_json_by_the_service(
+    auth: JwtAuthenticator, jwks: JwksServer, keys: Keys
+) -> None:
+    auth.authenticate(sign(keys.rsa1))
+    assert jwks.headers["Accept"] == "application/json"
+    assert jwks.headers["User-Agent"] == "secret-vending"
+
+
+def _jwks_of_size(keys: Keys, size: int) -> bytes:
+    """The standard key set as JSON, padded with spaces to `size` bytes."""
+    body = json.dumps({"keys": standard_jwks(keys)}).encode()
+    return body[:-1] + b" " * (size - len(body)) + b"}"
+
+
+def test_a_jwks_of_one_mib_is_read_and_one_byte_more_is_refused(
+    make_auth: Callable[..., JwtAuthenticator], httpserver: HTTPServer, keys: Keys
+) -> None:
+    mib = 1024 * 1024
+    httpserver.expect_request("/whole").respond_with_data(_jwks_of_size(keys, mib))
+    httpserver.expect_request("/over").respond_with_data(_jwks_of_size(keys, mib + 1))
+    whole = make_auth(issuer(httpserver.url_for("/whole")))
+    assert whole.authenticate(sign(keys.rsa1)).name == "jwt:svc-1@idaas"
+    over = make_auth(issuer(httpserver.url_for("/over")))
+    assert over.refresh() == {
+        "idaas": "could not fetch the JWKS: response larger than 1048576 bytes"
+    }
+
+
+def test_an_endless_jwks_is_given_up_at_one_mib(
+    make_auth: Callable[..., JwtAuthenticator], httpserver: HTTPServer
+) -> None:
+    """An answer without a length that goes on and on is refused once it passes 1 MiB, not
+    read until the fetch's time is up."""
+    stop = threading.Event()
+
+    def endless() -> Iterator[bytes]:
+        yield b'{"keys": ['
+        for _ in range(32):  # 2 MiB, then it hangs (until the test ends)
+            yield b" " * 65536
+        stop.wait(10)
+
+    httpserver.expect_request("/endless").respond_with_handler(
+        lambda request: Response(endless(), content_type="application/json")
+    )
+    auth = make_auth(issuer(httpserver.url_for("/endless")), http_timeout_s=5.0)
+    try:
+        assert auth.refresh() == {
+            "idaas": "could not fetch the JWKS: response larger than 1048576 bytes"
+        }
+    finally:
+        stop.set()
+
+
+def test_the_defaults_one_fetch_a_minute_keys_kept_an_hour_and_3_s_a_fetch(
+    jwks: JwksServer, keys: Keys, clock: Clock
+) -> None:
+    """What the service runs with (composition_root passes none of them): an unknown kid
+    refetches the set at most once a minute, a set serves for an hour, and a fetch takes 3 s
+    at most (a token waiting for it waits that and the 50 ms to hand over)."""
+    auth = JwtAuthenticator((issuer(jwks.url),), AUD, clock=clock)
+    assert auth.authenticate(sign(keys.rsa1)).name == "jwt:svc-1@idaas"
+    jwks.keys = [*jwks.keys, public_jwk(keys.rsa2, "rsa2")]
+    clock.advance(59.5)
+    refused(auth, sign(keys.rsa2, kid="rsa2"))
+    assert jwks.served == 1
+    clock.advance(0.5)
+    assert auth.authenticate(sign(keys.rsa2, kid="rsa2")).name == "jwt:svc-1@idaas"
+    assert jwks.served == 2
+    clock.advance(3599)
+    assert auth.authenticate(sign(keys.rsa1, exp=NOW + 7200)).name == "jwt:svc-1@idaas"
+    assert jwks.served == 2
+    clock.advance(1)
+    assert auth.authenticate(sign(keys.rsa1, exp=NOW + 7200)).name == "jwt:svc-1@idaas"
+    assert jwks.served == 3
+
+    monotonic = Clock()
+    waiting = JwtAuthenticator((issuer(jwks.url),), AUD, clock=clock, monotonic=monotonic)
+    jwks.gate = threading.Event()
+    token = sign(keys.rsa1, exp=NOW + 7200)
+    threads, _ = _in_threads(1, lambda: waiting.authenticate(token).name)
+    wait_until(lambda: jwks.served == 4, "the fetch is in flight")
+    (waiter,), _ = _in_threads(1, lambda: waiting.authenticate(token).name)
+    wait_until(lambda: waiting_on_events([waiter]) == 1, "a token waits for it")
+    assert event_wait_timeout(waiter) == pytest.approx(3.05)
+    jwks.gate.set()
+    for thread in [*threads, waiter]:
+        thread.join(5)
+
+
 def test_connection_refused(make_auth: Callable[..., JwtAuthenticator], keys: Keys) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -1150,6 +1241,8 @@ def test_refresh_fetches_every_issuer_and_says_which_cannot_verify_a_token(
         ],
     }
     httpserver.expect_request("/down").respond_with_data("", status=503)
+    httpserver.expect_request("/not-a-jwks").respond_with_json({"issuer": "x"})
+    httpserver.expect_request("/203").respond_with_json({"keys": sets["two-rsa"]}, status=203)
     for path, published in sets.items():
         httpserver.expect_request(f"/{path}").respond_with_json({"keys": published})
 
@@ -1159,6 +1252,8 @@ def test_refresh_fetches_every_issuer_and_says_which_cannot_verify_a_token(
 
     auth = make_auth(
         config("down", "down", "RS256"),  # first: a failure does not end the round
+        config("not-a-jwks", "not-a-jwks", "RS256"),
+        config("non-authoritative", "203", "RS256"),  # a 2xx other than 200 is not the set
         config("rsa", "two-rsa", "RS256"),
         config("ec-wanted", "two-rsa", "ES256"),
         config("ec", "ec-without-kid", "RS256", "ES256"),
@@ -1166,6 +1261,8 @@ def test_refresh_fetches_every_issuer_and_says_which_cannot_verify_a_token(
     )
     assert auth.refresh() == {
         "down": "could not fetch the JWKS: HTTPError: HTTP Error 503: SERVICE UNAVAILABLE",
+        "not-a-jwks": "could not fetch the JWKS: the response is not a JWKS (no 'keys' list)",
+        "non-authoritative": "could not fetch the JWKS: HTTP 203",
         "rsa": None,
         "ec-wanted": "the JWKS has no key for ES256",
         "ec": None,
