@@ -221,6 +221,27 @@ def test_replayed_proof_is_refused_by_sts(emulator: EmulatorServer) -> None:
 # An event's retry by FC (the same request id) carries the proof STS has already spent.
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (None, "an Authorization of the form 'Bearer <JWT>' or 'RAM <proof>' is required"),
+        ("  ", "an Authorization of the form 'Bearer <JWT>' or 'RAM <proof>' is required"),
+        ("RAM " + "A" * (16 * 1024 - 3), "the Authorization value is too long"),
+        ("Bearer " + "x" * (16 * 1024 - 7), "no JWT issuer is configured; use RAM proofs"),
+        ("RAM   ", "the Authorization value has no credential after its scheme"),
+        ("Basic dXNlcjpwYXNz", "the Authorization scheme must be Bearer or RAM"),
+        # the scheme is the first word: the rest is the credential, spaces and all
+        ("RAM two words", "The RAM proof is not base64url."),
+    ],
+    ids=["none", "blank", "over-16-KiB", "16-KiB", "no-credential", "basic", "two-words"],
+)
+def test_the_authorization_value_is_refused_in_words(value: str | None, message: str) -> None:
+    auth = Authenticator(_verifier())
+    with pytest.raises(VendError) as info:
+        auth.authenticate(value, Deadline(5))
+    assert (info.value.status, info.value.message) == (401, message)
+
+
 def test_an_event_retried_is_the_same_caller_though_sts_spent_its_proof(
     emulator: EmulatorServer,
 ) -> None:
