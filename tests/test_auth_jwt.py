@@ -29,12 +29,14 @@ from thread_waits import event_wait_timeout, wait_until, waiting_on_events
 from trickle import TrickleServer, http_answer
 from werkzeug.wrappers import Request, Response
 
+from shared.auth.header import Authenticator
 from shared.auth.jwt_bearer import (
     MAX_WAITING_FOR_FETCH,
     IssuerConfig,
     JwtAuthenticator,
     parse_issuers,
 )
+from shared.auth.ram_proof import ProofPolicy, RamProofVerifier
 from shared.errors import VendError
 from shared.upstream.bounded import tls_context
 from shared.upstream.deadline import Deadline
@@ -911,6 +913,19 @@ def test_the_request_deadline_bounds_the_fetch(
         auth.authenticate(sign(keys.rsa1), Deadline(0.3))
     assert time.monotonic() - started < 2.0  # not the 5 s of the fetch
     assert info.value.message == "could not fetch the issuer's keys (issuer idaas)"
+
+
+def test_the_request_deadline_reaches_the_bearer_check(
+    make_auth: Callable[..., JwtAuthenticator], jwks: JwksServer, keys: Keys
+) -> None:
+    """Through the Authorization header too: with 10 ms left to the request, no fetch of the
+    keys is started (one needs 50 ms at least)."""
+    ram = RamProofVerifier(ProofPolicy(AUD, frozenset({("https", "sts.aliyuncs.com")})))
+    auth = Authenticator(ram, jwt=make_auth())
+    with pytest.raises(VendError) as info:
+        auth.authenticate("Bearer " + sign(keys.rsa1), Deadline(0.01))
+    assert info.value.message == CANNOT_FETCH
+    assert jwks.served == 0
 
 
 def test_stale_key_set_is_refreshed_and_removed_keys_stop_working(
