@@ -668,7 +668,8 @@ def test_checks_run_in_the_documented_order() -> None:
 
 
 def test_no_time_left_sends_nothing() -> None:
-    _refused(_verifier(), _proof(), "No time was left", status=504, timeout_s=0)
+    error = _refused(_verifier(), _proof(), "No time was left", status=504, timeout_s=0)
+    assert error.message == "No time was left to have STS verify the RAM proof."
 
 
 # -- STS failing ---------------------------------------------------------------------------------
@@ -983,6 +984,20 @@ def test_bad_extra_host_is_named(entry: str, why: str) -> None:
 )
 def test_bad_sts_endpoint_is_named(endpoint: str) -> None:
     with pytest.raises(ValueError, match=re.escape(repr(endpoint))):
+        allowed_sts_targets("cn-hangzhou", endpoint, [])
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "why"),
+    [
+        ("ftp://sts.example.com", "the scheme must be http or https"),
+        # the scheme is what precedes the first ://, so the rest is no host
+        ("http://sts.example.com://x", "expected host[:port]"),
+    ],
+)
+def test_bad_sts_endpoint_is_named_with_why(endpoint: str, why: str) -> None:
+    words = f"invalid STS endpoint {endpoint!r}: {why}"
+    with pytest.raises(ValueError, match=f"^{re.escape(words)}$"):
         allowed_sts_targets("cn-hangzhou", endpoint, [])
 
 
