@@ -9,6 +9,7 @@ import re
 import socket
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 import ports
@@ -606,6 +607,74 @@ def test_malformed_proof_is_refused_before_sending(
     change: Callable[[dict[str, Any]], None], match: str
 ) -> None:
     _refused(_verifier(), _mutate(_proof(), change), match)
+
+
+def _both(
+    *changes: Callable[[dict[str, Any]], None],
+) -> Callable[[dict[str, Any]], None]:
+    def change(doc: dict[str, Any]) -> None:
+        for one in changes:
+            one(doc)
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        pytest.param(
+            _both(_delete_header(AUDIENCE_HEADER), _delete_header("x-acs-date")),
+            "The RAM proof lacks the headers x-acs-date, x-acs-vend-audience.",
+            id="two-absent",
+        ),
+        pytest.param(
+            _delete_header("authorization"),
+            "The RAM proof's authorization header is not an ACS3-HMAC-SHA256 signature.",
+            id="no-authorization",
+        ),
+        pytest.param(
+            lambda doc: _set_signed(doc, list(reversed(_signed(doc)))),
+            "The RAM proof's SignedHeaders must be sorted and unique.",
+            id="signed-unsorted",
+        ),
+        pytest.param(
+            _both(_unsign("host"), _unsign("x-acs-date")),
+            "The RAM proof's SignedHeaders must include host, x-acs-date.",
+            id="two-unsigned",
+        ),
+        pytest.param(
+            _delete_header("accept"),
+            "The RAM proof's SignedHeaders name a header it does not carry.",
+            id="signed-but-absent",
+        ),
+        pytest.param(
+            _unsign("accept"),
+            "Every header of the RAM proof but authorization must be signed.",
+            id="unsigned-accept",
+        ),
+        pytest.param(
+            _set("headers.x-acs-date", "yesterday"),
+            "The RAM proof's x-acs-date must look like 2026-01-01T00:00:00Z.",
+            id="date-format",
+        ),
+    ],
+)
+def test_malformed_proof_is_refused_in_full_words(
+    change: Callable[[dict[str, Any]], None], message: str
+) -> None:
+    assert _refused(_verifier(), _mutate(_proof(), change), message).message == message
+
+
+def test_a_proof_dated_the_most_skew_allowed_from_now_is_sent() -> None:
+    proof = _proof()
+    date = _decode(proof)["headers"]["x-acs-date"]
+    sent = datetime.strptime(date, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    for skew in (300, -300):
+        verifier = _verifier(clock=lambda skew=skew: sent.timestamp() + skew)
+        # past the date check: on to STS, for which no time is left
+        _refused(verifier, proof, "No time was left", status=504, timeout_s=0)
+        late = _verifier(clock=lambda skew=skew: sent.timestamp() + skew * 301 / 300)
+        _refused(late, proof, "x-acs-date is more than 300 s from now", timeout_s=0)
 
 
 @pytest.mark.parametrize(
