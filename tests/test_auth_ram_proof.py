@@ -46,6 +46,8 @@ USER_ARN = f"acs:ram::{sdk.ACCOUNT}:user/billing"
 # there would fail with 502 (STS could not be reached), never the 401 those tests expect.
 NOWHERE = "127.0.0.1:9"
 TIMEOUTS = {"connect_timeout_ms": 2000, "timeout_ms": 2000}
+# What a caller whose proof is refused reads: one sentence about its RAM proof.
+REFUSAL = re.compile(r"(The|Every header of the) RAM proof\b[^\n]*\.")
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -606,7 +608,8 @@ def _add_header(name: str, value: str, *, signed: bool) -> Callable[[dict[str, A
 def test_malformed_proof_is_refused_before_sending(
     change: Callable[[dict[str, Any]], None], match: str
 ) -> None:
-    _refused(_verifier(), _mutate(_proof(), change), match)
+    error = _refused(_verifier(), _mutate(_proof(), change), match)
+    assert REFUSAL.fullmatch(error.message), error.message
 
 
 def _both(
@@ -711,7 +714,8 @@ def test_a_proof_dated_the_most_skew_allowed_from_now_is_sent() -> None:
     ],
 )
 def test_undecodable_proof_is_refused(proof: str, match: str) -> None:
-    _refused(_verifier(), proof, match)
+    error = _refused(_verifier(), proof, match)
+    assert REFUSAL.fullmatch(error.message), error.message
 
 
 def test_proof_of_exactly_16_kib_is_decoded() -> None:
