@@ -490,7 +490,19 @@ def test_allowed_target_is_reached(httpserver: HTTPServer) -> None:
 
 
 def test_proof_for_another_audience_is_refused() -> None:
-    _refused(_verifier(), _proof(audience="other-service"), "made for another audience")
+    error = _refused(_verifier(), _proof(audience="other-service"), "made for another audience")
+    assert error.message == "The RAM proof was made for another audience."
+
+
+def test_a_proof_for_an_https_target_is_never_sent_in_the_clear(httpserver: HTTPServer) -> None:
+    """To a server that speaks plain HTTP at an address allowed over https, the exchange fails
+    (TLS cannot start) instead of handing it the proof."""
+    httpserver.expect_request("/").respond_with_json({"Arn": USER_ARN, "AccountId": sdk.ACCOUNT})
+    target = _local(httpserver)
+    verifier = RamProofVerifier(ProofPolicy(AUD, frozenset({("https", target)})))
+    error = _refused(verifier, _proof(target, protocol="https"), "could not be reached", status=502)
+    assert error.message == "STS could not be reached to verify the RAM proof."
+    assert httpserver.log == []
 
 
 def _set(path: str, value: object) -> Callable[[dict[str, Any]], None]:
@@ -659,6 +671,17 @@ def _both(
             _set("headers.x-acs-date", "yesterday"),
             "The RAM proof's x-acs-date must look like 2026-01-01T00:00:00Z.",
             id="date-format",
+        ),
+        pytest.param(
+            _add_header("Content-Length", "100", signed=True),
+            "The RAM proof may carry only host, authorization, accept, user-agent, "
+            "content-type and x-acs-* headers.",
+            id="framing",
+        ),
+        pytest.param(
+            _set("url", f"http://{NOWHERE}/#"),
+            "The RAM proof's URL must not have a fragment.",
+            id="empty-fragment",
         ),
     ],
 )
