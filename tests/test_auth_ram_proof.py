@@ -718,6 +718,11 @@ def test_a_proof_dated_the_most_skew_allowed_from_now_is_sent() -> None:
             base64.urlsafe_b64encode(b"not json").decode(), "not UTF-8 JSON", id="not-json"
         ),
         pytest.param(_encode(["POST"]), "not a JSON object", id="array"),
+        pytest.param(  # 16 KiB exactly, written with its padding: not too long
+            base64.urlsafe_b64encode(b"[" + b" " * (16 * 1024 - 2) + b"]").decode(),
+            "not a JSON object",
+            id="16-KiB",
+        ),
         pytest.param(
             base64.urlsafe_b64encode(b"[" * 9000 + b"]" * 9000).decode(),
             "longer than 16 KiB",
