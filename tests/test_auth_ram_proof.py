@@ -734,6 +734,8 @@ def test_a_proof_dated_the_most_skew_allowed_from_now_is_sent() -> None:
             id="too-deep",
         ),
         pytest.param("A" * 30000, "longer than 16 KiB", id="too-long-text"),
+        # one character more than 16 KiB takes: refused for its length before anything else
+        pytest.param("!" * 21849, "longer than 16 KiB", id="16-KiB-and-a-character"),
         pytest.param(
             base64.urlsafe_b64encode(b'{"method":"POST","method":"POST"}').decode(),
             "duplicate key",
