@@ -6,6 +6,8 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
+import re
 import socket
 import ssl
 import threading
@@ -21,18 +23,22 @@ from certs import self_signed
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from ports import full_port
 from pytest_httpserver import HTTPServer
-from thread_waits import wait_until, waiting_on_events
+from thread_waits import event_wait_timeout, wait_until, waiting_on_events
 from trickle import TrickleServer, http_answer
 from werkzeug.wrappers import Request, Response
 
+from shared.auth.header import Authenticator
 from shared.auth.jwt_bearer import (
     MAX_WAITING_FOR_FETCH,
     IssuerConfig,
     JwtAuthenticator,
     parse_issuers,
 )
+from shared.auth.ram_proof import ProofPolicy, RamProofVerifier
 from shared.errors import VendError
+from shared.upstream.bounded import tls_context
 from shared.upstream.deadline import Deadline
 
 ISS = "https://idaas.example.com/api/v2/app_x/oidc"
@@ -98,6 +104,7 @@ class JwksServer:
     body: bytes | None = None  # served instead of the key set when set
     gate: threading.Event | None = None  # when set, the handler waits for it (a slow server)
     served: int = 0
+    headers: dict[str, str] = field(default_factory=dict)  # of the last request
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -107,6 +114,7 @@ class JwksServer:
     def handle(self, request: Request) -> Response:
         with self.lock:
             self.served += 1
+            self.headers = dict(request.headers)
         if self.gate is not None:
             self.gate.wait(5)
         body = self.body if self.body is not None else json.dumps({"keys": self.keys}).encode()
@@ -239,6 +247,8 @@ def refused(auth: JwtAuthenticator, token: str) -> VendError:
         pytest.param(lambda k: sign(k.rsa1, iat=NOW + 30), "jwt:svc-1@idaas", id="iat-30s-ahead"),
         pytest.param(lambda k: sign(k.rsa1, nbf=NOW + 30), "jwt:svc-1@idaas", id="nbf-30s-ahead"),
         pytest.param(lambda k: sign(k.rsa1, nbf=NOW + 60), "jwt:svc-1@idaas", id="nbf-60s-ahead"),
+        # the service does not use jti, so it does not judge its form either
+        pytest.param(lambda k: sign(k.rsa1, jti=42), "jwt:svc-1@idaas", id="jti-a-number"),
         pytest.param(
             lambda k: sign(k.rsa1, iat=DROP, nbf=DROP), "jwt:svc-1@idaas", id="no-iat-nbf"
         ),
@@ -288,6 +298,12 @@ REFUSALS = [
         id="huge",
     ),
     pytest.param(lambda k: "x" * 16 * 1024, "malformed bearer token", id="16-KiB"),
+    pytest.param(
+        lambda k: "eyJhbGciOiJSUzI1NiJ9.\ud800.c2ln",
+        "malformed bearer token",
+        id="lone-surrogate",
+    ),
+    pytest.param(lambda k: sign(k.rsa1) + "\u00e9", "malformed bearer token", id="not-ascii"),
     pytest.param(
         lambda k: unsigned({"alg": "RS256", "kid": 7}, claims()),
         "malformed bearer token",
@@ -715,6 +731,115 @@ def test_a_slow_fetch_holds_only_a_few_threads(
     assert jwks.served == 1
 
 
+CANNOT_FETCH = "could not fetch the issuer's keys (issuer idaas)"
+
+
+def test_a_token_waits_for_the_fetch_in_flight_until_its_end_or_its_deadline(
+    make_auth: Callable[..., JwtAuthenticator], jwks: JwksServer, keys: Keys
+) -> None:
+    """A token that needs the keys a fetch in flight is getting waits for it until the fetch's
+    own end and 50 ms more (for it to hand over what it got), or until the request's deadline
+    when that comes first; every one of them gets the keys when they come."""
+    monotonic = Clock()
+    auth = make_auth(http_timeout_s=30.0, monotonic=monotonic)
+    token = sign(keys.rsa1)
+    jwks.gate = threading.Event()
+    threads, results = _in_threads(1, lambda: auth.authenticate(token).name)
+    answers = [results]
+    wait_until(lambda: jwks.served == 1, "the first token's fetch is in flight")
+
+    def waits(deadline_s: float | None) -> float | None:
+        deadline = None if deadline_s is None else Deadline(deadline_s, monotonic)
+        (thread,), answer = _in_threads(1, lambda: auth.authenticate(token, deadline).name)
+        threads.append(thread)
+        answers.append(answer)
+        wait_until(lambda: waiting_on_events([thread]) == 1, "the token waits for the fetch")
+        return event_wait_timeout(thread)
+
+    assert waits(None) == pytest.approx(30.05)
+    assert waits(10.0) == pytest.approx(10.0)
+    assert waits(40.0) == pytest.approx(30.05)
+    monotonic.advance(20.0)
+    assert waits(None) == pytest.approx(10.05)
+    jwks.gate.set()
+    for thread in threads:
+        thread.join(5)
+    assert [a for answer in answers for a in answer] == ["jwt:svc-1@idaas"] * 5
+    assert jwks.served == 1
+
+
+def test_a_token_does_not_wait_for_a_fetch_past_its_end(
+    make_auth: Callable[..., JwtAuthenticator], jwks: JwksServer, keys: Keys
+) -> None:
+    """A fetch still in flight after its end (and the 50 ms to hand over) holds up no token
+    that comes then: it is refused at once, even if the fetch brings the keys a moment later."""
+    monotonic = Clock()
+    auth = make_auth(http_timeout_s=30.0, monotonic=monotonic)
+    token = sign(keys.rsa1)
+    jwks.gate = threading.Event()
+    (first,), firsts = _in_threads(1, lambda: auth.authenticate(token).name)
+    wait_until(lambda: jwks.served == 1, "the first token's fetch is in flight")
+    monotonic.advance(31.0)
+    (late,), lates = _in_threads(1, lambda: auth.authenticate(token).name)
+    wait_until(lambda: bool(lates) or waiting_on_events([late]) == 1, "the late token's answer")
+    jwks.gate.set()  # the keys come now: a token still waiting would be served them
+    for thread in (first, late):
+        thread.join(5)
+    assert lates == [CANNOT_FETCH]
+    assert firsts == ["jwt:svc-1@idaas"]
+
+
+def test_a_token_that_waited_for_a_refetch_that_failed_is_told_so(
+    make_auth: Callable[..., JwtAuthenticator], jwks: JwksServer, keys: Keys, clock: Clock
+) -> None:
+    """Two tokens with a kid the cached set lacks: one refetches the set, the other waits for
+    that; the JWKS fails, and both are told the keys could not be fetched (not that the set
+    lacks their kid: it is the old set they would be judged by)."""
+    auth = make_auth()
+    auth.authenticate(sign(keys.rsa1))
+    clock.advance(INTERVAL)
+    jwks.gate = threading.Event()
+    jwks.status = 503
+    token = sign(keys.rsa2, kid="rsa2")
+    threads, results = _in_threads(1, lambda: auth.authenticate(token).name)
+    wait_until(lambda: jwks.served == 2, "the refetch is in flight")
+    waiters, waited = _in_threads(1, lambda: auth.authenticate(token).name)
+    wait_until(lambda: waiting_on_events(waiters) == 1, "the second token waits for it")
+    jwks.gate.set()
+    for thread in threads + waiters:
+        thread.join(5)
+    assert results == waited == [CANNOT_FETCH]
+    assert jwks.served == 2
+
+
+def test_a_token_that_gives_up_waiting_makes_room_for_another(
+    make_auth: Callable[..., JwtAuthenticator], jwks: JwksServer, keys: Keys
+) -> None:
+    """The limit of 4 tokens waiting for a fetch counts those waiting now: one whose deadline
+    ended its wait leaves room for one more, and no more than one."""
+    monotonic = Clock()
+    auth = make_auth(http_timeout_s=30.0, monotonic=monotonic)
+    token = sign(keys.rsa1)
+    jwks.gate = threading.Event()
+    threads, results = _in_threads(4, lambda: auth.authenticate(token).name)
+    wait_until(
+        lambda: jwks.served == 1 and waiting_on_events(threads) == 3,
+        "one token fetches, three wait for it",
+    )
+    with pytest.raises(VendError) as gave_up:  # the fourth waits 0.2 s and gives up
+        auth.authenticate(token, Deadline(0.2, monotonic))
+    assert gave_up.value.message == CANNOT_FETCH
+    (again,), agains = _in_threads(1, lambda: auth.authenticate(token).name)
+    threads.append(again)
+    wait_until(lambda: waiting_on_events(threads) == 4, "another token takes its place")
+    assert refused(auth, token).message == CANNOT_FETCH  # a fifth is refused at once
+    jwks.gate.set()
+    for thread in threads:
+        thread.join(5)
+    assert results + agains == ["jwt:svc-1@idaas"] * 5
+    assert jwks.served == 1
+
+
 @pytest.fixture
 def partner_server() -> Iterator[HTTPServer]:
     """A second JWKS host, so that one hanging does not hold up the other's answers."""
@@ -788,6 +913,19 @@ def test_the_request_deadline_bounds_the_fetch(
         auth.authenticate(sign(keys.rsa1), Deadline(0.3))
     assert time.monotonic() - started < 2.0  # not the 5 s of the fetch
     assert info.value.message == "could not fetch the issuer's keys (issuer idaas)"
+
+
+def test_the_request_deadline_reaches_the_bearer_check(
+    make_auth: Callable[..., JwtAuthenticator], jwks: JwksServer, keys: Keys
+) -> None:
+    """Through the Authorization header too: with 10 ms left to the request, no fetch of the
+    keys is started (one needs 50 ms at least)."""
+    ram = RamProofVerifier(ProofPolicy(AUD, frozenset({("https", "sts.aliyuncs.com")})))
+    auth = Authenticator(ram, jwt=make_auth())
+    with pytest.raises(VendError) as info:
+        auth.authenticate("Bearer " + sign(keys.rsa1), Deadline(0.01))
+    assert info.value.message == CANNOT_FETCH
+    assert jwks.served == 0
 
 
 def test_stale_key_set_is_refreshed_and_removed_keys_stop_working(
@@ -869,6 +1007,129 @@ def test_fetch_failure_then_recovery_after_interval(
     assert jwks.served == 2
 
 
+def test_a_failed_fetch_is_logged_with_the_issuer_its_url_and_why(
+    auth: JwtAuthenticator, jwks: JwksServer, keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
+    jwks.status = 503
+    with caplog.at_level(logging.WARNING, logger="vend.jwks"):
+        refused(auth, sign(keys.rsa1))
+    (record,) = [r for r in caplog.records if r.name == "vend.jwks"]
+    assert record.levelno == logging.WARNING
+    assert record.getMessage() == (
+        f"could not fetch the JWKS of issuer idaas from {jwks.url}: "
+        "HTTPError: HTTP Error 503: SERVICE UNAVAILABLE"
+    )
+
+
+def test_a_token_with_just_the_least_time_for_a_fetch_starts_one(
+    make_auth: Callable[..., JwtAuthenticator], keys: Keys
+) -> None:
+    """A fetch is started with 50 ms left to the request, and not with less (see the readiness
+    probe's test below): the JWKS host, which never answers, sees the connection."""
+    monotonic = Clock()
+    monotonic.now = 0.0  # 0.05 s after it is exactly 0.05
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        auth = make_auth(issuer(f"http://127.0.0.1:{port}/jwks"), monotonic=monotonic)
+        with pytest.raises(VendError) as info:
+            auth.authenticate(sign(keys.rsa1), Deadline(0.05, monotonic))
+        assert info.value.message == CANNOT_FETCH
+        silent.settimeout(5)
+        connection, _ = silent.accept()
+        connection.close()
+
+
+def test_the_jwks_is_asked_for_as_json_by_the_service(
+    auth: JwtAuthenticator, jwks: JwksServer, keys: Keys
+) -> None:
+    auth.authenticate(sign(keys.rsa1))
+    assert jwks.headers["Accept"] == "application/json"
+    assert jwks.headers["User-Agent"] == "secret-vending"
+
+
+def _jwks_of_size(keys: Keys, size: int) -> bytes:
+    """The standard key set as JSON, padded with spaces to `size` bytes."""
+    body = json.dumps({"keys": standard_jwks(keys)}).encode()
+    return body[:-1] + b" " * (size - len(body)) + b"}"
+
+
+def test_a_jwks_of_one_mib_is_read_and_one_byte_more_is_refused(
+    make_auth: Callable[..., JwtAuthenticator], httpserver: HTTPServer, keys: Keys
+) -> None:
+    mib = 1024 * 1024
+    httpserver.expect_request("/whole").respond_with_data(_jwks_of_size(keys, mib))
+    httpserver.expect_request("/over").respond_with_data(_jwks_of_size(keys, mib + 1))
+    whole = make_auth(issuer(httpserver.url_for("/whole")))
+    assert whole.authenticate(sign(keys.rsa1)).name == "jwt:svc-1@idaas"
+    over = make_auth(issuer(httpserver.url_for("/over")))
+    assert over.refresh() == {
+        "idaas": "could not fetch the JWKS: response larger than 1048576 bytes"
+    }
+
+
+def test_an_endless_jwks_is_given_up_at_one_mib(
+    make_auth: Callable[..., JwtAuthenticator], httpserver: HTTPServer
+) -> None:
+    """An answer without a length that goes on and on is refused once it passes 1 MiB, not
+    read until the fetch's time is up."""
+    stop = threading.Event()
+
+    def endless() -> Iterator[bytes]:
+        yield b'{"keys": ['
+        for _ in range(32):  # 2 MiB, then it hangs (until the test ends)
+            yield b" " * 65536
+        stop.wait(10)
+
+    httpserver.expect_request("/endless").respond_with_handler(
+        lambda request: Response(endless(), content_type="application/json")
+    )
+    auth = make_auth(issuer(httpserver.url_for("/endless")), http_timeout_s=5.0)
+    try:
+        assert auth.refresh() == {
+            "idaas": "could not fetch the JWKS: response larger than 1048576 bytes"
+        }
+    finally:
+        stop.set()
+
+
+def test_the_defaults_one_fetch_a_minute_keys_kept_an_hour_and_3_s_a_fetch(
+    jwks: JwksServer, keys: Keys, clock: Clock
+) -> None:
+    """What the service runs with (composition_root passes none of them): an unknown kid
+    refetches the set at most once a minute, a set serves for an hour, and a fetch takes 3 s
+    at most (a token waiting for it waits that and the 50 ms to hand over)."""
+    auth = JwtAuthenticator((issuer(jwks.url),), AUD, clock=clock)
+    assert auth.authenticate(sign(keys.rsa1)).name == "jwt:svc-1@idaas"
+    jwks.keys = [*jwks.keys, public_jwk(keys.rsa2, "rsa2")]
+    clock.advance(59.5)
+    refused(auth, sign(keys.rsa2, kid="rsa2"))
+    assert jwks.served == 1
+    clock.advance(0.5)
+    assert auth.authenticate(sign(keys.rsa2, kid="rsa2")).name == "jwt:svc-1@idaas"
+    assert jwks.served == 2
+    clock.advance(3599)
+    assert auth.authenticate(sign(keys.rsa1, exp=NOW + 7200)).name == "jwt:svc-1@idaas"
+    assert jwks.served == 2
+    clock.advance(1)
+    assert auth.authenticate(sign(keys.rsa1, exp=NOW + 7200)).name == "jwt:svc-1@idaas"
+    assert jwks.served == 3
+
+    monotonic = Clock()
+    waiting = JwtAuthenticator((issuer(jwks.url),), AUD, clock=clock, monotonic=monotonic)
+    jwks.gate = threading.Event()
+    token = sign(keys.rsa1, exp=NOW + 7200)
+    threads, _ = _in_threads(1, lambda: waiting.authenticate(token).name)
+    wait_until(lambda: jwks.served == 4, "the fetch is in flight")
+    (waiter,), _ = _in_threads(1, lambda: waiting.authenticate(token).name)
+    wait_until(lambda: waiting_on_events([waiter]) == 1, "a token waits for it")
+    assert event_wait_timeout(waiter) == pytest.approx(3.05)
+    jwks.gate.set()
+    for thread in [*threads, waiter]:
+        thread.join(5)
+
+
 def test_connection_refused(make_auth: Callable[..., JwtAuthenticator], keys: Keys) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -892,25 +1153,79 @@ def test_fetch_timeout(
     assert auth.authenticate(sign(keys.rsa1)).name == "jwt:svc-1@idaas"
 
 
-def test_a_jwks_over_https_whose_certificate_is_not_trusted_is_not_used(
-    make_auth: Callable[..., JwtAuthenticator], keys: Keys, tmp_path: Path
-) -> None:
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for localhost and its key (tests/certs.py): trusted by nothing, unless a
+    test makes a TLS context with it as the CA."""
+    return self_signed(tmp_path)
+
+
+@pytest.fixture
+def https_jwks(certificate: tuple[Path, Path], keys: Keys) -> Iterator[HTTPServer]:
+    """The standard key set over https, with `certificate`."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(*self_signed(tmp_path))
+    context.load_cert_chain(*certificate)
     server = HTTPServer(ssl_context=context)
     server.expect_request("/jwks").respond_with_json({"keys": standard_jwks(keys)})
     server.start()
-    try:
-        auth = make_auth(issuer(server.url_for("/jwks")))
-        detail = auth.refresh()["idaas"]
-        assert detail is not None
-        assert detail.startswith("could not fetch the JWKS: URLError: ")
-        assert "CERTIFICATE_VERIFY_FAILED" in detail
-        error = refused(auth, sign(keys.rsa1))
-        assert error.message == "could not fetch the issuer's keys (issuer idaas)"
-    finally:
-        server.clear()
-        server.stop()
+    yield server
+    server.clear()
+    server.stop()
+
+
+def test_a_jwks_over_https_whose_certificate_is_not_trusted_is_not_used(
+    make_auth: Callable[..., JwtAuthenticator], https_jwks: HTTPServer, keys: Keys
+) -> None:
+    auth = make_auth(issuer(https_jwks.url_for("/jwks")))
+    detail = auth.refresh()["idaas"]
+    assert detail is not None
+    assert detail.startswith("could not fetch the JWKS: URLError: ")
+    assert "CERTIFICATE_VERIFY_FAILED" in detail
+    error = refused(auth, sign(keys.rsa1))
+    assert error.message == CANNOT_FETCH
+
+
+def test_a_jwks_over_https_whose_certificate_is_trusted_serves_tokens(
+    make_auth: Callable[..., JwtAuthenticator],
+    https_jwks: HTTPServer,
+    certificate: tuple[Path, Path],
+    keys: Keys,
+) -> None:
+    tls = tls_context(cafile=str(certificate[0]))
+    auth = make_auth(issuer(https_jwks.url_for("/jwks")), tls=tls)
+    assert auth.authenticate(sign(keys.rsa1)).name == "jwt:svc-1@idaas"
+    assert auth.refresh() == {"idaas": None}
+
+
+def test_a_jwks_trickling_over_https_is_given_up_when_the_fetch_time_is_up(
+    make_auth: Callable[..., JwtAuthenticator], certificate: tuple[Path, Path], keys: Keys
+) -> None:
+    """As over http: an answer that comes a byte every 50 ms (whole after about 4 s, each byte
+    well within any read timeout) is given up when the fetch's 1 s is up."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    answer = http_answer(b'{"keys": []}')
+    with TrickleServer(answer, every_s=0.05, for_s=20.0, tls=context) as server:
+        auth = make_auth(
+            issuer(f"https://localhost:{server.port}/jwks"),
+            http_timeout_s=1.0,
+            tls=tls_context(cafile=str(certificate[0])),
+        )
+        assert refused(auth, sign(keys.rsa1)).message == CANNOT_FETCH
+        assert server.requests == 1
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_jwks_host_that_takes_no_connection_is_given_up_when_the_fetch_time_is_up(
+    make_auth: Callable[..., JwtAuthenticator], keys: Keys, scheme: str
+) -> None:
+    """Connecting keeps to the fetch's time too: a host whose queue of connections is full (the
+    kernel drops each attempt) does not hold the token for the minutes the kernel would try."""
+    with full_port() as port:
+        auth = make_auth(issuer(f"{scheme}://127.0.0.1:{port}/jwks"), http_timeout_s=0.5)
+        (thread,), answers = _in_threads(1, lambda: auth.authenticate(sign(keys.rsa1)).name)
+        thread.join(10)
+        assert answers == [CANNOT_FETCH]
 
 
 def test_redirects_are_not_followed(
@@ -942,6 +1257,8 @@ def test_refresh_fetches_every_issuer_and_says_which_cannot_verify_a_token(
         ],
     }
     httpserver.expect_request("/down").respond_with_data("", status=503)
+    httpserver.expect_request("/not-a-jwks").respond_with_json({"issuer": "x"})
+    httpserver.expect_request("/203").respond_with_json({"keys": sets["two-rsa"]}, status=203)
     for path, published in sets.items():
         httpserver.expect_request(f"/{path}").respond_with_json({"keys": published})
 
@@ -951,6 +1268,8 @@ def test_refresh_fetches_every_issuer_and_says_which_cannot_verify_a_token(
 
     auth = make_auth(
         config("down", "down", "RS256"),  # first: a failure does not end the round
+        config("not-a-jwks", "not-a-jwks", "RS256"),
+        config("non-authoritative", "203", "RS256"),  # a 2xx other than 200 is not the set
         config("rsa", "two-rsa", "RS256"),
         config("ec-wanted", "two-rsa", "ES256"),
         config("ec", "ec-without-kid", "RS256", "ES256"),
@@ -958,6 +1277,8 @@ def test_refresh_fetches_every_issuer_and_says_which_cannot_verify_a_token(
     )
     assert auth.refresh() == {
         "down": "could not fetch the JWKS: HTTPError: HTTP Error 503: SERVICE UNAVAILABLE",
+        "not-a-jwks": "could not fetch the JWKS: the response is not a JWKS (no 'keys' list)",
+        "non-authoritative": "could not fetch the JWKS: HTTP 203",
         "rsa": None,
         "ec-wanted": "the JWKS has no key for ES256",
         "ec": None,
@@ -986,8 +1307,10 @@ def test_a_readiness_probe_fetches_a_set_once_and_tokens_are_served_from_it(
 
 
 def test_a_readiness_probe_waits_for_the_fetch_a_token_started(
-    auth: JwtAuthenticator, jwks: JwksServer, keys: Keys
+    make_auth: Callable[..., JwtAuthenticator], jwks: JwksServer, keys: Keys
 ) -> None:
+    """...until the fetch ends or the probe's own time is up, whichever comes first."""
+    auth = make_auth(http_timeout_s=30.0, monotonic=Clock())
     jwks.gate = threading.Event()  # hold the token's fetch until the probe waits for it
     (token,), tokens = _in_threads(1, lambda: auth.authenticate(sign(keys.rsa1)).name)
     wait_until(lambda: jwks.served == 1, "the token's fetch starts")
@@ -995,6 +1318,7 @@ def test_a_readiness_probe_waits_for_the_fetch_a_token_started(
     probe = threading.Thread(target=lambda: probes.append(auth.fetched_once(4)))
     probe.start()
     wait_until(lambda: waiting_on_events([probe]) == 1, "the probe waits for the fetch")
+    assert event_wait_timeout(probe) == pytest.approx(4.0)  # not the fetch's 30 s
     jwks.gate.set()
     for thread in (token, probe):
         thread.join(5)
@@ -1141,11 +1465,13 @@ def test_issuer_config_is_frozen() -> None:
 
 def test_authenticator_refuses_duplicate_issuers() -> None:
     a = issuer("https://a.example/jwks")
-    with pytest.raises(ValueError, match="more than once"):
+    same_iss = f"JWT issuers: issuer {ISS!r} appears more than once"
+    with pytest.raises(ValueError, match=f"^{re.escape(same_iss)}$"):
         JwtAuthenticator([a, issuer("https://b.example/jwks", name="b")], AUD)
-    with pytest.raises(ValueError, match="more than once"):
+    same_name = "JWT issuers: issuer name 'idaas' appears more than once"
+    with pytest.raises(ValueError, match=f"^{re.escape(same_name)}$"):
         JwtAuthenticator([a, issuer("https://b.example/jwks", issuer="https://b")], AUD)
-    with pytest.raises(ValueError, match="VEND_AUDIENCE"):
+    with pytest.raises(ValueError, match=r"^VEND_AUDIENCE must not be empty$"):
         JwtAuthenticator([a], "")
 
 
@@ -1162,6 +1488,26 @@ def test_a_remembered_token_is_refused_once_it_expires(
     remembered = refused(auth, token)
     fresh = refused(make_auth(), token)  # what a first sight of it says at that time
     assert remembered.message == fresh.message
+
+
+@pytest.mark.parametrize(
+    ("claim", "message"),
+    [("nbf", "token not yet valid (nbf)"), ("iat", "token issued in the future (iat)")],
+)
+def test_a_remembered_token_is_refused_if_the_clock_steps_back_before_its_claim(
+    make_auth: Callable[..., JwtAuthenticator],
+    keys: Keys,
+    clock: Clock,
+    claim: str,
+    message: str,
+) -> None:
+    """A remembered token's nbf and iat are checked again too: a clock set back (as NTP may)
+    judges it as a first sight would."""
+    auth = make_auth()
+    token = sign(keys.rsa1, **{claim: NOW + 60})
+    assert auth.authenticate(token).name == "jwt:svc-1@idaas"
+    clock.advance(-1)
+    assert refused(auth, token).message == message
 
 
 def test_a_remembered_token_whose_key_left_the_set_is_refused(

@@ -4,14 +4,15 @@ then verified by the emulator's STS over real HTTP (signature, security token, s
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import re
 import socket
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from typing import Any
 
+import ports
 import pytest
 import sdk_clients as sdk
 from alibabacloud_credentials.client import Client as CredentialClient
@@ -45,6 +46,8 @@ USER_ARN = f"acs:ram::{sdk.ACCOUNT}:user/billing"
 # there would fail with 502 (STS could not be reached), never the 401 those tests expect.
 NOWHERE = "127.0.0.1:9"
 TIMEOUTS = {"connect_timeout_ms": 2000, "timeout_ms": 2000}
+# What a caller whose proof is refused reads: one sentence about its RAM proof.
+REFUSAL = re.compile(r"(The|Every header of the) RAM proof\b[^\n]*\.")
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -176,22 +179,7 @@ def silent_port() -> Iterator[int]:
 
 @pytest.fixture
 def full_port() -> Iterator[int]:
-    """A port whose queue of connections waiting to be accepted is full: the kernel drops any
-    further connection attempt, so a connect waits until it times out."""
-    with contextlib.ExitStack() as stack:
-        listener = stack.enter_context(socket.socket())
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(0)
-        port: int = listener.getsockname()[1]
-        for _ in range(16):
-            waiting = stack.enter_context(socket.socket())
-            waiting.settimeout(0.2)
-            try:
-                waiting.connect(("127.0.0.1", port))
-            except TimeoutError:
-                break
-        else:
-            pytest.fail("the listener's queue never filled")
+    with ports.full_port() as port:
         yield port
 
 
@@ -234,6 +222,27 @@ def test_replayed_proof_is_refused_by_sts(emulator: EmulatorServer) -> None:
 
 
 # An event's retry by FC (the same request id) carries the proof STS has already spent.
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (None, "an Authorization of the form 'Bearer <JWT>' or 'RAM <proof>' is required"),
+        ("  ", "an Authorization of the form 'Bearer <JWT>' or 'RAM <proof>' is required"),
+        ("RAM " + "A" * (16 * 1024 - 3), "the Authorization value is too long"),
+        ("Bearer " + "x" * (16 * 1024 - 7), "no JWT issuer is configured; use RAM proofs"),
+        ("RAM   ", "the Authorization value has no credential after its scheme"),
+        ("Basic dXNlcjpwYXNz", "the Authorization scheme must be Bearer or RAM"),
+        # the scheme is the first word: the rest is the credential, spaces and all
+        ("RAM two words", "The RAM proof is not base64url."),
+    ],
+    ids=["none", "blank", "over-16-KiB", "16-KiB", "no-credential", "basic", "two-words"],
+)
+def test_the_authorization_value_is_refused_in_words(value: str | None, message: str) -> None:
+    auth = Authenticator(_verifier())
+    with pytest.raises(VendError) as info:
+        auth.authenticate(value, Deadline(5))
+    assert (info.value.status, info.value.message) == (401, message)
 
 
 def test_an_event_retried_is_the_same_caller_though_sts_spent_its_proof(
@@ -481,7 +490,19 @@ def test_allowed_target_is_reached(httpserver: HTTPServer) -> None:
 
 
 def test_proof_for_another_audience_is_refused() -> None:
-    _refused(_verifier(), _proof(audience="other-service"), "made for another audience")
+    error = _refused(_verifier(), _proof(audience="other-service"), "made for another audience")
+    assert error.message == "The RAM proof was made for another audience."
+
+
+def test_a_proof_for_an_https_target_is_never_sent_in_the_clear(httpserver: HTTPServer) -> None:
+    """To a server that speaks plain HTTP at an address allowed over https, the exchange fails
+    (TLS cannot start) instead of handing it the proof."""
+    httpserver.expect_request("/").respond_with_json({"Arn": USER_ARN, "AccountId": sdk.ACCOUNT})
+    target = _local(httpserver)
+    verifier = RamProofVerifier(ProofPolicy(AUD, frozenset({("https", target)})))
+    error = _refused(verifier, _proof(target, protocol="https"), "could not be reached", status=502)
+    assert error.message == "STS could not be reached to verify the RAM proof."
+    assert httpserver.log == []
 
 
 def _set(path: str, value: object) -> Callable[[dict[str, Any]], None]:
@@ -599,7 +620,87 @@ def _add_header(name: str, value: str, *, signed: bool) -> Callable[[dict[str, A
 def test_malformed_proof_is_refused_before_sending(
     change: Callable[[dict[str, Any]], None], match: str
 ) -> None:
-    _refused(_verifier(), _mutate(_proof(), change), match)
+    error = _refused(_verifier(), _mutate(_proof(), change), match)
+    assert REFUSAL.fullmatch(error.message), error.message
+
+
+def _both(
+    *changes: Callable[[dict[str, Any]], None],
+) -> Callable[[dict[str, Any]], None]:
+    def change(doc: dict[str, Any]) -> None:
+        for one in changes:
+            one(doc)
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        pytest.param(
+            _both(_delete_header(AUDIENCE_HEADER), _delete_header("x-acs-date")),
+            "The RAM proof lacks the headers x-acs-date, x-acs-vend-audience.",
+            id="two-absent",
+        ),
+        pytest.param(
+            _delete_header("authorization"),
+            "The RAM proof's authorization header is not an ACS3-HMAC-SHA256 signature.",
+            id="no-authorization",
+        ),
+        pytest.param(
+            lambda doc: _set_signed(doc, list(reversed(_signed(doc)))),
+            "The RAM proof's SignedHeaders must be sorted and unique.",
+            id="signed-unsorted",
+        ),
+        pytest.param(
+            _both(_unsign("host"), _unsign("x-acs-date")),
+            "The RAM proof's SignedHeaders must include host, x-acs-date.",
+            id="two-unsigned",
+        ),
+        pytest.param(
+            _delete_header("accept"),
+            "The RAM proof's SignedHeaders name a header it does not carry.",
+            id="signed-but-absent",
+        ),
+        pytest.param(
+            _unsign("accept"),
+            "Every header of the RAM proof but authorization must be signed.",
+            id="unsigned-accept",
+        ),
+        pytest.param(
+            _set("headers.x-acs-date", "yesterday"),
+            "The RAM proof's x-acs-date must look like 2026-01-01T00:00:00Z.",
+            id="date-format",
+        ),
+        pytest.param(
+            _add_header("Content-Length", "100", signed=True),
+            "The RAM proof may carry only host, authorization, accept, user-agent, "
+            "content-type and x-acs-* headers.",
+            id="framing",
+        ),
+        pytest.param(
+            _set("url", f"http://{NOWHERE}/#"),
+            "The RAM proof's URL must not have a fragment.",
+            id="empty-fragment",
+        ),
+    ],
+)
+def test_malformed_proof_is_refused_in_full_words(
+    change: Callable[[dict[str, Any]], None], message: str
+) -> None:
+    assert _refused(_verifier(), _mutate(_proof(), change), message).message == message
+
+
+def test_a_proof_dated_the_most_skew_allowed_from_now_is_sent() -> None:
+    proof = _proof()
+    date = _decode(proof)["headers"]["x-acs-date"]
+    sent = datetime.strptime(date, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    for skew in (300, -300):
+        verifier = _verifier(clock=lambda skew=skew: sent.timestamp() + skew)
+        # past the date check: on to STS, for which no time is left
+        _refused(verifier, proof, "No time was left", status=504, timeout_s=0)
+        late = _verifier(clock=lambda skew=skew: sent.timestamp() + skew * 301 / 300)
+        _refused(late, proof, "x-acs-date is more than 300 s from now", timeout_s=0)
 
 
 @pytest.mark.parametrize(
@@ -617,6 +718,11 @@ def test_malformed_proof_is_refused_before_sending(
             base64.urlsafe_b64encode(b"not json").decode(), "not UTF-8 JSON", id="not-json"
         ),
         pytest.param(_encode(["POST"]), "not a JSON object", id="array"),
+        pytest.param(  # 16 KiB exactly, written with its padding: not too long
+            base64.urlsafe_b64encode(b"[" + b" " * (16 * 1024 - 2) + b"]").decode(),
+            "not a JSON object",
+            id="16-KiB",
+        ),
         pytest.param(
             base64.urlsafe_b64encode(b"[" * 9000 + b"]" * 9000).decode(),
             "longer than 16 KiB",
@@ -628,6 +734,8 @@ def test_malformed_proof_is_refused_before_sending(
             id="too-deep",
         ),
         pytest.param("A" * 30000, "longer than 16 KiB", id="too-long-text"),
+        # one character more than 16 KiB takes: refused for its length before anything else
+        pytest.param("!" * 21849, "longer than 16 KiB", id="16-KiB-and-a-character"),
         pytest.param(
             base64.urlsafe_b64encode(b'{"method":"POST","method":"POST"}').decode(),
             "duplicate key",
@@ -636,7 +744,8 @@ def test_malformed_proof_is_refused_before_sending(
     ],
 )
 def test_undecodable_proof_is_refused(proof: str, match: str) -> None:
-    _refused(_verifier(), proof, match)
+    error = _refused(_verifier(), proof, match)
+    assert REFUSAL.fullmatch(error.message), error.message
 
 
 def test_proof_of_exactly_16_kib_is_decoded() -> None:
@@ -662,7 +771,8 @@ def test_checks_run_in_the_documented_order() -> None:
 
 
 def test_no_time_left_sends_nothing() -> None:
-    _refused(_verifier(), _proof(), "No time was left", status=504, timeout_s=0)
+    error = _refused(_verifier(), _proof(), "No time was left", status=504, timeout_s=0)
+    assert error.message == "No time was left to have STS verify the RAM proof."
 
 
 # -- STS failing ---------------------------------------------------------------------------------
@@ -977,6 +1087,20 @@ def test_bad_extra_host_is_named(entry: str, why: str) -> None:
 )
 def test_bad_sts_endpoint_is_named(endpoint: str) -> None:
     with pytest.raises(ValueError, match=re.escape(repr(endpoint))):
+        allowed_sts_targets("cn-hangzhou", endpoint, [])
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "why"),
+    [
+        ("ftp://sts.example.com", "the scheme must be http or https"),
+        # the scheme is what precedes the first ://, so the rest is no host
+        ("http://sts.example.com://x", "expected host[:port]"),
+    ],
+)
+def test_bad_sts_endpoint_is_named_with_why(endpoint: str, why: str) -> None:
+    words = f"invalid STS endpoint {endpoint!r}: {why}"
+    with pytest.raises(ValueError, match=f"^{re.escape(words)}$"):
         allowed_sts_targets("cn-hangzhou", endpoint, [])
 
 

@@ -121,6 +121,28 @@ def test_bearer_refusals(stack: Stack, token: Callable[[], str], code: str) -> N
     assert stack.calls("ObtainApplicationClientSecret") == []
 
 
+def test_an_event_whose_token_no_encoding_accepts_is_refused_as_malformed(stack: Stack) -> None:
+    """A JWT is ASCII, but an event's JSON may carry any string, even a lone surrogate (written
+    `\\ud800`), which UTF-8 cannot encode: the token is malformed (401), not a crash (500)."""
+    event = {
+        "action": "obtain",
+        "instance_id": "idaas_demo",
+        "application_id": "app_reports",
+        "secret_id": "sct_reports_1",
+        "authorization": "Bearer eyJhbGciOiJSUzI1NiJ9.\ud800.c2ln",
+    }
+    reply = stack.fc().invoke_function(
+        "any-service",
+        "vend-events",
+        payload=json.dumps(event).encode(),
+        headers={"x-fc-invocation-type": "Sync"},
+    )
+    body = json.loads(reply.data)
+    assert (body["status"], body["error"]["code"]) == (401, "Unauthenticated")
+    assert body["error"]["message"] == "malformed bearer token"
+    assert stack.calls("ObtainApplicationClientSecret") == []
+
+
 @pytest.mark.parametrize("way", ["http", "events"])
 def test_an_expired_token_from_a_callable_is_renewed_once(stack: Stack, way: str) -> None:
     """The token a callable gave has expired by the time the service reads it: the client asks

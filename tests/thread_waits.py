@@ -31,6 +31,18 @@ def waiting_on_events(threads: Iterable[threading.Thread]) -> int:
     return sum(in_call(thread, threading.Event.wait) for thread in threads)
 
 
+def event_wait_timeout(thread: threading.Thread) -> float | None:
+    """How long `thread` waits on the threading.Event it is waiting on: the `timeout` it passed
+    to `Event.wait` (None: until the event is set). Fails if it waits on none."""
+    code = threading.Event.wait.__code__
+    frame = sys._current_frames().get(thread.ident) if thread.ident is not None else None
+    while frame is not None and frame.f_code is not code:
+        frame = frame.f_back
+    assert frame is not None, f"{thread.name} waits on no event"
+    timeout: float | None = frame.f_locals["timeout"]
+    return timeout
+
+
 def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 5.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():

@@ -242,7 +242,6 @@ class _KeySet:
     fetched_at: float
     # (kid, alg) -> the key, or the message why that kid cannot verify that algorithm
     by_kid_alg: dict[tuple[str, str], jwt.PyJWK | str]
-    by_kid: dict[str, tuple[_Jwk, ...]]
     # alg -> the key for tokens without `kid`, or the message why there is none to pick
     single: dict[str, jwt.PyJWK | str]
 
@@ -279,7 +278,7 @@ class _KeySet:
                 single[alg] = (
                     f"the token has no kid and the issuer's key set has more than one {alg} key"
                 )
-        return cls(fetched_at, by_kid_alg, {k: tuple(v) for k, v in by_kid.items()}, single)
+        return cls(fetched_at, by_kid_alg, single)
 
     def find(self, alg: str, kid: str | None) -> jwt.PyJWK | str | None:
         """The key, or a message why the token cannot be verified, or None: not in this set."""
@@ -316,11 +315,13 @@ class _BoundedHttp(urllib.request.HTTPHandler):
 
 
 class _BoundedHttps(urllib.request.HTTPSHandler):
-    """urllib's https handler, on connections that end by `end` (time.monotonic())."""
+    """urllib's https handler, on connections that end by `end` (time.monotonic()) and verify
+    the server with `tls` (None: the system's CAs)."""
 
-    def __init__(self, end: float) -> None:
+    def __init__(self, end: float, tls: ssl.SSLContext | None) -> None:
         super().__init__()
         self._end = end
+        self._tls = tls
 
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
         return self.do_open(self._connection, req)
@@ -328,7 +329,8 @@ class _BoundedHttps(urllib.request.HTTPSHandler):
     def _connection(self, host: str, **kwargs: Any) -> BoundedHTTPSConnection:
         kwargs.pop("context", None)  # ours, whose sockets keep to the deadline
         kwargs.pop("check_hostname", None)  # the context checks it
-        conn = BoundedHTTPSConnection(host, context=_tls(), **kwargs)
+        tls = self._tls if self._tls is not None else _tls()
+        conn = BoundedHTTPSConnection(host, context=tls, **kwargs)
         conn.until(self._end)
         return conn
 
@@ -347,16 +349,16 @@ def _tls() -> ssl.SSLContext:
         return _TLS
 
 
-def _fetch_jwks(url: str, timeout_s: float) -> list[Any]:
+def _fetch_jwks(url: str, timeout_s: float, tls: ssl.SSLContext | None) -> list[Any]:
     """The `keys` of the JWKS at `url`, fetched within `timeout_s` in all (connecting, sending,
-    and the answer, however slowly it comes), or _FetchError."""
+    and the answer, however slowly it comes), or _FetchError. `tls`: see _BoundedHttps."""
     request = urllib.request.Request(  # noqa: S310 - the scheme is checked by IssuerConfig
         url, headers={"Accept": "application/json", "User-Agent": "secret-vending"}
     )
     end = time.monotonic() + timeout_s
     # urllib, for the proxy of the environment (an issuer may be outside the cloud); a new
     # opener per fetch, whose connections keep to this fetch's deadline.
-    opener = urllib.request.build_opener(_NoRedirect, _BoundedHttp(end), _BoundedHttps(end))
+    opener = urllib.request.build_opener(_NoRedirect, _BoundedHttp(end), _BoundedHttps(end, tls))
     try:
         with opener.open(request, timeout=timeout_s) as response:
             if response.status != 200:
@@ -384,7 +386,7 @@ def _fetch_jwks(url: str, timeout_s: float) -> list[Any]:
 
 class _Fetch:
     """One fetch of an issuer's key set, in flight: whoever needs its outcome waits for `done`,
-    until `ends` (time.monotonic()) at the latest."""
+    until `ends` (on the authenticator's monotonic clock) at the latest."""
 
     def __init__(self, ends: float) -> None:
         self.ends = ends
@@ -449,7 +451,13 @@ class JwtAuthenticator:
         first_fetch_retry_s: float = 1.0,
         max_key_age_s: float = 3600.0,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """`clock`: the time tokens and key sets are judged by; `monotonic`: the clock of the
+        fetches' and the requests' deadlines, and so of how long a token waits for a fetch in
+        flight. `tls`: the context an https JWKS is verified with, made by
+        shared.upstream.bounded.tls_context (None: the system's CAs)."""
         if not audience:
             raise ValueError("VEND_AUDIENCE must not be empty")
         _check_unique(issuers, "JWT issuers")
@@ -459,6 +467,8 @@ class JwtAuthenticator:
         self._first_retry = min(first_fetch_retry_s, min_refetch_interval_s)
         self._max_age = max_key_age_s
         self._clock = clock
+        self._monotonic = monotonic
+        self._tls = tls
         self._verified: OrderedDict[bytes, _Verified] = OrderedDict()
         self._verified_lock = threading.Lock()
 
@@ -469,8 +479,12 @@ class JwtAuthenticator:
             raise unauthenticated("malformed bearer token")
         if len(token) > MAX_TOKEN_CHARS:
             raise unauthenticated("malformed bearer token: too long")
+        # A JWT is base64url and dots. An event's JSON may carry any string, even a lone
+        # surrogate, which nothing below could encode.
+        if not token.isascii():
+            raise unauthenticated("malformed bearer token")
         now = self._clock()
-        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        digest = hashlib.sha256(token.encode()).digest()
         known = self._recall(digest, now)
         if known is not None:
             return known
@@ -496,7 +510,7 @@ class JwtAuthenticator:
         if kid is not None and not isinstance(kid, str):
             raise unauthenticated("malformed bearer token: kid is not a string")
 
-        end = None if deadline is None else time.monotonic() + deadline.remaining()
+        end = None if deadline is None else self._monotonic() + deadline.remaining()
         key = self._key(state, alg, kid, now, end)
 
         try:
@@ -593,7 +607,7 @@ class JwtAuthenticator:
     ) -> jwt.PyJWK:
         """The issuer's key for the token, from the cached set while it is fresh; else after a
         fetch, or after the fetch in flight, which this thread waits for until `end`
-        (time.monotonic(); None: the fetch's own end) at the latest."""
+        (on `monotonic`; None: the fetch's own end) at the latest."""
         keys = state.keys
         found = keys.find(alg, kid) if keys is not None else None
         if keys is not None and now - keys.fetched_at < self._max_age:
@@ -603,7 +617,7 @@ class JwtAuthenticator:
                 raise unauthenticated(found)
         # The set is stale or lacks the token's key. A stale set that has it serves the token
         # while another thread refreshes it: only a token that needs the fetch waits for it.
-        timeout = self._timeout if end is None else min(self._timeout, end - time.monotonic())
+        timeout = self._timeout if end is None else min(self._timeout, end - self._monotonic())
         fetch, mine = self._claim(state, now, timeout, join=not isinstance(found, jwt.PyJWK))
         fetch_failed = False
         if fetch is not None:
@@ -644,16 +658,15 @@ class JwtAuthenticator:
             if too_soon or timeout_s < MIN_FETCH_S:
                 return None, False
             state.last_attempt = now
-            state.fetch = fetch = _Fetch(time.monotonic() + timeout_s)
+            state.fetch = fetch = _Fetch(self._monotonic() + timeout_s)
             return fetch, True
 
-    @staticmethod
-    def _run(state: _IssuerState, fetch: _Fetch, now: float, timeout_s: float) -> bool:
+    def _run(self, state: _IssuerState, fetch: _Fetch, now: float, timeout_s: float) -> bool:
         """Runs the fetch `_claim` gave this thread, without the lock; keeps the set if it came.
         False (and a warning in the log) if it did not."""
         keys: _KeySet | None = None
         try:
-            keys = _KeySet.build(_fetch_jwks(state.config.jwks_url, timeout_s), now)
+            keys = _KeySet.build(_fetch_jwks(state.config.jwks_url, timeout_s, self._tls), now)
         except _FetchError as error:
             log.warning(
                 "could not fetch the JWKS of issuer %s from %s: %s",
@@ -670,15 +683,14 @@ class JwtAuthenticator:
             fetch.done.set()
         return fetch.ok
 
-    @staticmethod
-    def _wait(state: _IssuerState, fetch: _Fetch, end: float | None) -> bool:
+    def _wait(self, state: _IssuerState, fetch: _Fetch, end: float | None) -> bool:
         """Waits for a fetch `_claim` let this thread join, until it ends or `end`: whether it
         came back with a key set."""
         until = fetch.ends + FETCH_GRACE_S
         if end is not None:
             until = min(until, end)
         try:
-            fetch.done.wait(max(0.0, until - time.monotonic()))
+            fetch.done.wait(max(0.0, until - self._monotonic()))
         finally:
             with state.lock:
                 fetch.waiting -= 1
@@ -694,7 +706,9 @@ class JwtAuthenticator:
             with state.lock:
                 state.last_attempt = now
             try:
-                keys = _KeySet.build(_fetch_jwks(state.config.jwks_url, self._timeout), now)
+                keys = _KeySet.build(
+                    _fetch_jwks(state.config.jwks_url, self._timeout, self._tls), now
+                )
             except _FetchError as error:
                 result[state.config.name] = f"could not fetch the JWKS: {error}"
                 continue
@@ -716,12 +730,12 @@ class JwtAuthenticator:
         `timeout_s` for all of them and no more often than a token's first fetch may
         (`first_fetch_retry_s`), so that probes never flood an issuer; one fetched before is
         not fetched again."""
-        deadline = time.monotonic() + timeout_s
+        deadline = self._monotonic() + timeout_s
         result: dict[str, bool] = {}
         for state in self._by_iss.values():
             if state.keys is None:
                 now = self._clock()
-                timeout = min(self._timeout, deadline - time.monotonic())
+                timeout = min(self._timeout, deadline - self._monotonic())
                 fetch, mine = self._claim(state, now, timeout)
                 if fetch is not None and mine:
                     self._run(state, fetch, now, timeout)
