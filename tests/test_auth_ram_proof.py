@@ -757,7 +757,35 @@ def test_proof_of_exactly_16_kib_is_decoded() -> None:
     # Decoded and checked further: refused for the unsigned header, not for its size.
     _refused(_verifier(), _encode(doc), "must be signed")
     doc["headers"]["x-acs-padding"] += "p"
-    _refused(_verifier(), _encode(doc), "longer than 16 KiB")
+    # Short enough as text (base64url of 16 KiB and a byte), too long once decoded.
+    error = _refused(_verifier(), _encode(doc), "longer than 16 KiB")
+    assert error.message == "The RAM proof is longer than 16 KiB."
+
+
+@pytest.mark.parametrize("text", ["abcdX", "abcdA", "abcdX=="])
+def test_base64url_one_character_past_a_whole_group_is_not_base64url(text: str) -> None:
+    """Five characters cannot be base64url, whatever the last one is; only `=` is taken off
+    the end before decoding."""
+    error = _refused(_verifier(), text, "not base64url")
+    assert error.message == "The RAM proof is not base64url."
+
+
+def test_a_proof_of_another_shape_is_refused_in_full_words() -> None:
+    error = _refused(_verifier(), _mutate(_proof(), _set("extra", "x")), "exactly the keys")
+    assert error.message == (
+        "The RAM proof must have exactly the keys method, url, headers and body: strings, "
+        "and headers an object of strings."
+    )
+
+
+def test_the_proof_policy_refuses_an_empty_audience_and_a_skew_under_a_second() -> None:
+    with pytest.raises(ValueError, match="audience") as empty:
+        ProofPolicy("", frozenset())
+    assert str(empty.value) == "the RAM proof audience must not be empty"
+    assert ProofPolicy("vend", frozenset(), max_skew_s=1).max_skew_s == 1
+    with pytest.raises(ValueError, match="max_skew_s") as none:
+        ProofPolicy("vend", frozenset(), max_skew_s=0)
+    assert str(none.value) == "max_skew_s must be positive"
 
 
 def test_checks_run_in_the_documented_order() -> None:
