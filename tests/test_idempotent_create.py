@@ -1031,3 +1031,56 @@ def test_an_adopted_secret_whose_obtain_is_throttled_is_named_with_its_retry_aft
     assert error["code"] == "Throttled"
     assert error["message"].endswith(f"(the new secret {made[0]} was created; obtain it by its ID)")
     assert int(resp.headers["Retry-After"]) >= 1
+
+
+def test_a_lost_create_after_which_two_secrets_appeared_returns_neither(stack: Stack) -> None:
+    """The service's create is answered 503 after EIAM made its secret, and meanwhile the
+    operator made another: which one is the service's cannot be told, so the answer is 502
+    UpstreamError naming both, the audit blames EIAM, and no third secret is made."""
+    _faults(
+        stack,
+        {
+            "action": "CreateApplicationClientSecret",
+            "phase": "after",
+            "latency_ms": 500,
+            "status": 503,
+            "code": "ServiceUnavailable",
+            "times": 1,
+        },
+    )
+    answers: list[requests.Response] = []
+
+    def create() -> None:
+        answers.append(
+            requests.post(
+                f"{stack.api.url}/v1/secrets/create",
+                json={"instance_id": "idaas_demo", "application_id": "app_empty"},
+                headers={
+                    "Authorization": stack.client().authorization(),
+                    "Idempotency-Key": _key(),
+                },
+                timeout=30,
+            )
+        )
+
+    sender = threading.Thread(target=create)
+    sender.start()
+    assert wait_until(
+        lambda: len(stack.emulator.emulator.params("CreateApplicationClientSecret")) == 1,
+        seconds=5,
+    )  # ours, held in EIAM
+    outside = stack.operator_create("app_empty")
+    sender.join()
+    (resp,) = answers
+    assert resp.status_code == 502, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == "UpstreamError"
+    made = stack.secret_ids("app_empty")
+    assert len(made) == 2 and outside in made
+    assert f"2 secrets appeared since it was sent ({', '.join(made)})" in error["message"]
+    (record,) = [
+        r
+        for r in (json.loads(m.getMessage()) for m in stack.audit.records)
+        if r["request_id"] == resp.headers["X-Request-Id"]
+    ]
+    assert (record["outcome"], record["upstream"]) == ("UpstreamError", "eiam")
