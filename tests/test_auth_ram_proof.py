@@ -1022,7 +1022,9 @@ def test_sts_not_accepting_the_connection_in_time_is_a_timeout(
 def test_sts_unreachable_is_an_upstream_error(transport: RpcTransport) -> None:
     target = f"127.0.0.1:{_closed_port()}"
     verifier = _verifier(("http", target), transport=transport)
-    _refused(verifier, _proof(target), "could not be reached", status=502)
+    error = _refused(verifier, _proof(target), "could not be reached", status=502)
+    # What the audit record says: STS decided it, after one call (a proof is sent once).
+    assert (error.service, error.attempts) == ("STS", 1)
 
 
 # -- configuration -------------------------------------------------------------------------------
