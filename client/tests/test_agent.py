@@ -941,6 +941,32 @@ def test_max_connections_counts_the_callers_connections(serve: Serve) -> None:
     serve(ask, "--max-connections", "2")
 
 
+def test_a_caller_past_the_connection_limit_waits_for_a_free_one(serve: Serve) -> None:
+    """--max-connections 1: while one caller keeps its connection open, another's request is
+    not answered (it waits to be accepted); once both are closed, a new one is."""
+
+    def ask(agent: Agent) -> None:
+        first = http.client.HTTPConnection("127.0.0.1", agent.port, timeout=10)
+        second = http.client.HTTPConnection("127.0.0.1", agent.port, timeout=1)
+        try:
+            first.request("GET", "/v1/health")
+            assert first.getresponse().read() == b'{"status":"ok"}'
+            second.request("GET", "/v1/health")
+            with pytest.raises(TimeoutError):
+                second.getresponse()  # not accepted while the first is open
+        finally:
+            first.close()
+            second.close()
+        third = http.client.HTTPConnection("127.0.0.1", agent.port, timeout=10)
+        try:
+            third.request("GET", "/v1/health")
+            assert third.getresponse().read() == b'{"status":"ok"}'
+        finally:
+            third.close()
+
+    serve(ask, "--max-connections", "1")
+
+
 def test_a_handler_set_on_the_root_logger_before_the_agent_started_gets_nothing(
     serve: Serve,
 ) -> None:
