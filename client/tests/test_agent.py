@@ -941,6 +941,36 @@ def test_max_connections_counts_the_callers_connections(serve: Serve) -> None:
     serve(ask, "--max-connections", "2")
 
 
+def test_with_one_thread_a_request_waits_while_the_thread_is_busy(
+    serve: Serve, world: World
+) -> None:
+    """--threads 1: while the one thread waits for the token endpoint, a request on another
+    connection is not answered; once the endpoint answers, both are."""
+
+    def ask(agent: Agent) -> None:
+        assert agent.get(f"/v1/secret?{QUERY}").status_code == 200  # the secret, cached
+        world.token_endpoint.gate.clear()
+        answers: list[requests.Response] = []
+        token = threading.Thread(target=lambda: answers.append(agent.get(f"/v1/token?{QUERY}")))
+        token.start()
+        try:
+            assert world.token_endpoint.arrived.wait(10)  # the one thread is in the exchange
+            health = http.client.HTTPConnection("127.0.0.1", agent.port, timeout=1)
+            try:
+                health.request("GET", "/v1/health")
+                with pytest.raises(TimeoutError):
+                    health.getresponse()
+            finally:
+                health.close()
+        finally:
+            world.token_endpoint.gate.set()
+            token.join(15)
+        assert [answer.status_code for answer in answers] == [200]
+        assert agent.get("/v1/health").status_code == 200
+
+    serve(ask, "--threads", "1")
+
+
 def test_a_caller_past_the_connection_limit_waits_for_a_free_one(serve: Serve) -> None:
     """--max-connections 1: while one caller keeps its connection open, another's request is
     not answered (it waits to be accepted); once both are closed, a new one is."""
