@@ -845,11 +845,19 @@ def test_what_sts_answers_decides_the_answer(
     message: str,
 ) -> None:
     httpserver.expect_request("/", method="POST").respond_with_json(
-        {"RequestId": "r", **body}, status=status
+        {"RequestId": "r", **body}, status=status, headers={"x-acs-request-id": "sts-req-1"}
     )
     verifier = _verifier(("http", _local(httpserver)), transport=transport)
     err = _refused(verifier, _proof(_local(httpserver)), message, status=answer)
     assert err.message == message
+    # What the audit record says: STS failing is named with its answer; a proof STS refused
+    # is the caller's, and names no upstream.
+    facts = (err.service, err.upstream_code, err.upstream_status, err.upstream_request_id)
+    if answer == 401:
+        assert facts == (None, None, None, None)
+    else:
+        assert facts == ("STS", body["Code"], status, "sts-req-1")
+        assert err.attempts == 1
 
 
 def test_sts_5xx_is_an_upstream_error_and_is_not_retried(
