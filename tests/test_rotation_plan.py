@@ -20,6 +20,7 @@ from shared.lifecycle.plan import (
     Policy,
     Step,
     Why,
+    at,
     observe,
     plan,
 )
@@ -383,3 +384,98 @@ def test_none_says_why_and_when(world: tuple[list[Secret], int, Observed]) -> No
         if step.next_step_at is not None:
             assert step.next_step_at > now
     assert plan(list(reversed(secrets)), now, POLICY, observed) == step
+
+
+# What `POST /v1/secrets/rotate` answers as `reason`, in full: the times are UTC to the second
+# (NOW is 2027-01-15T08:00:00Z; a time 10 ms short of a second is cut, not rounded).
+REASONS = [
+    pytest.param([], None, "no secret is enabled: the first is created", id="first"),
+    pytest.param([_on("a")], None, "the current secret a never expires", id="never-expires"),
+    pytest.param(
+        [_on("a", NOW + RENEW)],
+        None,
+        "the current secret a expires at 2027-01-22T20:00:00Z: its successor is due from "
+        "2027-01-15T08:00:00Z",
+        id="due",
+    ),
+    pytest.param(
+        [_on("a"), _on("b", LATER)],
+        Observed(("b", NOW - GRACE)),
+        "b has been current since 2027-01-15T07:00:00Z, over the grace period of 1 h: a is no "
+        "longer needed",
+        id="disable",
+    ),
+    pytest.param(
+        [_off("a"), _on("b", LATER)],
+        Observed(("b", NOW - 9 * GRACE), {"a": NOW - GRACE}),
+        "a has been disabled since 2027-01-15T07:00:00Z, over the grace period of 1 h",
+        id="delete",
+    ),
+    pytest.param(
+        [_on("a"), _on("b", LATER)],
+        Observed(("b", NOW - GRACE + 1)),
+        "a may be disabled at 2027-01-15T08:00:00Z, a grace period after b became current",
+        id="waiting-to-disable",
+    ),
+    pytest.param(
+        [_off("a"), _on("b", LATER)],
+        Observed(("b", NOW - 2 * GRACE), {"a": NOW - 10}),
+        "a may be deleted at 2027-01-15T08:59:59Z",
+        id="waiting-to-delete",
+    ),
+    pytest.param(
+        [_off("a"), _on("b", OLD_EXP)],
+        Observed(("b", NOW - 99 * GRACE), {"a": NOW - 1}),
+        "a new secret is due, but the application holds its 2 secrets and none may go yet: a "
+        "may be deleted at 2027-01-15T08:59:59Z",
+        id="full",
+    ),
+    pytest.param(
+        [_on("a", LATER)],
+        Observed(("a", NOW)),
+        "the current secret a expires at 2027-02-14T08:00:00Z: its successor is due at "
+        "2027-02-06T20:00:00Z",
+        id="not-due",
+    ),
+    pytest.param(
+        [_on("a"), _on("b", NOW - 1)],
+        Observed(("b", NOW - 99 * GRACE)),
+        "the current secret b has expired and no other may be disabled: an operator must act",
+        id="stuck-expired",
+    ),
+    pytest.param(
+        [Secret("u", None, None), Secret("t", "gone", None)],
+        None,
+        "the application holds its 2 secrets and none may go (t, u: a status rotation does not "
+        "know): an operator must act",
+        id="stuck-unknown",
+    ),
+]
+
+
+@pytest.mark.parametrize(("secrets", "observed", "reason"), REASONS)
+def test_each_reason_in_words(
+    secrets: list[Secret], observed: Observed | None, reason: str
+) -> None:
+    assert _plan(secrets, observed).reason == reason
+
+
+@pytest.mark.parametrize(
+    ("grace_ms", "says"),
+    [
+        (DAY_MS, "1 d"),
+        (25 * 60 * MINUTE_MS, "25 h"),
+        (GRACE, "1 h"),
+        (90 * MINUTE_MS, "90 min"),
+        (5 * MINUTE_MS, "5 min"),
+        (90_500, "90.5 s"),
+        (30_000, "30 s"),
+        (DAY_MS + 30_000, "86430 s"),
+    ],
+)
+def test_the_grace_period_in_words(grace_ms: int, says: str) -> None:
+    policy = Policy(lifetime_ms=100 * DAY_MS, grace_ms=grace_ms)
+    step = plan([_off("a")], NOW, policy, Observed(None, {"a": NOW - grace_ms}))
+    assert step.reason == (
+        f"a has been disabled since {at(NOW - grace_ms)}, over the grace period of {says}"
+    )
