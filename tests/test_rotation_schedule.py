@@ -265,14 +265,90 @@ def test_new_sessions_over_the_rate_wait_their_turn(
         assert "Throttled" not in {w["outcome"] for w in world.warnings()}
 
 
+NOT_OURS = "not a timer event, nor a rotate_batch event of this function"
+BATCH = {"action": "rotate_batch", "run_id": "run-1"}
+APP_0 = {"instance_id": INSTANCE, "application_id": ROTATED[0]}
+
+
+@pytest.mark.parametrize(
+    ("event", "code", "message"),
+    [
+        pytest.param({}, "InvalidParameter", NOT_OURS, id="empty"),
+        pytest.param({"action": "rotate"}, "InvalidParameter", NOT_OURS, id="another-action"),
+        pytest.param([], "MalformedRequest", "the event must be a JSON object", id="a-list"),
+        pytest.param({"triggerName": "t"}, "InvalidParameter", NOT_OURS, id="no-trigger-time"),
+        pytest.param(
+            {"triggerTime": "2026-01-01T00:00:00Z"}, "InvalidParameter", NOT_OURS, id="no-name"
+        ),
+        pytest.param(
+            {"triggerTime": "2026-01-01T00:00:00Z", "triggerName": 5},
+            "InvalidParameter",
+            NOT_OURS,
+            id="a-name-not-a-string",
+        ),
+        pytest.param(
+            {"triggerTime": "2026-01-01T00:00:00Z", "triggerName": "t", "action": "rotate"},
+            "InvalidParameter",
+            NOT_OURS,
+            id="a-timer-with-an-action",
+        ),
+        pytest.param(
+            {"action": "rotate_batch"},
+            "InvalidParameter",
+            "a rotate_batch event: run_id is not valid",
+            id="batch-without-run-id",
+        ),
+        pytest.param(
+            {**BATCH, "applications": []},
+            "InvalidParameter",
+            "a rotate_batch event: applications is not valid",
+            id="batch-of-none",
+        ),
+        pytest.param(
+            {**BATCH, "applications": [APP_0] * 501},
+            "InvalidParameter",
+            "a rotate_batch event: applications is not valid",
+            id="batch-over-500",
+        ),
+        pytest.param(
+            {**BATCH, "applications": [APP_0, {"instance_id": INSTANCE}]},
+            "InvalidParameter",
+            "a rotate_batch event: applications.1.application_id is not valid",
+            id="batch-application-without-id",
+        ),
+        pytest.param(
+            {**BATCH, "run_id": "run 1", "applications": [APP_0]},
+            "InvalidParameter",
+            "a rotate_batch event: run_id is not valid",
+            id="batch-run-id-with-a-space",
+        ),
+        pytest.param(
+            {**BATCH, "applications": [APP_0], "x" * 100: 1},
+            "InvalidParameter",
+            f"a rotate_batch event: {'x' * 80} is not valid",
+            id="batch-unknown-key-cut",
+        ),
+    ],
+)
 def test_an_event_that_is_neither_a_timer_nor_a_batch_is_answered_not_raised(
-    world: ScheduleWorld,
+    world: ScheduleWorld, event: object, code: str, message: str
 ) -> None:
-    for event in (b"{}", b'{"action": "rotate"}', b"[]", b'{"action": "rotate_batch"}'):
-        answer = json.loads(world.handler(event, context()))
-        assert answer["status"] == 400, event
-        assert answer["error"]["code"] in ("InvalidParameter", "MalformedRequest")
+    answer = json.loads(world.handler(json.dumps(event).encode(), context()))
+    assert (answer["status"], answer["error"]["code"]) == (400, code)
+    assert answer["error"]["message"] == message
     assert all(len(world.world.secrets(app)) == 1 for app in ROTATED)
+    assert world.world.calls("ListApplicationClientSecrets") == 0
+
+
+@pytest.mark.parametrize("size", [1, 500])
+def test_a_batch_of_one_to_500_applications_is_run(world: ScheduleWorld, size: int) -> None:
+    """A batch of one application, or as large as a batch may be (the timer queues 100 at
+    most): all of it is run, and an application named 500 times steps once."""
+    apps = [{"instance_id": INSTANCE, "application_id": ROTATED[0]}] * size
+    event = {"action": "rotate_batch", "run_id": "run-1", "applications": apps}
+    report = json.loads(world.handler(json.dumps(event).encode(), context()))
+    assert (report["run_id"], report["applications"]) == ("run-1", size)
+    assert report["steps"]["create"] == 1
 
 
 def test_a_batch_names_only_listed_applications(
