@@ -54,13 +54,33 @@ def test_the_policy_renews_a_quarter_of_the_lifetime_or_three_grace_periods_befo
     )
 
 
+POSITIVE = r"^the grace period must be positive$"
+ROOM = r"^the lifetime must be at least renew_before \+ 4 grace periods$"
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "grace", "says"),
+    [
+        (DAY_MS, 0, POSITIVE),
+        (DAY_MS, -1, POSITIVE),
+        (DAY_MS, 4 * 60 * MINUTE_MS, ROOM),
+        (7 * GRACE - 1, GRACE, ROOM),
+    ],
+)
+def test_a_policy_that_cannot_keep_the_invariants_is_refused(
+    lifetime: int, grace: int, says: str
+) -> None:
+    with pytest.raises(ValueError, match=says):
+        Policy(lifetime_ms=lifetime, grace_ms=grace)
+
+
 @pytest.mark.parametrize(
     ("lifetime", "grace"),
-    [(DAY_MS, 0), (DAY_MS, -1), (DAY_MS, 4 * 60 * MINUTE_MS), (7 * GRACE - 1, GRACE)],
+    [(DAY_MS, 1), (7 * GRACE, GRACE)],  # any positive grace; exactly renew_before + 4 graces
 )
-def test_a_policy_that_cannot_keep_the_invariants_is_refused(lifetime: int, grace: int) -> None:
-    with pytest.raises(ValueError, match=r"grace period|lifetime"):
-        Policy(lifetime_ms=lifetime, grace_ms=grace)
+def test_a_policy_at_its_bounds_is_accepted(lifetime: int, grace: int) -> None:
+    policy = Policy(lifetime_ms=lifetime, grace_ms=grace)
+    assert policy.lifetime_ms - policy.renew_before_ms >= 4 * policy.grace_ms
 
 
 # Each row: the listing, what was observed, the step, its reason, the secret it acts on, and
@@ -91,6 +111,14 @@ ROWS = [
         "a",
         None,
     ),
+    (  # three enabled (one made outside the service): the lowest-ranked goes first
+        [_on("a", LATER - 5), _on("b", LATER), _on("c")],
+        Observed(("b", NOW - GRACE)),
+        "disable",
+        Why.REPLACED_PAST_GRACE,
+        "c",
+        None,
+    ),
     # delete: disabled for the grace period; it comes before a disable
     (
         [_off("a"), _on("b", LATER)],
@@ -103,6 +131,14 @@ ROWS = [
     (
         [_off("a"), _off("b")],
         Observed(None, {"a": NOW - GRACE + 1, "b": NOW - GRACE}),
+        "delete",
+        Why.DISABLED_PAST_GRACE,
+        "b",
+        None,
+    ),
+    (  # both past the grace period: the one disabled first goes first
+        [_off("a"), _off("b")],
+        Observed(None, {"a": NOW - GRACE, "b": NOW - GRACE - 1}),
         "delete",
         Why.DISABLED_PAST_GRACE,
         "b",
@@ -156,6 +192,14 @@ ROWS = [
     # none: stuck, an operator must act
     (
         [_on("a"), _on("b", NOW - 1)],  # the current one expired, the other would be cut
+        Observed(("b", NOW - 99 * GRACE)),
+        "none",
+        Why.STUCK,
+        None,
+        None,
+    ),
+    (  # the current one expires this very instant: the other is not cut off either
+        [_on("a"), _on("b", NOW)],
         Observed(("b", NOW - 99 * GRACE)),
         "none",
         Why.STUCK,
