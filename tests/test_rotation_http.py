@@ -13,6 +13,7 @@ request, with the step."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,13 @@ import requests
 import sdk_clients as sdk
 from pytest_httpserver import HTTPServer
 from rotation_world import (
+    CREATE,
     DELETE,
     DISABLE,
     GRACE_S,
     INSTANCE,
     LIST,
+    OBTAIN,
     PARTIAL,
     RENEW_S,
     RotationWorld,
@@ -39,6 +42,7 @@ from stack import running_stack
 
 from infra.emulator import Seed
 from shared.idempotency.memory import process_memory_store
+from vend_client import UpstreamError
 
 pytestmark = pytest.mark.contract("14")
 
@@ -382,3 +386,70 @@ def test_rotate_over_events(
         keyed = invoke(application_id="app_rot_3", idempotency_key="k")
         assert (keyed["status"], keyed["error"]["code"]) == (400, "InvalidParameter")
         assert len(stack.secret_ids("app_rot_3")) == 2
+
+
+def test_a_rotation_settles_a_callers_lost_create_for_the_callers_retry(
+    monkeypatch: pytest.MonkeyPatch, demo_seed: Seed, tmp_path: Path
+) -> None:
+    """A caller's keyed create made a secret that never expires, but its answer was lost (EIAM
+    reset the connection after acting, and the secret could not be read): the application's
+    lease is left noting what was there before. Once it lapses, the rotation that takes it
+    (its create is due: the secret never expires) first records that secret for the caller's
+    key, then makes its own; the caller's retry gets the secret its create made, not a third."""
+    app = "app_rot_0"
+    with rotation_world(
+        monkeypatch,
+        rotation_seed(demo_seed),
+        rotation_policy(tmp_path / "policy.json"),
+        lapse_by_emulator=True,
+    ) as world:
+        world.empty(app)
+        client = world.client()
+        world.faults(
+            {"action": CREATE, "reset": True, "phase": "after", "times": 1},
+            {"action": OBTAIN, "status": 500, "code": "InternalError"},
+        )
+        with pytest.raises(UpstreamError):
+            client.create(INSTANCE, app, idempotency_key="lost-create-1")
+        world.faults()
+        (made,) = world.secrets(app)
+        world.advance(60)  # the lease lapses: the caller's retry has not come yet
+
+        rotated = _ok(world.rotate(app))
+        assert rotated["step"] == "create"
+        assert [s["secret_id"] for s in rotated["secrets_before"]] == [made.secret_id]
+        assert len(world.secrets(app)) == 2
+
+        again = client.create(INSTANCE, app, idempotency_key="lost-create-1")
+        assert again.secret_id == made.secret_id
+        assert len(world.secrets(app)) == 2
+
+
+def test_a_secret_gone_before_its_delete_is_taken_as_deleted(
+    world: RotationWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    """EIAM deletes the old secret but answers 404 (as when someone else deleted it first, or an
+    earlier run's answer was lost): the step is done, the answer's state is without it, and the
+    log says it was gone."""
+    app = "app_rot_1"
+    old = f"sct_{app}_seed"
+    assert _ok(world.rotate(app))["step"] == "create"
+    world.advance(GRACE_S)
+    assert _ok(world.rotate(app))["step"] == "disable"
+    world.advance(GRACE_S)
+    world.faults(
+        {
+            "action": DELETE,
+            "status": 404,
+            "code": "EntityNotExists.Secret",
+            "phase": "after",
+            "times": 1,
+        }
+    )
+    with caplog.at_level(logging.INFO, logger="vend"):
+        deleted = _ok(world.rotate(app))
+    assert deleted["step"] == "delete"
+    assert _answered_state(deleted) == _state(world, app)
+    assert old not in {s["secret_id"] for s in deleted["secrets"]}
+    assert f"rotation: {old} was gone before it could be deleted" in caplog.messages
+    assert _ok(world.rotate(app))["step"] == "none"
