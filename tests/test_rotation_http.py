@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,12 +38,14 @@ from rotation_world import (
     rotation_seed,
     rotation_setting,
     rotation_world,
+    wait_until,
 )
 from stack import running_stack
 
 from infra.emulator import Seed
+from shared.create_lease import lease_key
 from shared.idempotency.memory import process_memory_store
-from vend_client import UpstreamError
+from vend_client import UpstreamError, VendApiError
 
 pytestmark = pytest.mark.contract("14")
 
@@ -453,3 +456,120 @@ def test_a_secret_gone_before_its_delete_is_taken_as_deleted(
     assert old not in {s["secret_id"] for s in deleted["secrets"]}
     assert f"rotation: {old} was gone before it could be deleted" in caplog.messages
     assert _ok(world.rotate(app))["step"] == "none"
+
+
+def test_two_rotations_at_once_make_one_secret(world: RotationWorld) -> None:
+    """R3: a second rotation plans the create too while the first one's is in flight (EIAM
+    takes 3 s to make it); it waits for the application's lease, plans again under it, finds
+    the new secret, and takes no step."""
+    app = "app_rot_2"
+    world.faults({"action": CREATE, "latency_ms": 3000, "times": 1})
+    answers: dict[str, requests.Response] = {}
+
+    def rotate(name: str) -> None:
+        answers[name] = world.rotate(app)
+
+    first = threading.Thread(target=rotate, args=("first",))
+    first.start()
+    lease = lease_key(INSTANCE, app)
+
+    def sending() -> bool:  # the first holds the lease, noting what it listed before its create
+        held = process_memory_store().get(lease)
+        return held is not None and bool(held.before_secret_ids)
+
+    assert wait_until(sending), "the first rotation never sent its create"
+    lists = world.calls(LIST)
+    second = threading.Thread(target=rotate, args=("second",))
+    second.start()
+    assert wait_until(lambda: world.calls(LIST) > lists)  # the second's first listing
+    assert len(world.secrets(app)) == 1  # the second listed before the create landed
+    first.join(30)
+    second.join(30)
+    created, waited = _ok(answers["first"]), _ok(answers["second"])
+    assert created["step"] == "create"
+    # The next step (the old secret's disable) comes due a grace period after the create.
+    assert created["next_step_at"] == pytest.approx(world.now_ms() + GRACE_S * 1000, abs=60_000)
+    assert waited["step"] == "none"
+    assert waited["next_step_at"] == pytest.approx(created["next_step_at"], abs=60_000)
+    assert len(world.secrets(app)) == 2
+    assert world.calls(CREATE) == 1
+
+
+def test_a_step_that_comes_due_under_the_lease_is_approved_again(world: RotationWorld) -> None:
+    """billing may create on app_partial, not disable. Its rotation plans a create (the current
+    secret is due) while billing's own create is in flight; under the lease it plans again: the
+    new secret expires before the current one, so the step is now to disable it, which billing
+    may not take. It is refused, naming the action, and the secret stays enabled."""
+    day_s = 86400
+    world.empty(PARTIAL)
+    kept = world.operator_create(PARTIAL, world.now_ms() + 20 * day_s * 1000)
+    assert _ok(world.rotate(PARTIAL))["step"] == "none"  # notes `kept` current from now
+    world.advance(13 * day_s)  # `kept` is due: 7 days left
+    world.faults({"action": CREATE, "latency_ms": 3000, "times": 1})
+    answers: dict[str, Any] = {}
+
+    def create() -> None:
+        answers["create"] = world.client().create(
+            INSTANCE, PARTIAL, expiration_time=world.now_ms() + 2 * day_s * 1000
+        )
+
+    def rotate() -> None:
+        answers["rotate"] = world.rotate(PARTIAL)
+
+    lease = lease_key(INSTANCE, PARTIAL)
+
+    def sending() -> bool:
+        held = process_memory_store().get(lease)
+        return held is not None and bool(held.before_secret_ids)
+
+    creating = threading.Thread(target=create)
+    creating.start()
+    assert wait_until(sending), "the create was never sent"
+    lists = world.calls(LIST)
+    rotating = threading.Thread(target=rotate)
+    rotating.start()
+    assert wait_until(lambda: world.calls(LIST) > lists)
+    assert [s.secret_id for s in world.secrets(PARTIAL)] == [kept]  # planned on `kept` alone
+    creating.join(30)
+    rotating.join(30)
+    made = answers["create"].secret_id
+    refused = answers["rotate"]
+    assert refused.status_code == 403, refused.text
+    assert "eiam:DisableApplicationClientSecret" in refused.json()["error"]["message"]
+    assert {s.secret_id: s.status for s in world.secrets(PARTIAL)} == {
+        kept: "enabled",
+        made: "enabled",
+    }
+    assert world.calls(DISABLE) == 0
+
+
+def test_a_secret_a_rotation_lost_is_named_by_whoever_takes_the_application_next(
+    monkeypatch: pytest.MonkeyPatch,
+    demo_seed: Seed,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A rotation's create lands after its deadline (EIAM took 2 s, the deadline is 1.6 s): the
+    rotation cannot tell whether it made a secret, and its lease keeps what it listed before.
+    The next create on the application, once the lease lapses, finds the secret that appeared
+    and says that no caller holds it."""
+    app = "app_rot_3"
+    with rotation_world(
+        monkeypatch,
+        rotation_seed(demo_seed),
+        rotation_policy(tmp_path / "policy.json"),
+        timeout_s=2,
+        lapse_by_emulator=True,
+    ) as world:
+        world.faults({"action": CREATE, "latency_ms": 2000, "times": 1})
+        lost = world.rotate(app)
+        assert lost.status_code == 504, lost.text
+        assert wait_until(lambda: len(world.secrets(app)) == 2), "the late create never landed"
+        (made,) = {s.secret_id for s in world.secrets(app)} - {f"sct_{app}_seed"}
+        world.advance(60)
+        with caplog.at_level(logging.WARNING, logger="vend"), pytest.raises(VendApiError):
+            world.client().create(INSTANCE, app, idempotency_key="after-the-lost-one")
+        assert (
+            f"create: secret {made} was made by a create whose answer was lost and that no "
+            "idempotency key can claim; no caller holds it"
+        ) in caplog.messages
