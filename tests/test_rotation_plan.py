@@ -169,6 +169,14 @@ ROWS = [
         None,
         NOW + GRACE,
     ),
+    (  # due before the disabled one may go: at 2 secrets the create waits for its delete
+        [_on("a", NOW + RENEW + GRACE // 2), _off("z")],
+        Observed(("a", NOW - 99 * GRACE), {"z": NOW}),
+        "none",
+        Why.WAITING,
+        None,
+        NOW + GRACE,
+    ),
     # none: full (R4), the current one due and 2 held
     (
         [_off("a"), _on("b", OLD_EXP)],
