@@ -573,3 +573,22 @@ def test_a_secret_a_rotation_lost_is_named_by_whoever_takes_the_application_next
             f"create: secret {made} was made by a create whose answer was lost and that no "
             "idempotency key can claim; no caller holds it"
         ) in caplog.messages
+
+
+def test_a_step_after_which_another_is_due_says_it_is_due_now(world: RotationWorld) -> None:
+    """The application holds a disabled secret and a current one that never expires: the
+    create is due but waits for the delete (2 secrets); the answer of the delete says the next
+    step is due at once."""
+    app = "app_rot_5"
+    world.operator_create(app)  # never expires, as the seed
+    world.operator("Disable", app, f"sct_{app}_seed")
+    waiting = _ok(world.rotate(app))  # notes the seed disabled from now
+    assert (waiting["step"], waiting["next_step_at"]) == (
+        "none",
+        pytest.approx(world.now_ms() + GRACE_S * 1000, abs=60_000),
+    )
+    world.advance(GRACE_S)
+    deleted = _ok(world.rotate(app))
+    assert deleted["step"] == "delete"
+    assert deleted["next_step_at"] == pytest.approx(world.now_ms(), abs=60_000)
+    assert _ok(world.rotate(app))["step"] == "create"
