@@ -7,6 +7,8 @@ hastens either), R4 (a create only below 2 secrets)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -178,6 +180,14 @@ ROWS = [
         NOW + GRACE,
     ),
     # none: full (R4), the current one due and 2 held
+    (  # due this very instant
+        [_off("a"), _on("b", NOW + RENEW)],
+        Observed(("b", NOW - 99 * GRACE), {"a": NOW - 1}),
+        "none",
+        Why.FULL,
+        None,
+        NOW - 1 + GRACE,
+    ),
     (
         [_off("a"), _on("b", OLD_EXP)],
         Observed(("b", NOW - 99 * GRACE), {"a": NOW - 1}),
@@ -209,6 +219,14 @@ ROWS = [
     (  # the current one expires this very instant: the other is not cut off either
         [_on("a"), _on("b", NOW)],
         Observed(("b", NOW - 99 * GRACE)),
+        "none",
+        Why.STUCK,
+        None,
+        None,
+    ),
+    (  # not due, but the other secret's status is unknown: nothing will ever come due
+        [_on("a", LATER), Secret("u", "gone", None)],
+        Observed(("a", NOW - 99 * GRACE)),
         "none",
         Why.STUCK,
         None,
@@ -530,4 +548,20 @@ def test_the_grace_period_in_words(grace_ms: int, says: str) -> None:
     step = plan([_off("a")], NOW, policy, Observed(None, {"a": NOW - grace_ms}))
     assert step.reason == (
         f"a has been disabled since {at(NOW - grace_ms)}, over the grace period of {says}"
+    )
+
+
+def test_the_times_in_a_reason_are_utc_whatever_the_hosts_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", "Asia/Shanghai")  # UTC+8, no daylight saving
+    time.tzset()
+    try:
+        reason = _plan([_on("a", NOW + RENEW)]).reason
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert reason == (
+        "the current secret a expires at 2027-01-22T20:00:00Z: its successor is due from "
+        "2027-01-15T08:00:00Z"
     )
