@@ -124,11 +124,12 @@ class RotationWorld:
     api: WsgiServer
     audit: Records
     service: list[Vendor]  # the one the API serves with; restart() replaces it
+    lapse_by_emulator: bool = False  # idempotency marks and leases lapse by the emulator's clock
 
     def restart(self) -> None:
         """A new instance of the service, as after a crash or a cold start: nothing cached (no
         STS session, no SDK client); the store and EIAM are as they were."""
-        self.service[0] = build_service(self.emulator)
+        self.service[0] = build_service(self.emulator, self.lapse_by_emulator)
 
     @property
     def eiam(self) -> Any:
@@ -239,9 +240,11 @@ def rotation_world(
     *,
     env: dict[str, str] | None = None,
     timeout_s: int = 15,
+    lapse_by_emulator: bool = False,
 ) -> Iterator[RotationWorld]:
     """The emulator, and the service built from the environment with rotation's clock reading
-    the emulator's, over HTTP. A fresh memory store: no note of an earlier test."""
+    the emulator's (and with `lapse_by_emulator`, the clock its leases lapse by), over HTTP. A
+    fresh memory store: no note of an earlier test."""
     with EmulatorServer(seed) as emulator:
         settings = {
             **local_environment(emulator.url, DEMO_SEED, policy),
@@ -251,20 +254,23 @@ def rotation_world(
         for name, value in settings.items():
             monkeypatch.setenv(name, value)
         process_memory_store().clear()
-        service = [build_service(emulator)]
+        service = [build_service(emulator, lapse_by_emulator)]
         audit = Records()
         audit_logger = logging.getLogger("vend.audit")
         audit_logger.addHandler(audit)
         try:
             with WsgiServer(ApiApp(lambda: service[0], timeout_s=timeout_s)) as api:
-                yield RotationWorld(emulator, api, audit, service)
+                yield RotationWorld(emulator, api, audit, service, lapse_by_emulator)
         finally:
             audit_logger.removeHandler(audit)
 
 
-def build_service(emulator: EmulatorServer) -> Vendor:
+def build_service(emulator: EmulatorServer, lapse_by_emulator: bool = False) -> Vendor:
     """The service from the environment, rotation's clock reading the emulator's."""
-    return composition_root.from_environment(now_ms=emulator.emulator.clock.now_ms)
+    now_ms = emulator.emulator.clock.now_ms
+    return composition_root.from_environment(
+        now_ms=now_ms, lapse_now_ms=now_ms if lapse_by_emulator else None
+    )
 
 
 def wait_until(predicate: Any, seconds: float = 10) -> bool:

@@ -29,6 +29,7 @@ def _s(secret_id: str, status: str | None = "enabled", exp: int | None = None) -
         pytest.param([_s("b"), _s("a")], "a", id="tie-without-expiration"),
         pytest.param([_s("a", exp=5), _s("b", "disabled", 9)], "a", id="disabled-never-current"),
         pytest.param([_s("B", exp=1), _s("a", exp=1)], "B", id="code-point-order"),
+        pytest.param([_s("a", exp=0), _s("b", exp=1)], "b", id="later-than-the-epoch"),
     ],
 )
 def test_the_current_secret(secrets: list[Secret], current: str | None) -> None:

@@ -13,6 +13,8 @@ request, with the step."""
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,11 +24,13 @@ import requests
 import sdk_clients as sdk
 from pytest_httpserver import HTTPServer
 from rotation_world import (
+    CREATE,
     DELETE,
     DISABLE,
     GRACE_S,
     INSTANCE,
     LIST,
+    OBTAIN,
     PARTIAL,
     RENEW_S,
     RotationWorld,
@@ -34,11 +38,14 @@ from rotation_world import (
     rotation_seed,
     rotation_setting,
     rotation_world,
+    wait_until,
 )
 from stack import running_stack
 
 from infra.emulator import Seed
+from shared.create_lease import lease_key
 from shared.idempotency.memory import process_memory_store
+from vend_client import UpstreamError, VendApiError
 
 pytestmark = pytest.mark.contract("14")
 
@@ -382,3 +389,206 @@ def test_rotate_over_events(
         keyed = invoke(application_id="app_rot_3", idempotency_key="k")
         assert (keyed["status"], keyed["error"]["code"]) == (400, "InvalidParameter")
         assert len(stack.secret_ids("app_rot_3")) == 2
+
+
+def test_a_rotation_settles_a_callers_lost_create_for_the_callers_retry(
+    monkeypatch: pytest.MonkeyPatch, demo_seed: Seed, tmp_path: Path
+) -> None:
+    """A caller's keyed create made a secret that never expires, but its answer was lost (EIAM
+    reset the connection after acting, and the secret could not be read): the application's
+    lease is left noting what was there before. Once it lapses, the rotation that takes it
+    (its create is due: the secret never expires) first records that secret for the caller's
+    key, then makes its own; the caller's retry gets the secret its create made, not a third."""
+    app = "app_rot_0"
+    with rotation_world(
+        monkeypatch,
+        rotation_seed(demo_seed),
+        rotation_policy(tmp_path / "policy.json"),
+        lapse_by_emulator=True,
+    ) as world:
+        world.empty(app)
+        client = world.client()
+        world.faults(
+            {"action": CREATE, "reset": True, "phase": "after", "times": 1},
+            {"action": OBTAIN, "status": 500, "code": "InternalError"},
+        )
+        with pytest.raises(UpstreamError):
+            client.create(INSTANCE, app, idempotency_key="lost-create-1")
+        world.faults()
+        (made,) = world.secrets(app)
+        world.advance(60)  # the lease lapses: the caller's retry has not come yet
+
+        rotated = _ok(world.rotate(app))
+        assert rotated["step"] == "create"
+        assert [s["secret_id"] for s in rotated["secrets_before"]] == [made.secret_id]
+        assert len(world.secrets(app)) == 2
+
+        again = client.create(INSTANCE, app, idempotency_key="lost-create-1")
+        assert again.secret_id == made.secret_id
+        assert len(world.secrets(app)) == 2
+
+
+def test_a_secret_gone_before_its_delete_is_taken_as_deleted(
+    world: RotationWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    """EIAM deletes the old secret but answers 404 (as when someone else deleted it first, or an
+    earlier run's answer was lost): the step is done, the answer's state is without it, and the
+    log says it was gone."""
+    app = "app_rot_1"
+    old = f"sct_{app}_seed"
+    assert _ok(world.rotate(app))["step"] == "create"
+    world.advance(GRACE_S)
+    assert _ok(world.rotate(app))["step"] == "disable"
+    world.advance(GRACE_S)
+    world.faults(
+        {
+            "action": DELETE,
+            "status": 404,
+            "code": "EntityNotExists.Secret",
+            "phase": "after",
+            "times": 1,
+        }
+    )
+    with caplog.at_level(logging.INFO, logger="vend"):
+        deleted = _ok(world.rotate(app))
+    assert deleted["step"] == "delete"
+    assert _answered_state(deleted) == _state(world, app)
+    assert old not in {s["secret_id"] for s in deleted["secrets"]}
+    assert f"rotation: {old} was gone before it could be deleted" in caplog.messages
+    assert _ok(world.rotate(app))["step"] == "none"
+
+
+def test_two_rotations_at_once_make_one_secret(world: RotationWorld) -> None:
+    """R3: a second rotation plans the create too while the first one's is in flight (EIAM
+    takes 3 s to make it); it waits for the application's lease, plans again under it, finds
+    the new secret, and takes no step."""
+    app = "app_rot_2"
+    world.faults({"action": CREATE, "latency_ms": 3000, "times": 1})
+    answers: dict[str, requests.Response] = {}
+
+    def rotate(name: str) -> None:
+        answers[name] = world.rotate(app)
+
+    first = threading.Thread(target=rotate, args=("first",))
+    first.start()
+    lease = lease_key(INSTANCE, app)
+
+    def sending() -> bool:  # the first holds the lease, noting what it listed before its create
+        held = process_memory_store().get(lease)
+        return held is not None and bool(held.before_secret_ids)
+
+    assert wait_until(sending), "the first rotation never sent its create"
+    lists = world.calls(LIST)
+    second = threading.Thread(target=rotate, args=("second",))
+    second.start()
+    assert wait_until(lambda: world.calls(LIST) > lists)  # the second's first listing
+    assert len(world.secrets(app)) == 1  # the second listed before the create landed
+    first.join(30)
+    second.join(30)
+    created, waited = _ok(answers["first"]), _ok(answers["second"])
+    assert created["step"] == "create"
+    # The next step (the old secret's disable) comes due a grace period after the create.
+    assert created["next_step_at"] == pytest.approx(world.now_ms() + GRACE_S * 1000, abs=60_000)
+    assert waited["step"] == "none"
+    assert waited["next_step_at"] == pytest.approx(created["next_step_at"], abs=60_000)
+    assert len(world.secrets(app)) == 2
+    assert world.calls(CREATE) == 1
+
+
+def test_a_step_that_comes_due_under_the_lease_is_approved_again(world: RotationWorld) -> None:
+    """billing may create on app_partial, not disable. Its rotation plans a create (the current
+    secret is due) while billing's own create is in flight; under the lease it plans again: the
+    new secret expires before the current one, so the step is now to disable it, which billing
+    may not take. It is refused, naming the action, and the secret stays enabled."""
+    day_s = 86400
+    world.empty(PARTIAL)
+    kept = world.operator_create(PARTIAL, world.now_ms() + 20 * day_s * 1000)
+    assert _ok(world.rotate(PARTIAL))["step"] == "none"  # notes `kept` current from now
+    world.advance(13 * day_s)  # `kept` is due: 7 days left
+    world.faults({"action": CREATE, "latency_ms": 3000, "times": 1})
+    answers: dict[str, Any] = {}
+
+    def create() -> None:
+        answers["create"] = world.client().create(
+            INSTANCE, PARTIAL, expiration_time=world.now_ms() + 2 * day_s * 1000
+        )
+
+    def rotate() -> None:
+        answers["rotate"] = world.rotate(PARTIAL)
+
+    lease = lease_key(INSTANCE, PARTIAL)
+
+    def sending() -> bool:
+        held = process_memory_store().get(lease)
+        return held is not None and bool(held.before_secret_ids)
+
+    creating = threading.Thread(target=create)
+    creating.start()
+    assert wait_until(sending), "the create was never sent"
+    lists = world.calls(LIST)
+    rotating = threading.Thread(target=rotate)
+    rotating.start()
+    assert wait_until(lambda: world.calls(LIST) > lists)
+    assert [s.secret_id for s in world.secrets(PARTIAL)] == [kept]  # planned on `kept` alone
+    creating.join(30)
+    rotating.join(30)
+    made = answers["create"].secret_id
+    refused = answers["rotate"]
+    assert refused.status_code == 403, refused.text
+    assert "eiam:DisableApplicationClientSecret" in refused.json()["error"]["message"]
+    assert {s.secret_id: s.status for s in world.secrets(PARTIAL)} == {
+        kept: "enabled",
+        made: "enabled",
+    }
+    assert world.calls(DISABLE) == 0
+
+
+def test_a_secret_a_rotation_lost_is_named_by_whoever_takes_the_application_next(
+    monkeypatch: pytest.MonkeyPatch,
+    demo_seed: Seed,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A rotation's create lands after its deadline (EIAM took 2 s, the deadline is 1.6 s): the
+    rotation cannot tell whether it made a secret, and its lease keeps what it listed before.
+    The next create on the application, once the lease lapses, finds the secret that appeared
+    and says that no caller holds it."""
+    app = "app_rot_3"
+    with rotation_world(
+        monkeypatch,
+        rotation_seed(demo_seed),
+        rotation_policy(tmp_path / "policy.json"),
+        timeout_s=2,
+        lapse_by_emulator=True,
+    ) as world:
+        world.faults({"action": CREATE, "latency_ms": 2000, "times": 1})
+        lost = world.rotate(app)
+        assert lost.status_code == 504, lost.text
+        assert wait_until(lambda: len(world.secrets(app)) == 2), "the late create never landed"
+        (made,) = {s.secret_id for s in world.secrets(app)} - {f"sct_{app}_seed"}
+        world.advance(60)
+        with caplog.at_level(logging.WARNING, logger="vend"), pytest.raises(VendApiError):
+            world.client().create(INSTANCE, app, idempotency_key="after-the-lost-one")
+        assert (
+            f"create: secret {made} was made by a create whose answer was lost and that no "
+            "idempotency key can claim; no caller holds it"
+        ) in caplog.messages
+
+
+def test_a_step_after_which_another_is_due_says_it_is_due_now(world: RotationWorld) -> None:
+    """The application holds a disabled secret and a current one that never expires: the
+    create is due but waits for the delete (2 secrets); the answer of the delete says the next
+    step is due at once."""
+    app = "app_rot_5"
+    world.operator_create(app)  # never expires, as the seed
+    world.operator("Disable", app, f"sct_{app}_seed")
+    waiting = _ok(world.rotate(app))  # notes the seed disabled from now
+    assert (waiting["step"], waiting["next_step_at"]) == (
+        "none",
+        pytest.approx(world.now_ms() + GRACE_S * 1000, abs=60_000),
+    )
+    world.advance(GRACE_S)
+    deleted = _ok(world.rotate(app))
+    assert deleted["step"] == "delete"
+    assert deleted["next_step_at"] == pytest.approx(world.now_ms(), abs=60_000)
+    assert _ok(world.rotate(app))["step"] == "create"

@@ -7,6 +7,8 @@ hastens either), R4 (a create only below 2 secrets)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,6 +22,7 @@ from shared.lifecycle.plan import (
     Policy,
     Step,
     Why,
+    at,
     observe,
     plan,
 )
@@ -53,13 +56,33 @@ def test_the_policy_renews_a_quarter_of_the_lifetime_or_three_grace_periods_befo
     )
 
 
+POSITIVE = r"^the grace period must be positive$"
+ROOM = r"^the lifetime must be at least renew_before \+ 4 grace periods$"
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "grace", "says"),
+    [
+        (DAY_MS, 0, POSITIVE),
+        (DAY_MS, -1, POSITIVE),
+        (DAY_MS, 4 * 60 * MINUTE_MS, ROOM),
+        (7 * GRACE - 1, GRACE, ROOM),
+    ],
+)
+def test_a_policy_that_cannot_keep_the_invariants_is_refused(
+    lifetime: int, grace: int, says: str
+) -> None:
+    with pytest.raises(ValueError, match=says):
+        Policy(lifetime_ms=lifetime, grace_ms=grace)
+
+
 @pytest.mark.parametrize(
     ("lifetime", "grace"),
-    [(DAY_MS, 0), (DAY_MS, -1), (DAY_MS, 4 * 60 * MINUTE_MS), (7 * GRACE - 1, GRACE)],
+    [(DAY_MS, 1), (7 * GRACE, GRACE)],  # any positive grace; exactly renew_before + 4 graces
 )
-def test_a_policy_that_cannot_keep_the_invariants_is_refused(lifetime: int, grace: int) -> None:
-    with pytest.raises(ValueError, match=r"grace period|lifetime"):
-        Policy(lifetime_ms=lifetime, grace_ms=grace)
+def test_a_policy_at_its_bounds_is_accepted(lifetime: int, grace: int) -> None:
+    policy = Policy(lifetime_ms=lifetime, grace_ms=grace)
+    assert policy.lifetime_ms - policy.renew_before_ms >= 4 * policy.grace_ms
 
 
 # Each row: the listing, what was observed, the step, its reason, the secret it acts on, and
@@ -90,6 +113,14 @@ ROWS = [
         "a",
         None,
     ),
+    (  # three enabled (one made outside the service): the lowest-ranked goes first
+        [_on("a", LATER - 5), _on("b", LATER), _on("c")],
+        Observed(("b", NOW - GRACE)),
+        "disable",
+        Why.REPLACED_PAST_GRACE,
+        "c",
+        None,
+    ),
     # delete: disabled for the grace period; it comes before a disable
     (
         [_off("a"), _on("b", LATER)],
@@ -102,6 +133,14 @@ ROWS = [
     (
         [_off("a"), _off("b")],
         Observed(None, {"a": NOW - GRACE + 1, "b": NOW - GRACE}),
+        "delete",
+        Why.DISABLED_PAST_GRACE,
+        "b",
+        None,
+    ),
+    (  # both past the grace period: the one disabled first goes first
+        [_off("a"), _off("b")],
+        Observed(None, {"a": NOW - GRACE, "b": NOW - GRACE - 1}),
         "delete",
         Why.DISABLED_PAST_GRACE,
         "b",
@@ -132,7 +171,23 @@ ROWS = [
         None,
         NOW + GRACE,
     ),
+    (  # due before the disabled one may go: at 2 secrets the create waits for its delete
+        [_on("a", NOW + RENEW + GRACE // 2), _off("z")],
+        Observed(("a", NOW - 99 * GRACE), {"z": NOW}),
+        "none",
+        Why.WAITING,
+        None,
+        NOW + GRACE,
+    ),
     # none: full (R4), the current one due and 2 held
+    (  # due this very instant
+        [_off("a"), _on("b", NOW + RENEW)],
+        Observed(("b", NOW - 99 * GRACE), {"a": NOW - 1}),
+        "none",
+        Why.FULL,
+        None,
+        NOW - 1 + GRACE,
+    ),
     (
         [_off("a"), _on("b", OLD_EXP)],
         Observed(("b", NOW - 99 * GRACE), {"a": NOW - 1}),
@@ -156,6 +211,22 @@ ROWS = [
     (
         [_on("a"), _on("b", NOW - 1)],  # the current one expired, the other would be cut
         Observed(("b", NOW - 99 * GRACE)),
+        "none",
+        Why.STUCK,
+        None,
+        None,
+    ),
+    (  # the current one expires this very instant: the other is not cut off either
+        [_on("a"), _on("b", NOW)],
+        Observed(("b", NOW - 99 * GRACE)),
+        "none",
+        Why.STUCK,
+        None,
+        None,
+    ),
+    (  # not due, but the other secret's status is unknown: nothing will ever come due
+        [_on("a", LATER), Secret("u", "gone", None)],
+        Observed(("a", NOW - 99 * GRACE)),
         "none",
         Why.STUCK,
         None,
@@ -383,3 +454,114 @@ def test_none_says_why_and_when(world: tuple[list[Secret], int, Observed]) -> No
         if step.next_step_at is not None:
             assert step.next_step_at > now
     assert plan(list(reversed(secrets)), now, POLICY, observed) == step
+
+
+# What `POST /v1/secrets/rotate` answers as `reason`, in full: the times are UTC to the second
+# (NOW is 2027-01-15T08:00:00Z; a time 10 ms short of a second is cut, not rounded).
+REASONS = [
+    pytest.param([], None, "no secret is enabled: the first is created", id="first"),
+    pytest.param([_on("a")], None, "the current secret a never expires", id="never-expires"),
+    pytest.param(
+        [_on("a", NOW + RENEW)],
+        None,
+        "the current secret a expires at 2027-01-22T20:00:00Z: its successor is due from "
+        "2027-01-15T08:00:00Z",
+        id="due",
+    ),
+    pytest.param(
+        [_on("a"), _on("b", LATER)],
+        Observed(("b", NOW - GRACE)),
+        "b has been current since 2027-01-15T07:00:00Z, over the grace period of 1 h: a is no "
+        "longer needed",
+        id="disable",
+    ),
+    pytest.param(
+        [_off("a"), _on("b", LATER)],
+        Observed(("b", NOW - 9 * GRACE), {"a": NOW - GRACE}),
+        "a has been disabled since 2027-01-15T07:00:00Z, over the grace period of 1 h",
+        id="delete",
+    ),
+    pytest.param(
+        [_on("a"), _on("b", LATER)],
+        Observed(("b", NOW - GRACE + 1)),
+        "a may be disabled at 2027-01-15T08:00:00Z, a grace period after b became current",
+        id="waiting-to-disable",
+    ),
+    pytest.param(
+        [_off("a"), _on("b", LATER)],
+        Observed(("b", NOW - 2 * GRACE), {"a": NOW - 10}),
+        "a may be deleted at 2027-01-15T08:59:59Z",
+        id="waiting-to-delete",
+    ),
+    pytest.param(
+        [_off("a"), _on("b", OLD_EXP)],
+        Observed(("b", NOW - 99 * GRACE), {"a": NOW - 1}),
+        "a new secret is due, but the application holds its 2 secrets and none may go yet: a "
+        "may be deleted at 2027-01-15T08:59:59Z",
+        id="full",
+    ),
+    pytest.param(
+        [_on("a", LATER)],
+        Observed(("a", NOW)),
+        "the current secret a expires at 2027-02-14T08:00:00Z: its successor is due at "
+        "2027-02-06T20:00:00Z",
+        id="not-due",
+    ),
+    pytest.param(
+        [_on("a"), _on("b", NOW - 1)],
+        Observed(("b", NOW - 99 * GRACE)),
+        "the current secret b has expired and no other may be disabled: an operator must act",
+        id="stuck-expired",
+    ),
+    pytest.param(
+        [Secret("u", None, None), Secret("t", "gone", None)],
+        None,
+        "the application holds its 2 secrets and none may go (t, u: a status rotation does not "
+        "know): an operator must act",
+        id="stuck-unknown",
+    ),
+]
+
+
+@pytest.mark.parametrize(("secrets", "observed", "reason"), REASONS)
+def test_each_reason_in_words(
+    secrets: list[Secret], observed: Observed | None, reason: str
+) -> None:
+    assert _plan(secrets, observed).reason == reason
+
+
+@pytest.mark.parametrize(
+    ("grace_ms", "says"),
+    [
+        (DAY_MS, "1 d"),
+        (25 * 60 * MINUTE_MS, "25 h"),
+        (GRACE, "1 h"),
+        (90 * MINUTE_MS, "90 min"),
+        (5 * MINUTE_MS, "5 min"),
+        (90_500, "90.5 s"),
+        (30_000, "30 s"),
+        (DAY_MS + 30_000, "86430 s"),
+    ],
+)
+def test_the_grace_period_in_words(grace_ms: int, says: str) -> None:
+    policy = Policy(lifetime_ms=100 * DAY_MS, grace_ms=grace_ms)
+    step = plan([_off("a")], NOW, policy, Observed(None, {"a": NOW - grace_ms}))
+    assert step.reason == (
+        f"a has been disabled since {at(NOW - grace_ms)}, over the grace period of {says}"
+    )
+
+
+def test_the_times_in_a_reason_are_utc_whatever_the_hosts_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", "Asia/Shanghai")  # UTC+8, no daylight saving
+    time.tzset()
+    try:
+        reason = _plan([_on("a", NOW + RENEW)]).reason
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert reason == (
+        "the current secret a expires at 2027-01-22T20:00:00Z: its successor is due from "
+        "2027-01-15T08:00:00Z"
+    )

@@ -116,6 +116,7 @@ GROUPS: dict[str, Group] = {
             "tests/test_rotation_plan.py",
             "tests/test_rotation_schedule.py",
             "tests/test_rotation_settings.py",
+            "tests/test_rotation_observed.py",
             "tests/test_rotation_http.py",
             "tests/test_rotation_matrix.py",
             "tests/test_rotation_callers.py",

@@ -261,9 +261,11 @@ def at(ms: int | None) -> str:
 
 
 def _span(ms: int) -> str:
+    if ms % MINUTE_MS:  # not whole minutes: in seconds (30 s is not "0 d", nor 1 d 30 s "1 d")
+        return f"{ms / 1000:g} s"
     minutes = ms // MINUTE_MS
     if minutes % (24 * 60) == 0:
         return f"{minutes // (24 * 60)} d"
     if minutes % 60 == 0:
         return f"{minutes // 60} h"
-    return f"{minutes} min" if ms % MINUTE_MS == 0 else f"{ms / 1000:g} s"
+    return f"{minutes} min"

@@ -27,7 +27,7 @@ RunId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 
 @dataclass(frozen=True)
 class TimerEvent:
-    trigger_name: str
+    """FC's timer fired: a run over VEND_ROTATION's list (nothing of the event is used)."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def parse_schedule_event(raw: bytes | str | dict[str, Any]) -> TimerEvent | Batc
         return BatchEvent(batch.run_id, targets)
     name = data.get("triggerName")
     if "action" not in data and isinstance(name, str) and "triggerTime" in data:
-        return TimerEvent(name[:128])
+        return TimerEvent()
     raise _not_ours()
 
 
