@@ -1077,10 +1077,66 @@ def test_a_lost_create_after_which_two_secrets_appeared_returns_neither(stack: S
     assert error["code"] == "UpstreamError"
     made = stack.secret_ids("app_empty")
     assert len(made) == 2 and outside in made
-    assert f"2 secrets appeared since it was sent ({', '.join(made)})" in error["message"]
+    assert error["message"].endswith(
+        f"2 secrets appeared since it was sent ({', '.join(made)}): which one it made cannot be "
+        "told, so none is returned and none is created again; see ListApplicationClientSecrets"
+    )
     (record,) = [
         r
         for r in (json.loads(m.getMessage()) for m in stack.audit.records)
         if r["request_id"] == resp.headers["X-Request-Id"]
     ]
     assert (record["outcome"], record["upstream"]) == ("UpstreamError", "eiam")
+
+
+def _post_create(stack: Stack, key: str, **body: object) -> requests.Response:
+    return requests.post(
+        f"{stack.api.url}/v1/secrets/create",
+        json={"instance_id": "idaas_demo", "application_id": "app_empty", **body},
+        headers={"Authorization": stack.client().authorization(), "Idempotency-Key": key},
+        timeout=30,
+    )
+
+
+def test_a_lost_create_with_an_expiration_adopts_the_secret_it_made(stack: Stack) -> None:
+    """The create asked for an expiration time and its answer was lost: the secret that
+    appeared carries that time, so it is this create's, and is returned."""
+    expires = int(time.time() * 1000) + 30 * 86_400_000
+    _faults(
+        stack,
+        {
+            "action": "CreateApplicationClientSecret",
+            "phase": "after",
+            "status": 503,
+            "code": "ServiceUnavailable",
+            "times": 1,
+        },
+    )
+    resp = _post_create(stack, _key(), expiration_time=expires)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["expiration_time"] == expires
+    assert stack.secret_ids("app_empty") == [resp.json()["secret_id"]]
+
+
+def test_a_dead_create_that_asked_no_expiration_adopts_the_secret_whatever_its_time(
+    stack: Stack, store_url: str
+) -> None:
+    """A dead attempt that asked for no expiration time: the one secret that appeared since is
+    its create's, whatever expiration EIAM gave it (only a time it asked for tells a secret
+    apart)."""
+    key = _key()
+    plant_a_dead_create(store_url, BILLING_ARN, key, stack.secret_ids("app_empty"))
+    expires = int(time.time() * 1000) + 30 * 86_400_000
+    orphan = (
+        stack.operator_eiam()
+        .create_application_client_secret(
+            eiam_models.CreateApplicationClientSecretRequest(
+                instance_id="idaas_demo", application_id="app_empty", expiration_time=expires
+            )
+        )
+        .body.application_client_secret
+    )
+    recovered = stack.client().create("idaas_demo", "app_empty", idempotency_key=key)
+    assert recovered.secret_id == orphan.secret_id.strip()
+    assert recovered.expiration_time == expires
+    assert stack.secret_ids("app_empty") == [recovered.secret_id]
