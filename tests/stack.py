@@ -199,11 +199,20 @@ def running_stack(
             root.setLevel(old_level)
 
 
-def plant_a_dead_create(store_url: str, principal: str, key: str, before: list[str]) -> None:
+def plant_a_dead_create(
+    store_url: str,
+    principal: str,
+    key: str,
+    before: list[str],
+    expiration_time: int | None = None,
+) -> None:
     """The state a process leaves when it dies right after EIAM created: its key's in-progress
     record, and the application's lease naming that key with the secrets from before, both
-    past their lapse: as `principal` sent a create of app_empty under `key`."""
-    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+    past their lapse: as `principal` sent a create of app_empty under `key` (asking for
+    `expiration_time`, if given)."""
+    request = CreateRequest(
+        instance_id="idaas_demo", application_id="app_empty", expiration_time=expiration_time
+    )
     store = open_store(store_url)
     now_ms = int(time.time() * 1000)
     planted = store.put_if_absent(

@@ -4,6 +4,7 @@ key and request give the same secret, and no failure, retry or race makes a seco
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -1140,3 +1141,40 @@ def test_a_dead_create_that_asked_no_expiration_adopts_the_secret_whatever_its_t
     assert recovered.secret_id == orphan.secret_id.strip()
     assert recovered.expiration_time == expires
     assert stack.secret_ids("app_empty") == [recovered.secret_id]
+
+
+def test_a_dead_create_that_asked_an_expiration_does_not_adopt_a_secret_without_it(
+    stack: Stack, store_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A dead attempt asked for an expiration time; the one secret that appeared since has
+    none: it was made outside this service, so the key's retry does not return it (502, and
+    a WARNING names it), and it is not the key's for ever after."""
+    key = _key()
+    expires = int(time.time() * 1000) + 30 * 86_400_000
+    plant_a_dead_create(
+        store_url, BILLING_ARN, key, stack.secret_ids("app_empty"), expiration_time=expires
+    )
+    outside = stack.operator_create("app_empty")
+    with caplog.at_level(logging.WARNING, logger="vend"):
+        resp = _post_create(stack, key, expiration_time=expires)
+    assert resp.status_code == 502, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == "UpstreamError"
+    assert error["message"] == (
+        f"a create's answer was lost and the secret that appeared since ({outside}) carries "
+        "another expiration time: it was made outside this service, so it is not returned; "
+        "retry to create one"
+    )
+    warned = [r for r in caplog.records if f"secret {outside} appeared" in r.getMessage()]
+    assert warned and {r.levelno for r in warned} == {logging.WARNING}
+    assert warned[0].getMessage() == (
+        f"create: secret {outside} appeared on the application while this create held it, "
+        "with another expiration time: made outside this service, not adopted"
+    )
+    (record,) = [
+        r
+        for r in (json.loads(m.getMessage()) for m in stack.audit.records)
+        if r["request_id"] == resp.headers["X-Request-Id"]
+    ]
+    assert (record["outcome"], record["upstream"]) == ("UpstreamError", "eiam")
+    assert stack.secret_ids("app_empty") == [outside]
