@@ -25,11 +25,13 @@ from stack import DEMO_POLICY, LapseClock, Stack, plant_a_dead_create, running_s
 from infra.emulator import Seed
 from shared import idempotent_create as once
 from shared.create_lease import ApplicationLease, Holder, Prior, lease_key
+from shared.create_once import Eiam, create_at_most_once
 from shared.errors import VendError
 from shared.idempotency import DEFAULT_TTL_S, IdempotencyRecord, StoreUnavailable, open_store
 from shared.idempotency.memory import MemoryStore, process_memory_store
 from shared.models import CreateRequest
 from shared.upstream.deadline import Deadline
+from shared.upstream.eiam import SecretInfo
 from vend_client import VendApiError
 
 pytestmark = pytest.mark.contract("8")
@@ -1178,3 +1180,82 @@ def test_a_dead_create_that_asked_an_expiration_does_not_adopt_a_secret_without_
     ]
     assert (record["outcome"], record["upstream"]) == ("UpstreamError", "eiam")
     assert stack.secret_ids("app_empty") == [outside]
+
+
+class _SettledWhileWaiting:
+    """The memory store, where another instance settles `key`'s lost create (records
+    `secret_id` for it, as `record_for` does) at the moment this attempt first asks for the
+    application's lease: after this attempt claimed its key, before it holds the application."""
+
+    def __init__(self, store: MemoryStore, lease: str, key: str, secret_id: str) -> None:
+        self.store, self.lease, self.key, self.secret_id = store, lease, key, secret_id
+        self.settled = False
+
+    def get(self, key: str) -> IdempotencyRecord | None:
+        return self.store.get(key)
+
+    def put_if_absent(
+        self, key: str, record: IdempotencyRecord, ttl_s: int = DEFAULT_TTL_S
+    ) -> IdempotencyRecord | None:
+        if key == self.lease and not self.settled:
+            self.settled = True
+            claimed = self.store.get(self.key)
+            assert claimed is not None and claimed.status == "in_progress"
+            done = claimed.model_copy(update={"status": "created", "secret_id": self.secret_id})
+            assert self.store.replace_if_token(self.key, claimed.token, done, ttl_s)
+        return self.store.put_if_absent(key, record, ttl_s)
+
+    def replace_if_token(
+        self, key: str, expected_token: str, record: IdempotencyRecord, ttl_s: int = DEFAULT_TTL_S
+    ) -> bool:
+        return self.store.replace_if_token(key, expected_token, record, ttl_s)
+
+    def delete_if_token(self, key: str, expected_token: str) -> bool:
+        return self.store.delete_if_token(key, expected_token)
+
+    def remember(self, key: str, value: str, ttl_s: int) -> None:
+        self.store.remember(key, value, ttl_s)
+
+    def recall(self, key: str) -> str | None:
+        return self.store.recall(key)
+
+
+def test_a_key_settled_while_its_attempt_waited_for_the_application_is_not_created_again() -> None:
+    """This attempt claimed its key; before it held the application, another instance found the
+    key's earlier lost create and recorded its secret under the key. The attempt answers with
+    that secret and sends no create: one key, one secret."""
+    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+    lease = lease_key("idaas_demo", "app_empty")
+    store = _SettledWhileWaiting(MemoryStore(), lease, "p:key", "sec-settled")
+    key, done = once.claim(store, "p:key", once.request_hash(request), 3200)
+    assert key is not None and done is None
+    journal = once.Journal(ApplicationLease(store, lease, key.holder, 3200), key)
+    sent: list[str] = []
+
+    def info(secret_id: str) -> SecretInfo:
+        sent.append(f"obtain {secret_id}")
+        return SecretInfo(
+            upstream_request_id=None,
+            instance_id="idaas_demo",
+            application_id="app_empty",
+            client_id="app_empty",
+            secret_id=secret_id,
+            status="enabled",
+            expiration_time=None,
+            last_used_time=None,
+            client_secret="CS-not-a-real-one",
+        )
+
+    def create() -> SecretInfo:
+        sent.append("create")
+        return info("sec-second")
+
+    def list_ids() -> tuple[str, ...]:
+        sent.append("list")
+        return ("sec-settled",)
+
+    eiam = Eiam(list_ids=list_ids, create=create, obtain=info)
+    got = create_at_most_once(eiam, journal, Deadline(1.6))
+    assert store.settled
+    assert got.secret_id == "sec-settled"
+    assert sent == ["obtain sec-settled"]
