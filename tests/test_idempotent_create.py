@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from stack import DEMO_POLICY, LapseClock, Stack, plant_a_dead_create, running_s
 from infra.emulator import Seed
 from shared import idempotent_create as once
 from shared.create_lease import ApplicationLease, Holder, Prior, lease_key
-from shared.create_once import Eiam, create_at_most_once
+from shared.create_once import MIN_SEND_S, Eiam, create_at_most_once
 from shared.errors import VendError
 from shared.idempotency import DEFAULT_TTL_S, IdempotencyRecord, StoreUnavailable, open_store
 from shared.idempotency.memory import MemoryStore, process_memory_store
@@ -1230,10 +1231,21 @@ def test_a_key_settled_while_its_attempt_waited_for_the_application_is_not_creat
     key, done = once.claim(store, "p:key", once.request_hash(request), 3200)
     assert key is not None and done is None
     journal = once.Journal(ApplicationLease(store, lease, key.holder, 3200), key)
-    sent: list[str] = []
+    upstream = _StandInEiam(listed=("sec-settled",))
+    got = create_at_most_once(upstream.bound(), journal, Deadline(1.6))
+    assert store.settled
+    assert got.secret_id == "sec-settled"
+    assert upstream.sent == ["obtain sec-settled"]
 
-    def info(secret_id: str) -> SecretInfo:
-        sent.append(f"obtain {secret_id}")
+
+@dataclass
+class _StandInEiam:
+    """EIAM for the create's own logic: what it lists, and each call it was sent."""
+
+    listed: tuple[str, ...] = ()
+    sent: list[str] = field(default_factory=list)
+
+    def info(self, secret_id: str) -> SecretInfo:
         return SecretInfo(
             upstream_request_id=None,
             instance_id="idaas_demo",
@@ -1246,16 +1258,32 @@ def test_a_key_settled_while_its_attempt_waited_for_the_application_is_not_creat
             client_secret="CS-not-a-real-one",
         )
 
-    def create() -> SecretInfo:
-        sent.append("create")
-        return info("sec-second")
+    def bound(self) -> Eiam:
+        def list_ids() -> tuple[str, ...]:
+            self.sent.append("list")
+            return self.listed
 
-    def list_ids() -> tuple[str, ...]:
-        sent.append("list")
-        return ("sec-settled",)
+        def create() -> SecretInfo:
+            self.sent.append("create")
+            return self.info("sec-new")
 
-    eiam = Eiam(list_ids=list_ids, create=create, obtain=info)
-    got = create_at_most_once(eiam, journal, Deadline(1.6))
-    assert store.settled
-    assert got.secret_id == "sec-settled"
-    assert sent == ["obtain sec-settled"]
+        def obtain(secret_id: str) -> SecretInfo:
+            self.sent.append(f"obtain {secret_id}")
+            return self.info(secret_id)
+
+        return Eiam(list_ids=list_ids, create=create, obtain=obtain)
+
+
+def test_the_first_send_goes_however_little_of_the_deadline_is_left() -> None:
+    """Only a create sent again after a lost answer needs time left for what follows; the first
+    is sent whatever remains (its call keeps to the deadline itself)."""
+    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+    store = MemoryStore()
+    key, _ = once.claim(store, "p:key", once.request_hash(request), 3200)
+    assert key is not None
+    lease = ApplicationLease(store, lease_key("idaas_demo", "app_empty"), key.holder, 3200)
+    upstream = _StandInEiam()
+    deadline = Deadline(MIN_SEND_S / 2)
+    got = create_at_most_once(upstream.bound(), once.Journal(lease, key), deadline)
+    assert got.secret_id == "sec-new"
+    assert upstream.sent == ["list", "create"]
