@@ -27,7 +27,7 @@ from infra.emulator import Seed
 from shared import idempotent_create as once
 from shared.create_lease import ApplicationLease, Holder, Prior, lease_key
 from shared.create_once import MIN_SEND_S, Eiam, create_at_most_once
-from shared.errors import VendError
+from shared.errors import MaybeActed, VendError
 from shared.idempotency import DEFAULT_TTL_S, IdempotencyRecord, StoreUnavailable, open_store
 from shared.idempotency.memory import MemoryStore, process_memory_store
 from shared.models import CreateRequest
@@ -1244,6 +1244,9 @@ class _StandInEiam:
 
     listed: tuple[str, ...] = ()
     sent: list[str] = field(default_factory=list)
+    lost: MaybeActed | None = None  # what every create raises, if anything
+    clock: list[float] = field(default_factory=lambda: [0.0])  # a create takes `create_s` of it
+    create_s: float = 0.0
 
     def info(self, secret_id: str) -> SecretInfo:
         return SecretInfo(
@@ -1265,6 +1268,9 @@ class _StandInEiam:
 
         def create() -> SecretInfo:
             self.sent.append("create")
+            self.clock[0] += self.create_s
+            if self.lost is not None:
+                raise self.lost
             return self.info("sec-new")
 
         def obtain(secret_id: str) -> SecretInfo:
@@ -1287,3 +1293,43 @@ def test_the_first_send_goes_however_little_of_the_deadline_is_left() -> None:
     got = create_at_most_once(upstream.bound(), once.Journal(lease, key), deadline)
     assert got.secret_id == "sec-new"
     assert upstream.sent == ["list", "create"]
+
+
+def _journal(store: MemoryStore) -> once.Journal:
+    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+    key, _ = once.claim(store, "p:key", once.request_hash(request), 3200)
+    assert key is not None
+    lease = ApplicationLease(store, lease_key("idaas_demo", "app_empty"), key.holder, 3200)
+    return once.Journal(lease, key)
+
+
+def test_a_create_answered_with_an_error_is_not_sent_again_without_time_for_it() -> None:
+    """EIAM answered the create with a 503 (it may have acted) and the listing shows nothing
+    new; too little of the deadline is left to send it again: nothing was made, and the error
+    says so."""
+    upstream = _StandInEiam(
+        lost=MaybeActed(502, "UpstreamError", "EIAM failed", service="EIAM", settled=True),
+        create_s=0.15,
+    )
+    deadline = Deadline(0.3, clock=lambda: upstream.clock[0])
+    with pytest.raises(VendError) as failed:
+        create_at_most_once(upstream.bound(), _journal(MemoryStore()), deadline)
+    assert (failed.value.status, failed.value.code) == (502, "UpstreamError")
+    assert failed.value.message == "EIAM failed; no secret was created"
+    assert upstream.sent == ["list", "create", "list"]
+
+
+def test_a_create_without_an_answer_names_the_secrets_from_before() -> None:
+    """The create timed out (EIAM may still be making the secret) and the listing after it
+    shows nothing new yet: the error says so, naming what the application held before."""
+    upstream = _StandInEiam(
+        listed=("sec-old",),
+        lost=MaybeActed(504, "UpstreamTimeout", "EIAM timed out", service="EIAM", settled=False),
+    )
+    with pytest.raises(VendError) as failed:
+        create_at_most_once(upstream.bound(), _journal(MemoryStore()), Deadline(1.6))
+    assert failed.value.message == (
+        "EIAM timed out; a secret may have been created, and EIAM may still be creating it "
+        "(secrets before: sec-old)"
+    )
+    assert upstream.sent == ["list", "create", "list"]
