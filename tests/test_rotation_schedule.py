@@ -17,6 +17,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sdk_clients as sdk
@@ -27,6 +28,7 @@ from stack import DEMO_POLICY
 from infra.emulator import Seed
 from shared.config import ConfigError, Settings
 from shared.lifecycle import schedule
+from shared.lifecycle.timer import BatchEvent, TimerEvent, parse_schedule_event
 from shared.models import RotationResponse
 from shared.principal import ROTATION_SERVICE, Caller
 from shared.vend import RequestMeta
@@ -478,3 +480,25 @@ def test_a_run_that_fits_one_batch_is_taken_in_the_invocation_with_its_workers_a
         "queued": 0,
     }
     assert in_flight[1] == 1
+
+
+@pytest.mark.parametrize("as_bytes", [False, True], ids=["object", "bytes"])
+def test_an_event_is_read_whether_it_comes_parsed_or_as_bytes(as_bytes: bool) -> None:
+    """FC hands a Python function its event as bytes; an in-process invoke may hand it over
+    already parsed: both are read alike."""
+    timer: dict[str, Any] = {
+        "triggerName": "daily",
+        "triggerTime": "2026-12-05T00:00:00Z",
+        "payload": "",
+    }
+    batch: dict[str, Any] = {
+        "action": "rotate_batch",
+        "run_id": "run-1",
+        "applications": [{"instance_id": INSTANCE, "application_id": "app_rot_0"}],
+    }
+    given = (lambda d: json.dumps(d).encode()) if as_bytes else (lambda d: d)
+    assert isinstance(parse_schedule_event(given(timer)), TimerEvent)
+    parsed = parse_schedule_event(given(batch))
+    assert isinstance(parsed, BatchEvent)
+    assert parsed.run_id == "run-1"
+    assert parsed.targets == (schedule.Target(INSTANCE, "app_rot_0"),)
