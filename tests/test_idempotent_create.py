@@ -1316,6 +1316,7 @@ def test_a_create_answered_with_an_error_is_not_sent_again_without_time_for_it()
         create_at_most_once(upstream.bound(), _journal(MemoryStore()), deadline)
     assert (failed.value.status, failed.value.code) == (502, "UpstreamError")
     assert failed.value.message == "EIAM failed; no secret was created"
+    assert failed.value.service == "EIAM"  # the audit record names the upstream
     assert upstream.sent == ["list", "create", "list"]
 
 
