@@ -12,6 +12,7 @@ deadline no longer fits; a new STS session over the instance's rate waits for it
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import threading
@@ -27,6 +28,7 @@ from stack import DEMO_POLICY
 
 from infra.emulator import Seed
 from shared.config import ConfigError, Settings
+from shared.errors import VendError
 from shared.lifecycle import schedule
 from shared.lifecycle.timer import BatchEvent, TimerEvent, parse_schedule_event
 from shared.models import RotationResponse
@@ -502,3 +504,34 @@ def test_an_event_is_read_whether_it_comes_parsed_or_as_bytes(as_bytes: bool) ->
     assert isinstance(parsed, BatchEvent)
     assert parsed.run_id == "run-1"
     assert parsed.targets == (schedule.Target(INSTANCE, "app_rot_0"),)
+
+
+def test_one_application_left_unqueued_makes_the_summary_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Two batches (2 and 1 applications); FC refuses to queue the second: the one application
+    it held waits for the next run, and the run's summary is a WARNING."""
+
+    def rotate(target: schedule.Target, meta: RequestMeta) -> RotationResponse:
+        raise AssertionError("queued batches are not run here")
+
+    def queue(batch: list[schedule.Target]) -> object:
+        if len(batch) == 1:
+            raise VendError(502, "UpstreamError", "FC refused the invocation")
+        return None
+
+    with caplog.at_level(logging.INFO, logger="vend"):
+        report = schedule.on_timer(
+            rotate,
+            [schedule.Target(INSTANCE, app) for app in ROTATED[:3]],
+            run_id="run-4",
+            queue=queue,
+            budget_s=24,
+            deadline_s=10,
+            batch_size=2,
+        )
+    assert (report["batches"], report["queued"], report["not_reached"]) == (2, 1, 1)
+    (summary,) = [
+        json.loads(r.getMessage()) for r in caplog.records if '"queued"' in r.getMessage()
+    ]
+    assert summary["level"] == "WARNING"
