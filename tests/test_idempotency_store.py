@@ -663,3 +663,18 @@ def test_redis_that_never_answers_is_unavailable_after_the_timeout() -> None:
             store.close()  # type: ignore[attr-defined]
         assert 0.9 < time.monotonic() - started < 3
         assert "s3cretpw" not in str(caught.value)
+
+
+def test_a_redis_at_maxmemory_under_noeviction_is_a_full_store() -> None:
+    """Redis refuses the write with OOM: the store says it is full (a 503 to the caller, and
+    nothing created), in its own words, with OOM as the audit's code."""
+    settings = ("--maxmemory", "1", "--maxmemory-policy", "noeviction")
+    with RedisServer(redis_binary(), *settings) as server:
+        store = RedisStore(server.url)
+        try:
+            with pytest.raises(StoreUnavailable) as full:
+                store.put_if_absent("a", rec("a"), ttl_s=10)
+        finally:
+            store.close()
+    assert full.value.code == "OOM"
+    assert str(full.value).endswith(" is full (put_if_absent): OOM")

@@ -19,7 +19,7 @@ import requests
 import sdk_clients as sdk
 from alibabacloud_eiam20211201 import models as eiam_models
 from processes import free_port
-from redis_server import PersistentRedis, redis_binary
+from redis_server import PersistentRedis, RedisServer, redis_binary
 from rotation_world import wait_until
 from stack import DEMO_POLICY, LapseClock, Stack, plant_a_dead_create, running_stack
 
@@ -1334,3 +1334,31 @@ def test_a_create_without_an_answer_names_the_secrets_from_before() -> None:
         "(secrets before: sec-old)"
     )
     assert upstream.sent == ["list", "create", "list"]
+
+
+def test_a_keyed_create_on_a_full_redis_is_a_store_error_and_creates_nothing(
+    monkeypatch: pytest.MonkeyPatch, demo_seed: Seed
+) -> None:
+    """The store is a Redis at maxmemory under `noeviction`, which refuses every write: the
+    keyed create is refused as the store's failure (502, the audit names the store and OOM),
+    nothing is sent to EIAM, and it is not a bug (500)."""
+    settings = ("--maxmemory", "1", "--maxmemory-policy", "noeviction")
+    with RedisServer(redis_binary(), *settings) as server:
+        env = {"VEND_IDEMPOTENCY_URL": server.url}
+        with running_stack(monkeypatch, demo_seed, env=env) as running:
+            before = running.secret_ids("app_empty")
+            resp = _post_create(running, "full-store-1")
+            assert running.calls("CreateApplicationClientSecret") == []
+            assert running.secret_ids("app_empty") == before
+            (record,) = [
+                r
+                for r in (json.loads(m.getMessage()) for m in running.audit.records)
+                if r["request_id"] == resp.headers["X-Request-Id"]
+            ]
+    assert resp.status_code == 502, resp.text
+    error = resp.json()["error"]
+    assert (error["code"], error["message"]) == (
+        "UpstreamError",
+        "the idempotency store is unavailable",
+    )
+    assert (record["upstream"], record["upstream_code"]) == ("store", "OOM")

@@ -141,11 +141,10 @@ class RedisStore:
     def _call(self, what: str, call: Callable[[], T]) -> T:
         try:
             return call()
-        except redis.exceptions.ResponseError as exc:
-            # A Redis at maxmemory under `noeviction` refuses the write: the store is full,
-            # which the caller meets as an unavailable store (nothing is created).
-            if not str(exc).startswith("OOM"):
-                raise
+        except redis.exceptions.OutOfMemoryError:
+            # A Redis at maxmemory under `noeviction` refuses the write (redis-py raises its
+            # "OOM ..." error as this class, the prefix taken off): the store is full, which
+            # the caller meets as an unavailable store (nothing is created).
             raise StoreUnavailable(
                 f"idempotency store {self._where} is full ({what}): OOM", code="OOM"
             ) from None
