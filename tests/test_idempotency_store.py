@@ -637,6 +637,13 @@ def _assert_unavailable_fast(url: str, where: str) -> None:
             error: BaseException | None = caught.value
             # The log names the store and what it was asked (never its password).
             assert f"idempotency store redis://{where} unavailable ({name}): " in str(error)
+            # What Redis's client said, and the audit's code and calls: a refused connection is
+            # sent once more.
+            host_port = where.removesuffix("/0")
+            assert str(error).endswith(
+                f"ConnectionError: Error 111 connecting to {host_port}. Connection refused."
+            )
+            assert (caught.value.code, caught.value.attempts) == ("ConnectionError", 2)
             while error is not None:  # nor in anything chained to it
                 assert "s3cretpw" not in str(error) and "s3cretpw" not in repr(error)
                 error = error.__cause__ or error.__context__
@@ -663,6 +670,8 @@ def test_redis_that_never_answers_is_unavailable_after_the_timeout() -> None:
             store.close()  # type: ignore[attr-defined]
         assert 0.9 < time.monotonic() - started < 3
         assert "s3cretpw" not in str(caught.value)
+        # A timeout is not sent again: the audit counts one call.
+        assert (caught.value.code, caught.value.attempts) == ("TimeoutError", 1)
 
 
 def test_a_redis_at_maxmemory_under_noeviction_is_a_full_store() -> None:
@@ -678,3 +687,44 @@ def test_a_redis_at_maxmemory_under_noeviction_is_a_full_store() -> None:
             store.close()
     assert full.value.code == "OOM"
     assert str(full.value).endswith(" is full (put_if_absent): OOM")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://127.0.0.1", "RedisStore(redis://127.0.0.1:6379/0)"),
+        ("redis://127.0.0.1:6380/2", "RedisStore(redis://127.0.0.1:6380/2)"),
+        ("redis://127.0.0.1:6380/?db=3", "RedisStore(redis://127.0.0.1:6380/3)"),
+        ("redis://:secret@[::1]:7000//4//", "RedisStore(redis://[::1]:7000/4)"),
+        ("rediss://user:pw@redis.internal/5", "RedisStore(rediss://redis.internal:6379/5)"),
+    ],
+)
+def test_a_redis_store_is_shown_by_its_url_without_credentials(url: str, shown: str) -> None:
+    """Its repr, and every error of the store, show the URL as Redis reads it: the default port
+    6379, the database from the path or `db=`, never a user or password."""
+    store = RedisStore(url)
+    try:
+        assert repr(store) == shown
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("redis://127.0.0.1:port/0", "idempotency store URL: the port is not a number"),
+        ("redis:///0", "idempotency store URL: no host (redis://host:port/db)"),
+        (
+            "redis://127.0.0.1/zero",
+            "idempotency store URL: the database is not a number (redis://host:port/db)",
+        ),
+        (  # only slashes are taken off the path
+            "redis://127.0.0.1/4X",
+            "idempotency store URL: the database is not a number (redis://host:port/db)",
+        ),
+    ],
+)
+def test_a_redis_url_redis_cannot_use_is_refused_in_words(url: str, said: str) -> None:
+    with pytest.raises(ValueError, match="idempotency store URL") as refused:
+        RedisStore(url)
+    assert str(refused.value) == said
