@@ -121,6 +121,8 @@ def test_a_store_that_does_not_answer_a_read_is_the_stores_502() -> None:
     err = info.value
     assert (err.status, err.code, err.service) == (502, "UpstreamError", "store")
     assert err.message == "the idempotency store is unavailable"
+    # The audit's upstream code and calls are the store's: a refused connection, sent twice.
+    assert (err.upstream_code, err.attempts) == ("ConnectionError", 2)
 
 
 def test_a_note_the_store_does_not_take_is_a_warning(caplog: pytest.LogCaptureFixture) -> None:

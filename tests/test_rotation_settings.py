@@ -89,6 +89,9 @@ NOT_AN_OBJECT = (
             [_app(), _app(instance_id="")], f"entry 1: instance_id {ID_BOUNDS}", id="bad-instance"
         ),
         pytest.param([_app(secret_id="s")], "entry 0: secret_id is not a known key", id="unknown"),
+        pytest.param(  # a key's name is shown to 64 characters at most
+            [_app(**{"k" * 70: 1})], f"entry 0: {'k' * 64} is not a known key", id="long-key"
+        ),
         pytest.param([{"instance_id": "i"}], "entry 0: application_id is required", id="missing"),
         pytest.param(["app"], f"entry 0: {NOT_AN_OBJECT}", id="not-an-object"),
     ],
