@@ -100,3 +100,11 @@ def test_a_bad_value_stops_the_service_naming_the_variable(value: object, says: 
     with pytest.raises(ConfigError) as info:
         _settings(value)
     assert str(info.value) == f"VEND_ROTATION: {says}"
+
+
+def test_at_most_100_000_applications_are_listed() -> None:
+    apps = [_app(application_id=f"app_{n}") for n in range(100_000)]
+    assert len(_settings(apps).rotation) == 100_000
+    with pytest.raises(ConfigError) as info:
+        _settings([*apps, _app(application_id="app_one_more")])
+    assert str(info.value) == "VEND_ROTATION: lists more than 100000 applications"
