@@ -636,7 +636,36 @@ def test_a_dead_attempts_secret_is_recorded_for_its_key_by_the_next_create(
     assert len(stack.calls("CreateApplicationClientSecret")) == 2  # the operator's, the other's
 
 
-class _RacedOnRead:
+class _Beside:
+    """A memory store as the store interface sees it, for a test to act in another instance's
+    place at one call: each call goes to `store` unless a subclass steps in."""
+
+    store: MemoryStore
+
+    def get(self, key: str) -> IdempotencyRecord | None:
+        return self.store.get(key)
+
+    def put_if_absent(
+        self, key: str, record: IdempotencyRecord, ttl_s: int = DEFAULT_TTL_S
+    ) -> IdempotencyRecord | None:
+        return self.store.put_if_absent(key, record, ttl_s)
+
+    def replace_if_token(
+        self, key: str, expected_token: str, record: IdempotencyRecord, ttl_s: int = DEFAULT_TTL_S
+    ) -> bool:
+        return self.store.replace_if_token(key, expected_token, record, ttl_s)
+
+    def delete_if_token(self, key: str, expected_token: str) -> bool:
+        return self.store.delete_if_token(key, expected_token)
+
+    def remember(self, key: str, value: str, ttl_s: int) -> None:
+        self.store.remember(key, value, ttl_s)
+
+    def recall(self, key: str) -> str | None:
+        return self.store.recall(key)
+
+
+class _RacedOnRead(_Beside):
     """The memory store, where the key's retries (on other instances) claim `key` right after
     each of its first `races` reads, each taking over from the one before: between
     `record_for`'s read and its write."""
@@ -661,25 +690,6 @@ class _RacedOnRead:
             else:
                 assert self.store.replace_if_token(key, found.token, retry, 60)
         return found
-
-    def put_if_absent(
-        self, key: str, record: IdempotencyRecord, ttl_s: int = DEFAULT_TTL_S
-    ) -> IdempotencyRecord | None:
-        return self.store.put_if_absent(key, record, ttl_s)
-
-    def replace_if_token(
-        self, key: str, expected_token: str, record: IdempotencyRecord, ttl_s: int = DEFAULT_TTL_S
-    ) -> bool:
-        return self.store.replace_if_token(key, expected_token, record, ttl_s)
-
-    def delete_if_token(self, key: str, expected_token: str) -> bool:
-        return self.store.delete_if_token(key, expected_token)
-
-    def remember(self, key: str, value: str, ttl_s: int) -> None:
-        self.store.remember(key, value, ttl_s)
-
-    def recall(self, key: str) -> str | None:
-        return self.store.recall(key)
 
 
 @pytest.mark.parametrize("races", [1, 2, 3])
@@ -1183,7 +1193,7 @@ def test_a_dead_create_that_asked_an_expiration_does_not_adopt_a_secret_without_
     assert stack.secret_ids("app_empty") == [outside]
 
 
-class _SettledWhileWaiting:
+class _SettledWhileWaiting(_Beside):
     """The memory store, where another instance settles `key`'s lost create (records
     `secret_id` for it, as `record_for` does) at the moment this attempt first asks for the
     application's lease: after this attempt claimed its key, before it holds the application."""
@@ -1191,9 +1201,6 @@ class _SettledWhileWaiting:
     def __init__(self, store: MemoryStore, lease: str, key: str, secret_id: str) -> None:
         self.store, self.lease, self.key, self.secret_id = store, lease, key, secret_id
         self.settled = False
-
-    def get(self, key: str) -> IdempotencyRecord | None:
-        return self.store.get(key)
 
     def put_if_absent(
         self, key: str, record: IdempotencyRecord, ttl_s: int = DEFAULT_TTL_S
@@ -1205,20 +1212,6 @@ class _SettledWhileWaiting:
             done = claimed.model_copy(update={"status": "created", "secret_id": self.secret_id})
             assert self.store.replace_if_token(self.key, claimed.token, done, ttl_s)
         return self.store.put_if_absent(key, record, ttl_s)
-
-    def replace_if_token(
-        self, key: str, expected_token: str, record: IdempotencyRecord, ttl_s: int = DEFAULT_TTL_S
-    ) -> bool:
-        return self.store.replace_if_token(key, expected_token, record, ttl_s)
-
-    def delete_if_token(self, key: str, expected_token: str) -> bool:
-        return self.store.delete_if_token(key, expected_token)
-
-    def remember(self, key: str, value: str, ttl_s: int) -> None:
-        self.store.remember(key, value, ttl_s)
-
-    def recall(self, key: str) -> str | None:
-        return self.store.recall(key)
 
 
 def test_a_key_settled_while_its_attempt_waited_for_the_application_is_not_created_again() -> None:
