@@ -88,6 +88,17 @@ def _key() -> str:
     return f"test-{uuid.uuid4().hex}"
 
 
+# EIAM makes the secret, holds the answer half a second (a test acts meanwhile), then loses it.
+LOST_AFTER_HALF_A_SECOND: dict[str, object] = {
+    "action": "CreateApplicationClientSecret",
+    "phase": "after",
+    "latency_ms": 500,
+    "status": 503,
+    "code": "ServiceUnavailable",
+    "times": 1,
+}
+
+
 def _faults(stack: Stack, *faults: dict[str, object]) -> None:
     requests.put(
         f"{stack.emulator.url}/_emulator/faults", json=list(faults), timeout=5
@@ -974,17 +985,7 @@ def test_a_lost_create_whose_listing_then_fails_names_the_secrets_from_before(
     proven, so the error says a secret may have been made, why it cannot be told, and which
     secrets the application held before."""
     first = stack.operator_create("app_empty")
-    _faults(
-        stack,
-        {
-            "action": "CreateApplicationClientSecret",
-            "phase": "after",
-            "latency_ms": 500,
-            "status": 503,
-            "code": "ServiceUnavailable",
-            "times": 1,
-        },
-    )
+    _faults(stack, LOST_AFTER_HALF_A_SECOND)
     failed: list[VendApiError] = []
 
     def create() -> None:
@@ -1051,17 +1052,7 @@ def test_a_lost_create_after_which_two_secrets_appeared_returns_neither(stack: S
     """The service's create is answered 503 after EIAM made its secret, and meanwhile the
     operator made another: which one is the service's cannot be told, so the answer is 502
     UpstreamError naming both, the audit blames EIAM, and no third secret is made."""
-    _faults(
-        stack,
-        {
-            "action": "CreateApplicationClientSecret",
-            "phase": "after",
-            "latency_ms": 500,
-            "status": 503,
-            "code": "ServiceUnavailable",
-            "times": 1,
-        },
-    )
+    _faults(stack, LOST_AFTER_HALF_A_SECOND)
     answers: list[requests.Response] = []
 
     def create() -> None:
