@@ -1086,11 +1086,7 @@ def test_a_lost_create_after_which_two_secrets_appeared_returns_neither(stack: S
         f"2 secrets appeared since it was sent ({', '.join(made)}): which one it made cannot be "
         "told, so none is returned and none is created again; see ListApplicationClientSecrets"
     )
-    (record,) = [
-        r
-        for r in (json.loads(m.getMessage()) for m in stack.audit.records)
-        if r["request_id"] == resp.headers["X-Request-Id"]
-    ]
+    record = _audited(stack, resp.headers["X-Request-Id"])
     assert (record["outcome"], record["upstream"]) == ("UpstreamError", "eiam")
 
 
@@ -1175,11 +1171,7 @@ def test_a_dead_create_that_asked_an_expiration_does_not_adopt_a_secret_without_
         f"create: secret {outside} appeared on the application while this create held it, "
         "with another expiration time: made outside this service, not adopted"
     )
-    (record,) = [
-        r
-        for r in (json.loads(m.getMessage()) for m in stack.audit.records)
-        if r["request_id"] == resp.headers["X-Request-Id"]
-    ]
+    record = _audited(stack, resp.headers["X-Request-Id"])
     assert (record["outcome"], record["upstream"]) == ("UpstreamError", "eiam")
     assert stack.secret_ids("app_empty") == [outside]
 
@@ -1334,11 +1326,7 @@ def test_a_keyed_create_on_a_full_redis_is_a_store_error_and_creates_nothing(
             resp = _post_create(running, "full-store-1")
             assert running.calls("CreateApplicationClientSecret") == []
             assert running.secret_ids("app_empty") == before
-            (record,) = [
-                r
-                for r in (json.loads(m.getMessage()) for m in running.audit.records)
-                if r["request_id"] == resp.headers["X-Request-Id"]
-            ]
+            record = _audited(running, resp.headers["X-Request-Id"])
     assert resp.status_code == 502, resp.text
     error = resp.json()["error"]
     assert (error["code"], error["message"]) == (
