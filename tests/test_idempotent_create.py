@@ -587,6 +587,17 @@ def test_a_claim_holds_its_key_for_one_deadline_at_most() -> None:
     assert abs(walled.record.lapse_at_ms - (time.time() * 1000 + 1600)) < 60_000
 
 
+def _lapsed_claim(request: CreateRequest) -> IdempotencyRecord:
+    """The key's record of an attempt whose claim lapsed at 1,000,000 ms (after its 1.6 s)."""
+    return IdempotencyRecord(
+        status="in_progress",
+        request_hash=once.request_hash(request),
+        token="dead",
+        lapse_at_ms=1_000_000,
+        created_at_ms=1_000_000 - 1600,
+    )
+
+
 @pytest.mark.parametrize("taken_over", [False, True])
 @pytest.mark.parametrize("hold_ms", [1002, 2000])
 def test_the_store_keeps_a_claim_a_minute_past_its_lapse_and_no_longer(
@@ -600,14 +611,7 @@ def test_the_store_keeps_a_claim_a_minute_past_its_lapse_and_no_longer(
     store = MemoryStore(lambda: clock[0])
     request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
     if taken_over:
-        lapsed = IdempotencyRecord(
-            status="in_progress",
-            request_hash=once.request_hash(request),
-            token="dead",
-            lapse_at_ms=1_000_000,
-            created_at_ms=1_000_000 - 1600,
-        )
-        store.put_if_absent("k", lapsed)
+        store.put_if_absent("k", _lapsed_claim(request))
     once.claim(store, "k", once.request_hash(request), hold_ms=hold_ms, now_ms=lambda: 1_000_000)
     clock[0] += 61.9  # 2 s (the lapse, rounded up) and a minute, less a tenth
     assert store.get("k") is not None
@@ -825,9 +829,12 @@ def test_a_claim_that_cannot_reach_its_store_names_the_failure() -> None:
         )
 
 
-class _GoesDownBeforeTheTakeOver(_RacedOnRead):
+class _GoesDownBeforeTheTakeOver(_Beside):
     """The memory store, which times out on the first conditional replace (as a Redis that
     stopped answering between two commands would)."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
 
     def replace_if_token(
         self, key: str, expected_token: str, record: IdempotencyRecord, ttl_s: int = DEFAULT_TTL_S
@@ -838,15 +845,9 @@ class _GoesDownBeforeTheTakeOver(_RacedOnRead):
 def test_a_claim_whose_store_goes_down_before_it_takes_over_names_the_failure() -> None:
     store = MemoryStore()
     request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
-    lapsed = IdempotencyRecord(
-        status="in_progress",
-        request_hash=once.request_hash(request),
-        token="dead",
-        lapse_at_ms=1_000_000,
-        created_at_ms=1_000_000 - 1600,
-    )
+    lapsed = _lapsed_claim(request)
     store.put_if_absent("k", lapsed)
-    failing = _GoesDownBeforeTheTakeOver(store, "", lapsed.request_hash, 0)
+    failing = _GoesDownBeforeTheTakeOver(store)
     with pytest.raises(VendError) as down:
         once.claim(failing, "k", lapsed.request_hash, 1600, now_ms=lambda: 1_000_001)
     assert (down.value.status, down.value.upstream_code, down.value.attempts) == (
