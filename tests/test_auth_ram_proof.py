@@ -261,7 +261,7 @@ def test_an_event_retried_is_the_same_caller_though_sts_spent_its_proof(
 def test_an_event_is_authenticated_when_the_store_of_notes_is_down(
     emulator: EmulatorServer,
 ) -> None:
-    down = RedisStore(f"redis://{NOWHERE}/0", connect_timeout_s=1, timeout_s=1)
+    down = RedisStore(f"redis://{NOWHERE}/0")
     auth = Authenticator(_emulator_verifier(emulator), notes=down)
     value = "RAM " + _proof(emulator.endpoint)
     assert auth.authenticate(value, Deadline(5), retry_of="fc-request-1").name == USER_ARN

@@ -674,6 +674,80 @@ def test_redis_that_never_answers_is_unavailable_after_the_timeout() -> None:
         assert (caught.value.code, caught.value.attempts) == ("TimeoutError", 1)
 
 
+def test_a_dropped_connection_is_opened_once_more_as_the_audit_counts() -> None:
+    """A Redis that drops each connection as it comes: the store opens one more (the client's
+    one retry of a connection error) and then gives up, and the audit's `attempts` says how
+    many it opened: two, not one nor four."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        server.settimeout(0.1)
+        opened = 0
+        done = threading.Event()
+
+        def drop_each() -> None:
+            nonlocal opened
+            while not done.is_set():
+                try:
+                    conn, _ = server.accept()
+                except TimeoutError:
+                    continue
+                opened += 1  # counted before the close the client waits for
+                conn.close()
+
+        dropper = threading.Thread(target=drop_each, daemon=True)
+        dropper.start()
+        store = open_store(f"redis://127.0.0.1:{server.getsockname()[1]}/0")
+        try:
+            with pytest.raises(StoreUnavailable) as caught:
+                store.get("k")
+        finally:
+            store.close()  # type: ignore[attr-defined]
+            done.set()
+            dropper.join()
+    assert (caught.value.code, caught.value.attempts, opened) == ("ConnectionError", 2, 2)
+
+
+def test_a_redis_that_accepts_no_connection_is_unavailable_after_the_connect_timeout() -> None:
+    """A Redis whose accept queue is full (the kernel drops the handshake): connecting gives
+    up after the store's timeout (a second), not redis-py's five nor the system's minutes, and
+    is not sent again; readiness's PING gives up after its own, shorter one."""
+    with socket.socket() as server, socket.socket() as first:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        first.connect(server.getsockname())  # fills the queue of one; nothing accepts it
+        store = RedisStore(f"redis://127.0.0.1:{server.getsockname()[1]}/0")
+        try:
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match="Timeout connecting") as caught:
+                store.get("k")
+            waited = time.monotonic() - started
+            started = time.monotonic()
+            assert store.ping(0.2) is False
+            pinged = time.monotonic() - started
+        finally:
+            store.close()
+    assert 0.9 < waited < 3 and pinged < 0.9
+    assert (caught.value.code, caught.value.attempts) == ("TimeoutError", 1)
+
+
+@pytest.mark.parametrize("given_apart", [False, True], ids=["in-the-url", "given-apart"])
+def test_a_password_that_is_a_word_of_the_error_is_still_never_shown(given_apart: bool) -> None:
+    """Whatever the password, no error shows it: not even one that is a word of what Redis's
+    client says, in the URL or given apart from it (the store password from KMS)."""
+    port = free_port()  # nothing listens: "... Connection refused."
+    if given_apart:
+        store = RedisStore(f"redis://127.0.0.1:{port}/0", password="refused")
+    else:
+        store = RedisStore(f"redis://:refused@127.0.0.1:{port}/0")
+    try:
+        with pytest.raises(StoreUnavailable) as caught:
+            store.get("k")
+    finally:
+        store.close()
+    assert str(caught.value).endswith(f"connecting to 127.0.0.1:{port}. Connection ***.")
+
+
 def test_a_redis_at_maxmemory_under_noeviction_is_a_full_store() -> None:
     """Redis refuses the write with OOM: the store says it is full (a 503 to the caller, and
     nothing created), in its own words, with OOM as the audit's code."""

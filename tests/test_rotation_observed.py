@@ -115,7 +115,7 @@ def test_a_note_that_cannot_be_read_restarts_the_grace_periods(
 
 
 def test_a_store_that_does_not_answer_a_read_is_the_stores_502() -> None:
-    notes = Observations(RedisStore(NOWHERE, connect_timeout_s=1, timeout_s=1))
+    notes = Observations(RedisStore(NOWHERE))
     with pytest.raises(UpstreamFailure) as info:
         notes.load("idaas_a", "app_b")
     err = info.value
@@ -126,7 +126,7 @@ def test_a_store_that_does_not_answer_a_read_is_the_stores_502() -> None:
 
 
 def test_a_note_the_store_does_not_take_is_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    notes = Observations(RedisStore(NOWHERE, connect_timeout_s=1, timeout_s=1))
+    notes = Observations(RedisStore(NOWHERE))
     with caplog.at_level(logging.WARNING, logger="vend"):
         notes.save("idaas_a", "app_b", SEEN, GRACE_MS)  # not raised: the run's step is taken
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [

@@ -107,23 +107,23 @@ class RedisStore:
         url: str,
         *,
         password: str | None = None,
-        connect_timeout_s: float = 1.0,
         timeout_s: float = 1.0,
     ) -> None:
-        """`password`: Redis's, when the URL has none (a URL's own wins)."""
+        """`password`: Redis's, given apart from the URL (the service refuses a password given
+        twice: shared.config). `timeout_s`: to connect, and for each answer."""
         self._where, in_url = _describe(url)
         self._password = in_url or password
         self._url = url  # may hold a password: never shown (repr and errors use _where)
-        self._given = {} if in_url or password is None else {"password": password}
+        self._password_given = password
         self._pinger: redis.Redis | None = None
         self._epoch_seen: str | None = None
         self._client: redis.Redis = redis.Redis.from_url(
             url,
-            socket_connect_timeout=connect_timeout_s,
+            socket_connect_timeout=timeout_s,  # redis-py's own is 5 s
             socket_timeout=timeout_s,
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
             decode_responses=True,
-            **self._given,
+            password=self._password_given,
         )
         self._put = self._client.register_script(_PUT_IF_ABSENT)
         self._replace = self._client.register_script(_REPLACE_IF_TOKEN)
@@ -178,7 +178,7 @@ class RedisStore:
                 socket_connect_timeout=timeout_s,
                 socket_timeout=timeout_s,
                 retry=Retry(NoBackoff(), 0),
-                **self._given,
+                password=self._password_given,
             )
         return self._pinger
 
