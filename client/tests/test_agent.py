@@ -11,14 +11,17 @@ import http.client
 import json
 import logging
 import os
+import resource
+import signal
 import socket
 import stat
 import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import pytest
 import requests
@@ -862,6 +865,32 @@ def test_an_agent_on_an_ipv6_loopback_is_named_in_brackets(serve: Serve) -> None
     assert not [line for line in lines if line["event"] == "exposed"]
 
 
+def test_a_name_with_two_addresses_is_listened_on_at_both(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`localhost` as most hosts resolve it, to 127.0.0.1 and ::1 (this one may not): the
+    agent listens at both, each on a port of its own, names both, and each answers."""
+    resolve = socket.getaddrinfo
+
+    def both(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "localhost":
+            return [*resolve("127.0.0.1", *args, **kwargs), *resolve("::1", *args, **kwargs)]
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", both)
+    answered: list[int] = []
+
+    def ask(agent: Agent) -> None:
+        (line,) = [line for line in _agent_lines(agent.stderr()) if line["event"] == "listening"]
+        for url in cast(list[str], line["urls"]):
+            answered.append(requests.get(f"{url}/v1/health", timeout=10).status_code)
+
+    lines = _agent_lines(serve(ask, "--host", "localhost").stderr)
+    v4, v6 = cast(list[str], lines[0]["urls"])
+    assert v4.startswith("http://127.0.0.1:") and v6.startswith("http://[::1]:")
+    assert answered == [200, 200]
+
+
 def test_an_agent_listening_beyond_this_host_warns_that_only_its_token_keeps_callers_out(
     serve: Serve,
 ) -> None:
@@ -1169,6 +1198,33 @@ def test_a_token_file_that_is_not_a_private_regular_file_of_the_agents_user_is_r
         ExitStatus.FILE,
         f"vend: cannot create {nowhere}: No such file or directory\n",
     )
+
+
+@contextmanager
+def _files_cannot_grow() -> Iterator[None]:
+    """Every write to a file fails in this process until the block ends, as on a full disk
+    (RLIMIT_FSIZE 0, with its signal ignored: the write fails with EFBIG instead)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    before = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, before)
+
+
+def test_a_token_file_that_cannot_be_written_is_refused_and_leaves_nothing_behind(
+    serve: Serve, tmp_path: Path
+) -> None:
+    path = tmp_path / "token"
+    with _files_cannot_grow():
+        done = serve(None, "--token-file", str(path), agent_token=None)
+    assert (done.code, done.stderr) == (
+        ExitStatus.FILE,
+        f"vend: cannot create {path}: File too large\n",
+    )
+    assert list(tmp_path.iterdir()) == []  # neither the token file nor its temporary one
 
 
 def test_a_token_file_of_another_user_is_refused(serve: Serve, tmp_path: Path) -> None:
