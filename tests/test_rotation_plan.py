@@ -520,6 +520,13 @@ REASONS = [
         "know): an operator must act",
         id="stuck-unknown",
     ),
+    pytest.param(  # a current secret that has not expired is not said to have
+        [_on("a", LATER), Secret("u", "gone", None)],
+        Observed(("a", NOW - 99 * GRACE)),
+        "the application holds its 2 secrets and none may go (u: a status rotation does not "
+        "know): an operator must act",
+        id="stuck-unknown-beside-a-current-one",
+    ),
 ]
 
 
