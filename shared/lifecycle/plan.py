@@ -230,7 +230,7 @@ def _wait(
         )
         if unknown:
             why += f" ({', '.join(unknown)}: a status rotation does not know)"
-        return Step("none", Why.STUCK, f"{why}: an operator must act", next_step_at=None)
+        return Step("none", Why.STUCK, f"{why}: an operator must act")  # no next step
     if due:
         return Step(
             "none",
@@ -241,7 +241,9 @@ def _wait(
         )
     assert current is not None
     assert due_at is not None
-    if waits and (full or waits[0][0] < due_at):
+    # A wait means a disabled or replaced secret beside the current one: the application is
+    # full, so the successor waits for it whenever it comes due.
+    if waits:
         return Step("none", Why.WAITING, waits[0][1], next_step_at=waits[0][0])
     return Step(
         "none",
