@@ -305,8 +305,21 @@ def agent_in_process(
     failed: list[BaseException] = []
     ended = threading.Event()
 
+    def stop() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        if not ended.wait(15):
+            # A failure, not a hang: Ctrl-C stops waitress's loop whatever became of SIGTERM.
+            failed.append(AssertionError("the agent did not stop on SIGTERM"))
+            os.kill(os.getpid(), signal.SIGINT)
+
     def ask() -> None:
-        listening.woken.wait(60)
+        if not listening.woken.wait(20):
+            # Serving without saying where, or stuck starting: a failure, not a hang.
+            failed.append(
+                AssertionError("in 20 s the agent neither said where it listens nor ended")
+            )
+            stop()
+            return
         if listening.port is None:
             return
         try:
@@ -315,11 +328,7 @@ def agent_in_process(
         except BaseException as exc:  # raised again in the test's thread
             failed.append(exc)
         finally:
-            os.kill(os.getpid(), signal.SIGTERM)
-        if not ended.wait(15):
-            # A failure, not a hang: Ctrl-C stops waitress's loop whatever became of SIGTERM.
-            failed.append(AssertionError("the agent did not stop on SIGTERM"))
-            os.kill(os.getpid(), signal.SIGINT)
+            stop()
 
     root = logging.getLogger()
     saved = (root.handlers[:], root.level, sys.excepthook, threading.excepthook)
