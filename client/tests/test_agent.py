@@ -730,18 +730,27 @@ def test_every_logger_of_the_process_writes_json_lines_of_its_kind(serve: Serve)
     assert "credentials" not in kinds
 
 
-def test_a_lines_time_is_utc_to_the_millisecond() -> None:
+def test_a_line_is_compact_json_its_time_utc_to_the_millisecond_cut_not_rounded() -> None:
     record = logging.makeLogRecord(
-        {"name": "vend_client.agent", "levelname": "INFO", "created": 1_700_000_000.25, "msg": "m"}
+        {
+            "name": "vend_client.agent",
+            "levelname": "INFO",
+            "created": 1_700_000_001.7009,
+            "msg": "m",
+        }
     )
-    line = json.loads(JsonLines().format(record))
-    assert line == {
-        "log": "agent",
-        "time": "2023-11-14T22:13:20.250Z",
-        "level": "info",
-        "logger": "vend_client.agent",
-        "message": "m",
-    }
+    assert JsonLines().format(record) == (
+        '{"log":"agent","time":"2023-11-14T22:13:21.700Z","level":"info",'
+        '"logger":"vend_client.agent","message":"m"}'
+    )
+
+
+def test_a_field_json_cannot_write_is_written_as_its_text() -> None:
+    """Not a logging error in place of the line."""
+    record = logging.makeLogRecord(
+        {"name": "vend_client.agent", "levelname": "INFO", "fields": {"where": Path("/x/y")}}
+    )
+    assert json.loads(JsonLines().format(record))["where"] == "/x/y"
 
 
 def _raise(kind: type[BaseException]) -> None:
