@@ -661,12 +661,16 @@ def test_redis_that_never_answers_is_unavailable_after_the_timeout() -> None:
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)
         port = silent.getsockname()[1]
+        # A store that waited with no timeout at all is reset after 10 s: a failure, not a hang.
+        closer = threading.Timer(10, silent.close)
+        closer.start()
         started = time.monotonic()
         store = open_store(f"redis://:s3cretpw@127.0.0.1:{port}/0")
         try:
             with pytest.raises(StoreUnavailable, match="Timeout") as caught:
                 store.get("k")
         finally:
+            closer.cancel()
             store.close()  # type: ignore[attr-defined]
         assert 0.9 < time.monotonic() - started < 3
         assert "s3cretpw" not in str(caught.value)
