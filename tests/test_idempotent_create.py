@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -1311,6 +1311,32 @@ def test_a_create_without_an_answer_names_the_secrets_from_before() -> None:
         "(secrets before: sec-old)"
     )
     assert upstream.sent == ["list", "create", "list"]
+
+
+def test_an_attempt_that_lost_the_application_while_listing_sends_no_create() -> None:
+    """While this attempt listed, its hold on the application lapsed and another attempt took
+    it over: it sends no create (the other may be sending its own), and says why."""
+    store = MemoryStore()
+    upstream = _StandInEiam()
+    bound = upstream.bound()
+    application = lease_key("idaas_demo", "app_empty")
+
+    def list_and_lose_the_application() -> tuple[str, ...]:
+        held = store.get(application)
+        assert held is not None
+        taken = held.model_copy(update={"token": "another-attempt"})
+        assert store.replace_if_token(application, held.token, taken)
+        return bound.list_ids()
+
+    eiam = replace(bound, list_ids=list_and_lose_the_application)
+    with pytest.raises(VendError) as failed:
+        create_at_most_once(eiam, _journal(store), Deadline(1.6))
+    assert (failed.value.status, failed.value.code, failed.value.message) == (
+        504,
+        "UpstreamTimeout",
+        "this request's hold on the application lapsed before its create was sent",
+    )
+    assert upstream.sent == ["list"]
 
 
 def test_a_keyed_create_on_a_full_redis_is_a_store_error_and_creates_nothing(
