@@ -146,7 +146,8 @@ class ApplicationLease:
                     self._unsettled = prior is not None
                     self._handed_on_lapse = existing.lapse_at_ms
                     return prior
-                continue
+                # Another attempt took it first: wait for that one as for any holder, so that
+                # take-overs lost again and again end with the deadline, not in a spin.
             if deadline.remaining() - _POLL_S[-1] < floor:
                 wait_s = max(1, (existing.lapse_at_ms - now + 999) // 1000)
                 err = upstream_timeout(

@@ -731,6 +731,51 @@ def test_a_dead_attempts_secret_is_recorded_even_when_its_keys_retry_claims_the_
         assert (held.status, held.token) == ("in_progress", "retry-0")
 
 
+class _AlwaysRaced(_Beside):
+    """The memory store, where another attempt wins every compare-and-set of this one."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+        self.tries = 0
+
+    def replace_if_token(
+        self, key: str, expected_token: str, record: IdempotencyRecord, ttl_s: int = DEFAULT_TTL_S
+    ) -> bool:
+        self.tries += 1
+        assert self.tries < 100, "spinning on a compare-and-set it keeps losing"
+        return False
+
+
+def test_an_attempt_that_keeps_losing_the_take_over_gives_up_with_its_deadline() -> None:
+    """The application's lease lapsed, and other attempts win each take-over of it: this one
+    waits between tries as it waits for a held lease, and gives up in time to answer (504),
+    not spinning on the store until the function is killed."""
+    clock = [0.0]
+    key = lease_key("idaas_demo", "app_empty")
+    lapsed = IdempotencyRecord(
+        status="lease",
+        request_hash="0" * 64,
+        token="dead",
+        lapse_at_ms=999_000,
+        created_at_ms=997_400,
+        holder="p:other",
+    )
+    store = _AlwaysRaced(MemoryStore())
+    assert store.store.put_if_absent(key, lapsed) is None
+    lease = ApplicationLease(
+        store,
+        key,
+        Holder("p:key", "1" * 64),
+        3200,
+        now_ms=lambda: 1_000_000 + int(clock[0] * 1000),
+        sleep=lambda s: clock.__setitem__(0, clock[0] + s),
+    )
+    with pytest.raises(VendError) as failed:
+        lease.acquire(Deadline(1.6, clock=lambda: clock[0]))
+    assert (failed.value.status, failed.value.code) == (504, "UpstreamTimeout")
+    assert 1 < store.tries < 10  # a try per wait: 20, 50, 100, 200 ms, until 1 s is left
+
+
 def test_a_create_sent_holds_the_application_for_the_hold_from_the_send() -> None:
     """EIAM may still be making the secret after the attempt stopped waiting: from each send,
     the application stays held for `hold_ms` (two deadlines), past the attempt's own lapse,
