@@ -77,14 +77,14 @@ class ApplicationLease:
         holder: Holder,
         hold_ms: int,
         *,
-        now_ms: Callable[[], int] | None = None,
+        now_ms: Callable[[], int],
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.store = store
         self.key = key
         self.holder = holder
         self.hold_ms = hold_ms
-        self._now_ms = now_ms or (lambda: int(time.time() * 1000))
+        self._now_ms = now_ms  # the service's lapse clock (tests drive it)
         self._sleep = sleep
         self.record: IdempotencyRecord | None = None  # set while this attempt holds the lease
         # Taken with an earlier holder's create still to settle: until `settle`, the lease must

@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -587,6 +587,10 @@ def test_a_claim_holds_its_key_for_one_deadline_at_most() -> None:
     assert abs(walled.record.lapse_at_ms - (time.time() * 1000 + 1600)) < 60_000
 
 
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
 def _lapsed_claim(request: CreateRequest) -> IdempotencyRecord:
     """The key's record of an attempt whose claim lapsed at 1,000,000 ms (after its 1.6 s)."""
     return IdempotencyRecord(
@@ -731,6 +735,46 @@ def test_a_dead_attempts_secret_is_recorded_even_when_its_keys_retry_claims_the_
         assert (held.status, held.token) == ("in_progress", "retry-0")
 
 
+def _other_attempts_lease(lapse_at_ms: int) -> IdempotencyRecord:
+    """The application's lease as another key's attempt took it (at 997,400 ms)."""
+    return IdempotencyRecord(
+        status="lease",
+        request_hash="0" * 64,
+        token="other-attempt",
+        lapse_at_ms=lapse_at_ms,
+        created_at_ms=997_400,
+        holder="p:other",
+    )
+
+
+def _fake_time() -> tuple[list[float], Callable[[], int], Callable[[float], None]]:
+    """A clock in seconds from 0 (1,000,000 ms on the lapse clock) that only sleeping moves."""
+    clock = [0.0]
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    return clock, lambda: 1_000_000 + int(clock[0] * 1000), sleep
+
+
+def test_an_attempt_waits_for_a_held_application_while_enough_is_left_to_answer() -> None:
+    """Another attempt holds the application: this one polls (20, 50, 100, then 200 ms) while
+    more than half its deadline (at most 1 s) would be left after another wait, then gives up
+    with a 504 whose Retry-After is when the other's hold lapses."""
+    clock, now_ms, sleep = _fake_time()
+    key = lease_key("idaas_demo", "app_empty")
+    store = MemoryStore()
+    store.put_if_absent(key, _other_attempts_lease(lapse_at_ms=1_000_000 + 2_500))
+    lease = ApplicationLease(
+        store, key, Holder("p:key", "1" * 64), 3200, now_ms=now_ms, sleep=sleep
+    )
+    with pytest.raises(VendError) as gave_up:
+        lease.acquire(Deadline(1.6, clock=lambda: clock[0]))
+    assert (gave_up.value.status, gave_up.value.code) == (504, "UpstreamTimeout")
+    assert gave_up.value.headers["Retry-After"] == "2"  # 2.5 s less the 0.77 s waited, up
+    assert clock[0] == pytest.approx(0.02 + 0.05 + 0.1 + 0.2 + 0.2 + 0.2)  # 0.83 s left
+
+
 class _AlwaysRaced(_Beside):
     """The memory store, where another attempt wins every compare-and-set of this one."""
 
@@ -752,16 +796,8 @@ def test_an_attempt_that_keeps_losing_the_take_over_gives_up_with_its_deadline()
     not spinning on the store until the function is killed."""
     clock = [0.0]
     key = lease_key("idaas_demo", "app_empty")
-    lapsed = IdempotencyRecord(
-        status="lease",
-        request_hash="0" * 64,
-        token="dead",
-        lapse_at_ms=999_000,
-        created_at_ms=997_400,
-        holder="p:other",
-    )
     store = _AlwaysRaced(MemoryStore())
-    assert store.store.put_if_absent(key, lapsed) is None
+    assert store.store.put_if_absent(key, _other_attempts_lease(lapse_at_ms=999_000)) is None
     lease = ApplicationLease(
         store,
         key,
@@ -836,7 +872,7 @@ def test_a_lease_whose_store_is_down_says_so_and_lapses(
         key = lease_key("idaas_demo", "app_empty")
         if unsettled:
             plant_a_dead_create(server.url, "acs:ram::1:user/other", "k", ["sec-1"])
-        lease = ApplicationLease(store, key, holder, 3200)
+        lease = ApplicationLease(store, key, holder, 3200, now_ms=_wall_ms)
         assert (lease.acquire(Deadline(1.6)) is not None) is unsettled
         server.kill()
         lease.release()
@@ -901,6 +937,47 @@ def test_a_claim_whose_store_goes_down_before_it_takes_over_names_the_failure() 
         1,
     )
     assert store.get("k") == lapsed
+
+
+def test_a_lease_that_cannot_reach_its_store_names_the_failure() -> None:
+    """Taking the application with the store down, or with the store going down before the
+    take-over of a lapsed lease: 502, and the audit names the store's failure."""
+    holder = Holder("p:key", "1" * 64)
+    key = lease_key("idaas_demo", "app_empty")
+    down = open_store(f"redis://127.0.0.1:{free_port()}/0")
+    with pytest.raises(VendError) as refused:
+        ApplicationLease(down, key, holder, 3200, now_ms=_wall_ms).acquire(Deadline(1.6))
+    assert (refused.value.status, refused.value.upstream_code, refused.value.attempts) == (
+        502,
+        "ConnectionError",
+        2,
+    )
+    store = MemoryStore()
+    store.put_if_absent(key, _other_attempts_lease(lapse_at_ms=999_000))
+    going = ApplicationLease(
+        _GoesDownBeforeTheTakeOver(store), key, holder, 3200, now_ms=lambda: 1_000_000
+    )
+    with pytest.raises(VendError) as refused:
+        going.acquire(Deadline(1.6))
+    assert (refused.value.status, refused.value.upstream_code, refused.value.attempts) == (
+        502,
+        "TimeoutError",
+        1,
+    )
+
+
+def test_the_store_keeps_a_lease_that_noted_nothing_a_minute_past_the_deadline() -> None:
+    """An attempt that took the application and died before it noted a create: its lease is
+    gone a minute after the deadline (whole seconds, rounded down), not kept for a day."""
+    clock = [5_000.0]
+    store = MemoryStore(lambda: clock[0])
+    key = lease_key("idaas_demo", "app_empty")
+    lease = ApplicationLease(store, key, Holder("p:key", "1" * 64), 3200, now_ms=lambda: 1_000_000)
+    assert lease.acquire(Deadline(1.6, clock=lambda: 0.0)) is None
+    clock[0] += 60.9  # 1 s and a minute, less a tenth
+    assert store.get(key) is not None
+    clock[0] += 0.1
+    assert store.get(key) is None
 
 
 def test_a_claim_whose_store_is_down_says_so_and_lapses(caplog: pytest.LogCaptureFixture) -> None:
@@ -1252,7 +1329,7 @@ def test_a_key_settled_while_its_attempt_waited_for_the_application_is_not_creat
     store = _SettledWhileWaiting(MemoryStore(), lease, "p:key", "sec-settled")
     key, done = once.claim(store, "p:key", once.request_hash(request), 3200)
     assert key is not None and done is None
-    journal = once.Journal(ApplicationLease(store, lease, key.holder, 3200), key)
+    journal = once.Journal(ApplicationLease(store, lease, key.holder, 3200, now_ms=_wall_ms), key)
     upstream = _StandInEiam(listed=("sec-settled",))
     got = create_at_most_once(upstream.bound(), journal, Deadline(1.6))
     assert store.settled
@@ -1309,7 +1386,9 @@ def test_the_first_send_goes_however_little_of_the_deadline_is_left() -> None:
     store = MemoryStore()
     key, _ = once.claim(store, "p:key", once.request_hash(request), 3200)
     assert key is not None
-    lease = ApplicationLease(store, lease_key("idaas_demo", "app_empty"), key.holder, 3200)
+    lease = ApplicationLease(
+        store, lease_key("idaas_demo", "app_empty"), key.holder, 3200, now_ms=_wall_ms
+    )
     upstream = _StandInEiam()
     deadline = Deadline(MIN_SEND_S / 2)
     got = create_at_most_once(upstream.bound(), once.Journal(lease, key), deadline)
@@ -1321,7 +1400,9 @@ def _journal(store: MemoryStore) -> once.Journal:
     request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
     key, _ = once.claim(store, "p:key", once.request_hash(request), 3200)
     assert key is not None
-    lease = ApplicationLease(store, lease_key("idaas_demo", "app_empty"), key.holder, 3200)
+    lease = ApplicationLease(
+        store, lease_key("idaas_demo", "app_empty"), key.holder, 3200, now_ms=_wall_ms
+    )
     return once.Journal(lease, key)
 
 
