@@ -120,7 +120,7 @@ class ApplicationLease:
                 holder=self.holder.key,
             )
             # A lease that notes nothing needs no long life: one whose attempt died lapses anyway.
-            existing = self._put(mine, ttl_s=max(1, deadline.remaining_ms() // 1000 + 60))
+            existing = self._put(mine, ttl_s=deadline.remaining_ms() // 1000 + 60)
             if existing is None:
                 self.record = mine
                 return None

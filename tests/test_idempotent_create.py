@@ -758,13 +758,14 @@ def _fake_time() -> tuple[list[float], Callable[[], int], Callable[[float], None
 
 
 def test_an_attempt_waits_for_a_held_application_while_enough_is_left_to_answer() -> None:
-    """Another attempt holds the application: this one polls (20, 50, 100, then 200 ms) while
-    more than half its deadline (at most 1 s) would be left after another wait, then gives up
-    with a 504 whose Retry-After is when the other's hold lapses."""
+    """Another attempt took the application, for its deadline of 2.5 s: this one polls (20, 50,
+    100, then 200 ms) while more than half its own deadline (at most 1 s) would be left after
+    another wait, then gives up with a 504 whose Retry-After is when the other's hold lapses."""
     clock, now_ms, sleep = _fake_time()
     key = lease_key("idaas_demo", "app_empty")
     store = MemoryStore()
-    store.put_if_absent(key, _other_attempts_lease(lapse_at_ms=1_000_000 + 2_500))
+    other = ApplicationLease(store, key, Holder("p:other", "0" * 64), 3200, now_ms=now_ms)
+    assert other.acquire(Deadline(2.5, clock=lambda: clock[0])) is None
     lease = ApplicationLease(
         store, key, Holder("p:key", "1" * 64), 3200, now_ms=now_ms, sleep=sleep
     )
