@@ -776,6 +776,69 @@ def test_an_attempt_waits_for_a_held_application_while_enough_is_left_to_answer(
     assert clock[0] == pytest.approx(0.02 + 0.05 + 0.1 + 0.2 + 0.2 + 0.2)  # 0.83 s left
 
 
+def test_a_lease_is_anyones_from_the_instant_it_lapses() -> None:
+    """Another attempt took the application for 1 s; at that very instant this one takes it
+    over at once, and the lease is this attempt's: its holder, its request, its deadline."""
+    clock, now_ms, sleep = _fake_time()
+    key = lease_key("idaas_demo", "app_empty")
+    store = MemoryStore()
+    other = ApplicationLease(store, key, Holder("p:other", "0" * 64), 3200, now_ms=now_ms)
+    assert other.acquire(Deadline(1.0, clock=lambda: clock[0])) is None
+    clock[0] = 1.0
+    lease = ApplicationLease(
+        store, key, Holder("p:key", "1" * 64), 3200, now_ms=now_ms, sleep=sleep
+    )
+    assert lease.acquire(Deadline(1.6, clock=lambda: clock[0])) is None
+    assert clock[0] == 1.0  # not a wait
+    held = store.get(key)
+    assert held is not None
+    assert (held.holder, held.request_hash, held.lapse_at_ms) == ("p:key", "1" * 64, 1_002_600)
+
+
+def test_an_unkeyed_attempt_settles_another_unkeyed_requests_dead_create() -> None:
+    """A create without a key (or a rotation) finds the lapsed lease of another request's
+    create, also without a key, that never learnt its outcome: not the same request (no 422),
+    so it takes the lease, with what that create listed before, to settle it."""
+    clock, now_ms, sleep = _fake_time()
+    key = lease_key("idaas_demo", "app_empty")
+    store = MemoryStore()
+    dead = _other_attempts_lease(lapse_at_ms=999_000).model_copy(
+        update={"holder": None, "before_secret_ids": ("sec-1",)}
+    )
+    store.put_if_absent(key, dead)
+    lease = ApplicationLease(store, key, Holder(None, "1" * 64), 3200, now_ms=now_ms, sleep=sleep)
+    prior = lease.acquire(Deadline(1.6, clock=lambda: clock[0]))
+    assert prior == Prior(before=("sec-1",), holder=Holder(None, "0" * 64), mine=False, lapsed=True)
+
+
+def test_a_retry_takes_its_earlier_attempts_lease_keeping_its_lapse_not_its_token() -> None:
+    """The key's earlier attempt holds the application with a create whose outcome it never
+    learnt, and its hold has not lapsed: the key's retry takes the lease over to look, keeping
+    that lapse (EIAM may still land the create) and what was listed, under a token of its own,
+    so that the earlier attempt, should it still run, can no longer give the lease back."""
+    clock, now_ms, sleep = _fake_time()
+    key = lease_key("idaas_demo", "app_empty")
+    store = MemoryStore()
+    holder = Holder("p:key", "1" * 64)
+    earlier = IdempotencyRecord(
+        status="lease",
+        request_hash=holder.request_hash,
+        token="earlier-attempt",
+        lapse_at_ms=1_003_000,
+        created_at_ms=999_500,
+        holder=holder.key,
+        before_secret_ids=("sec-1",),
+    )
+    store.put_if_absent(key, earlier)
+    lease = ApplicationLease(store, key, holder, 3200, now_ms=now_ms, sleep=sleep)
+    prior = lease.acquire(Deadline(1.6, clock=lambda: clock[0]))
+    assert prior == Prior(before=("sec-1",), holder=holder, mine=True, lapsed=False)
+    held = store.get(key)
+    assert held is not None
+    assert (held.lapse_at_ms, held.before_secret_ids) == (1_003_000, ("sec-1",))
+    assert store.delete_if_token(key, "earlier-attempt") is False
+
+
 class _AlwaysRaced(_Beside):
     """The memory store, where another attempt wins every compare-and-set of this one."""
 
@@ -974,8 +1037,8 @@ def test_the_store_keeps_a_lease_that_noted_nothing_a_minute_past_the_deadline()
     store = MemoryStore(lambda: clock[0])
     key = lease_key("idaas_demo", "app_empty")
     lease = ApplicationLease(store, key, Holder("p:key", "1" * 64), 3200, now_ms=lambda: 1_000_000)
-    assert lease.acquire(Deadline(1.6, clock=lambda: 0.0)) is None
-    clock[0] += 60.9  # 1 s and a minute, less a tenth
+    assert lease.acquire(Deadline(2.0, clock=lambda: 0.0)) is None
+    clock[0] += 61.9  # 2 s and a minute, less a tenth
     assert store.get(key) is not None
     clock[0] += 0.1
     assert store.get(key) is None
