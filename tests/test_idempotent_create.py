@@ -3,6 +3,7 @@ key and request give the same secret, and no failure, retry or race makes a seco
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -587,6 +588,17 @@ def test_a_claim_holds_its_key_for_one_deadline_at_most() -> None:
     assert abs(walled.record.lapse_at_ms - (time.time() * 1000 + 1600)) < 60_000
 
 
+def test_a_requests_hash_is_the_same_in_every_version() -> None:
+    """Records outlive a deploy: a retry that an instance of the next version serves must find
+    the hash the first attempt stored, so the hash is of one canonical form, pinned here."""
+    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
+    canonical = (
+        '{"action":"create","application_id":"app_empty","expiration_time":null,'
+        '"instance_id":"idaas_demo"}'
+    )
+    assert once.request_hash(request) == hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def _wall_ms() -> int:
     return int(time.time() * 1000)
 
@@ -757,32 +769,45 @@ def _fake_time() -> tuple[list[float], Callable[[], int], Callable[[float], None
     return clock, lambda: 1_000_000 + int(clock[0] * 1000), sleep
 
 
+_POLLS = (0.02, 0.05, 0.1, 0.2)  # then 0.2 s a wait
+
+
 @pytest.mark.parametrize(
-    ("deadline_s", "waited_s"),
+    ("deadline_s", "other_s", "waits", "retry_after"),
     [
-        (1.6, 0.02 + 0.05 + 0.1 + 0.2 + 0.2 + 0.2),  # 0.83 s left: under 0.8 after a wait
-        (2.5, 0.02 + 0.05 + 0.1 + 0.2 * 6),  # 1.13 s left: under 1 s after a wait
+        (1.6, 2.5, 6, "2"),  # 0.83 s left: under 0.8, half the deadline, after another wait
+        (2.5, 2.5, 9, "2"),  # 1.13 s left: under 1 s after another wait
+        (0.4, 2.5, 1, "3"),  # 0.2 left after a wait is not under half the deadline: one wait
+        (1.6, 1.77, 6, "1"),  # the other's hold lapses 1 s after: in 1 s
+        (1.6, 1.771, 6, "2"),  # 1.001 s after: in 2 s
+        (1.6, 100.0, 6, "60"),  # 99.23 s after: at most a minute
     ],
 )
 def test_an_attempt_waits_for_a_held_application_while_enough_is_left_to_answer(
-    deadline_s: float, waited_s: float
+    deadline_s: float, other_s: float, waits: int, retry_after: str
 ) -> None:
-    """Another attempt took the application, for its deadline of 2.5 s: this one polls (20, 50,
-    100, then 200 ms) while more than half its own deadline (at most 1 s) would be left after
-    another wait, then gives up with a 504 whose Retry-After is when the other's hold lapses."""
+    """Another attempt took the application, for its deadline (`other_s`): this one polls (20,
+    50, 100, then 200 ms) while more than half its own deadline (at most 1 s) would be left
+    after another wait, then gives up with a 504 whose Retry-After is when the other's hold
+    lapses, in whole seconds up to a minute."""
     clock, now_ms, sleep = _fake_time()
     key = lease_key("idaas_demo", "app_empty")
     store = MemoryStore()
     other = ApplicationLease(store, key, Holder("p:other", "0" * 64), 3200, now_ms=now_ms)
-    assert other.acquire(Deadline(2.5, clock=lambda: clock[0])) is None
+    assert other.acquire(Deadline(other_s, clock=lambda: clock[0])) is None
     lease = ApplicationLease(
         store, key, Holder("p:key", "1" * 64), 3200, now_ms=now_ms, sleep=sleep
     )
     with pytest.raises(VendError) as gave_up:
         lease.acquire(Deadline(deadline_s, clock=lambda: clock[0]))
-    assert (gave_up.value.status, gave_up.value.code) == (504, "UpstreamTimeout")
-    assert clock[0] == pytest.approx(waited_s)
-    assert gave_up.value.headers["Retry-After"] == "2"  # the other's 2.5 s less the wait, up
+    assert (gave_up.value.status, gave_up.value.code, gave_up.value.message) == (
+        504,
+        "UpstreamTimeout",
+        "another create on this application is in progress; the request's deadline ran out "
+        "waiting for it",
+    )
+    assert clock[0] == pytest.approx(sum((*_POLLS, *[0.2] * 9)[:waits]))
+    assert gave_up.value.headers["Retry-After"] == retry_after
 
 
 def test_a_lease_is_anyones_from_the_instant_it_lapses() -> None:
@@ -882,6 +907,7 @@ def test_an_attempt_that_keeps_losing_the_take_over_gives_up_with_its_deadline()
     with pytest.raises(VendError) as failed:
         lease.acquire(Deadline(1.6, clock=lambda: clock[0]))
     assert (failed.value.status, failed.value.code) == (504, "UpstreamTimeout")
+    assert failed.value.headers["Retry-After"] == "1"  # it has lapsed: try again at once
     assert 1 < store.tries < 10  # a try per wait: 20, 50, 100, 200 ms, until 1 s is left
 
 
