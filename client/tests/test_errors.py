@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import sealed
 from pytest_httpserver import HTTPServer
+from threads import wait_until
 from werkzeug import Request, Response
 
 import vend_client
@@ -147,8 +148,10 @@ def tls_fails(server: HTTPServer, tmp_path: Path) -> Caught:
 def slow(server: HTTPServer, tmp_path: Path) -> Caught:
     """The service accepts the request and does not answer within the client's timeout."""
     release = threading.Event()
+    held: list[Request] = []
 
     def hold(request: Request) -> Response:
+        held.append(request)
         release.wait(10)
         return Response("{}", 200, content_type="application/json")
 
@@ -157,6 +160,9 @@ def slow(server: HTTPServer, tmp_path: Path) -> Caught:
         return catch(obtain(client(server, timeout_s=0.3)), "timeout_s", "retryable")
     finally:
         release.set()
+        # Each held answer is logged once its handler returns: waited for here, or it lands
+        # in the log of the next test that uses the server.
+        wait_until(lambda: len(server.log) == len(held), "the held answers logged")
 
 
 def opening(server: HTTPServer, answer: dict[str, Any], **kw: Any) -> Callable[[], object]:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from agent_world import free_port
 from pytest_httpserver import HTTPServer
+from threads import wait_until
 from werkzeug import Request, Response
 
 from vend_client.agent.tokens import MAX_ANSWER_BYTES, TokenEndpoint, TokenEndpointError
@@ -218,6 +219,9 @@ def test_an_endpoint_that_does_not_answer_in_time_is_named_with_its_timeout(
             made.exchange(vended(), None)
     finally:
         released.set()
+        # The server logs the late answer once its handler returns: waited for here, or it
+        # lands in the log of the next test that uses the server.
+        wait_until(lambda: len(httpserver.log) == 1, "the late answer logged")
     assert str(caught.value) == (
         f"the token endpoint {httpserver.url_for(PATH)} did not answer within 0.25 s"
     )
