@@ -985,18 +985,23 @@ def test_a_lease_whose_store_is_down_says_so_and_lapses(
     ]
 
 
-def test_a_claim_that_cannot_reach_its_store_names_the_failure() -> None:
-    """Claiming the key, or reading it again, with the store down: 502, and the audit names
-    the store's failure (its code, and how many times the command was sent)."""
+def _claimed_now() -> IdempotencyRecord:
+    """The key's record as this attempt claimed it just now, for its 1.6 s."""
     request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
-    now = int(time.time() * 1000)
-    mine = IdempotencyRecord(
+    now = _wall_ms()
+    return IdempotencyRecord(
         status="in_progress",
         request_hash=once.request_hash(request),
         token="mine",
         lapse_at_ms=now + 1600,
         created_at_ms=now,
     )
+
+
+def test_a_claim_that_cannot_reach_its_store_names_the_failure() -> None:
+    """Claiming the key, or reading it again, with the store down: 502, and the audit names
+    the store's failure (its code, and how many times the command was sent)."""
+    mine = _claimed_now()
     store = open_store(f"redis://127.0.0.1:{free_port()}/0")
     held = once.Claim(store, "p:key", mine)
     for failing in (held.current, lambda: once.claim(store, "p:key", mine.request_hash, 1600)):
@@ -1082,15 +1087,7 @@ def test_the_store_keeps_a_lease_that_noted_nothing_a_minute_past_the_deadline()
 def test_a_claim_whose_store_is_down_says_so_and_lapses(caplog: pytest.LogCaptureFixture) -> None:
     """The store goes down after the key was claimed: recording the secret made, or freeing the
     key, fails; the log says which key (the claim lapses by itself)."""
-    request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
-    now = int(time.time() * 1000)
-    mine = IdempotencyRecord(
-        status="in_progress",
-        request_hash=once.request_hash(request),
-        token="mine",
-        lapse_at_ms=now + 1600,
-        created_at_ms=now,
-    )
+    mine = _claimed_now()
     held = once.Claim(open_store(f"redis://127.0.0.1:{free_port()}/0"), "p:key", mine)
     assert held.note_created("sec-new") is False
     held.release()
