@@ -124,8 +124,8 @@ class ApplicationLease:
             if existing is None:
                 self.record = mine
                 return None
-            prior = self._prior(existing, now)
-            lapsed = existing.lapse_at_ms <= now
+            lapsed = existing.lapse_at_ms <= now  # from its lapse instant on
+            prior = self._prior(existing, lapsed)
             if (
                 prior is not None
                 and not prior.mine
@@ -159,7 +159,7 @@ class ApplicationLease:
             self._sleep(_POLL_S[min(attempt, len(_POLL_S) - 1)])
         raise AssertionError("itertools.count() never ends")  # pragma: no cover
 
-    def _prior(self, existing: IdempotencyRecord, now: int) -> Prior | None:
+    def _prior(self, existing: IdempotencyRecord, lapsed: bool) -> Prior | None:
         if existing.status != "lease" or existing.before_secret_ids is None:
             return None
         holder = Holder(existing.holder, existing.request_hash)
@@ -167,7 +167,7 @@ class ApplicationLease:
             before=existing.before_secret_ids,
             holder=holder,
             mine=holder.key is not None and holder == self.holder,
-            lapsed=existing.lapse_at_ms <= now,
+            lapsed=lapsed,
         )
 
     def _replace(self, record: IdempotencyRecord) -> bool:
