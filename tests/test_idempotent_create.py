@@ -359,16 +359,7 @@ def test_a_lease_has_lapsed_from_its_lapse_instant_on(now: int, lapsed: bool) ->
     request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
     holder = Holder("p:key", once.request_hash(request))
     key = lease_key("idaas_demo", "app_empty")
-    left = IdempotencyRecord(
-        status="lease",
-        request_hash=holder.request_hash,
-        token="dead-attempt-lease",
-        lapse_at_ms=1_000_000,
-        before_secret_ids=("sec-1",),
-        holder=holder.key,
-        created_at_ms=1_000_000 - 5000,
-    )
-    store.put_if_absent(key, left)
+    store.put_if_absent(key, _lease_held_by(holder, "dead-attempt-lease", 1_000_000, ("sec-1",)))
     lease = ApplicationLease(store, key, holder, hold_ms=3200, now_ms=lambda: now)
     prior = lease.acquire(Deadline(1.6))
     assert prior == Prior(before=("sec-1",), holder=holder, mine=True, lapsed=lapsed)
@@ -603,6 +594,25 @@ def _wall_ms() -> int:
     return int(time.time() * 1000)
 
 
+OTHER = Holder("p:other", "0" * 64)  # another key's request
+
+
+def _lease_held_by(
+    holder: Holder, token: str, lapse_at_ms: int, before: tuple[str, ...] | None = None
+) -> IdempotencyRecord:
+    """The application's lease as an attempt of `holder` took it (at 997,400 ms), with what
+    it listed before the create it sent, if it sent one."""
+    return IdempotencyRecord(
+        status="lease",
+        request_hash=holder.request_hash,
+        token=token,
+        lapse_at_ms=lapse_at_ms,
+        created_at_ms=997_400,
+        holder=holder.key,
+        before_secret_ids=before,
+    )
+
+
 def _lapsed_claim(request: CreateRequest) -> IdempotencyRecord:
     """The key's record of an attempt whose claim lapsed at 1,000,000 ms (after its 1.6 s)."""
     return IdempotencyRecord(
@@ -747,18 +757,6 @@ def test_a_dead_attempts_secret_is_recorded_even_when_its_keys_retry_claims_the_
         assert (held.status, held.token) == ("in_progress", "retry-0")
 
 
-def _other_attempts_lease(lapse_at_ms: int) -> IdempotencyRecord:
-    """The application's lease as another key's attempt took it (at 997,400 ms)."""
-    return IdempotencyRecord(
-        status="lease",
-        request_hash="0" * 64,
-        token="other-attempt",
-        lapse_at_ms=lapse_at_ms,
-        created_at_ms=997_400,
-        holder="p:other",
-    )
-
-
 def _fake_time() -> tuple[list[float], Callable[[], int], Callable[[float], None]]:
     """A clock in seconds from 0 (1,000,000 ms on the lapse clock) that only sleeping moves."""
     clock = [0.0]
@@ -793,7 +791,7 @@ def test_an_attempt_waits_for_a_held_application_while_enough_is_left_to_answer(
     clock, now_ms, sleep = _fake_time()
     key = lease_key("idaas_demo", "app_empty")
     store = MemoryStore()
-    other = ApplicationLease(store, key, Holder("p:other", "0" * 64), 3200, now_ms=now_ms)
+    other = ApplicationLease(store, key, OTHER, 3200, now_ms=now_ms)
     assert other.acquire(Deadline(other_s, clock=lambda: clock[0])) is None
     lease = ApplicationLease(
         store, key, Holder("p:key", "1" * 64), 3200, now_ms=now_ms, sleep=sleep
@@ -816,7 +814,7 @@ def test_a_lease_is_anyones_from_the_instant_it_lapses() -> None:
     clock, now_ms, sleep = _fake_time()
     key = lease_key("idaas_demo", "app_empty")
     store = MemoryStore()
-    other = ApplicationLease(store, key, Holder("p:other", "0" * 64), 3200, now_ms=now_ms)
+    other = ApplicationLease(store, key, OTHER, 3200, now_ms=now_ms)
     assert other.acquire(Deadline(1.0, clock=lambda: clock[0])) is None
     clock[0] = 1.0
     lease = ApplicationLease(
@@ -836,10 +834,7 @@ def test_an_unkeyed_attempt_settles_another_unkeyed_requests_dead_create() -> No
     clock, now_ms, sleep = _fake_time()
     key = lease_key("idaas_demo", "app_empty")
     store = MemoryStore()
-    dead = _other_attempts_lease(lapse_at_ms=999_000).model_copy(
-        update={"holder": None, "before_secret_ids": ("sec-1",)}
-    )
-    store.put_if_absent(key, dead)
+    store.put_if_absent(key, _lease_held_by(Holder(None, "0" * 64), "dead", 999_000, ("sec-1",)))
     lease = ApplicationLease(store, key, Holder(None, "1" * 64), 3200, now_ms=now_ms, sleep=sleep)
     prior = lease.acquire(Deadline(1.6, clock=lambda: clock[0]))
     assert prior == Prior(before=("sec-1",), holder=Holder(None, "0" * 64), mine=False, lapsed=True)
@@ -854,16 +849,7 @@ def test_a_retry_takes_its_earlier_attempts_lease_keeping_its_lapse_not_its_toke
     key = lease_key("idaas_demo", "app_empty")
     store = MemoryStore()
     holder = Holder("p:key", "1" * 64)
-    earlier = IdempotencyRecord(
-        status="lease",
-        request_hash=holder.request_hash,
-        token="earlier-attempt",
-        lapse_at_ms=1_003_000,
-        created_at_ms=999_500,
-        holder=holder.key,
-        before_secret_ids=("sec-1",),
-    )
-    store.put_if_absent(key, earlier)
+    store.put_if_absent(key, _lease_held_by(holder, "earlier-attempt", 1_003_000, ("sec-1",)))
     lease = ApplicationLease(store, key, holder, 3200, now_ms=now_ms, sleep=sleep)
     prior = lease.acquire(Deadline(1.6, clock=lambda: clock[0]))
     assert prior == Prior(before=("sec-1",), holder=holder, mine=True, lapsed=False)
@@ -895,7 +881,7 @@ def test_an_attempt_that_keeps_losing_the_take_over_gives_up_with_its_deadline()
     clock = [0.0]
     key = lease_key("idaas_demo", "app_empty")
     store = _AlwaysRaced(MemoryStore())
-    assert store.store.put_if_absent(key, _other_attempts_lease(lapse_at_ms=999_000)) is None
+    assert store.store.put_if_absent(key, _lease_held_by(OTHER, "other-attempt", 999_000)) is None
     lease = ApplicationLease(
         store,
         key,
@@ -939,16 +925,7 @@ def test_a_retry_that_adopts_its_own_lost_create_frees_the_application_at_once()
     request = CreateRequest(instance_id="idaas_demo", application_id="app_empty")
     holder = Holder("p:key", once.request_hash(request))
     key = lease_key("idaas_demo", "app_empty")
-    kept = IdempotencyRecord(
-        status="lease",
-        request_hash=holder.request_hash,
-        token="earlier-attempt",
-        lapse_at_ms=now + 3000,
-        before_secret_ids=("sec-1",),
-        holder=holder.key,
-        created_at_ms=now - 500,
-    )
-    store.put_if_absent(key, kept)
+    store.put_if_absent(key, _lease_held_by(holder, "earlier-attempt", now + 3000, ("sec-1",)))
     journal = once.Journal(ApplicationLease(store, key, holder, 3200, now_ms=lambda: now), None)
     prior = journal.acquire(Deadline(1.6))
     assert prior == Prior(before=("sec-1",), holder=holder, mine=True, lapsed=False)
@@ -1057,7 +1034,7 @@ def test_a_lease_that_cannot_reach_its_store_names_the_failure() -> None:
         2,
     )
     store = MemoryStore()
-    store.put_if_absent(key, _other_attempts_lease(lapse_at_ms=999_000))
+    store.put_if_absent(key, _lease_held_by(OTHER, "other-attempt", 999_000))
     going = ApplicationLease(
         _GoesDownBeforeTheTakeOver(store), key, holder, 3200, now_ms=lambda: 1_000_000
     )
