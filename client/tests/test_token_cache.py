@@ -6,6 +6,7 @@ nothing here waits for a token to age."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from agent_world import IDS, KEY_ID, KEY_SECRET, World, world_on
@@ -41,8 +42,9 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def cache(world: World, clock: Clock) -> Iterator[TokenCache]:
+@contextmanager
+def _cache_parts(world: World) -> Iterator[tuple[CachingClient, TokenEndpoint]]:
+    """What a token cache is made of, on the world: its secrets and its token endpoint."""
     with CachingClient(
         world.url,
         audience="vend-prod",
@@ -51,7 +53,12 @@ def cache(world: World, clock: Clock) -> Iterator[TokenCache]:
         kms_endpoint=world.url,
         timeout_s=5,
     ) as secrets:
-        endpoint = TokenEndpoint(world.url + "/api/v2/iauths_system/oauth2/token", timeout_s=5)
+        yield secrets, TokenEndpoint(world.url + "/api/v2/iauths_system/oauth2/token", timeout_s=5)
+
+
+@pytest.fixture
+def cache(world: World, clock: Clock) -> Iterator[TokenCache]:
+    with _cache_parts(world) as (secrets, endpoint):
         yield TokenCache(secrets, endpoint, clock=clock)
 
 
@@ -180,15 +187,7 @@ def test_a_scope_of_the_longest_length_passes() -> None:
 def test_the_least_recently_used_token_goes_first_when_the_cache_is_full(
     world: World, clock: Clock
 ) -> None:
-    with CachingClient(
-        world.url,
-        audience="vend-prod",
-        credentials=Credentials(KEY_ID, KEY_SECRET),
-        sts_endpoint=world.url,
-        kms_endpoint=world.url,
-        timeout_s=5,
-    ) as secrets:
-        endpoint = TokenEndpoint(world.url + "/api/v2/iauths_system/oauth2/token", timeout_s=5)
+    with _cache_parts(world) as (secrets, endpoint):
         cache = TokenCache(secrets, endpoint, max_entries=2, clock=clock)
         a = cache.get(*IDS, "a")
         cache.get(*IDS, "b")
